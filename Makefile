@@ -1,0 +1,46 @@
+# ocireg-tool — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/generator.Version=$(VERSION)
+BIN := build/ocireg-tool
+export CGO_ENABLED := 0
+
+.PHONY: help build test run lint deps bench fuzz clean stop
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## Build the static binary into build/
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ocireg-tool
+
+test: deps ## Install test dependencies, then lint and run every test
+	$(MAKE) lint
+	$(GO) test -count=1 -timeout 30m ./...
+
+run: build ## The main job on the example configuration: generate the helper
+	$(BIN) generate --env-dump examples/local.env
+	@echo
+	@echo "Helper generated. Try:"
+	@echo "  build/example/container-registry/container-registry.sh help"
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
+	@missing=""; \
+	for p in skopeo:skopeo curl:curl openssl:openssl; do \
+	  command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: ## Benchmarks (not in CI)
+	@echo "no benchmarks yet"
+
+clean: ## Remove build output
+	rm -rf build

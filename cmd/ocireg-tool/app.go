@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// App carries what every command needs: output streams, the environment
+// and, when called through the generated helper, the script's path.
+type App struct {
+	Ctx     context.Context
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Environ []string
+	// Script is the helper script's path when the tool runs through it.
+	// Human-readable messages then go to stdout, as the shell original's did.
+	Script string
+}
+
+// Config loads the configuration: flags > environment > env dump > defaults.
+func (a *App) Config(dump string, flags generator.Vars) (*generator.Config, error) {
+	c, err := generator.Load(dump, a.Environ, flags)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintf(a.Stderr, "Warning: %s\n", w)
+	}
+	return c, nil
+}
+
+// ScriptName is how messages refer to the helper script.
+func (a *App) ScriptName(c *generator.Config) string {
+	if a.Script != "" {
+		return a.Script
+	}
+	return c.Script()
+}
+
+func run(args []string, environ []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "CONTAINER_REGISTRY_SCRIPT="); ok && v != "" {
+			app.Script = v
+			app.Stderr = os.Stdout
+		}
+	}
+	return runApp(app, args)
+}
+
+func runApp(app *App, args []string) int {
+	var cli CLI
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("ocireg-tool"),
+		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
+		kong.UsageOnError(),
+		kong.Writers(app.Stdout, app.Stderr),
+		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
+		kong.Bind(app),
+		kong.BindTo(app.Ctx, (*context.Context)(nil)),
+		kong.Vars{"version": generator.Version},
+	)
+	if err != nil {
+		fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+		return exitFailed
+	}
+	if len(args) == 0 && app.Script != "" {
+		args = []string{"help"}
+	}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !isCommand(parser, args[0]) {
+		fmt.Fprintf(app.Stderr, "Unknown command: %s\n\n", args[0])
+		_ = (&HelpCmd{}).Run(app)
+		return exitUsage
+	}
+	code := func() (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(exitPanic); ok {
+					code = exit
+					return
+				}
+				panic(r)
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+			if kctx != nil {
+				fmt.Fprintf(app.Stderr, "Run 'ocireg-tool %s --help' for usage.\n", kctx.Command())
+			}
+			return exitUsage
+		}
+		if err := kctx.Run(); err != nil {
+			return reportError(app, err)
+		}
+		return exitOK
+	}()
+	return code
+}
+
+type exitPanic struct{}
+
+func isCommand(p *kong.Kong, name string) bool {
+	for _, n := range p.Model.Children {
+		if n.Name == name || contains(n.Aliases, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// reportError prints err and maps it to an exit code.
+func reportError(app *App, err error) int {
+	var ue *tasks.UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(app.Stderr, "Error: %s\n", ue.Msg)
+		if ue.Usage != "" {
+			fmt.Fprintf(app.Stderr, "\n%s\n", strings.TrimRight(ue.Usage, "\n"))
+		}
+		return exitUsage
+	}
+	var se *tasks.SilentError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+	return exitFailed
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+)
+
+// TargetCmd installs the files of one target package.
+type TargetCmd struct {
+	Kind    string `arg:"" enum:"docker,oci,ca" help:"Payload: docker (daemon.json), oci (registries.conf.d) or ca (CA certificate)."`
+	EnvDump string `name:"env-dump" type:"existingfile" env:"CONTAINER_REGISTRY_ENV_DUMP" help:"Bitbake env dump."`
+	Dest    string `name:"dest" required:"" help:"Install root, e.g. the recipe D directory."`
+}
+
+// Run writes the payload under Dest.
+func (t *TargetCmd) Run(app *App) error {
+	c, err := app.Config(t.EnvDump, nil)
+	if err != nil {
+		return err
+	}
+	files, err := generator.InstallTarget(c, t.Kind, t.Dest)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		fmt.Fprintf(app.Stdout, "installed %s\n", f)
+	}
+	return nil
+}
