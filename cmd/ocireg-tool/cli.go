@@ -3,8 +3,11 @@ package main
 // CLI is the command line of ocireg-tool. Each command lives in its own
 // file as a struct with a Run method that calls one function below cmd/.
 type CLI struct {
-	Generate GenerateCmd `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
-	Target   TargetCmd   `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
-	Help     HelpCmd     `cmd:"" help:"Show the helper script's commands and configuration."`
-	Version  VersionCmd  `cmd:"" help:"Print the version."`
+	Generate     GenerateCmd     `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
+	Target       TargetCmd       `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
+	Push         PushCmd         `cmd:"" help:"Push OCI images from the deploy directories."`
+	Populate     PopulateCmd     `cmd:"" help:"Push from a bitbake env dump (container-registry-populate)."`
+	SampleDeploy SampleDeployCmd `cmd:"" name:"sample-deploy" hidden:"" help:"Write a sample deploy tree."`
+	Help         HelpCmd         `cmd:"" help:"Show the helper script's commands and configuration."`
+	Version      VersionCmd      `cmd:"" help:"Print the version."`
 }

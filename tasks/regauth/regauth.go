@@ -278,3 +278,65 @@ func normalizeHost(s string) string {
 	}
 	return s
 }
+
+// Flags are the destination auth options of the command line.
+type Flags struct {
+	AuthMode    string
+	UseHomeAuth bool
+	Authfile    string
+	Credsfile   string
+	Creds       string
+	Token       string
+}
+
+// DestinationOptions combines flags with the configured mode
+// (CONTAINER_REGISTRY_AUTH_MODE/AUTHFILE/CREDSFILE): a flag choosing a
+// source wins over the configuration; two flags choosing different
+// sources are an error.
+func DestinationOptions(mode, authfile, credsfile string, f Flags, getenv func(string) string) (Options, error) {
+	o := Options{Mode: mode, Authfile: authfile, Credsfile: credsfile, Creds: f.Creds, Token: f.Token, Getenv: getenv}
+	var chosen []string
+	if f.AuthMode != "" {
+		o.Mode = f.AuthMode
+		chosen = append(chosen, "--auth-mode "+f.AuthMode)
+	}
+	if f.UseHomeAuth {
+		o.Mode = "home"
+		chosen = append(chosen, "--use-home-auth")
+	}
+	if f.Authfile != "" {
+		o.Mode, o.Authfile = "authfile", f.Authfile
+		chosen = append(chosen, "--authfile")
+	}
+	if f.Credsfile != "" {
+		o.Mode, o.Credsfile = "credsfile", f.Credsfile
+		chosen = append(chosen, "--credsfile")
+	}
+	if len(chosen) > 1 && !(len(chosen) == 2 && f.AuthMode != "" && strings.HasPrefix(chosen[1], "--"+f.AuthMode)) {
+		return o, fmt.Errorf("conflicting auth options: %s; give one", strings.Join(chosen, ", "))
+	}
+	if o.Mode != "" && !contains(Modes, o.Mode) {
+		return o, fmt.Errorf("unknown auth mode %q (valid: %s)", o.Mode, strings.Join(Modes, ", "))
+	}
+	return o, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Getenv returns a lookup over an environment list ("K=V" entries).
+func Getenv(environ []string) func(string) string {
+	m := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return func(k string) string { return m[k] }
+}
