@@ -128,7 +128,7 @@ func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
 		}
 		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add: img,
+			Add:        img,
 			Descriptor: v1.Descriptor{Platform: &p},
 		})
 	}
