@@ -161,7 +161,7 @@ func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 				b.WriteByte('\n')
 				s = line
 				i = -1
-			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`'):
+			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`' || s[i+1] == '\\'):
 				b.WriteByte(s[i+1])
 				i++
 			case c == '"':
