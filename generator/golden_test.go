@@ -237,14 +237,14 @@ func TestTargetInstallModes(t *testing.T) {
 	c := goldenConfig(t, Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "PODMAN_OCI_RUNTIME": "crun"})
 	dest := t.TempDir()
 	want := map[string]os.FileMode{
-		"etc/docker/daemon.json":                                   0o644,
-		"etc/docker/certs.d/10.0.2.2:5000/ca.crt":                  0o644,
-		"root/.docker/config.json":                                 0o600,
-		"root/.docker":                                             0o700 | os.ModeDir,
-		"etc/containers/registries.conf.d/50-custom-registry.conf": 0o644,
-		"etc/containers/certs.d/10.0.2.2:5000/ca.crt":              0o644,
-		"etc/containers/containers.conf.d/50-oci-runtime.conf":     0o644,
-		"etc/containers/auth.json":                                 0o600,
+		"etc/docker/daemon.json":                                    0o644,
+		"etc/docker/certs.d/10.0.2.2:5000/ca.crt":                   0o644,
+		"root/.docker/config.json":                                  0o600,
+		"root/.docker":                                              0o700 | os.ModeDir,
+		"etc/containers/registries.conf.d/50-custom-registry.conf":  0o644,
+		"etc/containers/certs.d/10.0.2.2:5000/ca.crt":               0o644,
+		"etc/containers/containers.conf.d/50-oci-runtime.conf":      0o644,
+		"etc/containers/auth.json":                                  0o600,
 		"usr/local/share/ca-certificates/container-registry-ca.crt": 0o644,
 	}
 	for _, kind := range []string{TargetDocker, TargetOCI, TargetCA} {
