@@ -5,6 +5,10 @@ package main
 type CLI struct {
 	Generate GenerateCmd `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
 	Target   TargetCmd   `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
+	Start    StartCmd    `cmd:"" help:"Start the container registry server (detached; returns when it answers)."`
+	Stop     StopCmd     `cmd:"" help:"Stop the container registry server."`
+	Status   StatusCmd   `cmd:"" help:"Check that the registry runs and answers."`
+	Serve    ServeCmd    `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	Help     HelpCmd     `cmd:"" help:"Show the helper script's commands and configuration."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 }
