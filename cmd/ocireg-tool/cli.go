@@ -5,8 +5,13 @@ package main
 type CLI struct {
 	Generate     GenerateCmd     `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
 	Target       TargetCmd       `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
+	Start        StartCmd        `cmd:"" help:"Start the container registry server (detached; returns when it answers)."`
+	Stop         StopCmd         `cmd:"" help:"Stop the container registry server."`
+	Status       StatusCmd       `cmd:"" help:"Check that the registry runs and answers."`
+	Serve        ServeCmd        `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	Push         PushCmd         `cmd:"" help:"Push OCI images from the deploy directories."`
 	Populate     PopulateCmd     `cmd:"" help:"Push from a bitbake env dump (container-registry-populate)."`
+	Import       ImportCmd       `cmd:"" help:"Import a third-party image (registry, OCI layout or archive) into the registry."`
 	SampleDeploy SampleDeployCmd `cmd:"" name:"sample-deploy" hidden:"" help:"Write a sample deploy tree."`
 	Help         HelpCmd         `cmd:"" help:"Show the helper script's commands and configuration."`
 	Version      VersionCmd      `cmd:"" help:"Print the version."`

@@ -181,7 +181,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
 	}
-	auth, authDesc, err := destinationAuth(c, o.Auth)
+	auth, authDesc, err := DestinationAuth(c, o.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -235,9 +235,9 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	return sum, nil
 }
 
-// destinationAuth picks the push credentials: the resolved ones, else the
+// DestinationAuth picks the push credentials: the resolved ones, else the
 // local registry's generated credentials when it requires auth.
-func destinationAuth(c *generator.Config, r *regauth.Resolved) (authn.Authenticator, string, error) {
+func DestinationAuth(c *generator.Config, r *regauth.Resolved) (authn.Authenticator, string, error) {
 	if r != nil && !r.Anonymous() {
 		return r.Auth, r.Source, nil
 	}

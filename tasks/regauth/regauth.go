@@ -287,6 +287,9 @@ type Flags struct {
 	Credsfile   string
 	Creds       string
 	Token       string
+	// CredsFlag and TokenFlag name the flags in messages (default
+	// --creds and --token).
+	CredsFlag, TokenFlag string
 }
 
 // DestinationOptions combines flags with the configured mode
@@ -294,7 +297,7 @@ type Flags struct {
 // source wins over the configuration; two flags choosing different
 // sources are an error.
 func DestinationOptions(mode, authfile, credsfile string, f Flags, getenv func(string) string) (Options, error) {
-	o := Options{Mode: mode, Authfile: authfile, Credsfile: credsfile, Creds: f.Creds, Token: f.Token, Getenv: getenv}
+	o := Options{Mode: mode, Authfile: authfile, Credsfile: credsfile, Creds: f.Creds, Token: f.Token, Getenv: getenv, CredsFlag: f.CredsFlag, TokenFlag: f.TokenFlag}
 	var chosen []string
 	if f.AuthMode != "" {
 		o.Mode = f.AuthMode
