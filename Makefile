@@ -18,10 +18,16 @@ test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 30m ./...
 
-run: build ## The main job on the example configuration: generate the helper, start the registry
+run: build ## The main job on the example: sample deploy tree, generate, start, push, list
+	$(BIN) sample-deploy --dest build/example/tmp/deploy/images
+	@echo
 	$(BIN) generate --env-dump examples/local.env
 	@echo
 	build/example/container-registry/container-registry.sh start
+	@echo
+	build/example/container-registry/container-registry.sh push
+	@echo
+	@if $(BIN) list --help >/dev/null 2>&1; then build/example/container-registry/container-registry.sh list; fi
 	@echo
 	@echo "The registry keeps running. Stop it with:"
 	@echo "  build/example/container-registry/container-registry.sh stop   (or: make stop)"

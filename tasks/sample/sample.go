@@ -187,6 +187,9 @@ func WriteBuild(deployImages string, b Build) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(mdir, b.DirName())
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
 	if err := WriteLayout(dir, img, "latest"); err != nil {
 		return "", err
 	}
