@@ -447,14 +447,14 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 func (p *pushRun) archSuffix(pl *v1.Platform) string {
 	if ta := p.c.TargetArch; ta != "" {
 		if deploy.NormalizePlatform(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
-			return SanitizeTag(ta)
+			return tagSafe(ta)
 		}
 	}
 	s := deploy.YoctoArch(pl.Architecture)
 	if pl.Variant != "" {
 		s += pl.Variant
 	}
-	return SanitizeTag(s)
+	return tagSafe(s)
 }
 
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
@@ -614,6 +614,18 @@ func (p *pushRun) startProgress(base, total int64) func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// tagSafe replaces the characters the tag grammar refuses with '-',
+// keeping '_' (x86_64 stays x86_64).
+func tagSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
+		}
+		return '-'
+	}, s)
 }
 
 func shortDigest(h v1.Hash) string {
