@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/generator.Version=$(VERSI
 BIN := build/ocireg-tool
 export CGO_ENABLED := 0
 
-.PHONY: help build test run lint deps bench fuzz clean stop
+.PHONY: help build test run lint deps bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ deps: ## Install what the tests need (Debian, as root; apt-get only when missing
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+FUZZTIME ?= 5m
+fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 bench: ## Benchmarks (not in CI)
 	@echo "no benchmarks yet"

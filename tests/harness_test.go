@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
 )
 
 // toolBin is the ocireg-tool binary built once for all tests.
@@ -112,17 +112,7 @@ func NewEnv(t *testing.T, vars map[string]string) *Env {
 
 // DumpText renders vars as the class's env dump.
 func DumpText(vars map[string]string) string {
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		v := strings.NewReplacer(`"`, `\"`, `$`, `\$`).Replace(vars[k])
-		fmt.Fprintf(&b, "%s=\"%s\"\n", k, v)
-	}
-	return b.String()
+	return generator.FormatDump(vars)
 }
 
 // baseEnv is a minimal environment: nothing of the developer's shell leaks
