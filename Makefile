@@ -27,7 +27,7 @@ run: build ## The main job on the example: sample deploy tree, generate, start, 
 	@echo
 	build/example/container-registry/container-registry.sh push
 	@echo
-	@if $(BIN) list --help >/dev/null 2>&1; then build/example/container-registry/container-registry.sh list; fi
+	build/example/container-registry/container-registry.sh list
 	@echo
 	@echo "The registry keeps running. Stop it with:"
 	@echo "  build/example/container-registry/container-registry.sh stop   (or: make stop)"

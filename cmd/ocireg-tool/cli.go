@@ -8,10 +8,16 @@ type CLI struct {
 	Start        StartCmd        `cmd:"" help:"Start the container registry server (detached; returns when it answers)."`
 	Stop         StopCmd         `cmd:"" help:"Stop the container registry server."`
 	Status       StatusCmd       `cmd:"" help:"Check that the registry runs and answers."`
-	Serve        ServeCmd        `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	Push         PushCmd         `cmd:"" help:"Push OCI images from the deploy directories."`
 	Populate     PopulateCmd     `cmd:"" help:"Push from a bitbake env dump (container-registry-populate)."`
 	Import       ImportCmd       `cmd:"" help:"Import a third-party image (registry, OCI layout or archive) into the registry."`
+	Delete       DeleteCmd       `cmd:"" help:"Delete one tag (other tags of the same image stay)."`
+	GC           GCCmd           `cmd:"" name:"gc" help:"Garbage collect unreferenced blobs (dry run first; --yes to skip the question)."`
+	List         ListCmd         `cmd:"" help:"List all images with their tags."`
+	Tags         TagsCmd         `cmd:"" help:"List the tags of one image."`
+	Catalog      CatalogCmd      `cmd:"" help:"Raw API catalog output (JSON)."`
+	Info         InfoCmd         `cmd:"" help:"Show the configuration baked into the helper script."`
+	Serve        ServeCmd        `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	SampleDeploy SampleDeployCmd `cmd:"" name:"sample-deploy" hidden:"" help:"Write a sample deploy tree."`
 	Help         HelpCmd         `cmd:"" help:"Show the helper script's commands and configuration."`
 	Version      VersionCmd      `cmd:"" help:"Print the version."`
