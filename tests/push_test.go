@@ -337,3 +337,25 @@ func TestPopulate(t *testing.T) {
 		t.Fatalf("populate with unknown image: %d %s", r.Code, r.Out())
 	}
 }
+
+// Secure mode: push and import use the generated credentials and CA
+// without any option.
+func TestPushSecureMode(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images")
+	sample.WriteTree(root, []sample.Build{{Spec: sample.Spec{Name: "app", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260108123456"}, Latest: true}})
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1"})
+	e.mustRun(t, 0, "start")
+	r := e.mustRun(t, 0, "push")
+	wantOut(t, r, "secure push", "Using credentials from the local registry (user yocto", "-> "+e.URL+"/yocto/app:latest")
+	pw, _ := os.ReadFile(filepath.Join(e.Storage, "auth", "password"))
+	if strings.Contains(r.Out(), strings.TrimSpace(string(pw))) {
+		t.Fatal("push printed the registry password")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(root, "qemux86-64", "app-*-2026*-oci"))
+	e.mustRun(t, 0, "import", "oci:"+dirs[0], "copy")
+	// Wrong password from the environment: a clear error.
+	r = e.RunEnv(map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, "push")
+	if r.Code == 0 || !strings.Contains(r.Stdout, "rejected the credentials") {
+		t.Fatalf("wrong password: %d\n%s", r.Code, r.Out())
+	}
+}
