@@ -294,3 +294,34 @@ func TestPushInputErrors(t *testing.T) {
 		t.Fatalf("bad input changed the registry: %v", repos)
 	}
 }
+
+// Two hosts push different architectures to the same tags at the same
+// time, each with its own storage (so no shared lock): the read-back and
+// retry keeps both.
+func TestConcurrentPushesKeepBothArches(t *testing.T) {
+	reg := testreg.New(t)
+	trees := []string{t.TempDir(), t.TempDir()}
+	sample.WriteTree(trees[0], []sample.Build{{Spec: sample.Spec{Name: "racy", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260108123456"}, Latest: true}})
+	sample.WriteTree(trees[1], []sample.Build{{Spec: sample.Spec{Name: "racy", Machine: "qemuarm64", Arch: "aarch64", Stamp: "20260108123456"}, Latest: true}})
+	for round := 0; round < 5; round++ {
+		tag := "r" + string(rune('0'+round))
+		errs := make(chan error, 2)
+		for _, tree := range trees {
+			go func() {
+				var out bytes.Buffer
+				_, err := Push(context.Background(), Options{Config: testConfig(t, reg.Host, tree), Target: "racy", Tags: []string{tag, "shared"}, Out: &out})
+				errs <- err
+			}()
+		}
+		for range trees {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tg := range []string{tag, "shared"} {
+			if _, plats := indexAt(t, reg.Host+"/yocto/racy:"+tg); len(plats) != 2 {
+				t.Fatalf("round %d tag %s: %v", round, tg, plats)
+			}
+		}
+	}
+}
