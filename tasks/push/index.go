@@ -148,6 +148,25 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	return nil, false, nil
 }
 
+// Holds reports whether ref is an index that contains every want.
+func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (bool, error) {
+	d, err := w.Puller.Get(ctx, ref)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading back %s: %w", ref, err)
+	}
+	if !d.MediaType.IsIndex() {
+		return false, nil
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(d.Manifest, &im); err != nil {
+		return false, nil
+	}
+	return containsAll(im.Manifests, wants), nil
+}
+
 // head returns the digest at ref, or the zero hash when there is none.
 func (w *TagWriter) head(ctx context.Context, ref name.Tag) (v1.Hash, error) {
 	d, err := w.Puller.Head(ctx, ref)

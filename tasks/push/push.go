@@ -214,6 +214,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 		}
 		sum.Images++
 	}
+	p.verifyTags(ctx)
 	if len(res.Skipped) > 0 {
 		fmt.Fprintln(out, "Skipped (not the newest build):")
 		for _, s := range res.Skipped {
@@ -367,6 +368,45 @@ type pushRun struct {
 	lockPath string
 	sum      *Summary
 	tags     *TagSet
+	written  []written
+}
+
+// written is a tag this run wrote, checked again at the end.
+type written struct {
+	group string
+	ref   name.Tag
+	wants []v1.Descriptor
+}
+
+// settleDelay is how long a run waits before checking its tags once more.
+const settleDelay = 150 * time.Millisecond
+
+// verifyTags reads every written tag back once more after a short delay:
+// a push from another host that read the tag before this run wrote it
+// may have replaced our entries; such a tag is merged again.
+func (p *pushRun) verifyTags(ctx context.Context) {
+	if len(p.written) == 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(settleDelay):
+	}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	for _, w := range p.written {
+		ok, err := tw.Holds(ctx, w.ref, w.wants)
+		if err == nil && !ok {
+			fmt.Fprintf(p.o.Out, "  %s changed under a concurrent push; merging again\n", w.ref.TagStr())
+			_, err = tw.Write(ctx, w.ref, w.wants, nil)
+		}
+		if err != nil {
+			fmt.Fprintf(p.o.Out, "Error: %s: %v\n", w.group, err)
+			if !contains(p.sum.Failed, w.group) {
+				p.sum.Failed = append(p.sum.Failed, w.group)
+			}
+		}
+	}
 }
 
 // pushGroup pushes every manifest of one image, then writes its tags.
@@ -413,6 +453,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		for _, e := range r.Entries {
 			plats = append(plats, strings.TrimPrefix(platformKey(e.Platform), "linux/"))
 		}
+		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
 		fmt.Fprintf(out, "  -> %s/%s:%s (index %s: %s)\n", p.c.URL, repo.RepositoryStr(), tag, shortDigest(r.Digest), strings.Join(plats, ", "))
 		p.sum.Tags++
 		return nil
