@@ -106,7 +106,7 @@ func Delete(ctx context.Context, c *generator.Config, ref string, o DeleteOption
 		return &StatusError{Method: "DELETE", URL: u, Code: resp.StatusCode, Status: resp.Status, Body: string(body)}
 	}
 	fmt.Fprintf(o.Out, "Deleted successfully: %s:%s\n", repo, tag)
-	fmt.Fprintf(o.Out, "The manifest stays until garbage collection; to free its space run:\n  %s gc --delete-untagged\n", o.Script)
+	fmt.Fprintf(o.Out, "Other tags keep the manifest; when none is left, free its space with:\n  %s gc --delete-untagged\n", o.Script)
 	return nil
 }
 
