@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -182,4 +183,14 @@ func Need(t *testing.T, prog string) string {
 		t.Fatalf("%s is required for this test; run `make deps`", prog)
 	}
 	return p
+}
+
+// newPool is a certificate pool holding pem.
+func newPool(t *testing.T, pem []byte) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in PEM data")
+	}
+	return pool
 }
