@@ -1,12 +1,19 @@
 package tasks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 )
@@ -24,8 +31,9 @@ var manifestAccept = []string{
 func DeleteUsage(script, namespace string) string {
 	return fmt.Sprintf(`Usage: %[1]s delete <image>:<tag>
 
-Deletes exactly one tag; other tags of the same image stay.
-Then run '%[1]s gc --delete-untagged' to reclaim the disk space.
+Deletes exactly one tag; other tags of the same image stay. When no other
+tag uses the image any more, its manifests go too; then run
+'%[1]s gc' to reclaim the disk space.
 
 Examples:
   %[1]s delete container-base:20260112-143022
@@ -106,7 +114,110 @@ func Delete(ctx context.Context, c *generator.Config, ref string, o DeleteOption
 		return &StatusError{Method: "DELETE", URL: u, Code: resp.StatusCode, Status: resp.Status, Body: string(body)}
 	}
 	fmt.Fprintf(o.Out, "Deleted successfully: %s:%s\n", repo, tag)
-	fmt.Fprintf(o.Out, "The manifest stays until garbage collection; to free its space run:\n  %s gc --delete-untagged\n", o.Script)
+	if digest != "" {
+		removed, err := pruneManifests(ctx, c, repo, digest)
+		if err != nil {
+			fmt.Fprintf(o.Out, "Warning: the tag is gone but its manifests stay (%v); '%s gc --delete-untagged' removes them\n", err, o.Script)
+		}
+		for _, d := range removed {
+			fmt.Fprintf(o.Out, "  removed manifest %s (no other tag uses it)\n", d)
+		}
+	}
+	fmt.Fprintf(o.Out, "Free the disk space with:\n  %s gc\n", o.Script)
+	return nil
+}
+
+// pruneManifests deletes, by digest, the manifest a deleted tag pointed at
+// and the manifests it lists, as long as no remaining tag of the
+// repository reaches them (directly or through an index). Other tags'
+// images are never touched. It returns the digests it removed.
+func pruneManifests(ctx context.Context, c *generator.Config, repo, digest string) ([]string, error) {
+	opts, err := LocalOptions(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var nameOpts []name.Option
+	if !c.Secure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	r, err := name.NewRepository(c.URL+"/"+repo, nameOpts...)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := remote.List(r, opts...)
+	if err != nil {
+		var te *transport.Error
+		if !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
+			return nil, fmt.Errorf("listing the remaining tags: %w", err)
+		}
+	}
+	kept := map[string]bool{}
+	for _, tag := range tags {
+		if err := reach(r.Tag(tag), r, opts, kept); err != nil {
+			return nil, fmt.Errorf("reading %s:%s: %w", repo, tag, err)
+		}
+	}
+	if kept[digest] {
+		return nil, nil
+	}
+	gone := map[string]bool{}
+	if err := reach(r.Digest(digest), r, opts, gone); err != nil {
+		return nil, fmt.Errorf("reading %s@%s: %w", repo, digest, err)
+	}
+	// The deleted tag's manifest first, then what it listed, so no index
+	// ever points at a missing child.
+	order := []string{digest}
+	for d := range gone {
+		if d != digest {
+			order = append(order, d)
+		}
+	}
+	var removed []string
+	for _, d := range order {
+		if kept[d] {
+			continue
+		}
+		if err := remote.Delete(r.Digest(d), opts...); err != nil {
+			return removed, fmt.Errorf("deleting %s@%s: %w", repo, d, err)
+		}
+		removed = append(removed, d)
+	}
+	return removed, nil
+}
+
+// reach adds the digest of ref's manifest, and of every manifest an index
+// lists (recursively), to seen. Children missing from the registry (an
+// index of platforms pushed elsewhere) are skipped.
+func reach(ref name.Reference, repo name.Repository, opts []remote.Option, seen map[string]bool) error {
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return err
+	}
+	d := desc.Digest.String()
+	if seen[d] {
+		return nil
+	}
+	seen[d] = true
+	if !desc.MediaType.IsIndex() {
+		return nil
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return err
+	}
+	for _, m := range idx.Manifests {
+		if !m.MediaType.IsIndex() && !m.MediaType.IsImage() {
+			continue
+		}
+		err := reach(repo.Digest(m.Digest.String()), repo, opts, seen)
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ type CLI struct {
 	Tags         TagsCmd         `cmd:"" help:"List the tags of one image."`
 	Catalog      CatalogCmd      `cmd:"" help:"Raw API catalog output (JSON)."`
 	Info         InfoCmd         `cmd:"" help:"Show the configuration baked into the helper script."`
+	Verify       VerifyCmd       `cmd:"" help:"Check every tag, manifest and blob of the storage (like git fsck)."`
 	Serve        ServeCmd        `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	SampleDeploy SampleDeployCmd `cmd:"" name:"sample-deploy" hidden:"" help:"Write a sample deploy tree."`
 	Help         HelpCmd         `cmd:"" help:"Show the helper script's commands and configuration."`
