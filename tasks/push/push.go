@@ -28,6 +28,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -458,6 +459,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		p.sum.Tags++
 		return nil
 	}
+	testhook.Pause("push-before-index")
 	for _, tag := range p.tags.Tags {
 		if err := writeTag(tag, all, asIs); err != nil {
 			return err
