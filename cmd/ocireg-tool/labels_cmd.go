@@ -12,7 +12,7 @@ import (
 // into OCI layouts.
 type LabelsCmd struct {
 	EnvDump string   `name:"env-dump" type:"existingfile" env:"CONTAINER_REGISTRY_ENV_DUMP" help:"Bitbake env dump (OCI_IMAGE_*, PV, TOPDIR)."`
-	Apply   []string `name:"apply" placeholder:"OCI-LAYOUT" help:"OCI layout directory or tar archive to label (repeatable)."`
+	Apply   []string `name:"apply" sep:"none" placeholder:"OCI-LAYOUT" help:"OCI layout directory or tar archive to label (repeatable)."`
 	JSON    bool     `name:"json" help:"Print the labels as a JSON object."`
 }
 
