@@ -20,6 +20,13 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 
 inherit allarch container-registry
 
+# Nothing to fetch or build: the payload comes from ocireg-tool.
+do_fetch[noexec] = "1"
+do_unpack[noexec] = "1"
+do_patch[noexec] = "1"
+do_configure[noexec] = "1"
+do_compile[noexec] = "1"
+
 python __anonymous() {
     configured = (d.getVar("DOCKER_REGISTRY_INSECURE") or "").strip() \
         or d.getVar("CONTAINER_REGISTRY_INSECURE") == "1" \
