@@ -18,11 +18,14 @@ test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 30m ./...
 
-run: build ## The main job on the example configuration: generate the helper
+run: build ## The main job on the example configuration: generate the helper, start the registry
 	$(BIN) generate --env-dump examples/local.env
 	@echo
-	@echo "Helper generated. Try:"
-	@echo "  build/example/container-registry/container-registry.sh help"
+	build/example/container-registry/container-registry.sh start
+	@echo
+	@echo "The registry keeps running. Stop it with:"
+	@echo "  build/example/container-registry/container-registry.sh stop   (or: make stop)"
+	@echo "More: build/example/container-registry/container-registry.sh help"
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,8 +42,20 @@ deps: ## Install what the tests need (Debian, as root; apt-get only when missing
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+FUZZTIME ?= 5m
+fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
+
 bench: ## Benchmarks (not in CI)
 	@echo "no benchmarks yet"
+
+stop: ## Stop the registry `make run` started
+	@if [ -x build/example/container-registry/container-registry.sh ]; then build/example/container-registry/container-registry.sh stop; else echo "Registry not running"; fi
 
 clean: ## Remove build output
 	rm -rf build

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -161,7 +162,7 @@ func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 				b.WriteByte('\n')
 				s = line
 				i = -1
-			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`'):
+			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`' || s[i+1] == '\\'):
 				b.WriteByte(s[i+1])
 				i++
 			case c == '"':
@@ -188,4 +189,20 @@ func clip(s string) string {
 		return s[:77] + "..."
 	}
 	return s
+}
+
+// FormatDump writes vars in the class's dump format, sorted by name: the
+// inverse of ParseDump for any value without a carriage return.
+func FormatDump(vars Vars) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`", "\n", " \\\n")
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=\"%s\"\n", k, esc.Replace(vars[k]))
+	}
+	return b.String()
 }

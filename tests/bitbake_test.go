@@ -35,6 +35,9 @@ func TestBitbake(t *testing.T) {
 		fmt.Println(msg)
 		t.Skip(msg)
 	}
+	if out, _ := exec.Command("locale", "-a").Output(); !strings.Contains(strings.ToLower(string(out)), "en_us.utf8") {
+		t.Fatal("bitbake needs the en_US.UTF-8 locale (Debian: apt-get install locales; enable it in /etc/locale.gen; locale-gen)")
+	}
 	layer, err := filepath.Abs(layerDir)
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,16 @@ package tests
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
 )
 
 // toolBin is the ocireg-tool binary built once for all tests.
@@ -112,17 +113,7 @@ func NewEnv(t *testing.T, vars map[string]string) *Env {
 
 // DumpText renders vars as the class's env dump.
 func DumpText(vars map[string]string) string {
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		v := strings.NewReplacer(`"`, `\"`, `$`, `\$`).Replace(vars[k])
-		fmt.Fprintf(&b, "%s=\"%s\"\n", k, v)
-	}
-	return b.String()
+	return generator.FormatDump(vars)
 }
 
 // baseEnv is a minimal environment: nothing of the developer's shell leaks
@@ -192,4 +183,14 @@ func Need(t *testing.T, prog string) string {
 		t.Fatalf("%s is required for this test; run `make deps`", prog)
 	}
 	return p
+}
+
+// newPool is a certificate pool holding pem.
+func newPool(t *testing.T, pem []byte) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in PEM data")
+	}
+	return pool
 }

@@ -11,7 +11,7 @@ import (
 // GenerateCmd writes the helper script and everything it needs.
 type GenerateCmd struct {
 	EnvDump string `name:"env-dump" type:"existingfile" env:"CONTAINER_REGISTRY_ENV_DUMP" help:"Bitbake env dump (the class's dump or 'bitbake -e' output)."`
-	Storage string `name:"storage" help:"Storage directory (default: TOPDIR/container-registry)."`
+	Storage string `name:"storage" env:"CONTAINER_REGISTRY_STORAGE" help:"Storage directory (default: TOPDIR/container-registry)."`
 }
 
 // Run generates the artifacts and says where they are.

@@ -174,9 +174,13 @@ func licensesInc(cache string, pkgs []listedPackage, known map[string]string) ([
 	var names, entries, unknown []string
 	seen := map[string]bool{}
 	for f, l := range files {
-		if !seen[l.license] {
-			seen[l.license] = true
-			names = append(names, l.license)
+		// The AND list is flattened and deduplicated, as
+		// oe.spdx_license's AndOp.join(...).sort() does.
+		for _, n := range strings.Split(l.license, " AND ") {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
 		}
 		if l.license == unknownLicense {
 			unknown = append(unknown, f)

@@ -1,0 +1,17 @@
+package main
+
+import (
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+)
+
+// ServeCmd runs the registry in the foreground.
+type ServeCmd struct{}
+
+// Run serves until SIGTERM or SIGINT.
+func (ServeCmd) Run(app *App) error {
+	c, err := app.Config("", nil)
+	if err != nil {
+		return err
+	}
+	return server.Serve(app.Ctx, c, app.Stderr)
+}

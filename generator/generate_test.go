@@ -1,0 +1,147 @@
+package generator
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapshot describes files by content and mtime.
+func snapshot(t *testing.T, paths ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(p)
+		fmt.Fprintf(&b, "%s %x %v %v\n", p, data, st.ModTime().UnixNano(), st.Mode())
+	}
+	return b.String()
+}
+
+// fakeTool stands in for the running binary that generate copies.
+func fakeTool(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ocireg-tool")
+	writeFile(t, p, "#!/bin/sh\necho fake tool \"$@\"\n")
+	os.Chmod(p, 0o755)
+	return p
+}
+
+func TestGenerateIdempotent(t *testing.T) {
+	for _, secure := range []string{"0", "1"} {
+		t.Run("secure="+secure, func(t *testing.T) {
+			c, err := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_SECURE": secure, "CONTAINER_REGISTRY_PASSWORD": "s3cret"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tool := fakeTool(t)
+			res, err := Generate(c, tool, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := []string{c.Script(), c.RegistryConfig(), c.ToolCopy()}
+			if secure == "1" {
+				files = append(files, c.CACert(), c.CAKey(), c.ServerCert(), c.ServerKey(), c.HtpasswdFile(), c.PasswordFile())
+			}
+			if len(res.Changed) == 0 {
+				t.Error("first run reports no change")
+			}
+			before := snapshot(t, files...)
+			time.Sleep(10 * time.Millisecond)
+			res, err = Generate(c, tool, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Changed) != 0 {
+				t.Errorf("second run changed %v", res.Changed)
+			}
+			if after := snapshot(t, files...); after != before {
+				t.Errorf("second run changed files:\n%s\nvs\n%s", before, after)
+			}
+			modes := map[string]os.FileMode{c.Script(): 0o755, c.ToolCopy(): 0o755, c.RegistryConfig(): 0o644}
+			if secure == "1" {
+				modes[c.PasswordFile()] = 0o600
+				modes[c.HtpasswdFile()] = 0o600
+				modes[c.AuthDir()] = 0o700 | os.ModeDir
+			}
+			for p, m := range modes {
+				if st, _ := os.Stat(p); st.Mode() != m {
+					t.Errorf("%s mode %v, want %v", p, st.Mode(), m)
+				}
+			}
+			script, _ := os.ReadFile(c.Script())
+			if strings.Contains(string(script), "s3cret") {
+				t.Error("the password is baked into the script")
+			}
+		})
+	}
+}
+
+// The generated script is valid POSIX sh, applies baked values only where
+// the environment leaves them unset, prefers the copied tool and falls back
+// to the native one.
+func TestGeneratedScriptRuns(t *testing.T) {
+	storage := t.TempDir()
+	native := fakeTool(t)
+	c, err := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_NAMESPACE": "it's", "CONTAINER_REGISTRY_TOOL": native})
+	if err == nil {
+		t.Fatal("namespace with a quote accepted")
+	}
+	c, err = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_TAG_STRATEGY": "sha latest", "CONTAINER_REGISTRY_TOOL": native,
+		"DEPLOY_DIR_IMAGES": "/srv/it's here/images"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyTool := filepath.Join(t.TempDir(), "ocireg-tool")
+	writeFile(t, copyTool, "#!/bin/sh\necho \"copy $CONTAINER_REGISTRY_TAG_STRATEGY|$CONTAINER_REGISTRY_URL|$DEPLOY_DIR_IMAGES|$CONTAINER_REGISTRY_SCRIPT\" \"$@\"\n")
+	os.Chmod(copyTool, 0o755)
+	if _, err := Generate(c, copyTool, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env ...string) string {
+		cmd := exec.Command("sh", c.Script(), "push", "a b")
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	want := "copy sha latest|localhost:5000|/srv/it's here/images|" + c.Script() + " push a b"
+	if got := run(); got != want {
+		t.Errorf("baked run = %q, want %q", got, want)
+	}
+	if got := run("CONTAINER_REGISTRY_URL=localhost:5001", "CONTAINER_REGISTRY_TAG_STRATEGY="); !strings.HasPrefix(got, "copy |localhost:5001|") {
+		t.Errorf("environment did not win: %q", got)
+	}
+	os.Remove(c.ToolCopy())
+	if got := run(); got != "fake tool push a b" {
+		t.Errorf("fallback to the native tool: %q", got)
+	}
+	if out, err := exec.Command("sh", "-n", c.Script()).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v %s", err, out)
+	}
+}
+
+func TestGenerateReportsUncoveredSANs(t *testing.T) {
+	storage := t.TempDir()
+	c, _ := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1"})
+	if _, err := Generate(c, fakeTool(t), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_URL": "buildhost:5000"})
+	res, err := Generate(c, fakeTool(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "DNS:buildhost") {
+		t.Errorf("warnings = %v", res.Warnings)
+	}
+}

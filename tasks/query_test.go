@@ -1,0 +1,86 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestNextLink(t *testing.T) {
+	page, _ := url.Parse("http://localhost:5000/v2/_catalog?n=2")
+	for _, tc := range []struct {
+		link []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{`</v2/_catalog?last=b&n=2>; rel="next"`}, "http://localhost:5000/v2/_catalog?last=b&n=2"},
+		{[]string{`<http://other:1/v2/x?last=c>; rel=next`}, "http://other:1/v2/x?last=c"},
+		{[]string{`</v2/_catalog?last=b>; rel="prev"`}, ""},
+	} {
+		got, err := nextLink(page, tc.link)
+		if err != nil || got != tc.want {
+			t.Errorf("nextLink(%q) = %q, %v; want %q", tc.link, got, err, tc.want)
+		}
+	}
+}
+
+// A catalog of 2500 repositories served 100 per page lists completely.
+func TestRepositoriesPagination(t *testing.T) {
+	const total, per = 2500, 100
+	pages := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/_catalog" {
+			http.NotFound(w, r)
+			return
+		}
+		pages++
+		start := 0
+		if last := r.URL.Query().Get("last"); last != "" {
+			n, _ := strconv.Atoi(strings.TrimPrefix(last, "repo"))
+			start = n + 1
+		}
+		var names []string
+		for i := start; i < total && i < start+per; i++ {
+			names = append(names, fmt.Sprintf("%q", fmt.Sprintf("repo%04d", i)))
+		}
+		if start+per < total {
+			w.Header().Set("Link", fmt.Sprintf(`</v2/_catalog?last=repo%04d&n=%d>; rel="next"`, start+per-1, per))
+		}
+		fmt.Fprintf(w, `{"repositories":[%s]}`, strings.Join(names, ","))
+	}))
+	defer srv.Close()
+	cl := &Client{Base: srv.URL, HTTP: srv.Client()}
+	repos, err := cl.Repositories(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repos) != total || repos[0] != "repo0000" || repos[total-1] != "repo2499" || pages != total/per {
+		t.Fatalf("got %d repositories in %d pages", len(repos), pages)
+	}
+	if _, err := cl.Tags(context.Background(), "nosuch"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("tags of unknown repo: %v", err)
+	}
+}
+
+func TestSplitImageTag(t *testing.T) {
+	for _, tc := range []struct {
+		in, image, tag string
+		ok             bool
+	}{
+		{"app:v1", "app", "v1", true},
+		{"yocto/app:latest", "yocto/app", "latest", true},
+		{"localhost:5000/yocto/app", "localhost:5000/yocto/app", "", false},
+		{"app", "app", "", false},
+		{"app:", "app:", "", false},
+	} {
+		image, tag, ok := SplitImageTag(tc.in)
+		if image != tc.image || tag != tc.tag || ok != tc.ok {
+			t.Errorf("SplitImageTag(%q) = %q %q %v", tc.in, image, tag, ok)
+		}
+	}
+}

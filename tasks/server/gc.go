@@ -1,0 +1,270 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+)
+
+// GCOptions are the options of GC.
+type GCOptions struct {
+	Options
+	// Yes removes without asking.
+	Yes bool
+	// DeleteUntagged also removes manifests that no tag references.
+	DeleteUntagged bool
+	// Interactive is true when the user can answer a question (stdin and
+	// stdout are terminals); In is where the answer is read from.
+	Interactive bool
+	In          io.Reader
+}
+
+// GCReport sums up what a collection found or removed.
+type GCReport struct {
+	Blobs     []Removal // blob data
+	Manifests []Removal // manifest revisions of untagged manifests
+	Other     []Removal // layer links and tag index entries
+	Bytes     int64     // total size of everything above
+	Removed   bool      // false for a dry run
+}
+
+// Removal is one storage path a collection removes.
+type Removal struct {
+	Path  string
+	Name  string // digest, or repo@digest for manifests
+	Bytes int64
+}
+
+// GC garbage-collects the registry storage with distribution's mark and
+// sweep. It first shows a dry run (what would be removed, and the bytes);
+// then it removes only with Yes or a "y" answer on a terminal. Without a
+// terminal and without Yes, it stops after the dry run and says how to
+// proceed. The sweep never runs while the registry can write: a running
+// registry is stopped first and started again afterwards, also when the
+// sweep fails.
+func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, err error) {
+	o.defaults()
+	out := o.Out
+	if _, err := EnsureConfigFile(c); err != nil {
+		return nil, err
+	}
+	cfg, _, err := LoadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	// distribution logs every deletion through logrus; the report below
+	// says it better.
+	logrus.SetOutput(io.Discard)
+
+	dry, err := sweep(ctx, cfg, o.DeleteUntagged, true)
+	if err != nil {
+		return nil, err
+	}
+	where := c.DataDir()
+	if cfg.Storage.Type() != "filesystem" {
+		where = cfg.Storage.Type() + " storage"
+	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
+		where = root
+	}
+	// Deleting a tag leaves its manifest (untagged) behind, and a plain
+	// mark and sweep keeps everything a stored manifest references. Say
+	// what --delete-untagged would add.
+	untaggedHint := func() {
+		if o.DeleteUntagged {
+			return
+		}
+		more, err := sweep(ctx, cfg, true, true)
+		if err != nil || len(more.Manifests) == 0 {
+			return
+		}
+		fmt.Fprintf(out, "  %d manifest(s) no tag references are kept (%s more with --delete-untagged):\n    %s gc --delete-untagged\n",
+			len(more.Manifests), humanBytes(more.Bytes-dry.Bytes), o.Script)
+	}
+	fmt.Fprintf(out, "Garbage collection dry run (%s):\n", where)
+	if dry.empty() {
+		fmt.Fprintf(out, "  Nothing to collect: every blob is referenced.\n")
+		untaggedHint()
+		return dry, nil
+	}
+	printRemovals(out, dry)
+	fmt.Fprintf(out, "Would remove %d blob(s) and %d manifest(s): %s\n", len(dry.Blobs), len(dry.Manifests), humanBytes(dry.Bytes))
+	untaggedHint()
+
+	if !o.Yes {
+		if !o.Interactive {
+			fmt.Fprintf(out, "\nDry run only: nothing was removed.\nTo remove it, run: %s gc --yes", o.Script)
+			if o.DeleteUntagged {
+				fmt.Fprintf(out, " --delete-untagged")
+			}
+			fmt.Fprintln(out)
+			return dry, nil
+		}
+		fmt.Fprintf(out, "\nRemove it? The registry is stopped during the collection and started again. [y/N] ")
+		answer, _ := bufio.NewReader(o.In).ReadString('\n')
+		switch strings.ToLower(strings.TrimSpace(answer)) {
+		case "y", "yes":
+		default:
+			fmt.Fprintf(out, "Aborted: nothing was removed.\n")
+			return dry, nil
+		}
+	}
+
+	// Nothing may write while the sweep runs.
+	run := Check(c)
+	if run.Err != nil {
+		return nil, run.Err
+	}
+	if run.Pid == 0 && tasks.Ping(ctx, c, o.Script) == nil {
+		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, tasks.BaseURL(c))
+	}
+	if run.Pid != 0 {
+		fmt.Fprintf(out, "Stopping the registry for the collection...\n")
+		if _, err := Stop(c, o.Options); err != nil {
+			return nil, err
+		}
+		defer func() {
+			fmt.Fprintf(out, "Starting the registry again...\n")
+			if _, serr := Start(context.WithoutCancel(ctx), c, o.Options); serr != nil {
+				err = errors.Join(err, fmt.Errorf("restarting the registry after gc: %w", serr))
+			}
+		}()
+	}
+	rep, err = sweep(ctx, cfg, o.DeleteUntagged, false)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s), freed %s\n", len(rep.Blobs), len(rep.Manifests), humanBytes(rep.Bytes))
+	return rep, nil
+}
+
+func (r *GCReport) empty() bool {
+	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0
+}
+
+// sweep runs distribution's MarkAndSweep over the configured storage.
+// With dryRun, deletions are recorded (with their sizes) but not done,
+// which gives the exact list and byte count a real run removes.
+func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged, dryRun bool) (*GCReport, error) {
+	d, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
+	}
+	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
+	reg, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
+	if err != nil {
+		return nil, fmt.Errorf("opening registry storage: %w", err)
+	}
+	err = storage.MarkAndSweep(ctx, rec, reg, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
+	if err != nil {
+		var nf driver.PathNotFoundError
+		if errors.As(err, &nf) && rec.rep.empty() {
+			return rec.rep, nil // an empty registry: nothing stored yet
+		}
+		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
+	return rec.rep, nil
+}
+
+// recordingDriver notes every Delete with the size of what it removes and,
+// in dry mode, does not pass it on.
+type recordingDriver struct {
+	driver.StorageDriver
+	dry bool
+	rep *GCReport
+}
+
+// Delete records path and deletes it unless dry.
+func (r *recordingDriver) Delete(ctx context.Context, path string) error {
+	size, err := r.size(ctx, path)
+	if err != nil {
+		return err
+	}
+	if !r.dry {
+		if err := r.StorageDriver.Delete(ctx, path); err != nil {
+			return err
+		}
+	}
+	rm := Removal{Path: path, Bytes: size, Name: path}
+	parts := strings.Split(path, "/")
+	switch {
+	case strings.Contains(path, "/blobs/") && len(parts) >= 3:
+		rm.Name = parts[len(parts)-3] + ":" + parts[len(parts)-1]
+		r.rep.Blobs = append(r.rep.Blobs, rm)
+	case strings.Contains(path, "/_manifests/revisions/") && len(parts) >= 2:
+		repo := strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_manifests/", 2)[0]
+		rm.Name = repo + "@" + parts[len(parts)-2] + ":" + parts[len(parts)-1]
+		r.rep.Manifests = append(r.rep.Manifests, rm)
+	default:
+		r.rep.Other = append(r.rep.Other, rm)
+	}
+	r.rep.Bytes += size
+	return nil
+}
+
+// size sums the sizes of the files at or under path.
+func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) {
+	fi, err := r.StorageDriver.Stat(ctx, path)
+	if err != nil {
+		var nf driver.PathNotFoundError
+		if errors.As(err, &nf) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	if !fi.IsDir() {
+		return fi.Size(), nil
+	}
+	var total int64
+	err = r.StorageDriver.Walk(ctx, path, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// printRemovals lists what a collection removes, largest blobs first, at most
+// 50 blobs.
+func printRemovals(w io.Writer, r *GCReport) {
+	for _, m := range r.Manifests {
+		fmt.Fprintf(w, "  manifest %s (no tag)\n", m.Name)
+	}
+	blobs := append([]Removal(nil), r.Blobs...)
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Bytes > blobs[j].Bytes })
+	const max = 50
+	for i, b := range blobs {
+		if i == max {
+			fmt.Fprintf(w, "  ... and %d more blob(s)\n", len(blobs)-max)
+			break
+		}
+		fmt.Fprintf(w, "  blob %s %s\n", b.Name, humanBytes(b.Bytes))
+	}
+}
+
+// humanBytes formats n as "1.5 MiB (1572864 bytes)".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+}

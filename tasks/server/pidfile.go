@@ -1,0 +1,164 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+)
+
+// PidFile is the pid file of the registry serving one port of one storage
+// directory: "registry-<port>.pid". It holds the pid on the first line (so
+// `kill $(head -1 file)` works) and the process start time, in clock ticks
+// since boot as /proc/<pid>/stat reports it, on the second. The start time
+// tells our server apart from an unrelated program that got the same pid
+// after ours died.
+func PidFile(c *generator.Config) string {
+	return filepath.Join(c.Storage, "registry-"+c.Port+".pid")
+}
+
+// LogFile is the log of the registry serving c's port: "registry-<port>.log".
+func LogFile(c *generator.Config) string {
+	return filepath.Join(c.Storage, "registry-"+c.Port+".log")
+}
+
+// pidInfo is the content of a pid file.
+type pidInfo struct {
+	Pid       int
+	StartTime string // "" when unknown (no /proc)
+}
+
+func formatPidFile(p pidInfo) []byte {
+	return []byte(fmt.Sprintf("%d\n%s\n", p.Pid, p.StartTime))
+}
+
+// parsePidFile reads the content of a pid file; a missing start time line is
+// allowed.
+func parsePidFile(data []byte) (pidInfo, error) {
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil || pid <= 0 {
+		return pidInfo{}, fmt.Errorf("invalid pid %q", strings.TrimSpace(lines[0]))
+	}
+	p := pidInfo{Pid: pid}
+	if len(lines) > 1 {
+		p.StartTime = strings.TrimSpace(lines[1])
+	}
+	return p, nil
+}
+
+// procState is what the process table says about one pid.
+type procState struct {
+	Alive     bool   // exists and is not a zombie
+	StartTime string // from /proc/<pid>/stat, "" when unavailable
+	Cmdline   []string
+}
+
+// procRoot is /proc; tests point it elsewhere.
+var procRoot = "/proc"
+
+// inspectProc looks pid up in the process table.
+func inspectProc(pid int) procState {
+	stat, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		if _, statErr := os.Stat(procRoot + "/self"); statErr == nil {
+			return procState{} // /proc works and the pid is gone
+		}
+		// No /proc: fall back to signal 0.
+		err := syscall.Kill(pid, 0)
+		return procState{Alive: err == nil || errors.Is(err, syscall.EPERM)}
+	}
+	state, start, ok := parseStat(string(stat))
+	if !ok {
+		return procState{}
+	}
+	ps := procState{Alive: state != "Z" && state != "X", StartTime: start}
+	if cmd, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline")); err == nil {
+		ps.Cmdline = strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+	}
+	return ps
+}
+
+// parseStat extracts the state (field 3) and start time (field 22) from the
+// text of /proc/<pid>/stat. The command name (field 2) may contain spaces
+// and parentheses, so fields are counted from its closing parenthesis.
+func parseStat(s string) (state, start string, ok bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", "", false
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return "", "", false
+	}
+	return f[0], f[19], true
+}
+
+// isOurServer reports whether the process described by ps is the registry
+// server recorded in p: alive, same start time when both are known, and an
+// `ocireg-tool serve` command line when the start time is unknown.
+func isOurServer(p pidInfo, ps procState) bool {
+	if !ps.Alive {
+		return false
+	}
+	if p.StartTime != "" && ps.StartTime != "" {
+		return p.StartTime == ps.StartTime
+	}
+	if len(ps.Cmdline) == 0 {
+		return true // nothing to compare; trust the pid
+	}
+	for _, a := range ps.Cmdline[1:] {
+		if a == "serve" {
+			return true
+		}
+	}
+	return false
+}
+
+// Running is the state of the registry of one port.
+type Running struct {
+	Pid   int
+	Stale bool // a pid file exists but its process is gone or another program
+	// StalePid is the pid a stale pid file named (0 when unreadable).
+	StalePid int
+	Err      error  // the pid file could not be read
+	File     string // the pid file
+}
+
+// Check reads the pid file of c's port and tells whether its server runs.
+// A pid of 0 means not running.
+func Check(c *generator.Config) Running {
+	r := Running{File: PidFile(c)}
+	data, err := os.ReadFile(r.File)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			r.Err = fmt.Errorf("reading %s: %w", r.File, err)
+		}
+		return r
+	}
+	p, err := parsePidFile(data)
+	if err != nil {
+		r.Stale = true
+		return r
+	}
+	if !isOurServer(p, inspectProc(p.Pid)) {
+		r.Stale = true
+		r.StalePid = p.Pid
+		return r
+	}
+	r.Pid = p.Pid
+	return r
+}
+
+// writePidFile records pid (and its start time) in c's pid file.
+func writePidFile(c *generator.Config, pid int) error {
+	p := pidInfo{Pid: pid, StartTime: inspectProc(pid).StartTime}
+	_, err := generator.WriteFileAtomic(PidFile(c), formatPidFile(p), 0o644)
+	return err
+}

@@ -1,0 +1,266 @@
+// Package verify checks a registry's storage the way `git fsck` checks a
+// repository: every tag resolves, every manifest and blob it references
+// exists and hashes to its digest, and blobs nothing references (what gc
+// would free) are counted.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+)
+
+// Report is what Verify found.
+type Report struct {
+	Repositories int      `json:"repositories"`
+	Tags         int      `json:"tags"`
+	Manifests    int      `json:"manifests"`
+	Blobs        int      `json:"blobs"`
+	Bytes        int64    `json:"bytes"`
+	Orphans      []Orphan `json:"orphans"`
+	OrphanBytes  int64    `json:"orphanBytes"`
+	Problems     []string `json:"problems"`
+}
+
+// Orphan is a stored blob no manifest references.
+type Orphan struct {
+	Digest string `json:"digest"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// OK reports whether no problem was found.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Verify walks the storage configured for c. It reads only, so it is safe
+// while the registry runs; content pushed during the walk may show up as
+// orphans.
+func Verify(ctx context.Context, c *generator.Config) (*Report, error) {
+	if _, err := server.EnsureConfigFile(c); err != nil {
+		return nil, err
+	}
+	cfg, _, err := server.LoadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	d, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
+	}
+	reg, err := storage.NewRegistry(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("opening registry storage: %w", err)
+	}
+	v := &verifier{ctx: ctx, d: d, rep: &Report{}, blobs: map[digest.Digest]blobState{}, marked: map[digest.Digest]bool{}}
+	if err := v.walk(reg); err != nil {
+		return nil, err
+	}
+	sort.Strings(v.rep.Problems)
+	return v.rep, nil
+}
+
+type blobState struct {
+	size int64
+	err  error
+}
+
+type verifier struct {
+	ctx    context.Context
+	d      driver.StorageDriver
+	rep    *Report
+	blobs  map[digest.Digest]blobState // hashed blobs
+	marked map[digest.Digest]bool      // referenced by some manifest
+}
+
+func (v *verifier) problem(format string, a ...any) {
+	v.rep.Problems = append(v.rep.Problems, fmt.Sprintf(format, a...))
+}
+
+func isNotFound(err error) bool {
+	var nf driver.PathNotFoundError
+	return errors.As(err, &nf)
+}
+
+func (v *verifier) walk(reg distribution.Namespace) error {
+	repos := reg.(distribution.RepositoryEnumerator)
+	err := repos.Enumerate(v.ctx, func(name string) error {
+		v.rep.Repositories++
+		return v.repository(reg, name)
+	})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("listing repositories: %w", err)
+	}
+	err = reg.Blobs().Enumerate(v.ctx, func(dgst digest.Digest) error {
+		if v.marked[dgst] {
+			return nil
+		}
+		size := int64(0)
+		if fi, err := v.d.Stat(v.ctx, blobPath(dgst)); err == nil {
+			size = fi.Size()
+		}
+		v.rep.Orphans = append(v.rep.Orphans, Orphan{Digest: dgst.String(), Bytes: size})
+		v.rep.OrphanBytes += size
+		return nil
+	})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("listing blobs: %w", err)
+	}
+	return nil
+}
+
+func (v *verifier) repository(reg distribution.Namespace, name string) error {
+	named, err := reference.WithName(name)
+	if err != nil {
+		v.problem("%s: invalid repository name: %v", name, err)
+		return nil
+	}
+	repo, err := reg.Repository(v.ctx, named)
+	if err != nil {
+		return fmt.Errorf("opening repository %s: %w", name, err)
+	}
+	ms, err := repo.Manifests(v.ctx)
+	if err != nil {
+		return fmt.Errorf("opening manifests of %s: %w", name, err)
+	}
+	seen := map[digest.Digest]bool{}
+	tags, err := repo.Tags(v.ctx).All(v.ctx)
+	var unknown distribution.ErrRepositoryUnknown
+	if err != nil && !errors.As(err, &unknown) && !isNotFound(err) {
+		v.problem("%s: listing tags: %v", name, err)
+	}
+	sort.Strings(tags)
+	for _, tag := range tags {
+		v.rep.Tags++
+		desc, err := repo.Tags(v.ctx).Get(v.ctx, tag)
+		if err != nil {
+			v.problem("%s:%s: tag does not resolve: %v", name, tag, err)
+			continue
+		}
+		v.manifest(repo, ms, name+":"+tag, desc.Digest, seen)
+	}
+	// Untagged manifests stay until gc --delete-untagged; what they
+	// reference is not an orphan, and they must be intact too.
+	if en, ok := ms.(distribution.ManifestEnumerator); ok {
+		err := en.Enumerate(v.ctx, func(dgst digest.Digest) error {
+			v.manifest(repo, ms, name+"@"+dgst.String(), dgst, seen)
+			return nil
+		})
+		if err != nil && !isNotFound(err) {
+			v.problem("%s: listing manifests: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// manifest checks one manifest and, recursively, what it references.
+func (v *verifier) manifest(repo distribution.Repository, ms distribution.ManifestService, where string, dgst digest.Digest, seen map[digest.Digest]bool) {
+	if seen[dgst] {
+		return
+	}
+	seen[dgst] = true
+	v.marked[dgst] = true
+	v.rep.Manifests++
+	if _, err := v.blob(dgst, -1); err != nil {
+		v.problem("%s: manifest %s: %v", where, dgst, err)
+		return
+	}
+	m, err := ms.Get(v.ctx, dgst)
+	if err != nil {
+		v.problem("%s: manifest %s unreadable: %v", where, dgst, err)
+		return
+	}
+	for _, ref := range m.References() {
+		if len(ref.URLs) > 0 {
+			continue // non-distributable layer, stored elsewhere
+		}
+		if ok, _ := ms.Exists(v.ctx, ref.Digest); ok {
+			v.manifest(repo, ms, where, ref.Digest, seen)
+			continue
+		}
+		v.marked[ref.Digest] = true
+		if _, err := repo.Blobs(v.ctx).Stat(v.ctx, ref.Digest); err != nil {
+			v.problem("%s: %s referenced by %s is missing: %v", where, ref.Digest, dgst, err)
+			continue
+		}
+		if _, err := v.blob(ref.Digest, ref.Size); err != nil {
+			v.problem("%s: blob %s: %v", where, ref.Digest, err)
+		}
+	}
+}
+
+// blob hashes a stored blob once and checks its size when want >= 0.
+func (v *verifier) blob(dgst digest.Digest, want int64) (int64, error) {
+	st, ok := v.blobs[dgst]
+	if !ok {
+		st.size, st.err = v.hash(dgst)
+		v.blobs[dgst] = st
+		if st.err == nil {
+			v.rep.Blobs++
+			v.rep.Bytes += st.size
+		}
+	}
+	if st.err == nil && want >= 0 && st.size != want {
+		return st.size, fmt.Errorf("size %d, descriptor says %d", st.size, want)
+	}
+	return st.size, st.err
+}
+
+func (v *verifier) hash(dgst digest.Digest) (int64, error) {
+	if err := dgst.Validate(); err != nil {
+		return 0, err
+	}
+	r, err := v.d.Reader(v.ctx, blobPath(dgst), 0)
+	if err != nil {
+		if isNotFound(err) {
+			return 0, fmt.Errorf("data missing from storage")
+		}
+		return 0, err
+	}
+	defer r.Close()
+	h := dgst.Algorithm().Hash()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return n, fmt.Errorf("reading: %w", err)
+	}
+	if got := digest.NewDigest(dgst.Algorithm(), h); got != dgst {
+		return n, fmt.Errorf("content hashes to %s", got)
+	}
+	return n, nil
+}
+
+// blobPath is where distribution's storage layout keeps a blob's data.
+func blobPath(dgst digest.Digest) string {
+	hex := dgst.Encoded()
+	return fmt.Sprintf("/docker/registry/v2/blobs/%s/%s/%s/data", dgst.Algorithm(), hex[:2], hex)
+}
+
+// Print writes the report for humans.
+func Print(w io.Writer, dataDir string, r *Report) {
+	fmt.Fprintf(w, "Verified %s\n", dataDir)
+	fmt.Fprintf(w, "  %d repositories, %d tags, %d manifests, %d blobs (%d bytes) checked\n",
+		r.Repositories, r.Tags, r.Manifests, r.Blobs, r.Bytes)
+	if len(r.Orphans) > 0 {
+		fmt.Fprintf(w, "  %d unreferenced blobs, %d bytes (gc would free them)\n", len(r.Orphans), r.OrphanBytes)
+	} else {
+		fmt.Fprintf(w, "  no unreferenced blobs\n")
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "OK: no problems found\n")
+		return
+	}
+	fmt.Fprintf(w, "%d problems:\n", len(r.Problems))
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+}
