@@ -21,10 +21,11 @@
 SUMMARY = "Local container registry tool for Yocto/OpenEmbedded builds"
 DESCRIPTION = "One static Go binary replacing the shell, Python, skopeo, openssl and htpasswd glue of a local container registry."
 HOMEPAGE = "https://github.com/ocireg-tool/ocireg-tool"
-# The project has no license file yet: set LICENSE and LIC_FILES_CHKSUM for
-# its own source when it gets one. The modules' licenses come from the
-# generated include below.
-LICENSE = "CLOSED"
+# The project's own source is MIT like this layer; it has no license file
+# of its own yet, so the generic text is checksummed. The modules' licenses
+# are appended by the generated ocireg-tool-licenses.inc.
+LICENSE = "MIT"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 OCIREG_TOOL_SRCDIR ?= "${@os.path.dirname(d.getVar('OCIREG_LAYERDIR') or '')}"
 OCIREG_TOOL_SRCDIR[doc] = "Git checkout of ocireg-tool the recipe builds (default: the tree the layer lives in)."
