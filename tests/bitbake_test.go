@@ -95,7 +95,7 @@ DOCKER_REGISTRY_INSECURE = "localhost:5000"
 			t.Errorf("help output: %s", out)
 		}
 		b.run("container-registry-index") // only explains
-		b.run("docker-registry-config", "container-oci-registry-config", "-c", "install")
+		b.install(map[string]string{"docker-registry-config": "docker", "container-oci-registry-config": "oci"})
 		b.showImage("docker-registry-config", "etc/docker/daemon.json")
 		b.showImage("container-oci-registry-config", "etc/containers/registries.conf.d/50-custom-registry.conf")
 	})
@@ -110,11 +110,42 @@ DOCKER_REGISTRY_INSECURE = "localhost:5000"
 				t.Errorf("secure generate: %v", err)
 			}
 		}
-		b.run("container-registry-ca", "docker-registry-config", "container-oci-registry-config", "-c", "install")
+		b.install(map[string]string{"container-registry-ca": "ca", "docker-registry-config": "docker", "container-oci-registry-config": "oci"})
 		b.showImage("container-registry-ca", "usr/local/share/ca-certificates/container-registry-ca.crt")
 		b.showImage("docker-registry-config", "etc/docker/daemon.json")
 		b.showImage("container-oci-registry-config", "etc/containers/registries.conf.d/50-custom-registry.conf")
 	})
+}
+
+// install runs do_install of the recipes (recipe -> target kind). do_install
+// needs pseudo-native, built from the network; with BITBAKE_NO_NATIVE=1 the
+// command do_install runs is run on each recipe's `bitbake -e` output into
+// the same image directory instead.
+func (b *bitbakeBuild) install(recipes map[string]string) {
+	b.t.Helper()
+	names := sortedKeys(recipes)
+	if os.Getenv("BITBAKE_NO_NATIVE") != "1" {
+		b.run(append(names, "-c", "install")...)
+		return
+	}
+	for _, r := range names {
+		env := b.env(r)
+		dest := env["D"]
+		if dest == "" {
+			b.t.Fatalf("%s: no D in bitbake -e", r)
+		}
+		os.RemoveAll(dest)
+		args := []string{"target", recipes[r], "--env-dump", filepath.Join(b.dir, "bitbake-e-"+r+".txt"), "--dest", dest}
+		if recipes[r] != "ca" {
+			args = append(args, "--skip-ca")
+		}
+		b.t.Logf("$ ocireg-tool %s   # do_install of %s, BITBAKE_NO_NATIVE=1", strings.Join(args, " "), r)
+		out, err := exec.Command(toolBin, args...).CombinedOutput()
+		b.t.Logf("%s", out)
+		if err != nil {
+			b.t.Fatalf("%s: %v", r, err)
+		}
+	}
 }
 
 func (b *bitbakeBuild) write(rel, text string) {

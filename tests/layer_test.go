@@ -78,6 +78,7 @@ var bitbakeOnly = map[string]bool{
 	"CONTAINER_REGISTRY_TOOL_DEPENDS": true,
 	"CONTAINER_REGISTRY_ENV_DUMP":     true,
 	"CONTAINER_REGISTRY_DUMP_VARS":    true,
+	"CONTAINER_REGISTRY_TASKS":        true,
 }
 
 // TestClassDefaultsMatchTool reads the class and generator.Defaults and

@@ -45,6 +45,8 @@
 #   CONTAINER_REGISTRY_TOOL_DEPENDS  recipe providing it ["ocireg-tool-native"]
 #   CONTAINER_REGISTRY_ENV_DUMP      where the env dump is written [${WORKDIR}/container-registry.env]
 #   CONTAINER_REGISTRY_DUMP_VARS     variables written to the dump
+#   CONTAINER_REGISTRY_TASKS         extra tasks (outside the normal build chain) that run
+#                                    the tool; they get the tool staged into the sysroot [""]
 #
 # No credentials are needed in bitbake variables for any mode: secure mode
 # generates its password when the registry starts, and the auth modes read
@@ -125,6 +127,8 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     STAGING_DIR STAGING_DIR_NATIVE STAGING_BINDIR_NATIVE STAGING_DIR_HOST STAGING_DIR_TARGET \
 "
 CONTAINER_REGISTRY_DUMP_VARS[doc] = "Variables container_registry_write_env writes to the env dump."
+CONTAINER_REGISTRY_TASKS ?= ""
+CONTAINER_REGISTRY_TASKS[doc] = "Standalone tasks running the tool: each depends on the tool's do_populate_sysroot and extends the sysroot first."
 
 python __anonymous() {
     def flag(name):
@@ -152,9 +156,14 @@ python __anonymous() {
     if mode == "credsfile" and not d.getVar("CONTAINER_REGISTRY_CREDSFILE"):
         bb.fatal('CONTAINER_REGISTRY_AUTH_MODE = "credsfile" needs CONTAINER_REGISTRY_CREDSFILE')
 
+    # Normal tasks (do_install, image tasks) find the tool through DEPENDS;
+    # standalone tasks stage it themselves, so they need no toolchain.
     tool = (d.getVar("CONTAINER_REGISTRY_TOOL_DEPENDS") or "").strip()
     if tool:
         d.appendVar("DEPENDS", " " + tool)
+        for task in (d.getVar("CONTAINER_REGISTRY_TASKS") or "").split():
+            d.appendVarFlag(task, "depends", " %s:do_populate_sysroot" % tool)
+            d.prependVarFlag(task, "prefuncs", "extend_recipe_sysroot ")
 }
 
 # Writes CONTAINER_REGISTRY_DUMP_VARS into CONTAINER_REGISTRY_ENV_DUMP as

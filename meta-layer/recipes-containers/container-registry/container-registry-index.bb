@@ -26,6 +26,8 @@ EXCLUDE_FROM_WORLD = "1"
 
 inherit nopackages container-registry
 
+CONTAINER_REGISTRY_TASKS = "do_generate_registry_script do_container_registry_index"
+
 deltask do_fetch
 deltask do_unpack
 deltask do_patch
@@ -42,7 +44,7 @@ do_generate_registry_script[prefuncs] += "container_registry_write_env"
 do_generate_registry_script() {
     container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
-addtask generate_registry_script after do_prepare_recipe_sysroot
+addtask generate_registry_script
 
 do_container_registry_index[nostamp] = "1"
 do_container_registry_index[network] = "1"

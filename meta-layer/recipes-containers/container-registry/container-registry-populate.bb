@@ -23,6 +23,8 @@ EXCLUDE_FROM_WORLD = "1"
 
 inherit nopackages container-registry
 
+CONTAINER_REGISTRY_TASKS = "do_populate_registry"
+
 deltask do_fetch
 deltask do_unpack
 deltask do_patch
@@ -44,4 +46,4 @@ do_populate_registry[prefuncs] += "container_registry_write_env"
 do_populate_registry() {
     container_registry_tool populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
-addtask populate_registry after do_prepare_recipe_sysroot before do_build
+addtask populate_registry before do_build
