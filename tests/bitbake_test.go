@@ -60,6 +60,8 @@ CONTAINER_REGISTRY_TAG_STRATEGY = "sha branch latest"
 CONTAINER_REGISTRY_CERT_SAN = "DNS:myhost.local,IP:192.168.1.100"
 DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}'
 BB_NUMBER_THREADS = "2"
+# The harness builds nothing native: no uninative shim to download.
+INHERIT:remove = "uninative"
 PARALLEL_MAKE = "-j 2"
 `, toolBin)
 	if os.Getuid() == 0 {
