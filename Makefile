@@ -18,10 +18,16 @@ test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
 	$(GO) test -count=1 -timeout 30m ./...
 
-run: build ## The main job on the example configuration: generate the helper, start the registry
+run: build ## The main job on the example: sample deploy tree, generate, start, push, list
+	$(BIN) sample-deploy --dest build/example/tmp/deploy/images
+	@echo
 	$(BIN) generate --env-dump examples/local.env
 	@echo
 	build/example/container-registry/container-registry.sh start
+	@echo
+	build/example/container-registry/container-registry.sh push
+	@echo
+	build/example/container-registry/container-registry.sh list
 	@echo
 	@echo "The registry keeps running. Stop it with:"
 	@echo "  build/example/container-registry/container-registry.sh stop   (or: make stop)"
@@ -33,7 +39,7 @@ lint: ## gofmt check and go vet
 
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
-	for p in skopeo:skopeo curl:curl openssl:openssl; do \
+	for p in skopeo:skopeo curl:curl openssl:openssl podman:podman; do \
 	  command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

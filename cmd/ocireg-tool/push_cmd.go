@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+
+	"golang.org/x/term"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/push"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+)
+
+// AuthFlags are the destination credential options of push.
+type AuthFlags struct {
+	AuthMode    string `name:"auth-mode" help:"Credential source: none, home, authfile, credsfile or env (default: CONTAINER_REGISTRY_AUTH_MODE)."`
+	UseHomeAuth bool   `name:"use-home-auth" help:"Use ~/.docker/config.json (opt-in)."`
+	Authfile    string `name:"authfile" help:"Docker-style config.json with the registry's credentials."`
+	Credsfile   string `name:"credsfile" help:"key=value credentials file (CONTAINER_REGISTRY_TOKEN, or _USER and _PASSWORD)."`
+	Creds       string `name:"creds" help:"USER:PASSWORD (kept in shell history)."`
+	Token       string `name:"token" help:"Registry token (kept in shell history)."`
+}
+
+func (f AuthFlags) flags() regauth.Flags {
+	return regauth.Flags{AuthMode: f.AuthMode, UseHomeAuth: f.UseHomeAuth, Authfile: f.Authfile, Credsfile: f.Credsfile, Creds: f.Creds, Token: f.Token}
+}
+
+// PushCmd pushes deploy images to the registry.
+type PushCmd struct {
+	Target   string   `arg:"" optional:"" help:"Image name, or path to an OCI layout directory (default: every image of every machine)."`
+	Tag      []string `short:"t" name:"tag" help:"Explicit tag (repeatable; needs an image name)."`
+	Strategy string   `short:"s" name:"strategy" help:"Tag strategies, e.g. \"sha branch latest\" (default: CONTAINER_REGISTRY_TAG_STRATEGY)."`
+	Version  string   `short:"v" name:"version" help:"Version for the semver and version strategies (default: IMAGE_VERSION)."`
+	AuthFlags
+}
+
+// Run resolves configuration and credentials and pushes.
+func (p *PushCmd) Run(app *App) error {
+	c, err := app.Config("", nil)
+	if err != nil {
+		return err
+	}
+	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, p.flags(), c.URL)
+	if err != nil {
+		return err
+	}
+	_, err = push.Push(app.Ctx, push.Options{
+		Config: c, Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
+		Auth: auth, Out: app.Stderr, Progress: isTerminal(app.Stderr), Script: app.ScriptName(c),
+	})
+	return err
+}
+
+// resolveAuth turns auth flags and configuration into credentials and
+// prints their warnings.
+func resolveAuth(app *App, mode, authfile, credsfile string, f regauth.Flags, registry string) (*regauth.Resolved, error) {
+	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, regauth.Getenv(app.Environ))
+	if err != nil {
+		return nil, err
+	}
+	r, err := regauth.Resolve(o, registry)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range r.Warnings {
+		app.warn(w)
+	}
+	return r, nil
+}
+
+func (a *App) warn(msg string) {
+	a.Stderr.Write([]byte("Warning: " + msg + "\n"))
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,459 @@
+// Package importer copies third-party images into the local registry:
+// from another registry (every platform of a multi-arch image by
+// default), from an OCI layout directory, or from an OCI or Docker
+// archive, so images can also be imported offline.
+package importer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/push"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+)
+
+// Usage is the import command's usage, shown with usage errors.
+const Usage = `Usage: container-registry.sh import <source> [name] [options]
+
+  import docker.io/library/alpine:3.19
+  import docker://ghcr.io/org/app:v1 app --src-credsfile ~/.config/ghcr-creds
+  import alpine@sha256:... alpine --tag 3.19
+  import oci:/path/to/layout[:ref] myimage
+  import oci-archive:/path/image.tar myimage
+  import docker-archive:/path/image.tar myimage
+  import docker.io/library/alpine --platform linux/arm64 --platform linux/amd64`
+
+// Options say what to import and where.
+type Options struct {
+	Config *generator.Config
+	Source string
+	Name   string // default: the source's last path element
+	Tag    string // default: the source tag, else latest
+	// Platforms narrows a multi-arch source ("linux/arm64"); empty: all.
+	Platforms []string
+	SrcAuth   *regauth.Resolved // nil: anonymous
+	DestAuth  *regauth.Resolved // nil: the local registry's own
+	Out       io.Writer
+	Script    string
+}
+
+// source is a resolved import source.
+type source struct {
+	img         v1.Image
+	idx         v1.ImageIndex
+	defaultName string
+	defaultTag  string
+	cleanup     func()
+}
+
+// Import copies o.Source into <url>/<namespace>/<name>:<tag>.
+func Import(ctx context.Context, o Options) error {
+	c := o.Config
+	if o.Source == "" {
+		return &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
+	}
+	var plats []v1.Platform
+	for _, p := range o.Platforms {
+		pl, err := v1.ParsePlatform(p)
+		if err != nil || pl.Architecture == "" || pl.OS == "" {
+			return &tasks.UsageError{Msg: fmt.Sprintf("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", p), Usage: Usage}
+		}
+		plats = append(plats, deploy.NormalizePlatform(*pl))
+	}
+	if o.Tag != "" {
+		if err := push.ValidateTag(o.Tag); err != nil {
+			return &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+		}
+	}
+	srcAuth := authn.Authenticator(authn.Anonymous)
+	if o.SrcAuth != nil {
+		srcAuth = o.SrcAuth.Auth
+	}
+	src, err := open(ctx, o.Source, srcAuth, o.Tag)
+	if err != nil {
+		return err
+	}
+	defer src.cleanup()
+	imgName := o.Name
+	if imgName == "" {
+		imgName = src.defaultName
+	}
+	tag := o.Tag
+	if tag == "" {
+		tag = src.defaultTag
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	repoName := tasks.RepoName(c, imgName)
+	var regOpts []name.Option
+	if c.Insecure {
+		regOpts = append(regOpts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(c.URL, regOpts...)
+	if err != nil {
+		return fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
+	}
+	repo, err := name.NewRepository(reg.RegistryStr()+"/"+repoName, regOpts...)
+	if err != nil {
+		return &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
+	}
+	ref := repo.Tag(tag)
+
+	var what remote.Taggable
+	var desc string
+	switch {
+	case src.idx != nil:
+		idx, list, err := filterIndex(src.idx, plats)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.Source, err)
+		}
+		what, desc = idx, list
+	default:
+		cf, err := src.img.ConfigFile()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", o.Source, err)
+		}
+		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		if len(plats) > 0 && !matchAny(p, plats) {
+			return fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platString(p), strings.Join(o.Platforms, ", "))
+		}
+		what, desc = src.img, platString(p)
+	}
+
+	base, err := tasks.LocalTransport(c)
+	if err != nil {
+		return err
+	}
+	auth, authDesc, err := push.DestinationAuth(c, o.DestAuth)
+	if err != nil {
+		return err
+	}
+	if err := push.CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Importing: %s -> %s/%s:%s\n", o.Source, c.URL, repoName, tag)
+	fmt.Fprintf(o.Out, "  platforms: %s\n", desc)
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(base), remote.WithAuth(auth), remote.WithJobs(4)}
+	switch t := what.(type) {
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, t, ropts...)
+	case v1.Image:
+		err = remote.Write(ref, t, ropts...)
+	}
+	if err != nil {
+		return fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
+	}
+	d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest()
+	if err == nil {
+		fmt.Fprintf(o.Out, "  digest:    %s\n", d)
+	}
+	pull := imgName
+	if tag != "latest" {
+		pull += ":" + tag
+	}
+	fmt.Fprintf(o.Out, "Imported %s/%s:%s\n\nPull it on a target with vdkr:\n", c.URL, repoName, tag)
+	fmt.Fprintf(o.Out, "  vdkr --registry %s/%s pull %s\n", c.TargetURL, c.Namespace, pull)
+	fmt.Fprintf(o.Out, "  (or once: vdkr vconfig registry %s/%s; then: vdkr pull %s)\n", c.TargetURL, c.Namespace, pull)
+	return nil
+}
+
+// open resolves a source string.
+func open(ctx context.Context, s string, auth authn.Authenticator, tag string) (*source, error) {
+	nop := func() {}
+	switch {
+	case strings.HasPrefix(s, "oci:"):
+		dir, ref := splitRef(strings.TrimPrefix(s, "oci:"))
+		src, err := openLayout(dir, ref)
+		if err != nil {
+			return nil, err
+		}
+		src.cleanup = nop
+		return src, nil
+	case strings.HasPrefix(s, "oci-archive:"):
+		file, ref := splitRef(strings.TrimPrefix(s, "oci-archive:"))
+		tmp, err := os.MkdirTemp("", "ocireg-import-")
+		if err != nil {
+			return nil, err
+		}
+		if err := untar(file, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
+		}
+		src, err := openLayout(tmp, ref)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
+		}
+		src.defaultName = archiveName(file)
+		src.cleanup = func() { os.RemoveAll(tmp) }
+		return src, nil
+	case strings.HasPrefix(s, "docker-archive:"):
+		file, ref := splitRef(strings.TrimPrefix(s, "docker-archive:"))
+		var tagp *name.Tag
+		if ref != "" {
+			t, err := name.NewTag(ref)
+			if err != nil {
+				return nil, fmt.Errorf("docker-archive %s: reference %q: %w", file, ref, err)
+			}
+			tagp = &t
+		}
+		img, err := tarball.ImageFromPath(file, tagp)
+		if err != nil {
+			return nil, fmt.Errorf("docker-archive %s: %w", file, err)
+		}
+		if _, err := img.Manifest(); err != nil {
+			return nil, fmt.Errorf("docker-archive %s: %w", file, err)
+		}
+		src := &source{img: img, defaultName: archiveName(file), cleanup: nop}
+		if tagp != nil {
+			src.defaultName = lastElem(tagp.RepositoryStr())
+			src.defaultTag = tagp.TagStr()
+		}
+		return src, nil
+	}
+	refStr := strings.TrimPrefix(s, "docker://")
+	ref, err := name.ParseReference(refStr)
+	if err != nil {
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("source %q: %v", s, err), Usage: Usage}
+	}
+	src := &source{defaultName: lastElem(ref.Context().RepositoryStr()), cleanup: nop}
+	switch r := ref.(type) {
+	case name.Tag:
+		src.defaultTag = r.TagStr()
+	case name.Digest:
+		if tag == "" {
+			return nil, &tasks.UsageError{Msg: fmt.Sprintf("source %q is a digest reference: give the tag to create with --tag", s), Usage: Usage}
+		}
+	}
+	d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth))
+	if err != nil {
+		return nil, fmt.Errorf("reading source %s: %w", refStr, err)
+	}
+	if d.MediaType.IsIndex() {
+		src.idx, err = d.ImageIndex()
+	} else {
+		src.img, err = d.Image()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading source %s: %w", refStr, err)
+	}
+	return src, nil
+}
+
+// splitRef splits "path[:ref]"; a path that exists as given wins.
+func splitRef(s string) (string, string) {
+	if _, err := os.Stat(s); err == nil {
+		return s, ""
+	}
+	if i := strings.LastIndex(s, ":"); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// openLayout picks the entry of an OCI layout: the one whose ref-name is
+// ref, or the only one.
+func openLayout(dir, ref string) (*source, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	root, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	im, err := root.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	var chosen *v1.Descriptor
+	var refs []string
+	for i, d := range im.Manifests {
+		r := d.Annotations[deploy.RefNameAnnotation]
+		refs = append(refs, r)
+		if (ref != "" && r == ref) || (ref == "" && len(im.Manifests) == 1) {
+			chosen = &im.Manifests[i]
+		}
+	}
+	src := &source{defaultName: layoutName(dir), defaultTag: ref}
+	switch {
+	case chosen == nil && ref == "" && allImages(im.Manifests):
+		// A flat multi-arch layout: index.json itself is the index.
+		src.idx = root
+		return src, nil
+	case chosen == nil && ref != "":
+		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", dir, ref, strings.Join(refs, ", "))
+	case chosen == nil:
+		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", dir, len(im.Manifests), dir, strings.Join(refs, ", "))
+	}
+	if chosen.MediaType.IsIndex() {
+		src.idx, err = root.ImageIndex(chosen.Digest)
+	} else {
+		src.img, err = root.Image(chosen.Digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	return src, nil
+}
+
+func allImages(ds []v1.Descriptor) bool {
+	for _, d := range ds {
+		if !d.MediaType.IsImage() || d.Platform == nil {
+			return false
+		}
+	}
+	return len(ds) > 0
+}
+
+// filterIndex keeps the image entries of idx matching plats (all when
+// empty) and describes them.
+func filterIndex(idx v1.ImageIndex, plats []v1.Platform) (v1.ImageIndex, string, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, "", err
+	}
+	var have, kept []string
+	var adds []mutate.IndexAddendum
+	for _, d := range im.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		p := deploy.NormalizePlatform(*d.Platform)
+		have = append(have, platString(p))
+		if len(plats) == 0 || matchAny(p, plats) {
+			kept = append(kept, platString(p))
+			if len(plats) > 0 {
+				child, err := idx.Image(d.Digest)
+				if err != nil {
+					return nil, "", err
+				}
+				adds = append(adds, mutate.IndexAddendum{Add: child, Descriptor: d})
+			}
+		}
+	}
+	if len(kept) == 0 {
+		return nil, "", fmt.Errorf("no platform matches (available: %s)", strings.Join(have, ", "))
+	}
+	if len(plats) == 0 {
+		return idx, strings.Join(kept, ", "), nil
+	}
+	mt, err := idx.MediaType()
+	if err != nil {
+		return nil, "", err
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, mt), adds...), strings.Join(kept, ", "), nil
+}
+
+func matchAny(p v1.Platform, plats []v1.Platform) bool {
+	for _, w := range plats {
+		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
+			return true
+		}
+	}
+	return false
+}
+
+func platString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+func lastElem(repo string) string {
+	return repo[strings.LastIndex(repo, "/")+1:]
+}
+
+func layoutName(dir string) string {
+	base := filepath.Base(filepath.Clean(dir))
+	if n, _, _, ok := deploy.ParseName(base, filepath.Base(filepath.Dir(filepath.Clean(dir)))); ok {
+		return n
+	}
+	return strings.ToLower(base)
+}
+
+func archiveName(file string) string {
+	base := filepath.Base(file)
+	for _, ext := range []string{".tar.gz", ".tgz", ".tar", ".oci"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if n, _, _, ok := deploy.ParseName(base+"-oci", ""); ok && strings.HasSuffix(base, "-oci") {
+		return n
+	}
+	return strings.ToLower(base)
+}
+
+// untar extracts a (plain) tar file into dir, refusing paths that escape.
+func untar(file, dir string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			out, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(out, tr); err != nil {
+				out.Close()
+				return err
+			}
+			if err := out.Close(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// SourceRegistry is the registry host of a source string, for credential
+// lookups ("" for layouts and archives).
+func SourceRegistry(s string) string {
+	if strings.HasPrefix(s, "oci:") || strings.HasPrefix(s, "oci-archive:") || strings.HasPrefix(s, "docker-archive:") {
+		return ""
+	}
+	ref, err := name.ParseReference(strings.TrimPrefix(s, "docker://"))
+	if err != nil {
+		return ""
+	}
+	return ref.Context().RegistryStr()
+}

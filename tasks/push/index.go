@@ -1,0 +1,263 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+)
+
+// maxIndexAttempts bounds the read-modify-write retries of one tag.
+const maxIndexAttempts = 5
+
+// rawManifest is a manifest to PUT as it is.
+type rawManifest struct {
+	data []byte
+	mt   types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// TagWriter writes the image index of a tag, merging it with what the
+// registry already holds there: entries for other platforms are kept, the
+// platforms being pushed are replaced. The write is a read-modify-write
+// guarded by an optional lock file and verified by reading the tag back;
+// a concurrent change makes it merge again.
+type TagWriter struct {
+	Pusher *remote.Pusher
+	Puller *remote.Puller
+	// LockPath, when set, is flock'ed around each read-modify-write.
+	LockPath string
+}
+
+// TagResult is what a tag now holds.
+type TagResult struct {
+	Digest v1.Hash
+	// Kept are the entries of other platforms that were already there.
+	Kept []v1.Descriptor
+	// Entries is every entry of the written index.
+	Entries []v1.Descriptor
+}
+
+// platformKey identifies a descriptor's platform for merging.
+func platformKey(p *v1.Platform) string {
+	if p == nil {
+		return ""
+	}
+	n := deploy.NormalizePlatform(*p)
+	return n.OS + "/" + deploy.PlatformString(v1.Platform{Architecture: n.Architecture, Variant: n.Variant})
+}
+
+// Write makes ref an OCI image index of wants (each with its Platform
+// set) plus the other platforms already at ref. asIs, when not nil, is an
+// index holding exactly wants that is written byte for byte if nothing is
+// kept (a multi-arch layout pushed as the index it is).
+func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, error) {
+	for attempt := 1; attempt <= maxIndexAttempts; attempt++ {
+		res, done, err := w.attempt(ctx, ref, wants, asIs)
+		if err != nil || done {
+			return res, err
+		}
+	}
+	return nil, fmt.Errorf("tag %s kept changing while merging its index (%d attempts); try again", ref, maxIndexAttempts)
+}
+
+func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
+	if w.LockPath != "" {
+		l, err := lockFile(w.LockPath)
+		if err != nil {
+			return nil, false, err
+		}
+		defer l.unlock()
+	}
+	before, kept, err := w.existing(ctx, ref, wants)
+	if err != nil {
+		return nil, false, err
+	}
+	entries := append(append([]v1.Descriptor{}, wants...), kept...)
+	sort.SliceStable(entries, func(i, j int) bool {
+		return platformKey(entries[i].Platform) < platformKey(entries[j].Platform)
+	})
+	var m rawManifest
+	if asIs != nil && len(kept) == 0 && samePlatforms(asIs, wants) {
+		data, err := asIs.RawManifest()
+		if err != nil {
+			return nil, false, err
+		}
+		mt, err := asIs.MediaType()
+		if err != nil {
+			return nil, false, err
+		}
+		m = rawManifest{data: data, mt: mt}
+	} else {
+		data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
+		if err != nil {
+			return nil, false, err
+		}
+		m = rawManifest{data: data, mt: types.OCIImageIndex}
+	}
+	ours, _, err := v1.SHA256(bytes.NewReader(m.data))
+	if err != nil {
+		return nil, false, err
+	}
+	// Optimistic check: nobody changed the tag since it was read.
+	now, err := w.head(ctx, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	if now != before {
+		return nil, false, nil
+	}
+	if err := w.Pusher.Put(ctx, ref, m); err != nil {
+		return nil, false, fmt.Errorf("writing index of %s: %w", ref, err)
+	}
+	// Read back: a concurrent writer may have replaced it; if what is
+	// there now lacks our entries, merge again on top of it.
+	back, err := w.head(ctx, ref)
+	if err != nil {
+		return nil, false, err
+	}
+	res := &TagResult{Digest: ours, Kept: kept, Entries: entries}
+	if back == ours {
+		return res, true, nil
+	}
+	d, err := w.Puller.Get(ctx, ref)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading back %s: %w", ref, err)
+	}
+	if d.MediaType.IsIndex() {
+		var im v1.IndexManifest
+		if err := json.Unmarshal(d.Manifest, &im); err == nil && containsAll(im.Manifests, wants) {
+			res.Digest = d.Digest
+			res.Entries = im.Manifests
+			return res, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// Holds reports whether ref is an index that contains every want.
+func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (bool, error) {
+	d, err := w.Puller.Get(ctx, ref)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading back %s: %w", ref, err)
+	}
+	if !d.MediaType.IsIndex() {
+		return false, nil
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(d.Manifest, &im); err != nil {
+		return false, nil
+	}
+	return containsAll(im.Manifests, wants), nil
+}
+
+// head returns the digest at ref, or the zero hash when there is none.
+func (w *TagWriter) head(ctx context.Context, ref name.Tag) (v1.Hash, error) {
+	d, err := w.Puller.Head(ctx, ref)
+	if isNotFound(err) {
+		return v1.Hash{}, nil
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("checking %s: %w", ref, err)
+	}
+	return d.Digest, nil
+}
+
+// existing reads what ref holds and returns the entries to keep: those of
+// platforms not in wants.
+func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (v1.Hash, []v1.Descriptor, error) {
+	d, err := w.Puller.Get(ctx, ref)
+	if isNotFound(err) {
+		return v1.Hash{}, nil, nil
+	}
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("reading existing %s: %w", ref, err)
+	}
+	ours := map[string]bool{}
+	for _, want := range wants {
+		ours[platformKey(want.Platform)] = true
+	}
+	var kept []v1.Descriptor
+	switch {
+	case d.MediaType.IsIndex():
+		var im v1.IndexManifest
+		if err := json.Unmarshal(d.Manifest, &im); err != nil {
+			return v1.Hash{}, nil, fmt.Errorf("existing index at %s: %w", ref, err)
+		}
+		dropped := map[string]bool{}
+		for _, e := range im.Manifests {
+			if e.Platform != nil && ours[platformKey(e.Platform)] {
+				dropped[e.Digest.String()] = true
+			}
+		}
+		for _, e := range im.Manifests {
+			if e.Platform != nil && ours[platformKey(e.Platform)] {
+				continue
+			}
+			// Attestations of a replaced image go with it.
+			if dropped[e.Annotations["vnd.docker.reference.digest"]] {
+				continue
+			}
+			kept = append(kept, e)
+		}
+	case d.MediaType.IsImage():
+		img, err := d.Image()
+		if err != nil {
+			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
+		}
+		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		if !ours[platformKey(&p)] && p.Architecture != "" {
+			desc := d.Descriptor
+			desc.Platform = &p
+			kept = append(kept, desc)
+		}
+	}
+	return d.Digest, kept, nil
+}
+
+func samePlatforms(idx v1.ImageIndex, wants []v1.Descriptor) bool {
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != len(wants) {
+		return false
+	}
+	return containsAll(im.Manifests, wants)
+}
+
+// containsAll reports whether every want's digest is in entries.
+func containsAll(entries, wants []v1.Descriptor) bool {
+	have := map[v1.Hash]bool{}
+	for _, e := range entries {
+		have[e.Digest] = true
+	}
+	for _, w := range wants {
+		if !have[w.Digest] {
+			return false
+		}
+	}
+	return true
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}

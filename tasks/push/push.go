@@ -1,0 +1,696 @@
+// Package push uploads the OCI images of Yocto deploy directories to a
+// registry: it picks the images (deploy.Discover), computes their tags
+// (strategies or explicit), uploads only the blobs the registry lacks, in
+// parallel, puts every platform manifest by digest and finally writes one
+// OCI image index per tag, merged with the platforms already there.
+package push
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+)
+
+// Usage is the push command's usage, shown with usage errors.
+const Usage = `Usage: container-registry.sh push [image|path] [options]
+
+  push                                   every image of every machine
+  push container-base                    one image, all machines
+  push tmp/deploy/images/m/x-oci         one OCI layout directory
+  push container-base --tag v1.0.0 --tag latest
+  push --strategy "sha branch latest"
+  push --strategy semver --version 1.2.3`
+
+// Options says what to push and how.
+type Options struct {
+	Config *generator.Config
+	// Target is an image name, a path to an OCI layout, or "" for all.
+	Target string
+	// Images restricts an all-images push to these names (populate's
+	// CONTAINER_REGISTRY_IMAGES); names not found are an error.
+	Images []string
+	// Tags are explicit tags; they need a Target.
+	Tags []string
+	// Strategy overrides Config.TagStrategy when not empty.
+	Strategy string
+	// Version overrides IMAGE_VERSION and PV for semver/version.
+	Version string
+	// Auth is the destination's credentials; nil or anonymous uses the
+	// local registry's own credentials when it requires them.
+	Auth *regauth.Resolved
+	// Out receives all messages.
+	Out io.Writer
+	// Progress draws a live progress line (only on a terminal).
+	Progress bool
+	// Script names the helper in the "start it first" hint.
+	Script string
+	// Now is the run's timestamp (zero: time.Now()).
+	Now time.Time
+	// Jobs bounds parallel blob uploads (default 4).
+	Jobs int
+}
+
+// Summary is what a push did.
+type Summary struct {
+	Images    int // image names pushed
+	Manifests int
+	Tags      int
+	Uploaded  int64 // bytes sent in blob uploads
+	Skipped   int64 // bytes of blobs the registry already had
+	Failed    []string
+	Elapsed   time.Duration
+}
+
+// FailedError says which images failed; their messages were printed.
+type FailedError struct{ Names []string }
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("push failed for: %s", strings.Join(e.Names, ", "))
+}
+
+// group is every source of one image name.
+type group struct {
+	name    string
+	sources []*deploy.Source
+}
+
+// Push pushes what o selects and prints progress to o.Out. It returns a
+// *tasks.UsageError for misuse, a *tasks.NotRespondingError when the
+// registry is down and a *FailedError when some images failed.
+func Push(ctx context.Context, o Options) (*Summary, error) {
+	start := time.Now()
+	c := o.Config
+	out := o.Out
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	if len(o.Tags) > 0 && o.Target == "" {
+		return nil, &tasks.UsageError{Msg: "--tag requires an image name", Usage: Usage}
+	}
+	// Everything that can be wrong with the input is checked before the
+	// first byte goes out.
+	var tagSet *TagSet
+	if len(o.Tags) > 0 {
+		tagSet = &TagSet{}
+		for _, t := range o.Tags {
+			if err := ValidateTag(t); err != nil {
+				return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+			}
+			if !contains(tagSet.Tags, t) {
+				tagSet.Tags = append(tagSet.Tags, t)
+			}
+		}
+	} else {
+		strategies := c.TagStrategy
+		if o.Strategy != "" {
+			s, err := generator.ParseStrategy(o.Strategy)
+			if err != nil {
+				return nil, &tasks.UsageError{Msg: "--strategy: " + err.Error(), Usage: Usage}
+			}
+			strategies = s
+		}
+		version := firstNonEmpty(o.Version, c.ImageVersion, c.PV)
+		gitDir := c.TopDir
+		if gitDir == "" {
+			gitDir, _ = os.Getwd()
+		}
+		var err error
+		tagSet, err = ComputeTags(TagInput{Strategies: strategies, Version: version, Now: o.Now, GitDir: gitDir})
+		if err != nil {
+			return nil, &tasks.UsageError{Msg: err.Error(), Usage: Usage}
+		}
+		for _, n := range tagSet.Notes {
+			fmt.Fprintf(out, "Note: %s\n", n)
+		}
+		if len(tagSet.Tags) == 0 {
+			return nil, fmt.Errorf("tag strategy %q gives no tags here; add a strategy such as latest or timestamp", strings.Join(strategies, " "))
+		}
+	}
+
+	groups, res, err := selectSources(c, o)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{}
+	for _, b := range res.Broken {
+		fmt.Fprintf(out, "Error: %s [%s]: %s\n", b.Name, b.Machine, b.Reason)
+		sum.Failed = append(sum.Failed, b.Name+" ("+b.Machine+")")
+	}
+	if len(groups) == 0 {
+		if len(sum.Failed) > 0 {
+			return sum, &FailedError{Names: sum.Failed}
+		}
+		fmt.Fprintf(out, "No OCI images to push (searched: %s)\n", strings.Join(res.Roots, ", "))
+		fmt.Fprintln(out, "Nothing to push.")
+		return sum, nil
+	}
+
+	// Registry, transport, credentials.
+	base, err := tasks.LocalTransport(c)
+	if err != nil {
+		return nil, err
+	}
+	counter := &countingTransport{base: base}
+	var regOpts []name.Option
+	if c.Insecure {
+		regOpts = append(regOpts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(c.URL, regOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
+	}
+	auth, authDesc, err := DestinationAuth(c, o.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
+		return nil, err
+	}
+	if authDesc != "" {
+		fmt.Fprintf(out, "Using credentials from %s\n", authDesc)
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(counter), remote.WithAuth(auth), remote.WithJobs(o.Jobs)}
+	pusher, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &pushRun{o: o, c: c, reg: reg, auth: auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
+	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
+		p.lockPath = filepath.Join(c.Storage, "push.lock")
+	}
+
+	fmt.Fprintf(out, "Pushing to %s/%s (tags: %s%s)\n", c.URL, c.Namespace, strings.Join(tagSet.Tags, " "), map[bool]string{true: " + per-arch", false: ""}[tagSet.Arch])
+	for _, g := range groups {
+		if err := p.pushGroup(ctx, g); err != nil {
+			fmt.Fprintf(out, "Error: %s: %v\n", g.name, err)
+			sum.Failed = append(sum.Failed, g.name)
+			continue
+		}
+		sum.Images++
+	}
+	p.verifyTags(ctx)
+	if len(res.Skipped) > 0 {
+		fmt.Fprintln(out, "Skipped (not the newest build):")
+		for _, s := range res.Skipped {
+			fmt.Fprintf(out, "  %s/%s (%s)\n", s.Machine, filepath.Base(s.Dir), s.Reason)
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	fmt.Fprintf(out, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
+		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
+	if repos, err := puller.Catalog(ctx, reg); err == nil {
+		fmt.Fprintln(out, "Catalog:")
+		for _, r := range repos {
+			fmt.Fprintf(out, "  %s\n", r)
+		}
+	}
+	if len(sum.Failed) > 0 {
+		return sum, &FailedError{Names: sum.Failed}
+	}
+	return sum, nil
+}
+
+// DestinationAuth picks the push credentials: the resolved ones, else the
+// local registry's generated credentials when it requires auth.
+func DestinationAuth(c *generator.Config, r *regauth.Resolved) (authn.Authenticator, string, error) {
+	if r != nil && !r.Anonymous() {
+		return r.Auth, r.Source, nil
+	}
+	if c.Auth {
+		a, err := tasks.LocalAuth(c)
+		if err != nil {
+			return nil, "", err
+		}
+		return a, fmt.Sprintf("the local registry (user %s, %s)", c.Username, c.PasswordFile()), nil
+	}
+	return authn.Anonymous, "", nil
+}
+
+// CheckAccess makes sure the registry answers and accepts the
+// credentials, with errors a user can act on.
+func CheckAccess(ctx context.Context, c *generator.Config, reg name.Registry, base http.RoundTripper, auth authn.Authenticator, authDesc, script string) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	scheme := reg.Scheme()
+	if c.Secure {
+		scheme = "https"
+	}
+	preq, err := http.NewRequestWithContext(pctx, http.MethodGet, scheme+"://"+reg.RegistryStr()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	presp, err := (&http.Client{Transport: base}).Do(preq)
+	if err != nil {
+		return &tasks.NotRespondingError{URL: scheme + "://" + reg.RegistryStr(), Script: script, Err: err}
+	}
+	presp.Body.Close()
+	rt, err := transport.NewWithContext(pctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
+	if err != nil {
+		return authError(c, authDesc, err)
+	}
+	req, _ := http.NewRequestWithContext(pctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return &tasks.NotRespondingError{URL: tasks.BaseURL(c), Script: script, Err: err}
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return authError(c, authDesc, fmt.Errorf("%s", resp.Status))
+	}
+	return nil
+}
+
+func authError(c *generator.Config, authDesc string, err error) error {
+	if authDesc == "" {
+		return fmt.Errorf("registry %s requires authentication (%v); use --use-home-auth, --authfile, --credsfile, --creds, --token or CONTAINER_REGISTRY_AUTH_MODE", c.URL, err)
+	}
+	return fmt.Errorf("registry %s rejected the credentials from %s: %v", c.URL, authDesc, err)
+}
+
+// selectSources discovers the deploy tree (or reads the given path) and
+// groups what to push by image name.
+func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, error) {
+	if o.Target != "" && isPath(o.Target) {
+		src, err := deploy.LoadPath(o.Target)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []*group{{name: src.Name, sources: []*deploy.Source{src}}}, &deploy.Result{}, nil
+	}
+	res, err := deploy.Discover(c.DeployDirImages, c.DeployDirImage)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := o.Images
+	if o.Target != "" {
+		want = []string{o.Target}
+	}
+	available := res.Names()
+	for _, w := range want {
+		if !contains(available, w) {
+			avail := "none"
+			if len(available) > 0 {
+				avail = strings.Join(available, ", ")
+			}
+			return nil, nil, fmt.Errorf("no image named %q in %s (available: %s)", w, strings.Join(res.Roots, ", "), avail)
+		}
+	}
+	byName := map[string]*group{}
+	var groups []*group
+	for _, s := range res.Sources {
+		if len(want) > 0 && !contains(want, s.Name) {
+			continue
+		}
+		g := byName[s.Name]
+		if g == nil {
+			g = &group{name: s.Name}
+			byName[s.Name] = g
+			groups = append(groups, g)
+		}
+		g.sources = append(g.sources, s)
+	}
+	if len(want) > 0 {
+		var broken []deploy.Skipped
+		for _, b := range res.Broken {
+			if contains(want, b.Name) {
+				broken = append(broken, b)
+			}
+		}
+		res.Broken = broken
+	}
+	return groups, res, nil
+}
+
+// isPath tells a layout path from an image name.
+func isPath(s string) bool {
+	if strings.ContainsRune(s, '/') || strings.HasPrefix(s, ".") {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(s, "index.json"))
+	return err == nil
+}
+
+// pushRun is the state of one Push.
+type pushRun struct {
+	o        Options
+	c        *generator.Config
+	reg      name.Registry
+	auth     authn.Authenticator
+	counter  *countingTransport
+	pusher   *remote.Pusher
+	puller   *remote.Puller
+	lockPath string
+	sum      *Summary
+	tags     *TagSet
+	written  []written
+}
+
+// written is a tag this run wrote, checked again at the end.
+type written struct {
+	group string
+	ref   name.Tag
+	wants []v1.Descriptor
+}
+
+// settleDelay is how long a run waits before checking its tags once more.
+const settleDelay = 150 * time.Millisecond
+
+// verifyTags reads every written tag back once more after a short delay:
+// a push from another host that read the tag before this run wrote it
+// may have replaced our entries; such a tag is merged again.
+func (p *pushRun) verifyTags(ctx context.Context) {
+	if len(p.written) == 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(settleDelay):
+	}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	for _, w := range p.written {
+		ok, err := tw.Holds(ctx, w.ref, w.wants)
+		if err == nil && !ok {
+			fmt.Fprintf(p.o.Out, "  %s changed under a concurrent push; merging again\n", w.ref.TagStr())
+			_, err = tw.Write(ctx, w.ref, w.wants, nil)
+		}
+		if err != nil {
+			fmt.Fprintf(p.o.Out, "Error: %s: %v\n", w.group, err)
+			if !contains(p.sum.Failed, w.group) {
+				p.sum.Failed = append(p.sum.Failed, w.group)
+			}
+		}
+	}
+}
+
+// pushGroup pushes every manifest of one image, then writes its tags.
+func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
+	out := p.o.Out
+	repo := p.reg.Repo(tasks.RepoName(p.c, g.name))
+	byPlatform := map[string]v1.Descriptor{}
+	var order []string
+	for _, s := range g.sources {
+		for _, m := range s.Manifests {
+			fmt.Fprintf(out, "Pushing: %s (%s) [from %s]\n", g.name, deploy.PlatformString(m.Platform), s.Machine)
+			fmt.Fprintf(out, "  source:   %s\n", s.Dir)
+			desc, err := p.pushManifest(ctx, repo, m)
+			if err != nil {
+				return fmt.Errorf("%s from %s: %w", deploy.PlatformString(m.Platform), s.Machine, err)
+			}
+			fmt.Fprintf(out, "  manifest: %s\n", desc.Digest)
+			key := platformKey(desc.Platform)
+			if _, dup := byPlatform[key]; dup {
+				fmt.Fprintf(out, "Warning: %s: more than one build for %s; using the one from %s\n", g.name, key, s.Machine)
+			} else {
+				order = append(order, key)
+			}
+			byPlatform[key] = desc
+		}
+	}
+	var all []v1.Descriptor
+	for _, k := range order {
+		all = append(all, byPlatform[k])
+	}
+	// One nested multi-arch layout alone is pushed as the index it is.
+	var asIs v1.ImageIndex
+	if len(g.sources) == 1 {
+		asIs = g.sources[0].Index
+	}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	writeTag := func(tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
+		ref := repo.Tag(tag)
+		r, err := tw.Write(ctx, ref, wants, asIs)
+		if err != nil {
+			return err
+		}
+		var plats []string
+		for _, e := range r.Entries {
+			plats = append(plats, strings.TrimPrefix(platformKey(e.Platform), "linux/"))
+		}
+		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
+		fmt.Fprintf(out, "  -> %s/%s:%s (index %s: %s)\n", p.c.URL, repo.RepositoryStr(), tag, shortDigest(r.Digest), strings.Join(plats, ", "))
+		p.sum.Tags++
+		return nil
+	}
+	for _, tag := range p.tags.Tags {
+		if err := writeTag(tag, all, asIs); err != nil {
+			return err
+		}
+	}
+	if p.tags.Arch {
+		for _, d := range all {
+			suffix := p.archSuffix(d.Platform)
+			for _, tag := range p.tags.Tags {
+				if tag == "latest" {
+					continue
+				}
+				t := tag + "-" + suffix
+				if err := ValidateTag(t); err != nil {
+					return err
+				}
+				if err := writeTag(t, []v1.Descriptor{d}, nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// archSuffix spells a platform for arch tags the Yocto way (x86_64,
+// aarch64); TARGET_ARCH's own spelling wins for its platform.
+func (p *pushRun) archSuffix(pl *v1.Platform) string {
+	if ta := p.c.TargetArch; ta != "" {
+		if deploy.NormalizePlatform(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
+			return tagSafe(ta)
+		}
+	}
+	s := deploy.YoctoArch(pl.Architecture)
+	if pl.Variant != "" {
+		s += pl.Variant
+	}
+	return tagSafe(s)
+}
+
+// pushManifest uploads the blobs of m the registry lacks, in parallel,
+// then puts the manifest by digest. It returns the index entry for m.
+func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
+	img := m.Image
+	var blobs []v1.Layer
+	cl, err := partial.ConfigLayer(img)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
+	}
+	blobs = append(blobs, cl)
+	layers, err := img.Layers()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("layers: %w", err)
+	}
+	blobs = append(blobs, layers...)
+
+	rt, err := transport.NewWithContext(ctx, p.reg, p.auth, p.counter, []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	client := &http.Client{Transport: rt}
+	type blob struct {
+		l    v1.Layer
+		size int64
+	}
+	var missing []blob
+	var missingBytes, presentBytes int64
+	var present int
+	seen := map[v1.Hash]bool{}
+	for _, l := range blobs {
+		d, err := l.Digest()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		size, err := l.Size()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		ok, err := blobExists(ctx, client, repo, d)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		if ok {
+			present++
+			presentBytes += size
+			continue
+		}
+		missing = append(missing, blob{l, size})
+		missingBytes += size
+	}
+	sentBefore := p.counter.sent.Load()
+	stop := p.startProgress(sentBefore, missingBytes)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.o.Jobs)
+	for _, b := range missing {
+		g.Go(func() error {
+			d, _ := b.l.Digest()
+			if err := p.pusher.Upload(gctx, repo, b.l); err != nil {
+				return fmt.Errorf("uploading blob %s: %w", d, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	stop()
+	sent := p.counter.sent.Load() - sentBefore
+	p.sum.Uploaded += sent
+	p.sum.Skipped += presentBytes
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	fmt.Fprintf(p.o.Out, "  blobs:    %d uploaded (%s), %d already present (%s)\n", len(missing), tasks.HumanBytes(sent), present, tasks.HumanBytes(presentBytes))
+
+	// Manifest last, by digest: no tag points at it yet.
+	raw, err := img.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	ref := repo.Digest(m.Digest.String())
+	if _, err := p.puller.Head(ctx, ref); err != nil {
+		if !isNotFound(err) {
+			return v1.Descriptor{}, fmt.Errorf("checking manifest: %w", err)
+		}
+		if err := p.pusher.Put(ctx, ref, rawManifest{data: raw, mt: mt}); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("putting manifest: %w", err)
+		}
+	}
+	p.sum.Manifests++
+	plat := m.Platform
+	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
+}
+
+func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("checking blob %s: %w", d, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
+}
+
+// startProgress draws "uploading X / Y, rate" on a terminal until the
+// returned function is called.
+func (p *pushRun) startProgress(base, total int64) func() {
+	if !p.o.Progress || total == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	draw := func() {
+		n := p.counter.sent.Load() - base
+		if n > total {
+			n = total
+		}
+		rate := float64(n) / time.Since(start).Seconds()
+		const width = 30
+		fill := int(float64(width) * float64(n) / float64(total))
+		fmt.Fprintf(p.o.Out, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+			tasks.HumanBytes(n), tasks.HumanBytes(total), tasks.HumanBytes(int64(rate)))
+	}
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(150 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				draw()
+				fmt.Fprint(p.o.Out, "\n")
+				return
+			case <-t.C:
+				draw()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// tagSafe replaces the characters the tag grammar refuses with '-',
+// keeping '_' (x86_64 stays x86_64).
+func tagSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+func shortDigest(h v1.Hash) string {
+	s := h.String()
+	if len(s) > 19 {
+		return s[:19]
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}

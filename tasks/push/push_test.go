@@ -1,0 +1,327 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
+	"github.com/ocireg-tool/ocireg-tool/tasks/testreg"
+)
+
+func TestSemverTags(t *testing.T) {
+	cases := map[string][]string{
+		"1.2.3":           {"1.2.3", "1.2", "1"},
+		"v2.0.1":          {"2.0.1", "2.0", "2"},
+		"1.2.3+git0+abcd": {"1.2.3", "1.2", "1"},
+		"1.0+git":         {"1.0", "1"},
+		"3":               {"3"},
+		"1.2.3-rc1":       {"1.2.3-rc1"},
+		"1.2.3-rc1+build": {"1.2.3-rc1"},
+		"git":             nil,
+		"":                nil,
+		"master-1.2":      nil,
+	}
+	for in, want := range cases {
+		if got := SemverTags(in); !reflect.DeepEqual(got, want) {
+			t.Errorf("SemverTags(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestSanitizeTag(t *testing.T) {
+	cases := map[string]string{
+		"feature/login":   "feature-login",
+		"my_branch":       "my-branch",
+		"release/1.2_fix": "release-1.2-fix",
+		"1.0+gitAUTOINC":  "1.0-gitAUTOINC",
+		"-x":              "x",
+	}
+	for in, want := range cases {
+		if got := SanitizeTag(in); got != want {
+			t.Errorf("SanitizeTag(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func writeGit(t *testing.T, dir, head string, refs map[string]string) {
+	t.Helper()
+	g := filepath.Join(dir, ".git")
+	for ref, sha := range refs {
+		p := filepath.Join(g, filepath.FromSlash(ref))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(sha+"\n"), 0o644)
+	}
+	os.MkdirAll(g, 0o755)
+	os.WriteFile(filepath.Join(g, "HEAD"), []byte(head+"\n"), 0o644)
+}
+
+func TestComputeTags(t *testing.T) {
+	dir := t.TempDir()
+	writeGit(t, dir, "ref: refs/heads/feature/login_page", map[string]string{"refs/heads/feature/login_page": "8a3f2b1c0ffee0000000000000000000000000aa"})
+	now := time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)
+	ts, err := ComputeTags(TagInput{Strategies: strings.Fields("timestamp sha branch semver version latest arch"), Version: "1.2.3", Now: now, GitDir: filepath.Join(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"20260112-143022", "8a3f2b1", "feature-login-page", "1.2.3", "1.2", "1", "latest"}
+	if !reflect.DeepEqual(ts.Tags, want) || !ts.Arch {
+		t.Fatalf("tags = %v arch=%v, want %v", ts.Tags, ts.Arch, want)
+	}
+	// Detached HEAD: sha but no branch; packed refs are read too.
+	dir2 := t.TempDir()
+	writeGit(t, dir2, "0123456789abcdef0123456789abcdef01234567", nil)
+	ts, err = ComputeTags(TagInput{Strategies: []string{"git", "branch"}, Now: now, GitDir: dir2})
+	if err != nil || !reflect.DeepEqual(ts.Tags, []string{"0123456"}) || len(ts.Notes) != 1 {
+		t.Fatalf("detached: %v %v %v", ts, ts.Notes, err)
+	}
+	dir3 := t.TempDir()
+	writeGit(t, dir3, "ref: refs/heads/main", nil)
+	os.WriteFile(filepath.Join(dir3, ".git", "packed-refs"), []byte("# pack-refs\nabcdef0123456789abcdef0123456789abcdef01 refs/heads/main\n"), 0o644)
+	ts, _ = ComputeTags(TagInput{Strategies: []string{"sha", "branch"}, Now: now, GitDir: filepath.Join(dir3)})
+	if !reflect.DeepEqual(ts.Tags, []string{"abcdef0", "main"}) {
+		t.Fatalf("packed: %v", ts.Tags)
+	}
+	if _, err := ComputeTags(TagInput{Strategies: []string{"bogus"}}); err == nil || !strings.Contains(err.Error(), "unknown strategy") {
+		t.Fatalf("bogus strategy: %v", err)
+	}
+}
+
+func TestParseName(t *testing.T) {
+	cases := []struct{ base, machine, name, stamp string }{
+		{"container-base-qemux86-64.rootfs-20260108123456.rootfs-oci", "qemux86-64", "container-base", "20260108123456"},
+		{"container-base-qemux86-64.rootfs-20260108123456-oci", "qemux86-64", "container-base", "20260108123456"},
+		{"container-base-latest-oci", "qemux86-64", "container-base", ""},
+		{"container-base-qemux86-64.rootfs-oci", "qemux86-64", "container-base", ""},
+		{"app-multiarch-oci", "beaglebone-yocto", "app", ""},
+		{"app-beaglebone-yocto-20260108123456-oci", "beaglebone-yocto", "app", "20260108123456"},
+	}
+	for _, c := range cases {
+		n, s, _, ok := deploy.ParseName(c.base, c.machine)
+		if !ok || n != c.name || s != c.stamp {
+			t.Errorf("ParseName(%q, %q) = %q %q %v, want %q %q", c.base, c.machine, n, s, ok, c.name, c.stamp)
+		}
+	}
+	if _, _, _, ok := deploy.ParseName("foo.tar", "m"); ok {
+		t.Error("foo.tar parsed")
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	root := t.TempDir()
+	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := deploy.Discover(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range res.Sources {
+		got = append(got, s.Name+"/"+s.Machine+"/"+s.Arches()+"/"+s.Stamp)
+	}
+	want := []string{
+		"app-server/qemuarm64/arm64/20260108130000", "app-server/qemux86-64/amd64/20260108123456",
+		"container-base/qemuarm64/arm64/20260108130000", "container-base/qemux86-64/amd64/20260108123456",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("sources = %v\nwant %v", got, want)
+	}
+	if len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Dir, "20260101080000") {
+		t.Fatalf("skipped = %+v", res.Skipped)
+	}
+	// Without the link the newest stamp still wins.
+	os.Remove(filepath.Join(root, "qemux86-64", "container-base-latest-oci"))
+	res, _ = deploy.Discover(root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
+	if len(res.Sources) != 4 || len(res.Skipped) != 1 {
+		t.Fatalf("without link: %d sources %d skipped", len(res.Sources), len(res.Skipped))
+	}
+}
+
+func testConfig(t *testing.T, host, deployImages string) *generator.Config {
+	t.Helper()
+	c, err := generator.FromVars(generator.Vars{
+		"CONTAINER_REGISTRY_URL":      host,
+		"CONTAINER_REGISTRY_INSECURE": "1",
+		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
+		"DEPLOY_DIR_IMAGES":           deployImages,
+		"TOPDIR":                      t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func indexAt(t *testing.T, ref string) (v1.Hash, map[string]v1.Hash) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Get(r)
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(d.Manifest, &im); err != nil || !d.MediaType.IsIndex() {
+		t.Fatalf("%s is %s, not an index: %v", ref, d.MediaType, err)
+	}
+	out := map[string]v1.Hash{}
+	for _, m := range im.Manifests {
+		out[platformKey(m.Platform)] = m.Digest
+	}
+	return d.Digest, out
+}
+
+func TestPushMergeAndRepush(t *testing.T) {
+	reg := testreg.New(t)
+	root := t.TempDir()
+	sample.WriteTree(root, sample.DefaultBuilds())
+	c := testConfig(t, reg.Host, root)
+	var out bytes.Buffer
+	opts := Options{Config: c, Strategy: "timestamp latest", Out: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
+	sum, err := Push(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, out.String())
+	}
+	if sum.Images != 2 || sum.Manifests != 4 || sum.Tags != 4 || sum.Uploaded == 0 {
+		t.Fatalf("summary %+v\n%s", sum, out.String())
+	}
+	for _, tag := range []string{"latest", "20260112-143022"} {
+		_, plats := indexAt(t, reg.Host+"/yocto/container-base:"+tag)
+		if len(plats) != 2 || plats["linux/amd64"].String() == "" || plats["linux/arm64"].String() == "" {
+			t.Fatalf("%s platforms = %v", tag, plats)
+		}
+	}
+	if strings.Contains(out.String(), "20260101080000\n") || !strings.Contains(out.String(), "Skipped") {
+		t.Fatalf("older build handling:\n%s", out.String())
+	}
+	// An unchanged re-push uploads nothing.
+	out.Reset()
+	sum, err = Push(context.Background(), opts)
+	if err != nil || sum.Uploaded != 0 || sum.Skipped == 0 {
+		t.Fatalf("re-push: %+v %v\n%s", sum, err, out.String())
+	}
+	if !strings.Contains(out.String(), "uploaded 0 bytes") {
+		t.Fatalf("re-push output:\n%s", out.String())
+	}
+
+	// "Another host" rebuilds only arm64 and pushes: amd64 stays.
+	_, before := indexAt(t, reg.Host+"/yocto/container-base:latest")
+	other := t.TempDir()
+	sample.WriteTree(other, []sample.Build{{Spec: sample.Spec{Name: "container-base", Machine: "qemuarm64", Arch: "aarch64", Stamp: "20260201000000"}, Latest: true}})
+	c2 := testConfig(t, reg.Host, other)
+	out.Reset()
+	if _, err := Push(context.Background(), Options{Config: c2, Strategy: "latest", Out: &out}); err != nil {
+		t.Fatalf("second host: %v\n%s", err, out.String())
+	}
+	_, after := indexAt(t, reg.Host+"/yocto/container-base:latest")
+	if after["linux/amd64"] != before["linux/amd64"] || after["linux/arm64"] == before["linux/arm64"] || len(after) != 2 {
+		t.Fatalf("merge lost or kept the wrong entries: before %v after %v", before, after)
+	}
+}
+
+func TestPushNestedIndexAsIs(t *testing.T) {
+	reg := testreg.New(t)
+	root := t.TempDir()
+	var imgs []v1.Image
+	for _, a := range []string{"x86_64", "aarch64"} {
+		img, err := sample.Image(sample.Spec{Name: "multi", Machine: "m", Arch: a, Stamp: "20260101000000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
+	}
+	dir := filepath.Join(root, "genericarm", "multi-multiarch-oci")
+	if err := sample.WriteNestedLayout(dir, "latest", imgs...); err != nil {
+		t.Fatal(err)
+	}
+	src, err := deploy.LoadPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := src.Index.Digest()
+	c := testConfig(t, reg.Host, root)
+	var out bytes.Buffer
+	if _, err := Push(context.Background(), Options{Config: c, Strategy: "latest", Out: &out}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got, plats := indexAt(t, reg.Host+"/yocto/multi:latest")
+	if got != want || len(plats) != 2 {
+		t.Fatalf("index %s (%v), want the layout's %s", got, plats, want)
+	}
+}
+
+func TestPushInputErrors(t *testing.T) {
+	reg := testreg.New(t)
+	root := t.TempDir()
+	sample.WriteTree(root, sample.DefaultBuilds())
+	c := testConfig(t, reg.Host, root)
+	cases := []struct {
+		o    Options
+		want string
+	}{
+		{Options{Tags: []string{"v1"}}, "--tag requires an image name"},
+		{Options{Target: "container-base", Tags: []string{"bad tag"}}, "invalid tag"},
+		{Options{Strategy: "latest nope"}, "unknown strategy"},
+		{Options{Target: "nosuch"}, "available: app-server, container-base"},
+		{Options{Strategy: "semver"}, "gives no tags"},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		tc.o.Config, tc.o.Out = c, &out
+		_, err := Push(context.Background(), tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err %v, want %q", tc.o, err, tc.want)
+		}
+	}
+	r, _ := name.NewRegistry(reg.Host)
+	repos, _ := remote.Catalog(context.Background(), r)
+	if len(repos) != 0 {
+		t.Fatalf("bad input changed the registry: %v", repos)
+	}
+}
+
+// Two hosts push different architectures to the same tags at the same
+// time, each with its own storage (so no shared lock): the read-back and
+// retry keeps both.
+func TestConcurrentPushesKeepBothArches(t *testing.T) {
+	reg := testreg.New(t)
+	trees := []string{t.TempDir(), t.TempDir()}
+	sample.WriteTree(trees[0], []sample.Build{{Spec: sample.Spec{Name: "racy", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260108123456"}, Latest: true}})
+	sample.WriteTree(trees[1], []sample.Build{{Spec: sample.Spec{Name: "racy", Machine: "qemuarm64", Arch: "aarch64", Stamp: "20260108123456"}, Latest: true}})
+	for round := 0; round < 5; round++ {
+		tag := "r" + string(rune('0'+round))
+		errs := make(chan error, 2)
+		for _, tree := range trees {
+			go func() {
+				var out bytes.Buffer
+				_, err := Push(context.Background(), Options{Config: testConfig(t, reg.Host, tree), Target: "racy", Tags: []string{tag, "shared"}, Out: &out})
+				errs <- err
+			}()
+		}
+		for range trees {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tg := range []string{tag, "shared"} {
+			if _, plats := indexAt(t, reg.Host+"/yocto/racy:"+tg); len(plats) != 2 {
+				t.Fatalf("round %d tag %s: %v", round, tg, plats)
+			}
+		}
+	}
+}

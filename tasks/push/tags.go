@@ -1,0 +1,167 @@
+package push
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+)
+
+// tagRe is the OCI distribution tag grammar.
+var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// ValidateTag checks tag against the OCI tag grammar.
+func ValidateTag(tag string) error {
+	if !tagRe.MatchString(tag) {
+		return fmt.Errorf("invalid tag %q: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
+	}
+	return nil
+}
+
+// TagInput is what tag strategies work from.
+type TagInput struct {
+	Strategies []string
+	Version    string    // --version, IMAGE_VERSION or PV
+	Now        time.Time // one timestamp for the whole run
+	GitDir     string    // TOPDIR, else the current directory
+}
+
+// TagSet is the result of a strategy: tags for every platform, and whether
+// arch-suffixed tags are wanted too.
+type TagSet struct {
+	Tags []string
+	// Arch asks for "<tag>-<arch>" per platform for every tag but latest.
+	Arch bool
+	// Notes say why a strategy gave nothing (no git repo, no version...).
+	Notes []string
+}
+
+// ComputeTags applies the strategies in order. Unknown words are an
+// error; duplicates are dropped; every tag is validated.
+func ComputeTags(in TagInput) (*TagSet, error) {
+	if _, err := generator.ParseStrategy(strings.Join(in.Strategies, " ")); err != nil {
+		return nil, fmt.Errorf("tag strategy: %w", err)
+	}
+	ts := &TagSet{}
+	seen := map[string]bool{}
+	add := func(tags ...string) {
+		for _, t := range tags {
+			if t != "" && !seen[t] {
+				seen[t] = true
+				ts.Tags = append(ts.Tags, t)
+			}
+		}
+	}
+	var head *GitHead
+	var gitErr error
+	git := func() (*GitHead, error) {
+		if head == nil && gitErr == nil {
+			head, gitErr = ReadGitHead(in.GitDir)
+		}
+		return head, gitErr
+	}
+	for _, s := range in.Strategies {
+		switch s {
+		case "timestamp":
+			add(in.Now.Format("20060102-150405"))
+		case "sha", "git":
+			h, err := git()
+			switch {
+			case err != nil:
+				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: %s is %v; no sha tag", s, in.GitDir, err))
+			case len(h.Commit) < 7:
+				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: the repository at %s has no commit yet; no sha tag", s, in.GitDir))
+			default:
+				add(h.Commit[:7])
+			}
+		case "branch":
+			h, err := git()
+			switch {
+			case err != nil:
+				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy branch: %s is %v; no branch tag", in.GitDir, err))
+			case h.Branch == "":
+				ts.Notes = append(ts.Notes, "strategy branch: detached HEAD; no branch tag")
+			default:
+				add(SanitizeTag(h.Branch))
+			}
+		case "semver":
+			tags := SemverTags(in.Version)
+			if len(tags) == 0 {
+				ts.Notes = append(ts.Notes, semverNote(in.Version))
+			}
+			add(tags...)
+		case "version":
+			if in.Version == "" {
+				ts.Notes = append(ts.Notes, "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag")
+			}
+			add(SanitizeTag(in.Version))
+		case "latest":
+			add("latest")
+		case "arch":
+			ts.Arch = true
+		}
+	}
+	for _, t := range ts.Tags {
+		if err := ValidateTag(t); err != nil {
+			return nil, err
+		}
+	}
+	return ts, nil
+}
+
+func semverNote(v string) string {
+	if v == "" {
+		return "strategy semver: no version given (--version, IMAGE_VERSION or PV); no semver tags"
+	}
+	return fmt.Sprintf("strategy semver: version %q is not numeric (like 1.2.3); no semver tags", v)
+}
+
+var semverRe = regexp.MustCompile(`^v?(\d+(?:\.\d+)*)(-[0-9A-Za-z.-]+)?$`)
+
+// SemverTags nests a version: 1.2.3 gives 1.2.3, 1.2 and 1. Build metadata
+// after '+' is dropped (1.2.3+git0+abc is 1.2.3) as is a leading 'v'. A
+// pre-release (1.2.3-rc1) gives only itself: it must not move 1.2 or 1.
+// Versions that do not start with a number give nothing.
+func SemverTags(v string) []string {
+	v, _, _ = strings.Cut(strings.TrimSpace(v), "+")
+	m := semverRe.FindStringSubmatch(v)
+	if m == nil {
+		return nil
+	}
+	if m[2] != "" {
+		return []string{m[1] + m[2]}
+	}
+	parts := strings.Split(m[1], ".")
+	var out []string
+	for n := len(parts); n >= 1; n-- {
+		out = append(out, strings.Join(parts[:n], "."))
+	}
+	return out
+}
+
+// SanitizeTag turns a branch name or version into a tag: '/', '_', '+' and
+// any other character the tag grammar refuses become '-', runs of '-' are
+// squeezed, and leading '.'/'-' dropped.
+func SanitizeTag(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	out := b.String()
+	for strings.Contains(out, "--") {
+		out = strings.ReplaceAll(out, "--", "-")
+	}
+	out = strings.TrimLeft(out, ".-")
+	out = strings.TrimRight(out, "-")
+	if len(out) > 128 {
+		out = out[:128]
+	}
+	return out
+}

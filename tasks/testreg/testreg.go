@@ -1,0 +1,68 @@
+// Package testreg serves a distribution/v3 registry in the test process
+// (httptest on 127.0.0.1) with in-memory storage and optional htpasswd
+// auth, so tests talk to a real registry without starting the tool.
+package testreg
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/bcrypt"
+
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+)
+
+// Registry is a running test registry.
+type Registry struct {
+	Server *httptest.Server
+	Host   string // 127.0.0.1:port
+}
+
+// Option configures New.
+type Option func(*configuration.Configuration, testing.TB)
+
+// WithHtpasswd requires basic auth with user and password.
+func WithHtpasswd(user, password string) Option {
+	return func(c *configuration.Configuration, t testing.TB) {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "htpasswd")
+		if err := os.WriteFile(f, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "test", "path": f}}
+	}
+}
+
+// New starts a registry that stops when the test ends.
+func New(t testing.TB, opts ...Option) *Registry {
+	t.Helper()
+	logrus.SetOutput(io.Discard)
+	c := &configuration.Configuration{
+		Storage: configuration.Storage{
+			"inmemory": configuration.Parameters{},
+			"delete":   configuration.Parameters{"enabled": true},
+		},
+	}
+	c.Log.Level = "error"
+	c.Log.AccessLog.Disabled = true
+	c.HTTP.Secret = "test-secret"
+	for _, o := range opts {
+		o(c, t)
+	}
+	app := handlers.NewApp(context.Background(), c)
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	return &Registry{Server: srv, Host: strings.TrimPrefix(srv.URL, "http://")}
+}
