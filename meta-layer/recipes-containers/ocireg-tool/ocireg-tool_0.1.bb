@@ -21,11 +21,11 @@
 SUMMARY = "Local container registry tool for Yocto/OpenEmbedded builds"
 DESCRIPTION = "One static Go binary replacing the shell, Python, skopeo, openssl and htpasswd glue of a local container registry."
 HOMEPAGE = "https://github.com/ocireg-tool/ocireg-tool"
-# The project's own source is MIT like this layer; it has no license file
-# of its own yet, so the generic text is checksummed. The modules' licenses
-# are appended by the generated ocireg-tool-licenses.inc.
+# The project's own source is MIT like this layer (LICENSE at the top of
+# the tree). The modules' licenses are appended by the generated
+# ocireg-tool-licenses.inc.
 LICENSE = "MIT"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+LIC_FILES_CHKSUM = "file://src/${GO_IMPORT}/LICENSE;md5=098f0408646b443b90c19007fb3c8ec8"
 
 OCIREG_TOOL_SRCDIR ?= "${@os.path.dirname(d.getVar('OCIREG_LAYERDIR') or '')}"
 OCIREG_TOOL_SRCDIR[doc] = "Git checkout of ocireg-tool the recipe builds (default: the tree the layer lives in)."
