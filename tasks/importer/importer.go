@@ -312,18 +312,18 @@ func openLayout(dir, ref string) (*source, error) {
 		return nil, err
 	}
 	if chosen.MediaType.IsIndex() {
-		src.idx, err = root.ImageIndex(chosen.Digest)
-		if err == nil {
-			err = deploy.CheckIndex(dir, src.idx)
+		if src.idx, err = root.ImageIndex(chosen.Digest); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 		}
+		err = deploy.CheckIndex(dir, src.idx) // names the layout itself
 	} else {
-		src.img, err = root.Image(chosen.Digest)
-		if err == nil {
-			err = deploy.CheckImage(dir, src.img)
+		if src.img, err = root.Image(chosen.Digest); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
 		}
+		err = deploy.CheckImage(dir, src.img)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		return nil, err
 	}
 	return src, nil
 }
