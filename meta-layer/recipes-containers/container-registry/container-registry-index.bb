@@ -42,7 +42,9 @@ deltask do_populate_sysroot
 do_generate_registry_script[nostamp] = "1"
 do_generate_registry_script[prefuncs] += "container_registry_write_env"
 do_generate_registry_script() {
-    container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
+    # bbplain puts where the script is and what to do next on the console.
+    out=$(container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP})
+    bbplain "$out"
 }
 addtask generate_registry_script
 
