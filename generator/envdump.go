@@ -144,7 +144,7 @@ func parseValue(rest string, next func() (string, bool)) (string, error) {
 }
 
 func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
-	var b strings.Builder
+	var b []byte
 	for {
 		for i := 0; i < len(s); i++ {
 			c := s[i]
@@ -156,22 +156,22 @@ func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 				if !ok {
 					return "", fmt.Errorf("unterminated double-quoted value")
 				}
-				out := strings.TrimSuffix(b.String(), " ")
-				b.Reset()
-				b.WriteString(out)
-				b.WriteByte('\n')
+				if n := len(b); n > 0 && b[n-1] == ' ' {
+					b = b[:n-1]
+				}
+				b = append(b, '\n')
 				s = line
 				i = -1
 			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`' || s[i+1] == '\\'):
-				b.WriteByte(s[i+1])
+				b = append(b, s[i+1])
 				i++
 			case c == '"':
 				if tail := strings.TrimSpace(s[i+1:]); tail != "" && !strings.HasPrefix(tail, "#") {
 					return "", fmt.Errorf("unexpected text after closing quote: %q", clip(tail))
 				}
-				return b.String(), nil
+				return string(b), nil
 			default:
-				b.WriteByte(c)
+				b = append(b, c)
 			}
 		}
 		// A raw newline inside quotes: keep it and read on.
@@ -179,7 +179,7 @@ func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("unterminated double-quoted value")
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 		s = line
 	}
 }
