@@ -39,7 +39,7 @@ lint: ## gofmt check and go vet
 
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
-	for p in skopeo:skopeo curl:curl openssl:openssl; do \
+	for p in skopeo:skopeo curl:curl openssl:openssl podman:podman; do \
 	  command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

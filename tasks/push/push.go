@@ -225,7 +225,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum.Elapsed = time.Since(start)
 	fmt.Fprintf(out, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
-		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, HumanBytes(sum.Uploaded), sum.Skipped, HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
+		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
 	if repos, err := puller.Catalog(ctx, reg); err == nil {
 		fmt.Fprintln(out, "Catalog:")
 		for _, r := range repos {
@@ -599,7 +599,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	fmt.Fprintf(p.o.Out, "  blobs:    %d uploaded (%s), %d already present (%s)\n", len(missing), HumanBytes(sent), present, HumanBytes(presentBytes))
+	fmt.Fprintf(p.o.Out, "  blobs:    %d uploaded (%s), %d already present (%s)\n", len(missing), tasks.HumanBytes(sent), present, tasks.HumanBytes(presentBytes))
 
 	// Manifest last, by digest: no tag points at it yet.
 	raw, err := img.RawManifest()
@@ -663,7 +663,7 @@ func (p *pushRun) startProgress(base, total int64) func() {
 		const width = 30
 		fill := int(float64(width) * float64(n) / float64(total))
 		fmt.Fprintf(p.o.Out, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			HumanBytes(n), HumanBytes(total), HumanBytes(int64(rate)))
+			tasks.HumanBytes(n), tasks.HumanBytes(total), tasks.HumanBytes(int64(rate)))
 	}
 	go func() {
 		defer wg.Done()

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,14 +146,36 @@ func FromCredsfile(path string) (*Resolved, error) {
 		return nil, fmt.Errorf("credentials file %s: %w", path, err)
 	}
 	defer f.Close()
-	vals, err := envparse.Parse(f)
+	res, err := ParseCredentials(f, path)
 	if err != nil {
-		return nil, fmt.Errorf("credentials file %s: %w", path, err)
+		return nil, err
 	}
-	res := &Resolved{}
 	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("credentials file %s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm()))
 	}
+	return res, nil
+}
+
+// ParseCredentials reads credentials-file text from r; path names it in
+// messages. Parse errors never quote the file's content, which holds
+// secrets.
+func ParseCredentials(r io.Reader, path string) (*Resolved, error) {
+	vals, err := envparse.Parse(r)
+	if err != nil {
+		var pe *envparse.ParseError
+		if errors.As(err, &pe) {
+			reason := "not a KEY=value line"
+			for _, known := range []error{envparse.ErrMissingSeparator, envparse.ErrEmptyKey, envparse.ErrUnmatchedDouble,
+				envparse.ErrUnmatchedSingle, envparse.ErrIncompleteEscape, envparse.ErrIncompleteHex} {
+				if errors.Is(pe.Err, known) {
+					reason = known.Error()
+				}
+			}
+			return nil, fmt.Errorf("credentials file %s: line %d: %s", path, pe.Line, reason)
+		}
+		return nil, fmt.Errorf("credentials file %s: not a key=value file", path)
+	}
+	res := &Resolved{}
 	tok, user, pass := vals["CONTAINER_REGISTRY_TOKEN"], vals["CONTAINER_REGISTRY_USER"], vals["CONTAINER_REGISTRY_PASSWORD"]
 	switch {
 	case tok != "":

@@ -257,14 +257,8 @@ func printRemovals(w io.Writer, r *GCReport) {
 
 // humanBytes formats n as "1.5 MiB (1572864 bytes)".
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
+	if n < 1024 {
 		return fmt.Sprintf("%d bytes", n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+	return fmt.Sprintf("%s (%d bytes)", tasks.HumanBytes(n), n)
 }
