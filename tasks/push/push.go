@@ -372,9 +372,9 @@ type pushRun struct {
 	// (it is the local registry served from this storage), so no settle
 	// delay is needed after writing tags.
 	lockGuards bool
-	sum      *Summary
-	tags     *TagSet
-	written  []written
+	sum        *Summary
+	tags       *TagSet
+	written    []written
 }
 
 // written is a tag this run wrote, checked again at the end.
