@@ -32,7 +32,6 @@ func freePort() (int, error) {
 type result struct {
 	Stdout, Stderr string
 	Elapsed        time.Duration
-	MaxRSSKiB      int64 // peak resident set of the process (wait4 rusage)
 }
 
 // run runs prog with args and env added to a minimal environment, and
@@ -45,11 +44,6 @@ func run(ctx context.Context, env []string, prog string, args ...string) (*resul
 	start := time.Now()
 	err := cmd.Run()
 	r := &result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.MaxRSSKiB = ru.Maxrss
-		}
-	}
 	if err != nil {
 		return r, fmt.Errorf("%s %s: %w\n%s%s", filepath.Base(prog), strings.Join(args, " "), err, tail(r.Stdout), tail(r.Stderr))
 	}
