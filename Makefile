@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/generator.Version=$(VERSI
 BIN := build/ocireg-tool
 export CGO_ENABLED := 0
 
-.PHONY: help build test run lint deps bench fuzz clean
+.PHONY: help build test run lint deps bench fuzz clean stop layer-gomods layer-bitbake
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -74,3 +74,9 @@ stop: ## Stop the registry `make run` started
 
 clean: ## Remove build output
 	rm -rf build
+
+layer-gomods: ## Regenerate the tool recipe's Go module includes (OECORE_DIR= to identify new licenses)
+	$(GO) run ./meta-layer/tools/gomods -recipe-dir meta-layer/recipes-containers/ocireg-tool
+
+layer-bitbake: ## Run the real-bitbake layer harness (needs BITBAKE_DIR and OECORE_DIR)
+	$(GO) test -count=1 -v -run TestBitbake ./tests/

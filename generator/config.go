@@ -37,6 +37,9 @@ var Defaults = map[string]string{
 	"PODMAN_OCI_RUNTIME":              "",
 	"PODMAN_OCI_RUNTIME_PATH":         "",
 	"OCI_IMAGE_AUTO_LABELS":           "1",
+	"OCI_IMAGE_REVISION":              "",
+	"OCI_IMAGE_BRANCH":                "",
+	"OCI_IMAGE_BUILD_DATE":            "",
 }
 
 // AuthModes are the valid values of CONTAINER_REGISTRY_AUTH_MODE.

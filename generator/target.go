@@ -25,13 +25,29 @@ type TargetFile struct {
 	DirMode os.FileMode
 }
 
+// TargetOption changes what a target payload holds.
+type TargetOption func(*targetOptions)
+
+type targetOptions struct {
+	skipCA bool
+}
+
+// SkipCA leaves the CA certificate out of the docker and oci payloads: the
+// container-registry-ca package ships it, and two packages must not ship
+// the same file.
+func SkipCA() TargetOption { return func(o *targetOptions) { o.skipCA = true } }
+
 // TargetFiles computes the payload of one target package. Nothing is written.
-func TargetFiles(c *Config, kind string) ([]TargetFile, error) {
+func TargetFiles(c *Config, kind string, opts ...TargetOption) ([]TargetFile, error) {
+	var o targetOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	switch kind {
 	case TargetDocker:
-		return dockerFiles(c)
+		return dockerFiles(c, o)
 	case TargetOCI:
-		return ociFiles(c)
+		return ociFiles(c, o)
 	case TargetCA:
 		return caFiles(c)
 	}
@@ -39,8 +55,8 @@ func TargetFiles(c *Config, kind string) ([]TargetFile, error) {
 }
 
 // InstallTarget writes the payload of kind under dest (a recipe's ${D}).
-func InstallTarget(c *Config, kind, dest string) ([]string, error) {
-	files, err := TargetFiles(c, kind)
+func InstallTarget(c *Config, kind, dest string, opts ...TargetOption) ([]string, error) {
+	files, err := TargetFiles(c, kind, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +79,7 @@ func InstallTarget(c *Config, kind, dest string) ([]string, error) {
 	return written, nil
 }
 
-func dockerFiles(c *Config) ([]TargetFile, error) {
+func dockerFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 	runtimes, err := c.ValidateRuntimes()
 	if err != nil {
 		return nil, err
@@ -83,7 +99,7 @@ func dockerFiles(c *Config) ([]TargetFile, error) {
 		return nil, err
 	}
 	files := []TargetFile{{Path: "etc/docker/daemon.json", Data: data, Mode: 0o644}}
-	if c.Secure {
+	if c.Secure && !o.skipCA {
 		ca, err := c.readCA()
 		if err != nil {
 			return nil, err
@@ -134,7 +150,7 @@ func (c *Config) targetView(addr string) string {
 	return addr
 }
 
-func ociFiles(c *Config) ([]TargetFile, error) {
+func ociFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 	data, err := Render("registries.conf.tmpl", map[string]any{
 		"Version":     Version,
 		"Address":     c.TargetURL,
@@ -146,7 +162,7 @@ func ociFiles(c *Config) ([]TargetFile, error) {
 		return nil, err
 	}
 	files := []TargetFile{{Path: "etc/containers/registries.conf.d/50-custom-registry.conf", Data: data, Mode: 0o644}}
-	if c.Secure {
+	if c.Secure && !o.skipCA {
 		ca, err := c.readCA()
 		if err != nil {
 			return nil, err

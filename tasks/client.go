@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -29,6 +30,39 @@ func (e *NotRespondingError) Error() string {
 }
 
 func (e *NotRespondingError) Unwrap() error { return e.Err }
+
+// WrongProtocolError says the registry answers the other protocol than
+// the configuration expects (HTTP against a TLS registry, or the reverse).
+type WrongProtocolError struct {
+	URL string // what was tried, with its scheme
+	Got string // "HTTP" or "HTTPS": what the registry speaks
+}
+
+func (e *WrongProtocolError) Error() string {
+	if e.Got == "HTTPS" {
+		return fmt.Sprintf("registry at %s speaks HTTPS, not HTTP: it runs in secure mode; set CONTAINER_REGISTRY_SECURE=1 (and unset CONTAINER_REGISTRY_INSECURE)", e.URL)
+	}
+	return fmt.Sprintf("registry at %s speaks plain HTTP, not HTTPS: it is not in secure mode; unset CONTAINER_REGISTRY_SECURE or set CONTAINER_REGISTRY_INSECURE=1", e.URL)
+}
+
+// WrongProtocol inspects the outcome of a GET /v2/ probe of the local
+// registry (err, or resp whose body it may read) and returns a
+// *WrongProtocolError when it shows the other protocol, else nil.
+func WrongProtocol(c *generator.Config, err error, resp *http.Response) error {
+	if err != nil {
+		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			return &WrongProtocolError{URL: BaseURL(c), Got: "HTTP"}
+		}
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusBadRequest {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if strings.Contains(string(body), "HTTP request to an HTTPS server") {
+			return &WrongProtocolError{URL: BaseURL(c), Got: "HTTPS"}
+		}
+	}
+	return nil
+}
 
 // BaseURL is the local registry's URL with its scheme.
 func BaseURL(c *generator.Config) string {
@@ -127,6 +161,9 @@ func Ping(ctx context.Context, c *generator.Config, script string) error {
 		req.SetBasicAuth(c.Username, pw)
 	}
 	resp, err := (&http.Client{Transport: t}).Do(req)
+	if werr := WrongProtocol(c, err, resp); werr != nil {
+		return werr
+	}
 	if err != nil {
 		return notResponding(err)
 	}

@@ -73,6 +73,9 @@ func Delete(ctx context.Context, c *generator.Config, ref string, o DeleteOption
 		return &UsageError{Msg: msg, Usage: DeleteUsage(o.Script, c.Namespace)}
 	}
 	repo := RepoName(c, image)
+	if _, err := name.NewTag(repo + ":" + tag); err != nil {
+		return &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: DeleteUsage(o.Script, c.Namespace)}
+	}
 	cl, err := connect(ctx, c, o.Script)
 	if err != nil {
 		return err

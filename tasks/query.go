@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/ocireg-tool/ocireg-tool/generator"
 )
 
@@ -252,11 +254,14 @@ func List(ctx context.Context, c *generator.Config, o QueryOptions) error {
 // Tags prints the tags of image (the namespace is added when the name has
 // no '/'). An unknown image prints "Image not found" and fails.
 func Tags(ctx context.Context, c *generator.Config, image string, o QueryOptions) error {
+	repo := RepoName(c, image)
+	if _, err := name.NewRepository(repo); err != nil {
+		return fmt.Errorf("invalid image name %q: %v", image, err)
+	}
 	cl, err := connect(ctx, c, o.Script)
 	if err != nil {
 		return err
 	}
-	repo := RepoName(c, image)
 	tags, err := cl.Tags(ctx, repo)
 	if errors.Is(err, ErrImageNotFound) {
 		return fmt.Errorf("Image not found: %s (see `%s list`)", repo, o.Script)

@@ -20,6 +20,7 @@ type CLI struct {
 	Verify       VerifyCmd       `cmd:"" help:"Check every tag, manifest and blob of the storage (like git fsck)."`
 	Serve        ServeCmd        `cmd:"" help:"Run the registry in the foreground (what start runs detached)."`
 	SampleDeploy SampleDeployCmd `cmd:"" name:"sample-deploy" hidden:"" help:"Write a sample deploy tree."`
+	Labels       LabelsCmd       `cmd:"" help:"Compute the build-time OCI labels; --apply writes them into OCI layouts."`
 	Help         HelpCmd         `cmd:"" help:"Show the helper script's commands and configuration."`
 	Version      VersionCmd      `cmd:"" help:"Print the version."`
 }

@@ -11,6 +11,7 @@ type TargetCmd struct {
 	Kind    string `arg:"" enum:"docker,oci,ca" help:"Payload: docker (daemon.json), oci (registries.conf.d) or ca (CA certificate)."`
 	EnvDump string `name:"env-dump" type:"existingfile" env:"CONTAINER_REGISTRY_ENV_DUMP" help:"Bitbake env dump."`
 	Dest    string `name:"dest" required:"" help:"Install root, e.g. the recipe D directory."`
+	SkipCA  bool   `name:"skip-ca" help:"Leave the CA certificate out of the docker/oci payload (container-registry-ca ships it)."`
 }
 
 // Run writes the payload under Dest.
@@ -19,7 +20,11 @@ func (t *TargetCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	files, err := generator.InstallTarget(c, t.Kind, t.Dest)
+	var opts []generator.TargetOption
+	if t.SkipCA {
+		opts = append(opts, generator.SkipCA())
+	}
+	files, err := generator.InstallTarget(c, t.Kind, t.Dest, opts...)
 	if err != nil {
 		return err
 	}

@@ -299,19 +299,31 @@ func openLayout(dir, ref string) (*source, error) {
 	case chosen == nil && ref == "" && allImages(im.Manifests):
 		// A flat multi-arch layout: index.json itself is the index.
 		src.idx = root
+		if err := deploy.CheckIndex(dir, root); err != nil {
+			return nil, err
+		}
 		return src, nil
 	case chosen == nil && ref != "":
 		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", dir, ref, strings.Join(refs, ", "))
 	case chosen == nil:
 		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", dir, len(im.Manifests), dir, strings.Join(refs, ", "))
 	}
+	if err := deploy.CheckBlob(dir, chosen.Digest, chosen.Size); err != nil {
+		return nil, err
+	}
 	if chosen.MediaType.IsIndex() {
-		src.idx, err = root.ImageIndex(chosen.Digest)
+		if src.idx, err = root.ImageIndex(chosen.Digest); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		}
+		err = deploy.CheckIndex(dir, src.idx) // names the layout itself
 	} else {
-		src.img, err = root.Image(chosen.Digest)
+		if src.img, err = root.Image(chosen.Digest); err != nil {
+			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		}
+		err = deploy.CheckImage(dir, src.img)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		return nil, err
 	}
 	return src, nil
 }

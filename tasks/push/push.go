@@ -29,6 +29,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -268,6 +269,9 @@ func CheckAccess(ctx context.Context, c *generator.Config, reg name.Registry, ba
 		return err
 	}
 	presp, err := (&http.Client{Transport: base}).Do(preq)
+	if werr := tasks.WrongProtocol(c, err, presp); werr != nil {
+		return werr
+	}
 	if err != nil {
 		return &tasks.NotRespondingError{URL: scheme + "://" + reg.RegistryStr(), Script: script, Err: err}
 	}
@@ -440,7 +444,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		for _, m := range s.Manifests {
 			fmt.Fprintf(out, "Pushing: %s (%s) [from %s]\n", g.name, deploy.PlatformString(m.Platform), s.Machine)
 			fmt.Fprintf(out, "  source:   %s\n", s.Dir)
-			desc, err := p.pushManifest(ctx, repo, m)
+			desc, err := p.pushManifest(ctx, repo, m, s.Dir)
 			if err != nil {
 				return fmt.Errorf("%s from %s: %w", deploy.PlatformString(m.Platform), s.Machine, err)
 			}
@@ -484,6 +488,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		p.sum.Tags++
 		return nil
 	}
+	testhook.Pause("push-before-index")
 	for _, tag := range p.tags.Tags {
 		if err := writeTag(tag, all, asIs); err != nil {
 			return err
@@ -526,7 +531,7 @@ func (p *pushRun) archSuffix(pl *v1.Platform) string {
 
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
 // then puts the manifest by digest. It returns the index entry for m.
-func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
+func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest, dir string) (v1.Descriptor, error) {
 	img := m.Image
 	var blobs []v1.Layer
 	cl, err := partial.ConfigLayer(img)
@@ -574,6 +579,9 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 			present++
 			presentBytes += size
 			continue
+		}
+		if err := deploy.CheckBlob(dir, d, size); err != nil {
+			return v1.Descriptor{}, err
 		}
 		missing = append(missing, blob{l, size})
 		missingBytes += size

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
 )
 
 // GCOptions are the options of GC.
@@ -37,6 +39,7 @@ type GCReport struct {
 	Blobs     []Removal // blob data
 	Manifests []Removal // manifest revisions of untagged manifests
 	Other     []Removal // layer links and tag index entries
+	Uploads   []Removal // partial uploads of interrupted or failed pushes
 	Bytes     int64     // total size of everything above
 	Removed   bool      // false for a dry run
 }
@@ -100,7 +103,7 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 		return dry, nil
 	}
 	printRemovals(out, dry)
-	fmt.Fprintf(out, "Would remove %d blob(s) and %d manifest(s): %s\n", len(dry.Blobs), len(dry.Manifests), humanBytes(dry.Bytes))
+	fmt.Fprintf(out, "Would remove %d blob(s) and %d manifest(s)%s: %s\n", len(dry.Blobs), len(dry.Manifests), uploadsNote(dry), humanBytes(dry.Bytes))
 	untaggedHint()
 
 	if !o.Yes {
@@ -146,12 +149,20 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s), freed %s\n", len(rep.Blobs), len(rep.Manifests), humanBytes(rep.Bytes))
+	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n", len(rep.Blobs), len(rep.Manifests), uploadsNote(rep), humanBytes(rep.Bytes))
 	return rep, nil
 }
 
+// uploadsNote is " plus N partial upload(s)" when there are any.
+func uploadsNote(r *GCReport) string {
+	if len(r.Uploads) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" plus %d partial upload(s)", len(r.Uploads))
+}
+
 func (r *GCReport) empty() bool {
-	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0
+	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0 && len(r.Uploads) == 0
 }
 
 // sweep runs distribution's MarkAndSweep over the configured storage.
@@ -175,7 +186,50 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 		}
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
+	if err := rec.purgeUploads(ctx); err != nil {
+		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
 	return rec.rep, nil
+}
+
+// repositoriesPath is where distribution keeps repositories in its storage.
+const repositoriesPath = "/docker/registry/v2/repositories"
+
+// purgeUploads removes every partial upload. A push killed with the
+// server, or refused by a full disk, leaves its upload behind, and
+// distribution purges those only after a week; they hold the very space a
+// user runs gc to get back. The real sweep runs with the registry stopped,
+// so no upload can be in progress.
+func (r *recordingDriver) purgeUploads(ctx context.Context) error {
+	var uploads []string
+	err := r.StorageDriver.Walk(ctx, repositoriesPath, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			return nil
+		}
+		switch path.Base(fi.Path()) {
+		case "_uploads":
+			children, err := r.StorageDriver.List(ctx, fi.Path())
+			if err != nil {
+				return err
+			}
+			uploads = append(uploads, children...)
+			return driver.ErrSkipDir
+		case "_layers", "_manifests":
+			return driver.ErrSkipDir
+		}
+		return nil
+	})
+	var nf driver.PathNotFoundError
+	if err != nil && !errors.As(err, &nf) {
+		return err
+	}
+	sort.Strings(uploads)
+	for _, u := range uploads {
+		if err := r.Delete(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordingDriver notes every Delete with the size of what it removes and,
@@ -196,10 +250,14 @@ func (r *recordingDriver) Delete(ctx context.Context, path string) error {
 		if err := r.StorageDriver.Delete(ctx, path); err != nil {
 			return err
 		}
+		testhook.Pause("gc-delete")
 	}
 	rm := Removal{Path: path, Bytes: size, Name: path}
 	parts := strings.Split(path, "/")
 	switch {
+	case strings.Contains(path, "/_uploads/") && strings.Contains(path, "/repositories/"):
+		rm.Name = strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_uploads/", 2)[0] + " upload " + parts[len(parts)-1]
+		r.rep.Uploads = append(r.rep.Uploads, rm)
 	case strings.Contains(path, "/blobs/") && len(parts) >= 3:
 		rm.Name = parts[len(parts)-3] + ":" + parts[len(parts)-1]
 		r.rep.Blobs = append(r.rep.Blobs, rm)
@@ -242,6 +300,9 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 func printRemovals(w io.Writer, r *GCReport) {
 	for _, m := range r.Manifests {
 		fmt.Fprintf(w, "  manifest %s (no tag)\n", m.Name)
+	}
+	for _, u := range r.Uploads {
+		fmt.Fprintf(w, "  partial upload %s %s\n", u.Name, humanBytes(u.Bytes))
 	}
 	blobs := append([]Removal(nil), r.Blobs...)
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Bytes > blobs[j].Bytes })

@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: MIT
+#
+# container-registry.bbclass - hand the local container registry settings
+# to ocireg-tool.
+#
+# The class only collects variables: it declares every setting with its
+# default (the same defaults as ocireg-tool's), checks the obvious mistakes
+# at parse time, writes the variables into an env dump in ${WORKDIR} and runs
+# the native tool on it. Every decision is made by the tool.
+#
+# Use:
+#   inherit container-registry
+#   do_mytask[prefuncs] += "container_registry_write_env"
+#   do_mytask() { container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}; }
+#   addtask mytask after do_prepare_recipe_sysroot
+#
+# Variables (local.conf; defaults in brackets):
+#   CONTAINER_REGISTRY_URL           registry host:port on the build host [localhost:5000]
+#   CONTAINER_REGISTRY_NAMESPACE     repository namespace of pushed images [yocto]
+#   CONTAINER_REGISTRY_INSECURE      1: plain HTTP registry [0]
+#   CONTAINER_REGISTRY_SECURE        1: TLS with a generated CA, htpasswd auth [0]
+#   CONTAINER_REGISTRY_AUTH          0: TLS without auth in secure mode; 1: force auth [""]
+#   CONTAINER_REGISTRY_TAG_STRATEGY  timestamp sha git branch semver version latest arch [timestamp latest]
+#   CONTAINER_REGISTRY_STORAGE       script, config, PKI and data [${TOPDIR}/container-registry]
+#   CONTAINER_REGISTRY_USERNAME      htpasswd user in secure mode [yocto]
+#   CONTAINER_REGISTRY_CERT_DAYS     server certificate validity [365]
+#   CONTAINER_REGISTRY_CA_DAYS       CA certificate validity [3650]
+#   CONTAINER_REGISTRY_CERT_SAN      extra SANs, "DNS:name,IP:addr" [""]
+#   CONTAINER_REGISTRY_AUTH_MODE     none, home, authfile, credsfile [none]
+#   CONTAINER_REGISTRY_AUTHFILE      Docker-style config.json for authfile mode [""]
+#   CONTAINER_REGISTRY_CREDSFILE     key=value credentials file for credsfile mode [""]
+#   CONTAINER_REGISTRY_IMAGES        images container-registry-populate pushes (all when empty) [""]
+#   CONTAINER_REGISTRY_SEARCH_FIRST  targets search the registry first for short names [1]
+#   CONTAINER_REGISTRY_TARGET_URL    address targets use (default: URL with localhost -> 10.0.2.2) [""]
+#   DOCKER_REGISTRY_INSECURE         registries Docker on the target reaches over HTTP [""]
+#   DOCKER_OCI_RUNTIMES              JSON object of extra Docker runtimes [""]
+#   DOCKER_DEFAULT_RUNTIME           Docker's default runtime [""]
+#   PODMAN_OCI_RUNTIME               Podman's OCI runtime [""]
+#   PODMAN_OCI_RUNTIME_PATH          its path (default /usr/bin/<runtime>) [""]
+#   OCI_IMAGE_AUTO_LABELS            0 turns off build-time OCI labels [1]
+#   OCI_IMAGE_REVISION, OCI_IMAGE_BRANCH, OCI_IMAGE_BUILD_DATE
+#                                    label overrides, "none" drops one [""]
+# Bitbake side only:
+#   CONTAINER_REGISTRY_TOOL          the ocireg-tool binary [${STAGING_BINDIR_NATIVE}/ocireg-tool]
+#   CONTAINER_REGISTRY_TOOL_DEPENDS  recipe providing it ["ocireg-tool-native"]
+#   CONTAINER_REGISTRY_ENV_DUMP      where the env dump is written [${WORKDIR}/container-registry.env]
+#   CONTAINER_REGISTRY_DUMP_VARS     variables written to the dump
+#   CONTAINER_REGISTRY_TASKS         extra tasks (outside the normal build chain) that run
+#                                    the tool; they get the tool staged into the sysroot [""]
+#
+# No credentials are needed in bitbake variables for any mode: secure mode
+# generates its password when the registry starts, and the auth modes read
+# files. CONTAINER_REGISTRY_PASSWORD, if set all the same, is written to the
+# env dump (mode 0600) only.
+
+CONTAINER_REGISTRY_URL ?= "localhost:5000"
+CONTAINER_REGISTRY_URL[doc] = "Registry address (host:port) used on the build host."
+CONTAINER_REGISTRY_NAMESPACE ?= "yocto"
+CONTAINER_REGISTRY_NAMESPACE[doc] = "Repository namespace images are pushed under (yocto/container-base)."
+CONTAINER_REGISTRY_INSECURE ?= "0"
+CONTAINER_REGISTRY_INSECURE[doc] = "1: the registry speaks plain HTTP; targets get it as an insecure registry."
+CONTAINER_REGISTRY_SECURE ?= "0"
+CONTAINER_REGISTRY_SECURE[doc] = "1: TLS with a generated CA and server certificate, htpasswd authentication."
+CONTAINER_REGISTRY_AUTH ?= ""
+CONTAINER_REGISTRY_AUTH[doc] = "Secure mode authentication: empty follows SECURE, 0 is TLS only, 1 forces it (and SECURE)."
+CONTAINER_REGISTRY_TAG_STRATEGY ?= "timestamp latest"
+CONTAINER_REGISTRY_TAG_STRATEGY[doc] = "Space-separated tag strategies: timestamp sha git branch semver version latest arch."
+CONTAINER_REGISTRY_STORAGE ?= "${TOPDIR}/container-registry"
+CONTAINER_REGISTRY_STORAGE[doc] = "Persistent directory (outside tmp/) for the helper script, registry config, PKI and data."
+CONTAINER_REGISTRY_USERNAME ?= "yocto"
+CONTAINER_REGISTRY_USERNAME[doc] = "User name of the local registry's htpasswd authentication."
+CONTAINER_REGISTRY_CERT_DAYS ?= "365"
+CONTAINER_REGISTRY_CERT_DAYS[doc] = "Validity of the generated server certificate, in days."
+CONTAINER_REGISTRY_CA_DAYS ?= "3650"
+CONTAINER_REGISTRY_CA_DAYS[doc] = "Validity of the generated CA certificate, in days."
+CONTAINER_REGISTRY_CERT_SAN ?= ""
+CONTAINER_REGISTRY_CERT_SAN[doc] = "Extra subjectAltName entries of the server certificate: DNS:name,IP:address."
+CONTAINER_REGISTRY_AUTH_MODE ?= "none"
+CONTAINER_REGISTRY_AUTH_MODE[doc] = "Push credentials: none, home (~/.docker/config.json, opt-in), authfile or credsfile."
+CONTAINER_REGISTRY_AUTHFILE ?= ""
+CONTAINER_REGISTRY_AUTHFILE[doc] = "Docker-style config.json for AUTH_MODE authfile (also installed on targets)."
+CONTAINER_REGISTRY_CREDSFILE ?= ""
+CONTAINER_REGISTRY_CREDSFILE[doc] = "key=value credentials file for AUTH_MODE credsfile."
+CONTAINER_REGISTRY_IMAGES ?= ""
+CONTAINER_REGISTRY_IMAGES[doc] = "Images container-registry-populate builds and pushes; empty pushes every deployed image."
+CONTAINER_REGISTRY_SEARCH_FIRST ?= "1"
+CONTAINER_REGISTRY_SEARCH_FIRST[doc] = "1: Podman/CRI-O on targets search the registry first for short names."
+CONTAINER_REGISTRY_TARGET_URL ?= ""
+CONTAINER_REGISTRY_TARGET_URL[doc] = "Registry address as targets see it; empty translates localhost to 10.0.2.2 (QEMU slirp)."
+DOCKER_REGISTRY_INSECURE ?= ""
+DOCKER_REGISTRY_INSECURE[doc] = "Registries Docker on the target may reach over plain HTTP (daemon.json insecure-registries)."
+DOCKER_OCI_RUNTIMES ?= ""
+DOCKER_OCI_RUNTIMES[doc] = "JSON object of extra Docker runtimes for daemon.json, e.g. {\"vxn\": {\"path\": \"/usr/bin/vxn-oci-runtime\"}}."
+DOCKER_DEFAULT_RUNTIME ?= ""
+DOCKER_DEFAULT_RUNTIME[doc] = "Docker's default runtime in daemon.json."
+PODMAN_OCI_RUNTIME ?= ""
+PODMAN_OCI_RUNTIME[doc] = "OCI runtime Podman uses on the target (containers.conf.d drop-in)."
+PODMAN_OCI_RUNTIME_PATH ?= ""
+PODMAN_OCI_RUNTIME_PATH[doc] = "Path of PODMAN_OCI_RUNTIME; empty means /usr/bin/<runtime>."
+OCI_IMAGE_AUTO_LABELS ?= "1"
+OCI_IMAGE_AUTO_LABELS[doc] = "0 turns off every build-time OCI label (oci-image-labels class)."
+OCI_IMAGE_REVISION ?= ""
+OCI_IMAGE_REVISION[doc] = "org.opencontainers.image.revision; empty: short git commit of TOPDIR; none: no label."
+OCI_IMAGE_BRANCH ?= ""
+OCI_IMAGE_BRANCH[doc] = "org.opencontainers.image.ref.name; empty: git branch of TOPDIR; none: no label."
+OCI_IMAGE_BUILD_DATE ?= ""
+OCI_IMAGE_BUILD_DATE[doc] = "org.opencontainers.image.created (RFC 3339); empty: build time; none: no label."
+
+CONTAINER_REGISTRY_TOOL ?= "${STAGING_BINDIR_NATIVE}/ocireg-tool"
+CONTAINER_REGISTRY_TOOL[doc] = "The ocireg-tool binary tasks run (and the helper script falls back to)."
+CONTAINER_REGISTRY_TOOL_DEPENDS ?= "ocireg-tool-native"
+CONTAINER_REGISTRY_TOOL_DEPENDS[doc] = "Recipe providing CONTAINER_REGISTRY_TOOL; empty when it is prebuilt."
+CONTAINER_REGISTRY_ENV_DUMP ?= "${WORKDIR}/container-registry.env"
+CONTAINER_REGISTRY_ENV_DUMP[doc] = "Env dump the class writes for ocireg-tool --env-dump."
+CONTAINER_REGISTRY_DUMP_VARS ?= "\
+    CONTAINER_REGISTRY_URL CONTAINER_REGISTRY_NAMESPACE CONTAINER_REGISTRY_INSECURE \
+    CONTAINER_REGISTRY_SECURE CONTAINER_REGISTRY_AUTH CONTAINER_REGISTRY_TAG_STRATEGY \
+    CONTAINER_REGISTRY_STORAGE CONTAINER_REGISTRY_USERNAME CONTAINER_REGISTRY_PASSWORD \
+    CONTAINER_REGISTRY_CERT_DAYS CONTAINER_REGISTRY_CA_DAYS CONTAINER_REGISTRY_CERT_SAN \
+    CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \
+    CONTAINER_REGISTRY_IMAGES CONTAINER_REGISTRY_SEARCH_FIRST CONTAINER_REGISTRY_TARGET_URL \
+    CONTAINER_REGISTRY_TOOL \
+    DOCKER_REGISTRY_INSECURE DOCKER_OCI_RUNTIMES DOCKER_DEFAULT_RUNTIME \
+    PODMAN_OCI_RUNTIME PODMAN_OCI_RUNTIME_PATH \
+    OCI_IMAGE_AUTO_LABELS OCI_IMAGE_REVISION OCI_IMAGE_BRANCH OCI_IMAGE_BUILD_DATE \
+    TOPDIR DEPLOY_DIR DEPLOY_DIR_IMAGE MACHINE TARGET_ARCH PV IMAGE_VERSION \
+    STAGING_DIR STAGING_DIR_NATIVE STAGING_BINDIR_NATIVE STAGING_DIR_HOST STAGING_DIR_TARGET \
+"
+CONTAINER_REGISTRY_DUMP_VARS[doc] = "Variables container_registry_write_env writes to the env dump."
+CONTAINER_REGISTRY_TASKS ?= ""
+CONTAINER_REGISTRY_TASKS[doc] = "Standalone tasks running the tool: each depends on the tool's do_populate_sysroot and extends the sysroot first."
+
+python __anonymous() {
+    def flag(name):
+        v = (d.getVar(name) or "").strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("", "0", "false", "no", "off"):
+            return False
+        bb.fatal('%s = "%s" is not a boolean (use "1" or "0")' % (name, d.getVar(name)))
+
+    auth = (d.getVar("CONTAINER_REGISTRY_AUTH") or "").strip()
+    if auth and flag("CONTAINER_REGISTRY_AUTH") and not flag("CONTAINER_REGISTRY_SECURE"):
+        bb.warn('CONTAINER_REGISTRY_AUTH = "1" needs TLS: enabling CONTAINER_REGISTRY_SECURE')
+        d.setVar("CONTAINER_REGISTRY_SECURE", "1")
+    if flag("CONTAINER_REGISTRY_SECURE") and flag("CONTAINER_REGISTRY_INSECURE"):
+        bb.fatal('CONTAINER_REGISTRY_SECURE = "1" and CONTAINER_REGISTRY_INSECURE = "1" contradict each other; set only one')
+
+    mode = d.getVar("CONTAINER_REGISTRY_AUTH_MODE")
+    if mode == "env":
+        bb.fatal('CONTAINER_REGISTRY_AUTH_MODE = "env" is for the helper script only; bitbake supports none, home, authfile, credsfile')
+    if mode not in ("none", "home", "authfile", "credsfile"):
+        bb.fatal('CONTAINER_REGISTRY_AUTH_MODE = "%s": use none, home, authfile or credsfile' % mode)
+    if mode == "authfile" and not d.getVar("CONTAINER_REGISTRY_AUTHFILE"):
+        bb.fatal('CONTAINER_REGISTRY_AUTH_MODE = "authfile" needs CONTAINER_REGISTRY_AUTHFILE')
+    if mode == "credsfile" and not d.getVar("CONTAINER_REGISTRY_CREDSFILE"):
+        bb.fatal('CONTAINER_REGISTRY_AUTH_MODE = "credsfile" needs CONTAINER_REGISTRY_CREDSFILE')
+
+    # Normal tasks (do_install, image tasks) find the tool through DEPENDS;
+    # standalone tasks stage it themselves, so they need no toolchain.
+    tool = (d.getVar("CONTAINER_REGISTRY_TOOL_DEPENDS") or "").strip()
+    if tool:
+        d.appendVar("DEPENDS", " " + tool)
+        for task in (d.getVar("CONTAINER_REGISTRY_TASKS") or "").split():
+            d.appendVarFlag(task, "depends", " %s:do_populate_sysroot" % tool)
+            d.prependVarFlag(task, "prefuncs", "extend_recipe_sysroot ")
+}
+
+# Writes CONTAINER_REGISTRY_DUMP_VARS into CONTAINER_REGISTRY_ENV_DUMP as
+# NAME="value" lines, escaped as ocireg-tool's reader expects: \" for ",
+# \$ for $, and " \" before each newline of a multi-line value. Unset
+# variables are left out.
+python container_registry_write_env() {
+    import os
+    path = d.getVar("CONTAINER_REGISTRY_ENV_DUMP")
+    lines = ["# Written by container-registry.bbclass for ocireg-tool --env-dump\n"]
+    for name in sorted(set(d.getVar("CONTAINER_REGISTRY_DUMP_VARS").split())):
+        value = d.getVar(name)
+        if value is None:
+            continue
+        value = value.replace('"', '\\"').replace('$', '\\$').replace('\n', ' \\\n')
+        lines.append('%s="%s"\n' % (name, value))
+    bb.utils.mkdirhier(os.path.dirname(path))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(lines)
+}
+container_registry_write_env[vardeps] += "${CONTAINER_REGISTRY_DUMP_VARS}"
+container_registry_write_env[vardepsexclude] += "CONTAINER_REGISTRY_PASSWORD"
+
+# Runs ocireg-tool; call it from shell tasks after container_registry_write_env.
+container_registry_tool() {
+    if [ ! -x "${CONTAINER_REGISTRY_TOOL}" ]; then
+        bbfatal "ocireg-tool not found at ${CONTAINER_REGISTRY_TOOL} (CONTAINER_REGISTRY_TOOL_DEPENDS = \"${CONTAINER_REGISTRY_TOOL_DEPENDS}\")"
+    fi
+    "${CONTAINER_REGISTRY_TOOL}" "$@"
+}

@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: MIT
+#
+# container-registry-populate - build images and push them to the local
+# registry from bitbake, the alternative to `container-registry.sh push`.
+#
+#   CONTAINER_REGISTRY_IMAGES = "container-base my-app"
+#   bitbake container-registry-populate
+#
+# builds every image named in CONTAINER_REGISTRY_IMAGES (their
+# do_image_complete) and pushes them with `ocireg-tool populate`; with
+# CONTAINER_REGISTRY_IMAGES empty it builds nothing and pushes every OCI image
+# already deployed. The registry must be running
+# (${CONTAINER_REGISTRY_STORAGE}/container-registry.sh start).
+#
+# Reads every variable of container-registry.bbclass.
+
+SUMMARY = "Push deployed OCI images to the local container registry"
+LICENSE = "MIT"
+
+INHIBIT_DEFAULT_DEPS = "1"
+PACKAGES = ""
+EXCLUDE_FROM_WORLD = "1"
+
+inherit nopackages container-registry
+
+CONTAINER_REGISTRY_TASKS = "do_populate_registry"
+
+deltask do_fetch
+deltask do_unpack
+deltask do_patch
+deltask do_configure
+deltask do_compile
+deltask do_install
+deltask do_populate_lic
+deltask do_populate_sysroot
+
+python __anonymous() {
+    images = (d.getVar("CONTAINER_REGISTRY_IMAGES") or "").split()
+    d.appendVarFlag("do_populate_registry", "depends",
+                    "".join(" %s:do_image_complete" % i for i in images))
+}
+
+do_populate_registry[nostamp] = "1"
+do_populate_registry[network] = "1"
+do_populate_registry[prefuncs] += "container_registry_write_env"
+do_populate_registry() {
+    container_registry_tool populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
+}
+addtask populate_registry before do_build

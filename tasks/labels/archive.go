@@ -1,0 +1,225 @@
+package labels
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// applyArchive labels an OCI layout kept as a tar archive: it unpacks the
+// archive beside itself, labels the layout, and replaces the archive with
+// one holding the original entries in their original order (index.json with
+// its new content) followed by the new blobs.
+func applyArchive(archive string, l Labels) (*Report, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(archive), ".oci-labels-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	entries, gz, err := unpack(archive, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("unpacking %q: %w", archive, err)
+	}
+	rep, err := applyDir(tmp, l)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", archive, err)
+	}
+	rep.Path = archive
+	if len(rep.Rewritten) == 0 {
+		return rep, nil
+	}
+	if err := repack(archive, tmp, entries, gz); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", archive, err)
+	}
+	return rep, nil
+}
+
+// unpack extracts archive into dir and returns its headers in order and
+// whether it was gzip-compressed.
+func unpack(archive, dir string) ([]*tar.Header, bool, error) {
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	magic, _ := br.Peek(2)
+	gz := len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b
+	if gz {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, false, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	tr := tar.NewReader(r)
+	var entries []*tar.Header
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		name, err := entryPath(h.Name)
+		if err != nil {
+			return nil, false, err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return nil, false, err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return nil, false, err
+			}
+			out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+			if err != nil {
+				return nil, false, err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, false, err
+			}
+		default:
+			return nil, false, fmt.Errorf("entry %q: unsupported type %q in an OCI layout archive", h.Name, h.Typeflag)
+		}
+		entries = append(entries, h)
+	}
+	if len(entries) == 0 {
+		return nil, false, fmt.Errorf("empty archive")
+	}
+	return entries, gz, nil
+}
+
+// entryPath cleans a tar entry name and rejects names leaving the archive.
+func entryPath(name string) (string, error) {
+	clean := path.Clean(name)
+	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("entry %q leaves the archive", name)
+	}
+	return clean, nil
+}
+
+// repack writes the layout in dir over archive: the original entries in
+// their order with current contents, then files that are new (the labelled
+// blobs), named and stamped like index.json.
+func repack(archive, dir string, entries []*tar.Header, gz bool) error {
+	st, err := os.Stat(archive)
+	if err != nil {
+		return err
+	}
+	out, err := os.CreateTemp(filepath.Dir(archive), "."+filepath.Base(archive)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	bw := bufio.NewWriter(out)
+	var w io.Writer = bw
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(bw)
+		w = zw
+	}
+	tw := tar.NewWriter(w)
+
+	seen := map[string]bool{}
+	var template *tar.Header
+	prefix := ""
+	for _, h := range entries {
+		name, _ := entryPath(h.Name)
+		seen[name] = true
+		if name == "index.json" {
+			template = h
+			prefix = strings.TrimSuffix(h.Name, "index.json")
+		}
+		if err := writeEntry(tw, dir, name, h); err != nil {
+			return err
+		}
+	}
+	if template == nil {
+		return fmt.Errorf("no index.json in the archive")
+	}
+	var added []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); !seen[rel] {
+			added = append(added, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(added)
+	for _, rel := range added {
+		h := *template
+		h.Name = prefix + rel
+		if err := writeEntry(tw, dir, rel, &h); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := out.Chmod(st.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), archive)
+}
+
+func writeEntry(tw *tar.Writer, dir, name string, h *tar.Header) error {
+	if h.Typeflag != tar.TypeReg {
+		return tw.WriteHeader(h)
+	}
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	hc := *h
+	hc.Size = st.Size()
+	if err := tw.WriteHeader(&hc); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}

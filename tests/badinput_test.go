@@ -1,0 +1,265 @@
+package tests
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
+)
+
+// badCase is one row of the bad input table: what is run, on which
+// registry's helper (or the tool itself), the message fragment it must
+// print and the exit status it must return.
+type badCase struct {
+	name string
+	on   *Env              // helper script to run; nil runs the tool itself
+	env  map[string]string // extra environment
+	args []string
+	want string // message fragment (stdout through the script, stdout+stderr for the tool)
+	code int    // exit status
+}
+
+// goodLayout writes a fresh single-image OCI layout (image "badimg") and
+// returns its directory and the path of its first layer blob.
+func goodLayout(t *testing.T) (dir, layerBlob string) {
+	t.Helper()
+	dirs, err := sample.WriteTree(filepath.Join(t.TempDir(), "images"), []sample.Build{
+		{Spec: sample.Spec{Name: "badimg", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260701000000"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	img, err := p.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	d, _ := ls[0].Digest()
+	return dirs[0], filepath.Join(dirs[0], "blobs", "sha256", d.Hex)
+}
+
+// manifestBlob is the path of the manifest blob of a goodLayout.
+func manifestBlob(t *testing.T, dir string) string {
+	return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(layoutManifest(t, dir), "sha256:"))
+}
+
+// dumpFile writes an env dump of vars followed by raw lines.
+func dumpFile(t *testing.T, vars map[string]string, raw string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "env.dump")
+	if err := os.WriteFile(p, []byte(DumpText(vars)+raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The bad input table: every case fails with its message and exit status,
+// and neither registry's tags -> digests change.
+func TestBadInput(t *testing.T) {
+	root := deployTree(t)
+	plain := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root})
+	plain.mustRun(t, 0, "start")
+	plain.mustRun(t, 0, "push", "--strategy", "latest")
+	secure := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1"})
+	secure.mustRun(t, 0, "start")
+	secure.mustRun(t, 0, "push", "--strategy", "latest")
+	before := map[*Env]map[string]string{plain: plain.snapshot(t), secure: secure.snapshot(t)}
+	if len(before[plain]) == 0 || len(before[secure]) == 0 {
+		t.Fatalf("nothing pushed: %v", before)
+	}
+
+	// Corrupt OCI layouts.
+	missingBlob, blob := goodLayout(t)
+	os.Remove(blob)
+	mismatch, blob := goodLayout(t)
+	os.WriteFile(blob, []byte("not the layer that was hashed"), 0o644)
+	missingManifest, _ := goodLayout(t)
+	os.Remove(manifestBlob(t, missingManifest))
+	truncated, _ := goodLayout(t)
+	idxJSON, _ := os.ReadFile(filepath.Join(truncated, "index.json"))
+	os.WriteFile(filepath.Join(truncated, "index.json"), idxJSON[:len(idxJSON)/2], 0o644)
+	notJSONIndex, _ := goodLayout(t)
+	os.WriteFile(filepath.Join(notJSONIndex, "index.json"), []byte("hello\n"), 0o644)
+	badSchema, _ := goodLayout(t)
+	os.WriteFile(filepath.Join(badSchema, "index.json"), []byte(`{"schemaVersion":2,"manifests":"none"}`), 0o644)
+	noManifests, _ := goodLayout(t)
+	os.WriteFile(filepath.Join(noManifests, "index.json"), []byte(`{"schemaVersion":2,"manifests":[]}`), 0o644)
+	sameSize, blob := goodLayout(t)
+	data, _ := os.ReadFile(blob)
+	os.WriteFile(blob, bytes.Repeat([]byte("x"), len(data)), 0o644)
+	symOut, blob := goodLayout(t)
+	os.Remove(blob)
+	os.Symlink("/etc/hostname", blob)
+	symOutSame, blob := goodLayout(t)
+	outside := filepath.Join(t.TempDir(), "stolen")
+	data, _ = os.ReadFile(blob)
+	os.WriteFile(outside, data, 0o644)
+	os.Remove(blob)
+	os.Symlink(outside, blob)
+	emptyDir := t.TempDir()
+	truncArchive := filepath.Join(t.TempDir(), "cut.tar")
+	good, _ := goodLayout(t)
+	tarDir(t, good, truncArchive)
+	st, _ := os.Stat(truncArchive)
+	os.Truncate(truncArchive, st.Size()/3)
+	brokenTree := filepath.Join(t.TempDir(), "images")
+	dirs, _ := sample.WriteTree(brokenTree, []sample.Build{{Spec: sample.Spec{Name: "container-base", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260701000000"}, Latest: true}})
+	os.WriteFile(filepath.Join(dirs[0], "index.json"), []byte("{"), 0o644)
+
+	// Env dumps: they name a scratch storage, never the registries'.
+	scratch := func() map[string]string {
+		return map[string]string{"TOPDIR": t.TempDir(), "CONTAINER_REGISTRY_STORAGE": filepath.Join(t.TempDir(), "s"), "CONTAINER_REGISTRY_URL": "localhost:5999"}
+	}
+	unterminated := dumpFile(t, scratch(), "CONTAINER_REGISTRY_NAMESPACE=\"yocto\nPV=\"1.0\"\n")
+	unterminatedEOF := dumpFile(t, scratch(), "PV=\"1.0\n")
+	malformed := dumpFile(t, scratch(), "this is not an assignment\n")
+	trailing := dumpFile(t, scratch(), "PV=\"1.0\" trailing\n")
+	withVars := func(kv ...string) string {
+		v := scratch()
+		for i := 0; i+1 < len(kv); i += 2 {
+			v[kv[i]] = kv[i+1]
+		}
+		return dumpFile(t, v, "")
+	}
+	dest := t.TempDir()
+
+	// Credentials files.
+	cdir := t.TempDir()
+	userOnly := writeFile(t, cdir, "user-only", "CONTAINER_REGISTRY_USER=yocto\n", 0o600)
+	passOnly := writeFile(t, cdir, "pass-only", "CONTAINER_REGISTRY_PASSWORD=x\n", 0o600)
+	notCreds := writeFile(t, cdir, "garbage", "user yocto\n", 0o600)
+	notJSON := writeFile(t, cdir, "auth.json", "{", 0o600)
+	otherHost := writeFile(t, cdir, "other.json", `{"auths":{"elsewhere:5000":{"auth":"eW9jdG86eA=="}}}`, 0o600)
+
+	down := "localhost:" + FreePort(t)
+	cases := []badCase{
+		// Corrupt OCI layouts.
+		{"layout: missing layer blob", plain, nil, []string{"push", missingBlob, "--tag", "bad"}, "is missing", 1},
+		{"layout: layer digest mismatch", plain, nil, []string{"push", mismatch, "--tag", "bad"}, "its manifest says", 1},
+		{"layout: layer digest mismatch, same size", plain, nil, []string{"push", sameSize, "--tag", "bad"}, "DIGEST_INVALID: provided digest did not match uploaded content", 1},
+		{"layout: missing manifest blob", plain, nil, []string{"push", missingManifest, "--tag", "bad"}, "no such file or directory", 1},
+		{"layout: truncated index.json", plain, nil, []string{"push", truncated, "--tag", "bad"}, "index.json: unexpected end of JSON input", 1},
+		{"layout: index.json not JSON", plain, nil, []string{"push", notJSONIndex, "--tag", "bad"}, "index.json: invalid character", 1},
+		{"layout: index.json with a wrong schema", plain, nil, []string{"push", badSchema, "--tag", "bad"}, "index.json: json: cannot unmarshal", 1},
+		{"layout: index.json without manifests", plain, nil, []string{"push", noManifests, "--tag", "bad"}, "lists no manifests", 1},
+		{"layout: blob symlink outside the layout (wrong content)", plain, nil, []string{"push", symOut, "--tag", "bad"}, "is a symlink", 1},
+		{"layout: blob symlink outside the layout (right content)", plain, nil, []string{"push", symOutSame, "--tag", "bad"}, "is a symlink", 1},
+		{"layout: empty directory", plain, nil, []string{"push", emptyDir, "--tag", "bad"}, "not an OCI image layout", 1},
+		{"layout: broken layout in the deploy tree", plain, map[string]string{"DEPLOY_DIR_IMAGES": brokenTree}, []string{"push"}, "Error: container-base", 1},
+		{"import: layout with a missing blob", plain, nil, []string{"import", "oci:" + missingBlob, "badimport"}, "is missing", 1},
+		{"import: layout with a digest mismatch", plain, nil, []string{"import", "oci:" + mismatch, "badimport"}, "its manifest says", 1},
+		{"import: empty directory", plain, nil, []string{"import", "oci:" + emptyDir, "badimport"}, "index.json: no such file or directory", 1},
+		{"import: truncated oci-archive", plain, nil, []string{"import", "oci-archive:" + truncArchive, "badimport"}, "oci-archive " + truncArchive, 1},
+		{"import: layout symlinked outside", plain, nil, []string{"import", "oci:" + symOutSame, "badimport"}, "is a symlink", 1},
+
+		// Malformed env dumps.
+		{"dump: unterminated quote", nil, nil, []string{"generate", "--env-dump", unterminated}, unterminated + ":4: CONTAINER_REGISTRY_NAMESPACE", 1},
+		{"dump: unterminated quote at the end", nil, nil, []string{"generate", "--env-dump", unterminatedEOF}, "unterminated double-quoted value", 1},
+		{"dump: not an assignment", nil, nil, []string{"generate", "--env-dump", malformed}, malformed + ":4: malformed line", 1},
+		{"dump: text after the closing quote", nil, nil, []string{"generate", "--env-dump", trailing}, "unexpected text after closing quote", 1},
+		{"dump: missing file", nil, nil, []string{"generate", "--env-dump", "/nonexistent/env.dump"}, "/nonexistent/env.dump", 2},
+		{"dump: populate with a malformed dump", nil, nil, []string{"populate", "--env-dump", malformed}, "malformed line", 1},
+		{"dump: URL with a scheme", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_URL", "http://localhost:5000")}, "must be host:port without a scheme", 1},
+		{"dump: SECURE and INSECURE", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_INSECURE", "1")}, "contradict each other", 1},
+		{"dump: non-boolean SECURE", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "yes please")}, "is not a boolean", 1},
+
+		// Invalid tag, namespace and image names.
+		{"name: tag with a colon", plain, nil, []string{"push", "app-server", "--tag", "bad:tag"}, "invalid tag", 2},
+		{"name: tag starting with a dot", plain, nil, []string{"push", "app-server", "--tag", ".hidden"}, "invalid tag", 2},
+		{"name: tag of 129 characters", plain, nil, []string{"push", "app-server", "--tag", strings.Repeat("a", 129)}, "invalid tag", 2},
+		{"name: namespace with upper case and a space", plain, map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "Bad NS"}, []string{"push"}, "not a valid repository namespace", 1},
+		{"name: namespace in the dump", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_NAMESPACE", "UPPER")}, "not a valid repository namespace", 1},
+		{"name: import to an invalid image name", plain, nil, []string{"import", "oci:" + good, "Bad_Name!"}, `image name "Bad_Name!"`, 2},
+		{"name: import with an invalid tag", plain, nil, []string{"import", "oci:" + good, "fine", "--tag", "bad:tag"}, `invalid tag "bad:tag"`, 2},
+		{"name: delete an invalid image name", plain, nil, []string{"delete", "UPPER:latest"}, `invalid image reference "UPPER:latest"`, 2},
+		{"name: delete with an invalid tag", plain, nil, []string{"delete", "app-server:bad:tag"}, `invalid image reference "app-server:bad:tag"`, 2},
+		{"name: tags of an invalid image name", plain, nil, []string{"tags", "bad name!"}, `invalid image name "bad name!"`, 1},
+		{"name: push an unknown image", plain, nil, []string{"push", "nosuch"}, `no image named "nosuch"`, 1},
+
+		// Bad SAN entries.
+		{"san: DNS without a name", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_CERT_SAN", "DNS:")}, "want DNS:<name> or IP:<address>", 1},
+		{"san: invalid IP", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_CERT_SAN", "IP:999.1.1.1")}, "is not a valid IP address", 1},
+		{"san: invalid DNS name", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_CERT_SAN", "DNS:bad_host!")}, "is not a valid DNS name", 1},
+		{"san: unknown type", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_CERT_SAN", "URI:https://x")}, "unknown type", 1},
+		{"san: no type", nil, nil, []string{"generate", "--env-dump", withVars("CONTAINER_REGISTRY_SECURE", "1", "CONTAINER_REGISTRY_CERT_SAN", "registry.lan")}, "want DNS:<name> or IP:<address>", 1},
+
+		// DOCKER_OCI_RUNTIMES.
+		{"runtimes: not JSON", nil, nil, []string{"target", "docker", "--env-dump", withVars("DOCKER_OCI_RUNTIMES", "{bad"), "--dest", dest}, "DOCKER_OCI_RUNTIMES: invalid JSON object", 1},
+		{"runtimes: a JSON array", nil, nil, []string{"target", "docker", "--env-dump", withVars("DOCKER_OCI_RUNTIMES", `["crun"]`), "--dest", dest}, "DOCKER_OCI_RUNTIMES: invalid JSON object", 1},
+		{"runtimes: a string runtime", nil, nil, []string{"target", "docker", "--env-dump", withVars("DOCKER_OCI_RUNTIMES", `{"crun": "/usr/bin/crun"}`), "--dest", dest}, `runtime "crun" must be a JSON object`, 1},
+
+		// Credentials files with missing keys.
+		{"creds: user without password", secure, nil, []string{"push", "app-server", "--tag", "bad", "--credsfile", userOnly}, "must contain CONTAINER_REGISTRY_TOKEN or both CONTAINER_REGISTRY_USER and CONTAINER_REGISTRY_PASSWORD", 1},
+		{"creds: password without user", secure, nil, []string{"push", "app-server", "--tag", "bad", "--credsfile", passOnly}, "must contain CONTAINER_REGISTRY_TOKEN or both", 1},
+		{"creds: not key=value", secure, nil, []string{"push", "app-server", "--tag", "bad", "--credsfile", notCreds}, notCreds, 1},
+		{"creds: auth file not JSON", secure, nil, []string{"push", "app-server", "--tag", "bad", "--authfile", notJSON}, "not a Docker config.json", 1},
+		{"creds: auth file without this registry", secure, nil, []string{"push", "app-server", "--tag", "bad", "--authfile", otherHost}, "has no credentials for " + secure.URL, 1},
+		{"creds: import source credentials without password", plain, nil, []string{"import", secure.URL + "/yocto/app-server:latest", "badimport", "--src-credsfile", userOnly}, "must contain CONTAINER_REGISTRY_TOKEN or both", 1},
+		{"creds: env mode without password", secure, map[string]string{"CONTAINER_REGISTRY_AUTH_MODE": "env", "CONTAINER_REGISTRY_USER": "yocto"}, []string{"push", "app-server", "--tag", "bad"}, "needs CONTAINER_REGISTRY_TOKEN or both", 1},
+
+		// Unknown auth modes and strategies.
+		{"auth: unknown --auth-mode", plain, nil, []string{"push", "--auth-mode", "bogus"}, `unknown auth mode "bogus"`, 1},
+		{"auth: unknown CONTAINER_REGISTRY_AUTH_MODE", plain, map[string]string{"CONTAINER_REGISTRY_AUTH_MODE": "bogus"}, []string{"push"}, `unknown mode "bogus"`, 1},
+		{"auth: authfile mode without a file", plain, map[string]string{"CONTAINER_REGISTRY_AUTH_MODE": "authfile"}, []string{"push"}, "needs CONTAINER_REGISTRY_AUTHFILE", 1},
+		{"strategy: unknown --strategy", plain, nil, []string{"push", "--strategy", "latest bogus"}, `unknown strategy "bogus"`, 2},
+		{"strategy: unknown CONTAINER_REGISTRY_TAG_STRATEGY", plain, map[string]string{"CONTAINER_REGISTRY_TAG_STRATEGY": "nope"}, []string{"push"}, `unknown strategy "nope"`, 1},
+		{"strategy: invalid characters", plain, nil, []string{"push", "--strategy", "latest;rm"}, "invalid characters", 2},
+
+		// Unreachable or wrong-protocol registry, wrong password.
+		{"url: nothing listening", plain, map[string]string{"CONTAINER_REGISTRY_URL": down}, []string{"push"}, "Registry not responding at http://" + down, 1},
+		{"url: list, nothing listening", plain, map[string]string{"CONTAINER_REGISTRY_URL": down}, []string{"list"}, "Registry not responding at http://" + down, 1},
+		{"url: HTTP against the TLS registry (push)", plain, map[string]string{"CONTAINER_REGISTRY_URL": secure.URL}, []string{"push"}, "speaks HTTPS, not HTTP", 1},
+		{"url: HTTP against the TLS registry (list)", plain, map[string]string{"CONTAINER_REGISTRY_URL": secure.URL}, []string{"list"}, "speaks HTTPS, not HTTP", 1},
+		{"url: HTTPS against the plain registry (push)", secure, map[string]string{"CONTAINER_REGISTRY_URL": plain.URL}, []string{"push"}, "speaks plain HTTP, not HTTPS", 1},
+		{"url: HTTPS against the plain registry (list)", secure, map[string]string{"CONTAINER_REGISTRY_URL": plain.URL}, []string{"list"}, "speaks plain HTTP, not HTTPS", 1},
+		{"password: wrong CONTAINER_REGISTRY_PASSWORD (push)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"push"}, "rejected the credentials", 1},
+		{"password: wrong --creds", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto:wrong"}, "rejected the credentials from --creds (user yocto)", 1},
+		{"password: wrong password (list)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"list"}, `rejected the credentials of user "yocto"`, 1},
+		{"password: wrong password (delete)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"delete", "app-server:latest"}, `rejected the credentials of user "yocto"`, 1},
+		{"password: wrong password (import)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"import", "oci:" + good, "badimport"}, "rejected the credentials from the local registry", 1},
+	}
+	for _, c := range cases {
+		var r Result
+		out := func() string { return r.Stdout }
+		if c.on == nil {
+			r = RunTool(t, c.env, c.args...)
+			out = r.Out
+		} else {
+			r = c.on.RunEnv(c.env, c.args...)
+		}
+		if r.Code != c.code || !strings.Contains(out(), c.want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", c.name, r.Code, c.code, c.want, r.Out())
+		} else {
+			t.Logf("%s: exit %d: %s", c.name, r.Code, errorLines(out()))
+		}
+		for e, snap := range before {
+			if now := e.snapshot(t); len(now) != len(snap) {
+				t.Errorf("%s: the registry at %s changed: %v -> %v", c.name, e.URL, snap, now)
+			} else {
+				sameTags(t, c.name, snap, now)
+			}
+		}
+	}
+	t.Logf("%d bad inputs", len(cases))
+}
+
+// errorLines is the lines of s that start with "Error:", joined by " | ".
+func errorLines(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "Error:") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, " | ")
+}

@@ -1,0 +1,541 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
+	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
+)
+
+// Fault tests: the server or the tool is SIGKILLed at chosen points, two
+// pushes race for one tag, the storage fills up or turns read-only. After
+// each fault the registry must recover with `start`, `verify` must be clean
+// and what was tagged before must still pull.
+
+// bigBuild writes one build of image name for machine/arch below root
+// (a DEPLOY_DIR_IMAGES) whose layers are n blobs of size bytes of random,
+// incompressible data, with its -latest-oci link. It returns the layout.
+func bigBuild(t *testing.T, root, image, machine, arch, stamp string, size int64, n int) string {
+	t.Helper()
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	for i := 0; i < n; i++ {
+		l, err := random.Layer(size, types.OCILayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", arch
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	b := sample.Build{Spec: sample.Spec{Name: image, Machine: machine, Arch: arch, Stamp: stamp}}
+	dir := filepath.Join(root, machine, b.DirName())
+	if err := sample.WriteLayout(dir, img, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, machine, image+"-latest-oci")
+	os.Remove(link)
+	if err := os.Symlink(b.DirName(), link); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// bg is a helper-script command running in the background.
+type bg struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	done   chan struct{}
+	code   int
+	waited bool
+}
+
+// Start runs the script with args in the background (environment as Run).
+func (e *Env) Start(t *testing.T, env map[string]string, args ...string) *bg {
+	t.Helper()
+	b := &bg{cmd: exec.Command(e.Script, args...), done: make(chan struct{})}
+	b.cmd.Env = baseEnv()
+	for _, m := range []map[string]string{e.Extra, env} {
+		for k, v := range m {
+			b.cmd.Env = append(b.cmd.Env, k+"="+v)
+		}
+	}
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b.cmd.Wait()
+		b.code = b.cmd.ProcessState.ExitCode()
+		close(b.done)
+	}()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	return b
+}
+
+// running reports whether the command has not exited yet.
+func (b *bg) running() bool {
+	select {
+	case <-b.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Wait waits for the command (at most 2 minutes) and returns its exit
+// code and output.
+func (b *bg) Wait(t *testing.T) (int, string) {
+	t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(2 * time.Minute):
+		b.cmd.Process.Kill()
+		<-b.done
+		t.Fatalf("%v timed out:\n%s", b.cmd.Args, b.out.String())
+	}
+	return b.code, b.out.String()
+}
+
+// poll calls cond every 2 ms until it is true; it fails the test after
+// timeout, or as soon as the background command b (if not nil) exits.
+func poll(t *testing.T, what string, timeout time.Duration, b *bg, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if b != nil && !b.running() {
+			code, out := b.Wait(t)
+			t.Fatalf("waiting for %s: %v exited (%d) first:\n%s", what, b.cmd.Args[1:], code, out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// killServer SIGKILLs the registry of e and waits until it is gone.
+func (e *Env) killServer(t *testing.T) {
+	t.Helper()
+	pid := e.pidOf(t)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitDead(t, pid)
+}
+
+// uploads lists the partial uploads the server holds in repository repo.
+func uploads(e *Env, repo string) []string {
+	files, _ := filepath.Glob(filepath.Join(e.Storage, "data", "docker", "registry", "v2", "repositories", repo, "_uploads", "*", "data"))
+	return files
+}
+
+// uploadInFlight reports whether the server holds a partial upload with
+// data in repository repo that is not one of old (left by earlier crashes).
+func uploadInFlight(e *Env, repo string, old []string) bool {
+	for _, f := range uploads(e, repo) {
+		if contains(old, f) {
+			continue
+		}
+		if fi, err := os.Stat(f); err == nil && fi.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// pauseAt arms the tool's test hook at point (see package testhook) and
+// returns the environment and the marker file the tool creates there.
+func pauseAt(t *testing.T, point string) (map[string]string, string) {
+	marker := filepath.Join(t.TempDir(), "paused")
+	return map[string]string{testhook.EnvVar: point + ":" + marker}, marker
+}
+
+// markerPid is the pid the paused tool wrote into marker.
+func markerPid(t *testing.T, marker string) int {
+	t.Helper()
+	data, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("marker %s: %v", marker, err)
+	}
+	return pid
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// pullAll pulls every tag of snap completely with skopeo.
+func pullAll(t *testing.T, e *Env, snap map[string]string) {
+	t.Helper()
+	refs := make([]string, 0, len(snap))
+	for ref := range snap {
+		refs = append(refs, ref)
+	}
+	sort.Strings(refs)
+	for _, ref := range refs {
+		if err := skopeoPull(t, e, ref); err != nil {
+			t.Errorf("%s no longer pulls: %v", ref, err)
+		}
+	}
+}
+
+// sameTags fails unless every tag of before still names the same digest.
+func sameTags(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for ref, d := range before {
+		if after[ref] != d {
+			t.Errorf("%s: %s was %s, now %q", what, ref, d, after[ref])
+		}
+	}
+}
+
+// recovered restarts the registry after a crash and checks that verify is
+// clean and every tag of before still names its digest.
+func (e *Env) recovered(t *testing.T, what string, before map[string]string) {
+	t.Helper()
+	r := e.mustRun(t, 0, "start")
+	wantOut(t, r, what+": start after the crash", "Registry ready")
+	r = e.Run("verify")
+	if r.Code != 0 {
+		t.Fatalf("%s: verify after the crash: exit %d\n%s", what, r.Code, r.Out())
+	}
+	sameTags(t, what, before, e.snapshot(t))
+}
+
+// The server is SIGKILLed while push is uploading a layer. The push fails
+// with a clear error; after start the same push completes, verify is clean
+// and every tag pushed before still pulls.
+func TestFaultKillServerDuringUpload(t *testing.T) {
+	const rounds = 3
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	for i := 0; i < rounds; i++ {
+		before := e.snapshot(t)
+		root := filepath.Join(t.TempDir(), "images")
+		bigBuild(t, root, "big", "qemux86-64", "x86_64", fmt.Sprintf("2026020100000%d", i), 6<<20, 3)
+		env := map[string]string{"DEPLOY_DIR_IMAGES": root}
+		tag := fmt.Sprintf("r%d", i)
+		old := uploads(e, "yocto/big")
+		p := e.Start(t, env, "push", "big", "--tag", tag)
+		poll(t, "a layer upload in flight", 30*time.Second, p, func() bool { return uploadInFlight(e, "yocto/big", old) })
+		e.killServer(t)
+		code, out := p.Wait(t)
+		if code == 0 {
+			t.Fatalf("round %d: push succeeded although the server died during the upload:\n%s", i, out)
+		}
+		if !strings.Contains(out, "Error: big") || !strings.Contains(out, "uploading blob") {
+			t.Errorf("round %d: unclear error after the crash:\n%s", i, out)
+		} else if i == 0 {
+			t.Logf("push when the server died during an upload:\n%s", out)
+		}
+		t.Logf("round %d: push after SIGKILL exited %d: %s", i, code, lastLines(out, 3))
+		e.recovered(t, fmt.Sprintf("round %d", i), before)
+		r := e.RunEnv(env, "push", "big", "--tag", tag)
+		if r.Code != 0 {
+			t.Fatalf("round %d: push again after start: exit %d\n%s", i, r.Code, r.Out())
+		}
+		if r := e.Run("verify"); r.Code != 0 {
+			t.Fatalf("round %d: verify after the completed push: %s", i, r.Out())
+		}
+		pullAll(t, e, before)
+		if err := skopeoPull(t, e, "yocto/big:"+tag); err != nil {
+			t.Fatalf("round %d: the completed push does not pull: %v", i, err)
+		}
+	}
+}
+
+// The server is SIGKILLed after push put the manifests by digest and
+// before it wrote any tag's index (the tool is held at that point by its
+// test hook). No tag changes; after start the same push completes with
+// both platforms in the index.
+func TestFaultKillServerBeforeIndex(t *testing.T) {
+	const rounds = 3
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	for i := 0; i < rounds; i++ {
+		before := e.snapshot(t)
+		root := filepath.Join(t.TempDir(), "images")
+		stamp := fmt.Sprintf("2026030100000%d", i)
+		x86 := bigBuild(t, root, "app", "qemux86-64", "x86_64", stamp, 64<<10, 2)
+		arm := bigBuild(t, root, "app", "qemuarm64", "aarch64", stamp, 64<<10, 2)
+		env, marker := pauseAt(t, "push-before-index")
+		env["DEPLOY_DIR_IMAGES"] = root
+		// Each round also moves "latest" of app, which exists from the
+		// base push: it must keep its old digest through the crash.
+		p := e.Start(t, env, "push", "app", "--tag", fmt.Sprintf("r%d", i), "--tag", "latest")
+		poll(t, "push to reach the index writes", 30*time.Second, p, func() bool { return exists(marker) })
+		for _, dir := range []string{x86, arm} {
+			if _, err := skopeoInspect(t, e, "yocto/app@"+layoutManifest(t, dir)); err != nil {
+				t.Fatalf("round %d: manifest not in the registry at the pause point: %v", i, err)
+			}
+		}
+		e.killServer(t)
+		os.Remove(marker) // let the push go on against the dead server
+		code, out := p.Wait(t)
+		if code == 0 || !strings.Contains(out, "Error: app") {
+			t.Fatalf("round %d: push after the crash: exit %d\n%s", i, code, out)
+		}
+		t.Logf("round %d: push after SIGKILL exited %d: %s", i, code, lastLines(out, 3))
+		e.recovered(t, fmt.Sprintf("round %d", i), before)
+		if got := e.snapshot(t); len(got) != len(before) {
+			t.Errorf("round %d: tags changed by the interrupted push: %v -> %v", i, before, got)
+		}
+		r := e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": root}, "push", "app", "--tag", fmt.Sprintf("r%d", i), "--tag", "latest")
+		if r.Code != 0 {
+			t.Fatalf("round %d: push again: %s", i, r.Out())
+		}
+		for _, tag := range []string{fmt.Sprintf("r%d", i), "latest"} {
+			_, plats := rawIndex(t, e.URL+"/yocto/app:"+tag)
+			if plats["linux/amd64"] != layoutManifest(t, x86) || plats["linux/arm64"] != layoutManifest(t, arm) {
+				t.Fatalf("round %d: %s holds %v", i, tag, plats)
+			}
+		}
+		if r := e.Run("verify"); r.Code != 0 {
+			t.Fatalf("round %d: verify after the completed push: %s", i, r.Out())
+		}
+		delete(before, "yocto/app:latest") // moved on purpose
+		pullAll(t, e, before)
+	}
+}
+
+// Two processes push different architectures of one image to the same
+// tags at the same time, 20 rounds: every index ends with both platforms.
+func TestFaultConcurrentArchPushes(t *testing.T) {
+	const rounds = 20
+	x86root := filepath.Join(t.TempDir(), "x86")
+	armroot := filepath.Join(t.TempDir(), "arm")
+	x86 := bigBuild(t, x86root, "app", "qemux86-64", "x86_64", "20260401000000", 32<<10, 2)
+	arm := bigBuild(t, armroot, "app", "qemuarm64", "aarch64", "20260401000000", 32<<10, 2)
+	e := NewEnv(t, nil)
+	e.mustRun(t, 0, "start")
+	want := map[string]string{"linux/amd64": layoutManifest(t, x86), "linux/arm64": layoutManifest(t, arm)}
+	remerged := 0
+	for i := 0; i < rounds; i++ {
+		tag := fmt.Sprintf("c%d", i)
+		a := e.Start(t, map[string]string{"DEPLOY_DIR_IMAGES": x86root}, "push", "app", "--tag", tag, "--tag", "latest")
+		b := e.Start(t, map[string]string{"DEPLOY_DIR_IMAGES": armroot}, "push", "app", "--tag", tag, "--tag", "latest")
+		for _, p := range []*bg{a, b} {
+			code, out := p.Wait(t)
+			if code != 0 {
+				t.Fatalf("round %d: push exit %d\n%s", i, code, out)
+			}
+			remerged += strings.Count(out, "changed under a concurrent push")
+		}
+		for _, tg := range []string{tag, "latest"} {
+			plats := e.platforms(t, "yocto/app:"+tg)
+			if len(plats) != 2 || plats["linux/amd64"] != want["linux/amd64"] || plats["linux/arm64"] != want["linux/arm64"] {
+				t.Fatalf("round %d: %s holds %v, want %v", i, tg, plats, want)
+			}
+		}
+	}
+	t.Logf("%d rounds, both platforms every time; %d re-merge(s) after a concurrent replace", rounds, remerged)
+	if r := e.Run("verify"); r.Code != 0 {
+		t.Fatalf("verify: %s", r.Out())
+	}
+}
+
+// gc --yes is SIGKILLed in the middle of its sweep (held by its test hook
+// after the k-th removal). The rerun completes; no referenced blob is
+// lost, verify is clean and every kept image pulls.
+func TestFaultKillGC(t *testing.T) {
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	keep := e.snapshot(t)
+	for i, k := range []int{1, 7, 20} {
+		// Garbage: images pushed and deleted again.
+		for j := 0; j < 6; j++ {
+			ref := fmt.Sprintf("yocto/junk%d:v1", j)
+			srvPush(t, e, ref, srvRandomImage(t, 4096, 3))
+			e.mustRun(t, 0, "delete", strings.TrimPrefix(ref, "yocto/"))
+		}
+		env, marker := pauseAt(t, fmt.Sprintf("gc-delete#%d", k))
+		p := e.Start(t, env, "gc", "--yes")
+		poll(t, "gc to sweep", 60*time.Second, p, func() bool { return exists(marker) })
+		pid := markerPid(t, marker)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		code, out := p.Wait(t)
+		if code == 0 {
+			t.Fatalf("round %d: killed gc exited 0:\n%s", i, out)
+		}
+		t.Logf("round %d: gc SIGKILLed after removal %d", i, k)
+		// gc stopped the registry and could not start it again.
+		e.mustRun(t, 1, "status")
+		if r := e.Run("verify"); r.Code != 0 {
+			t.Fatalf("round %d: verify after the interrupted gc: %s", i, r.Out())
+		}
+		r := e.mustRun(t, 0, "gc", "--yes")
+		wantOut(t, r, fmt.Sprintf("round %d: gc rerun", i), "Garbage collection complete")
+		e.recovered(t, fmt.Sprintf("round %d", i), keep)
+		r = e.mustRun(t, 0, "verify")
+		wantOut(t, r, "verify after gc", "no unreferenced blobs")
+		pullAll(t, e, keep)
+	}
+}
+
+// storageMount mounts a tmpfs of size on the data directory of e (the
+// test runs as root in CI); it is unmounted after the registry stopped.
+func storageMount(t *testing.T, e *Env, size string) string {
+	t.Helper()
+	data := filepath.Join(e.Storage, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", data).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a %s tmpfs on %s (the fault tests need root): %v\n%s", size, data, err, out)
+	}
+	t.Cleanup(func() {
+		e.Run("stop")
+		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", data, err, out)
+		}
+	})
+	return data
+}
+
+func remount(t *testing.T, dir, mode string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s %s: %v\n%s", mode, dir, err, out)
+	}
+}
+
+// The data directory is an 8 MiB tmpfs: a push that does not fit fails
+// clearly and leaves no tag behind, and gc gives the space of its partial
+// upload back; then the file system turns read-only
+// under the running registry: push, delete and gc fail clearly and no tag
+// changes; verify stays clean throughout, and after the file system is
+// writable again the push goes through.
+func TestFaultStorageFullAndReadOnly(t *testing.T) {
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	data := storageMount(t, e, "8m")
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	before := e.snapshot(t)
+	check := func(what string) {
+		t.Helper()
+		sameTags(t, what, before, e.snapshot(t))
+		if got := e.snapshot(t); len(got) != len(before) {
+			t.Errorf("%s: tags %v, want %v", what, got, before)
+		}
+		if r := e.Run("verify"); r.Code != 0 {
+			t.Errorf("%s: verify: exit %d\n%s", what, r.Code, r.Out())
+		}
+	}
+
+	// Disk full in the middle of an upload.
+	root := filepath.Join(t.TempDir(), "images")
+	bigBuild(t, root, "big", "qemux86-64", "x86_64", "20260501000000", 4<<20, 3)
+	r := e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": root}, "push", "big", "--tag", "full")
+	t.Logf("push into a full file system: exit %d\n%s", r.Code, r.Out())
+	if r.Code == 0 || !strings.Contains(r.Stdout, "Error: big") || !strings.Contains(r.Stdout, "no space left on device") {
+		t.Errorf("push into a full file system: exit %d, want a clear error naming the full disk\n%s", r.Code, r.Out())
+	}
+	check("disk full")
+	e.mustRun(t, 0, "status")
+	// The failed upload holds the space until gc frees it.
+	if len(uploads(e, "yocto/big")) == 0 {
+		t.Errorf("no partial upload left by the failed push")
+	}
+	r = e.mustRun(t, 0, "gc", "--yes")
+	wantOut(t, r, "gc after disk full", "partial upload yocto/big upload", "partial upload(s)")
+	if n := len(uploads(e, "yocto/big")); n != 0 {
+		t.Errorf("%d partial upload(s) left after gc", n)
+	}
+	check("gc after disk full")
+
+	// Read-only under the running registry; a deleted image leaves
+	// garbage for gc to fail on.
+	srvPush(t, e, "yocto/junk:v1", srvRandomImage(t, 4096, 2))
+	e.mustRun(t, 0, "delete", "junk:v1")
+	before = e.snapshot(t)
+	small := filepath.Join(t.TempDir(), "images")
+	sample.WriteTree(small, []sample.Build{{Spec: sample.Spec{Name: "app-server", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260601000000"}, Latest: true}})
+	remount(t, data, "ro")
+	r = e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": small}, "push", "app-server", "--tag", "latest")
+	t.Logf("push into a read-only file system: exit %d\n%s", r.Code, r.Out())
+	if r.Code == 0 || !strings.Contains(r.Stdout, "Error: app-server") || !strings.Contains(r.Stdout, "read-only file system") {
+		t.Errorf("push into a read-only file system: exit %d, want a clear error\n%s", r.Code, r.Out())
+	}
+	check("read-only push")
+	r = e.Run("delete", "app-server:latest")
+	t.Logf("delete on a read-only file system: exit %d\n%s", r.Code, r.Out())
+	if r.Code == 0 || !strings.Contains(r.Stdout, "read-only file system") {
+		t.Errorf("delete on a read-only file system: exit %d, want a clear error\n%s", r.Code, r.Out())
+	}
+	check("read-only delete")
+	r = e.Run("gc", "--yes")
+	t.Logf("gc on a read-only file system: exit %d\n%s", r.Code, r.Out())
+	if r.Code == 0 || !strings.Contains(r.Stdout, "read-only file system") {
+		t.Errorf("gc on a read-only file system: exit %d, want a clear error\n%s", r.Code, r.Out())
+	}
+	e.mustRun(t, 0, "status") // gc started the registry again
+	check("read-only gc")
+
+	// Writable again: everything works.
+	remount(t, data, "rw")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	r = e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": small}, "push", "app-server", "--tag", "latest")
+	if r.Code != 0 {
+		t.Fatalf("push after the file system is writable again: %s", r.Out())
+	}
+	e.mustRun(t, 0, "gc", "--yes")
+	e.mustRun(t, 0, "verify")
+	pullAll(t, e, e.snapshot(t))
+}
+
+// lastLines is the last n lines of s, joined by " | ".
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
