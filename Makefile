@@ -57,8 +57,17 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each
 	  done; \
 	done
 
-bench: ## Benchmarks (not in CI)
-	@echo "no benchmarks yet"
+BENCHFLAGS ?=
+bench: build deps ## Side-by-side benchmarks, writes BENCHMARKS.md (not in CI; BENCHFLAGS=-h for options)
+	@missing=""; \
+	[ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
+	command -v hyperfine >/dev/null 2>&1 || missing="$$missing hyperfine"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(GO) run ./tests/bench -tool $(BIN) -out BENCHMARKS.md $(BENCHFLAGS)
 
 stop: ## Stop the registry `make run` started
 	@if [ -x build/example/container-registry/container-registry.sh ]; then build/example/container-registry/container-registry.sh stop; else echo "Registry not running"; fi

@@ -49,6 +49,9 @@ type TagResult struct {
 	Kept []v1.Descriptor
 	// Entries is every entry of the written index.
 	Entries []v1.Descriptor
+	// Unchanged says the tag already held exactly this index, so nothing
+	// was written (a re-push of unchanged images).
+	Unchanged bool
 }
 
 // platformKey identifies a descriptor's platform for merging.
@@ -111,6 +114,11 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	ours, _, err := v1.SHA256(bytes.NewReader(m.data))
 	if err != nil {
 		return nil, false, err
+	}
+	if before == ours {
+		// Already there byte for byte: writing it again would only cost
+		// the registry a manifest and tag update.
+		return &TagResult{Digest: ours, Kept: kept, Entries: entries, Unchanged: true}, true, nil
 	}
 	// Optimistic check: nobody changed the tag since it was read.
 	now, err := w.head(ctx, ref)

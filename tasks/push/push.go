@@ -28,6 +28,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
 )
 
@@ -204,6 +205,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	p := &pushRun{o: o, c: c, reg: reg, auth: auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
 	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
+		p.lockGuards = servedLocally(c)
 	}
 
 	fmt.Fprintf(out, "Pushing to %s/%s (tags: %s%s)\n", c.URL, c.Namespace, strings.Join(tagSet.Tags, " "), map[bool]string{true: " + per-arch", false: ""}[tagSet.Arch])
@@ -370,9 +372,13 @@ type pushRun struct {
 	pusher   *remote.Pusher
 	puller   *remote.Puller
 	lockPath string
-	sum      *Summary
-	tags     *TagSet
-	written  []written
+	// lockGuards is true when every push to the registry takes lockPath
+	// (it is the local registry served from this storage), so no settle
+	// delay is needed after writing tags.
+	lockGuards bool
+	sum        *Summary
+	tags       *TagSet
+	written    []written
 }
 
 // written is a tag this run wrote, checked again at the end.
@@ -387,9 +393,12 @@ const settleDelay = 150 * time.Millisecond
 
 // verifyTags reads every written tag back once more after a short delay:
 // a push from another host that read the tag before this run wrote it
-// may have replaced our entries; such a tag is merged again.
+// may have replaced our entries; such a tag is merged again. It is skipped
+// for the local registry served from this storage, whose pushes all hold
+// push.lock around their read-modify-writes (the design's lock for the
+// local registry), so a local push does not pay the delay.
 func (p *pushRun) verifyTags(ctx context.Context) {
-	if len(p.written) == 0 {
+	if len(p.written) == 0 || p.lockGuards {
 		return
 	}
 	select {
@@ -411,6 +420,18 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// servedLocally reports whether c's URL is the registry started from c's
+// storage on this host: every helper-script push to it then shares the
+// storage's push.lock, which serialises the index read-modify-writes.
+func servedLocally(c *generator.Config) bool {
+	switch strings.ToLower(c.Host) {
+	case "localhost", "127.0.0.1", "::1", "[::1]":
+	default:
+		return false
+	}
+	return server.Check(c).Pid != 0
 }
 
 // pushGroup pushes every manifest of one image, then writes its tags.
@@ -457,8 +478,13 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		for _, e := range r.Entries {
 			plats = append(plats, strings.TrimPrefix(platformKey(e.Platform), "linux/"))
 		}
-		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
-		fmt.Fprintf(out, "  -> %s/%s:%s (index %s: %s)\n", p.c.URL, repo.RepositoryStr(), tag, shortDigest(r.Digest), strings.Join(plats, ", "))
+		note := ""
+		if r.Unchanged {
+			note = "; unchanged"
+		} else {
+			p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
+		}
+		fmt.Fprintf(out, "  -> %s/%s:%s (index %s: %s%s)\n", p.c.URL, repo.RepositoryStr(), tag, shortDigest(r.Digest), strings.Join(plats, ", "), note)
 		p.sum.Tags++
 		return nil
 	}

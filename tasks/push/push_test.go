@@ -209,14 +209,22 @@ func TestPushMergeAndRepush(t *testing.T) {
 	if strings.Contains(out.String(), "20260101080000\n") || !strings.Contains(out.String(), "Skipped") {
 		t.Fatalf("older build handling:\n%s", out.String())
 	}
-	// An unchanged re-push uploads nothing.
+	// An unchanged re-push uploads nothing and rewrites no tag (so it
+	// has nothing to re-check after the settle delay either).
+	idxBefore, _ := indexAt(t, reg.Host+"/yocto/container-base:latest")
 	out.Reset()
 	sum, err = Push(context.Background(), opts)
 	if err != nil || sum.Uploaded != 0 || sum.Skipped == 0 {
 		t.Fatalf("re-push: %+v %v\n%s", sum, err, out.String())
 	}
-	if !strings.Contains(out.String(), "uploaded 0 bytes") {
+	if !strings.Contains(out.String(), "uploaded 0 bytes") || strings.Count(out.String(), "; unchanged)") != 4 {
 		t.Fatalf("re-push output:\n%s", out.String())
+	}
+	if sum.Elapsed >= settleDelay {
+		t.Errorf("unchanged re-push took %s: it waited for the settle delay", sum.Elapsed)
+	}
+	if idxAfter, _ := indexAt(t, reg.Host+"/yocto/container-base:latest"); idxAfter != idxBefore {
+		t.Fatalf("unchanged re-push changed latest: %s -> %s", idxBefore, idxAfter)
 	}
 
 	// "Another host" rebuilds only arm64 and pushes: amd64 stays.
@@ -322,6 +330,17 @@ func TestConcurrentPushesKeepBothArches(t *testing.T) {
 			if _, plats := indexAt(t, reg.Host+"/yocto/racy:"+tg); len(plats) != 2 {
 				t.Fatalf("round %d tag %s: %v", round, tg, plats)
 			}
+		}
+	}
+}
+
+// Only the registry served from the push's own storage on this host counts
+// as guarded by push.lock.
+func TestServedLocally(t *testing.T) {
+	for _, host := range []string{"localhost:5000", "127.0.0.1:5000", "registry.example.com:5000"} {
+		c := testConfig(t, host, t.TempDir())
+		if servedLocally(c) {
+			t.Errorf("%s: no registry runs from %s, want false", host, c.Storage)
 		}
 	}
 }

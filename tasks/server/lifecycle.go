@@ -175,7 +175,10 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, LogFile(c), Tail(LogFile(c), 20))
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
-	interval := 20 * time.Millisecond
+	// Probe often while a healthy server is expected (it answers within
+	// tens of milliseconds; start returns as soon as it does), then back
+	// off for a slow one.
+	interval := 5 * time.Millisecond
 	for {
 		err := tasks.Ping(ctx, c, o.Script)
 		if err == nil {
@@ -196,7 +199,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 		if time.Now().After(deadline) {
 			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", tasks.BaseURL(c), o.ReadyTimeout))
 		}
-		if interval < 200*time.Millisecond {
+		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
 			interval *= 2
 		}
 	}
