@@ -42,6 +42,10 @@ type GCReport struct {
 	Uploads   []Removal // partial uploads of interrupted or failed pushes
 	Bytes     int64     // total size of everything above
 	Removed   bool      // false for a dry run
+
+	// paths lists every removal in the order the sweep made it, so a dry
+	// run taken while nothing can write can be carried out as recorded.
+	paths []string
 }
 
 // Removal is one storage path a collection removes.
@@ -72,21 +76,33 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 	// says it better.
 	logrus.SetOutput(io.Discard)
 
-	dry, err := sweep(ctx, cfg, o.DeleteUntagged, true)
-	if err != nil {
-		return nil, err
-	}
 	where := c.DataDir()
 	if cfg.Storage.Type() != "filesystem" {
 		where = cfg.Storage.Type() + " storage"
 	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
 		where = root
 	}
-	// Deleting a tag leaves its manifest (untagged) behind, and a plain
-	// mark and sweep keeps everything a stored manifest references. Say
-	// what --delete-untagged would add.
+
+	// With --yes the registry is stopped before the dry run: nothing can
+	// write between it and the removal, so the removal carries out exactly
+	// the recorded dry run instead of marking everything again.
+	if o.Yes {
+		var restart func() error
+		if restart, err = stopForSweep(ctx, c, o); err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, restart()) }()
+	}
+	dry, err := sweep(ctx, cfg, o.DeleteUntagged, true)
+	if err != nil {
+		return nil, err
+	}
+	// Deleting a tag that another tag's index still lists leaves its
+	// manifest (untagged) behind, and a plain mark and sweep keeps
+	// everything a stored manifest references. A dry run says what
+	// --delete-untagged would add.
 	untaggedHint := func() {
-		if o.DeleteUntagged {
+		if o.DeleteUntagged || o.Yes {
 			return
 		}
 		more, err := sweep(ctx, cfg, true, true)
@@ -106,7 +122,9 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 	fmt.Fprintf(out, "Would remove %d blob(s) and %d manifest(s)%s: %s\n", len(dry.Blobs), len(dry.Manifests), uploadsNote(dry), humanBytes(dry.Bytes))
 	untaggedHint()
 
-	if !o.Yes {
+	if o.Yes {
+		rep, err = carryOut(ctx, cfg, dry)
+	} else {
 		if !o.Interactive {
 			fmt.Fprintf(out, "\nDry run only: nothing was removed.\nTo remove it, run: %s gc --yes", o.Script)
 			if o.DeleteUntagged {
@@ -123,9 +141,26 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 			fmt.Fprintf(out, "Aborted: nothing was removed.\n")
 			return dry, nil
 		}
+		var restart func() error
+		if restart, err = stopForSweep(ctx, c, o); err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, restart()) }()
+		// The registry ran during the dry run: mark again.
+		rep, err = sweep(ctx, cfg, o.DeleteUntagged, false)
 	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n", len(rep.Blobs), len(rep.Manifests), uploadsNote(rep), humanBytes(rep.Bytes))
+	return rep, nil
+}
 
-	// Nothing may write while the sweep runs.
+// stopForSweep stops the registry of c when it runs, so nothing writes
+// while gc sweeps, and returns the function that starts it again (a no-op
+// when it was not running).
+func stopForSweep(ctx context.Context, c *generator.Config, o GCOptions) (func() error, error) {
+	out := o.Out
 	run := Check(c)
 	if run.Err != nil {
 		return nil, run.Err
@@ -133,24 +168,40 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 	if run.Pid == 0 && tasks.Ping(ctx, c, o.Script) == nil {
 		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, tasks.BaseURL(c))
 	}
-	if run.Pid != 0 {
-		fmt.Fprintf(out, "Stopping the registry for the collection...\n")
-		if _, err := Stop(c, o.Options); err != nil {
-			return nil, err
-		}
-		defer func() {
-			fmt.Fprintf(out, "Starting the registry again...\n")
-			if _, serr := Start(context.WithoutCancel(ctx), c, o.Options); serr != nil {
-				err = errors.Join(err, fmt.Errorf("restarting the registry after gc: %w", serr))
-			}
-		}()
+	if run.Pid == 0 {
+		return func() error { return nil }, nil
 	}
-	rep, err = sweep(ctx, cfg, o.DeleteUntagged, false)
-	if err != nil {
+	fmt.Fprintf(out, "Stopping the registry for the collection...\n")
+	if _, err := Stop(c, o.Options); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n", len(rep.Blobs), len(rep.Manifests), uploadsNote(rep), humanBytes(rep.Bytes))
-	return rep, nil
+	return func() error {
+		fmt.Fprintf(out, "Starting the registry again...\n")
+		if _, err := Start(context.WithoutCancel(ctx), c, o.Options); err != nil {
+			return fmt.Errorf("restarting the registry after gc: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// carryOut removes what a dry run recorded, in its order. It is only
+// correct when nothing wrote to the storage since that dry run.
+func carryOut(ctx context.Context, cfg *configuration.Configuration, dry *GCReport) (*GCReport, error) {
+	d, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
+	}
+	for _, p := range dry.paths {
+		err := d.Delete(ctx, p)
+		var nf driver.PathNotFoundError
+		if err != nil && !errors.As(err, &nf) {
+			return nil, fmt.Errorf("garbage collection: deleting %s: %w", p, err)
+		}
+		testhook.Pause("gc-delete")
+	}
+	rep := *dry
+	rep.Removed = true
+	return &rep, nil
 }
 
 // uploadsNote is " plus N partial upload(s)" when there are any.
@@ -269,6 +320,7 @@ func (r *recordingDriver) Delete(ctx context.Context, path string) error {
 		r.rep.Other = append(r.rep.Other, rm)
 	}
 	r.rep.Bytes += size
+	r.rep.paths = append(r.rep.paths, path)
 	return nil
 }
 
