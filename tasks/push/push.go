@@ -379,6 +379,26 @@ type pushRun struct {
 	sum        *Summary
 	tags       *TagSet
 	written    []written
+	// clients caches one authenticated client per repository: setting one
+	// up pings the registry (and may fetch a token).
+	clients map[string]*http.Client
+}
+
+// client returns the authenticated push client for repo.
+func (p *pushRun) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	if cl, ok := p.clients[repo.String()]; ok {
+		return cl, nil
+	}
+	rt, err := transport.NewWithContext(ctx, p.reg, p.auth, p.counter, []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return nil, err
+	}
+	if p.clients == nil {
+		p.clients = map[string]*http.Client{}
+	}
+	cl := &http.Client{Transport: rt}
+	p.clients[repo.String()] = cl
+	return cl, nil
 }
 
 // written is a tag this run wrote, checked again at the end.
@@ -545,18 +565,17 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	}
 	blobs = append(blobs, layers...)
 
-	rt, err := transport.NewWithContext(ctx, p.reg, p.auth, p.counter, []string{repo.Scope(transport.PushScope)})
+	client, err := p.client(ctx, repo)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	client := &http.Client{Transport: rt}
 	type blob struct {
-		l    v1.Layer
-		size int64
+		l      v1.Layer
+		d      v1.Hash
+		size   int64
+		exists bool
 	}
-	var missing []blob
-	var missingBytes, presentBytes int64
-	var present int
+	var all []*blob
 	seen := map[v1.Hash]bool{}
 	for _, l := range blobs {
 		d, err := l.Digest()
@@ -571,20 +590,36 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
-		ok, err := blobExists(ctx, client, repo, d)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if ok {
+		all = append(all, &blob{l: l, d: d, size: size})
+	}
+	// Ask for every blob at once: on a re-push these HEADs are all the
+	// work there is.
+	hg, hctx := errgroup.WithContext(ctx)
+	hg.SetLimit(p.o.Jobs)
+	for _, b := range all {
+		hg.Go(func() error {
+			ok, err := blobExists(hctx, client, repo, b.d)
+			b.exists = ok
+			return err
+		})
+	}
+	if err := hg.Wait(); err != nil {
+		return v1.Descriptor{}, err
+	}
+	var missing []*blob
+	var missingBytes, presentBytes int64
+	var present int
+	for _, b := range all {
+		if b.exists {
 			present++
-			presentBytes += size
+			presentBytes += b.size
 			continue
 		}
-		if err := deploy.CheckBlob(dir, d, size); err != nil {
+		if err := deploy.CheckBlob(dir, b.d, b.size); err != nil {
 			return v1.Descriptor{}, err
 		}
-		missing = append(missing, blob{l, size})
-		missingBytes += size
+		missing = append(missing, b)
+		missingBytes += b.size
 	}
 	sentBefore := p.counter.sent.Load()
 	stop := p.startProgress(sentBefore, missingBytes)
@@ -592,9 +627,8 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	g.SetLimit(p.o.Jobs)
 	for _, b := range missing {
 		g.Go(func() error {
-			d, _ := b.l.Digest()
 			if err := p.pusher.Upload(gctx, repo, b.l); err != nil {
-				return fmt.Errorf("uploading blob %s: %w", d, err)
+				return fmt.Errorf("uploading blob %s: %w", b.d, err)
 			}
 			return nil
 		})
