@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -143,9 +145,11 @@ func Ping(ctx context.Context, c *generator.Config, script string) error {
 	notResponding := func(err error) error {
 		return &NotRespondingError{URL: BaseURL(c), Script: script, Err: err}
 	}
-	t, err := LocalTransport(c)
-	if err != nil {
-		return err
+	// A missing CA or password file matters only once something answers:
+	// a registry that was never started has neither.
+	t, caErr := LocalTransport(c)
+	if caErr != nil {
+		t = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -153,18 +157,21 @@ func Ping(ctx context.Context, c *generator.Config, script string) error {
 	if err != nil {
 		return err
 	}
+	var pwErr error
 	if c.Auth {
-		pw, err := generator.ReadPassword(c)
-		if err != nil {
-			return err
+		var pw string
+		if pw, pwErr = generator.ReadPassword(c); pwErr == nil {
+			req.SetBasicAuth(c.Username, pw)
 		}
-		req.SetBasicAuth(c.Username, pw)
 	}
 	resp, err := (&http.Client{Transport: t}).Do(req)
 	if werr := WrongProtocol(c, err, resp); werr != nil {
 		return werr
 	}
 	if err != nil {
+		if caErr != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+			return caErr
+		}
 		return notResponding(err)
 	}
 	resp.Body.Close()
@@ -172,6 +179,9 @@ func Ping(ctx context.Context, c *generator.Config, script string) error {
 	case http.StatusOK:
 		return nil
 	case http.StatusUnauthorized:
+		if pwErr != nil {
+			return pwErr
+		}
 		return fmt.Errorf("registry at %s rejected the credentials of user %q (401); check %s or CONTAINER_REGISTRY_PASSWORD", BaseURL(c), c.Username, c.PasswordFile())
 	}
 	return notResponding(fmt.Errorf("GET /v2/: %s", resp.Status))

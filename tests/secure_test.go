@@ -148,3 +148,16 @@ func TestSecureTLSOnly(t *testing.T) {
 		t.Errorf("TLS-only info shows a password file:\n%s", r.Stdout)
 	}
 }
+
+// A secure registry that was never started has no password file yet: the
+// commands that need it say it is not responding, not that a file is
+// missing.
+func TestSecureNeverStarted(t *testing.T) {
+	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_SECURE": "1"})
+	for _, args := range [][]string{{"list"}, {"catalog"}, {"tags", "app"}, {"delete", "app:1"}} {
+		r := e.Run(args...)
+		if r.Code == 0 || !strings.Contains(r.Stdout, "Registry not responding at https://"+e.URL) || !strings.Contains(r.Stdout, "start") {
+			t.Errorf("%v: exit %d\n%s", args, r.Code, r.Out())
+		}
+	}
+}

@@ -164,7 +164,11 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 		if len(sum.Failed) > 0 {
 			return sum, &FailedError{Names: sum.Failed}
 		}
-		fmt.Fprintf(out, "No OCI images to push (searched: %s)\n", strings.Join(res.Roots, ", "))
+		if len(res.Roots) == 0 {
+			fmt.Fprintf(out, "No OCI images to push (no deploy directory configured: set DEPLOY_DIR_IMAGES)\n")
+		} else {
+			fmt.Fprintf(out, "No OCI images to push (searched: %s)\n", strings.Join(res.Roots, ", "))
+		}
 		fmt.Fprintln(out, "Nothing to push.")
 		return sum, nil
 	}
