@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -263,7 +264,7 @@ func FromVars(vars Vars) (*Config, error) {
 	}
 
 	c.AuthMode = get("CONTAINER_REGISTRY_AUTH_MODE")
-	if !contains(AuthModes, c.AuthMode) {
+	if !slices.Contains(AuthModes, c.AuthMode) {
 		return nil, fmt.Errorf("CONTAINER_REGISTRY_AUTH_MODE: unknown mode %q (valid: %s)", c.AuthMode, strings.Join(AuthModes, ", "))
 	}
 	c.Authfile = get("CONTAINER_REGISTRY_AUTHFILE")
@@ -326,7 +327,7 @@ func ParseStrategy(s string) ([]string, error) {
 		if !strategyRe.MatchString(w) {
 			return nil, fmt.Errorf("%q has invalid characters (valid strategies: %s)", w, strings.Join(Strategies, ", "))
 		}
-		if !contains(Strategies, w) {
+		if !slices.Contains(Strategies, w) {
 			return nil, fmt.Errorf("unknown strategy %q (valid: %s)", w, strings.Join(Strategies, ", "))
 		}
 	}
@@ -509,13 +510,4 @@ func expandTopdir(s, topdir string) string {
 		s = strings.ReplaceAll(s, "${TOPDIR}", topdir)
 	}
 	return s
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,19 +159,10 @@ func uploads(e *Env, repo string) []string {
 // data in repository repo that is not one of old (left by earlier crashes).
 func uploadInFlight(e *Env, repo string, old []string) bool {
 	for _, f := range uploads(e, repo) {
-		if contains(old, f) {
+		if slices.Contains(old, f) {
 			continue
 		}
 		if fi, err := os.Stat(f); err == nil && fi.Size() > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
 			return true
 		}
 	}

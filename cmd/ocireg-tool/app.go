@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -123,16 +124,7 @@ type exitPanic struct{}
 
 func isCommand(p *kong.Kong, name string) bool {
 	for _, n := range p.Model.Children {
-		if n.Name == name || contains(n.Aliases, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+		if n.Name == name || slices.Contains(n.Aliases, name) {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,7 +121,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 			if err := ValidateTag(t); err != nil {
 				return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 			}
-			if !contains(tagSet.Tags, t) {
+			if !slices.Contains(tagSet.Tags, t) {
 				tagSet.Tags = append(tagSet.Tags, t)
 			}
 		}
@@ -323,7 +324,7 @@ func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, er
 	}
 	available := res.Names()
 	for _, w := range want {
-		if !contains(available, w) {
+		if !slices.Contains(available, w) {
 			avail := "none"
 			if len(available) > 0 {
 				avail = strings.Join(available, ", ")
@@ -334,7 +335,7 @@ func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, er
 	byName := map[string]*group{}
 	var groups []*group
 	for _, s := range res.Sources {
-		if len(want) > 0 && !contains(want, s.Name) {
+		if len(want) > 0 && !slices.Contains(want, s.Name) {
 			continue
 		}
 		g := byName[s.Name]
@@ -348,7 +349,7 @@ func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, er
 	if len(want) > 0 {
 		var broken []deploy.Skipped
 		for _, b := range res.Broken {
-			if contains(want, b.Name) {
+			if slices.Contains(want, b.Name) {
 				broken = append(broken, b)
 			}
 		}
@@ -439,7 +440,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 		}
 		if err != nil {
 			fmt.Fprintf(p.o.Out, "Error: %s: %v\n", w.group, err)
-			if !contains(p.sum.Failed, w.group) {
+			if !slices.Contains(p.sum.Failed, w.group) {
 				p.sum.Failed = append(p.sum.Failed, w.group)
 			}
 		}
@@ -747,15 +748,6 @@ func shortDigest(h v1.Hash) string {
 		return s[:19]
 	}
 	return s
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func firstNonEmpty(s ...string) string {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker-credential-helpers/client"
@@ -341,19 +342,10 @@ func DestinationOptions(mode, authfile, credsfile string, f Flags, getenv func(s
 	if len(chosen) > 1 && !(len(chosen) == 2 && f.AuthMode != "" && strings.HasPrefix(chosen[1], "--"+f.AuthMode)) {
 		return o, fmt.Errorf("conflicting auth options: %s; give one", strings.Join(chosen, ", "))
 	}
-	if o.Mode != "" && !contains(Modes, o.Mode) {
+	if o.Mode != "" && !slices.Contains(Modes, o.Mode) {
 		return o, fmt.Errorf("unknown auth mode %q (valid: %s)", o.Mode, strings.Join(Modes, ", "))
 	}
 	return o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Getenv returns a lookup over an environment list ("K=V" entries).

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -171,7 +172,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		if m == "" {
 			continue
 		}
-		if !contains(allMeasurements, m) {
+		if !slices.Contains(allMeasurements, m) {
 			return fmt.Errorf("-only: unknown measurement %q (have %s)", m, strings.Join(allMeasurements, ", "))
 		}
 		want[m] = true
@@ -229,15 +230,6 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // machineInfo describes where the numbers come from.
