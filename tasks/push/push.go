@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -459,6 +460,24 @@ func servedLocally(c *generator.Config) bool {
 	return server.Check(c).Pid != 0
 }
 
+// storageFull explains a failed upload to the registry served from this
+// storage when its file system has less room than the blob: the registry
+// itself only reports a broken upload.
+func (p *pushRun) storageFull(need int64) string {
+	if !p.lockGuards {
+		return ""
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(p.c.DataDir(), &st); err != nil {
+		return ""
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free >= need {
+		return ""
+	}
+	return fmt.Sprintf(" (no space left on device: the registry storage %s has %s free)", p.c.DataDir(), tasks.HumanBytes(free))
+}
+
 // pushGroup pushes every manifest of one image, then writes its tags.
 func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	out := p.o.Out
@@ -633,7 +652,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	for _, b := range missing {
 		g.Go(func() error {
 			if err := p.pusher.Upload(gctx, repo, b.l); err != nil {
-				return fmt.Errorf("uploading blob %s: %w", b.d, err)
+				return fmt.Errorf("uploading blob %s: %w%s", b.d, err, p.storageFull(b.size))
 			}
 			return nil
 		})
