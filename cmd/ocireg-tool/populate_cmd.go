@@ -13,16 +13,5 @@ type PopulateCmd struct {
 
 // Run pushes with plain output; any failure gives a non-zero exit.
 func (p *PopulateCmd) Run(app *App) error {
-	c, err := app.Config(p.EnvDump, nil)
-	if err != nil {
-		return err
-	}
-	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, p.flags(), c.URL)
-	if err != nil {
-		return err
-	}
-	_, err = push.Push(app.Ctx, push.Options{
-		Config: c, Images: c.Images, Auth: auth, Out: app.Stdout, Script: app.ScriptName(c),
-	})
-	return err
+	return runPush(app, p.EnvDump, true, p.AuthFlags, push.Options{Out: app.Stdout})
 }

@@ -34,18 +34,29 @@ type PushCmd struct {
 
 // Run resolves configuration and credentials and pushes.
 func (p *PushCmd) Run(app *App) error {
-	c, err := app.Config("", nil)
-	if err != nil {
-		return err
-	}
-	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, p.flags(), c.URL)
-	if err != nil {
-		return err
-	}
-	_, err = push.Push(app.Ctx, push.Options{
-		Config: c, Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
-		Auth: auth, Out: app.Stderr, Progress: isTerminal(app.Stderr), Script: app.ScriptName(c),
+	return runPush(app, "", false, p.AuthFlags, push.Options{
+		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
+		Out: app.Stderr, Progress: isTerminal(app.Stderr),
 	})
+}
+
+// runPush loads the configuration (from dump, if set), resolves the
+// destination credentials and pushes with o; filter restricts the push to
+// CONTAINER_REGISTRY_IMAGES (populate).
+func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) error {
+	c, err := app.Config(dump, nil)
+	if err != nil {
+		return err
+	}
+	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, f.flags(), c.URL)
+	if err != nil {
+		return err
+	}
+	o.Config, o.Auth, o.Script = c, auth, app.ScriptName(c)
+	if filter {
+		o.Images = c.Images
+	}
+	_, err = push.Push(app.Ctx, o)
 	return err
 }
 
