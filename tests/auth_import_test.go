@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
-	"github.com/ocireg-tool/ocireg-tool/tasks/testreg"
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 )
 
 const (

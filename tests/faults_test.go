@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
-	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 )
 
 // Fault tests: the server or the tool is SIGKILLed at chosen points, two

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	toolBin = filepath.Join(dir, "ocireg-tool")
-	build := exec.Command("go", "build", "-o", toolBin, "../cmd/ocireg-tool")
+	build := exec.Command("go", "build", "-tags", "ocireg_testhooks", "-o", toolBin, "../cmd/ocireg-tool")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -31,7 +31,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
-	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 )
 
 // Usage is the push command's usage, shown with usage errors.

@@ -18,7 +18,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
-	"github.com/ocireg-tool/ocireg-tool/tasks/testreg"
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 )
 
 func TestSemverTags(t *testing.T) {

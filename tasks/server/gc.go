@@ -18,7 +18,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
-	"github.com/ocireg-tool/ocireg-tool/tasks/testhook"
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 )
 
 // GCOptions are the options of GC.
