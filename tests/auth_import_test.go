@@ -15,8 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
 const (

@@ -19,8 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
 // Fault tests: the server or the tool is SIGKILLed at chosen points, two

@@ -27,11 +27,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
-	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 )
 
 // Usage is the push command's usage, shown with usage errors.

@@ -17,8 +17,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
 )
 
 // GCOptions are the options of GC.
