@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // HelpCmd prints the helper script's help.
@@ -11,10 +12,10 @@ type HelpCmd struct{}
 // configuration is invalid it still prints the command list.
 func (HelpCmd) Run(app *App) error {
 	script := ""
-	c, err := generator.Load("", app.Environ, nil)
+	c, err := config.Load(config.Sources{Environ: app.Environ})
 	if err != nil {
 		// Without a usable configuration, still list the commands.
-		c, _ = generator.FromVars(generator.Vars{"CONTAINER_REGISTRY_STORAGE": "/"})
+		c, _ = config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": "/"})
 		script = "container-registry.sh"
 	}
 	if script == "" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // AuthFlags are the destination credential options of push.
@@ -52,11 +53,14 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) er
 	if err != nil {
 		return err
 	}
-	o.Config, o.Auth, o.Script = c, auth, app.ScriptName(c)
+	t, err := registry.New(c, app.ScriptName(c), auth)
+	if err != nil {
+		return err
+	}
 	if filter {
 		o.Images = c.Images
 	}
-	_, err = push.Push(app.Ctx, o)
+	_, err = push.Push(app.Ctx, t, o)
 	return err
 }
 

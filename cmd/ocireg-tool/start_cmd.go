@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -23,7 +23,7 @@ func (StartCmd) Run(app *App) error {
 
 // serverOptions loads the configuration and the options shared by the
 // commands that manage the server process.
-func serverOptions(app *App) (server.Options, *generator.Config, error) {
+func serverOptions(app *App) (server.Options, *config.Config, error) {
 	c, err := app.Config("", nil)
 	if err != nil {
 		return server.Options{}, nil, err

@@ -26,12 +26,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -46,7 +46,6 @@ const Usage = `Usage: container-registry.sh push [image|path] [options]
 
 // Options says what to push and how.
 type Options struct {
-	Config *generator.Config
 	// Target is an image name, a path to an OCI layout, or "" for all.
 	Target string
 	// Images restricts an all-images push to these names (populate's
@@ -58,15 +57,10 @@ type Options struct {
 	Strategy string
 	// Version overrides IMAGE_VERSION and PV for semver/version.
 	Version string
-	// Auth is the destination's credentials; nil or anonymous uses the
-	// local registry's own credentials when it requires them.
-	Auth *regauth.Resolved
 	// Out receives all messages.
 	Out io.Writer
 	// Progress draws a live progress line (only on a terminal).
 	Progress bool
-	// Script names the helper in the "start it first" hint.
-	Script string
 	// Now is the run's timestamp (zero: time.Now()).
 	Now time.Time
 	// Jobs bounds parallel blob uploads (default 4).
@@ -100,9 +94,9 @@ type group struct {
 // Push pushes what o selects and prints progress to o.Out. It returns a
 // *tasks.UsageError for misuse, a *tasks.NotRespondingError when the
 // registry is down and a *FailedError when some images failed.
-func Push(ctx context.Context, o Options) (*Summary, error) {
+func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) {
 	start := time.Now()
-	c := o.Config
+	c := t.Config
 	out := o.Out
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -129,7 +123,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	} else {
 		strategies := c.TagStrategy
 		if o.Strategy != "" {
-			s, err := generator.ParseStrategy(o.Strategy)
+			s, err := config.ParseStrategy(o.Strategy)
 			if err != nil {
 				return nil, &tasks.UsageError{Msg: "--strategy: " + err.Error(), Usage: Usage}
 			}
@@ -153,6 +147,11 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 
+	// The registry first: with it down, nothing else matters (the
+	// original's contract), not even an empty deploy tree.
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
+	}
 	groups, res, err := selectSources(c, o)
 	if err != nil {
 		return nil, err
@@ -175,31 +174,11 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 		return sum, nil
 	}
 
-	// Registry, transport, credentials.
-	base, err := tasks.LocalTransport(c)
-	if err != nil {
-		return nil, err
+	counter := &countingTransport{base: t.Transport}
+	if t.AuthSource != "" {
+		fmt.Fprintf(out, "Using credentials from %s\n", t.AuthSource)
 	}
-	counter := &countingTransport{base: base}
-	var regOpts []name.Option
-	if c.Insecure {
-		regOpts = append(regOpts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(c.URL, regOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
-	}
-	auth, authDesc, err := DestinationAuth(c, o.Auth)
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
-		return nil, err
-	}
-	if authDesc != "" {
-		fmt.Fprintf(out, "Using credentials from %s\n", authDesc)
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(counter), remote.WithAuth(auth), remote.WithJobs(o.Jobs)}
+	ropts := t.Options(ctx, remote.WithTransport(counter), remote.WithJobs(o.Jobs))
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -208,7 +187,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pushRun{o: o, c: c, reg: reg, auth: auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
+	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
 	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
 		p.lockGuards = servedLocally(c)
@@ -233,7 +212,7 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	sum.Elapsed = time.Since(start)
 	fmt.Fprintf(out, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
 		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
-	if repos, err := puller.Catalog(ctx, reg); err == nil {
+	if repos, err := puller.Catalog(ctx, t.Registry); err == nil {
 		fmt.Fprintln(out, "Catalog:")
 		for _, r := range repos {
 			fmt.Fprintf(out, "  %s\n", r)
@@ -245,69 +224,9 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	return sum, nil
 }
 
-// DestinationAuth picks the push credentials: the resolved ones, else the
-// local registry's generated credentials when it requires auth.
-func DestinationAuth(c *generator.Config, r *regauth.Resolved) (authn.Authenticator, string, error) {
-	if r != nil && !r.Anonymous() {
-		return r.Auth, r.Source, nil
-	}
-	if c.Auth {
-		a, err := tasks.LocalAuth(c)
-		if err != nil {
-			return nil, "", err
-		}
-		return a, fmt.Sprintf("the local registry (user %s, %s)", c.Username, c.PasswordFile()), nil
-	}
-	return authn.Anonymous, "", nil
-}
-
-// CheckAccess makes sure the registry answers and accepts the
-// credentials, with errors a user can act on.
-func CheckAccess(ctx context.Context, c *generator.Config, reg name.Registry, base http.RoundTripper, auth authn.Authenticator, authDesc, script string) error {
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	scheme := reg.Scheme()
-	if c.Secure {
-		scheme = "https"
-	}
-	preq, err := http.NewRequestWithContext(pctx, http.MethodGet, scheme+"://"+reg.RegistryStr()+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	presp, err := (&http.Client{Transport: base}).Do(preq)
-	if werr := tasks.WrongProtocol(c, err, presp); werr != nil {
-		return werr
-	}
-	if err != nil {
-		return &tasks.NotRespondingError{URL: scheme + "://" + reg.RegistryStr(), Script: script, Err: err}
-	}
-	presp.Body.Close()
-	rt, err := transport.NewWithContext(pctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
-	if err != nil {
-		return authError(c, authDesc, err)
-	}
-	req, _ := http.NewRequestWithContext(pctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return &tasks.NotRespondingError{URL: tasks.BaseURL(c), Script: script, Err: err}
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return authError(c, authDesc, fmt.Errorf("%s", resp.Status))
-	}
-	return nil
-}
-
-func authError(c *generator.Config, authDesc string, err error) error {
-	if authDesc == "" {
-		return fmt.Errorf("registry %s requires authentication (%v); use --use-home-auth, --authfile, --credsfile, --creds, --token or CONTAINER_REGISTRY_AUTH_MODE", c.URL, err)
-	}
-	return fmt.Errorf("registry %s rejected the credentials from %s: %v", c.URL, authDesc, err)
-}
-
 // selectSources discovers the deploy tree (or reads the given path) and
 // groups what to push by image name.
-func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, error) {
+func selectSources(c *config.Config, o Options) ([]*group, *deploy.Result, error) {
 	if o.Target != "" && isPath(o.Target) {
 		src, err := deploy.LoadPath(o.Target)
 		if err != nil {
@@ -371,7 +290,8 @@ func isPath(s string) bool {
 // pushRun is the state of one Push.
 type pushRun struct {
 	o        Options
-	c        *generator.Config
+	c        *config.Config
+	t        *registry.Target
 	reg      name.Registry
 	auth     authn.Authenticator
 	counter  *countingTransport
@@ -451,13 +371,13 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 // servedLocally reports whether c's URL is the registry started from c's
 // storage on this host: every helper-script push to it then shares the
 // storage's push.lock, which serialises the index read-modify-writes.
-func servedLocally(c *generator.Config) bool {
+func servedLocally(c *config.Config) bool {
 	switch strings.ToLower(c.Host) {
 	case "localhost", "127.0.0.1", "::1", "[::1]":
 	default:
 		return false
 	}
-	return server.Check(c).Pid != 0
+	return runstate.Check(c).Pid != 0
 }
 
 // storageFull explains a failed upload to the registry served from this
@@ -481,7 +401,10 @@ func (p *pushRun) storageFull(need int64) string {
 // pushGroup pushes every manifest of one image, then writes its tags.
 func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	out := p.o.Out
-	repo := p.reg.Repo(tasks.RepoName(p.c, g.name))
+	repo, err := p.t.Repo(g.name)
+	if err != nil {
+		return fmt.Errorf("image name %q: %w", g.name, err)
+	}
 	byPlatform := map[string]v1.Descriptor{}
 	var order []string
 	for _, s := range g.sources {

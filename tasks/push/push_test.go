@@ -15,9 +15,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -150,9 +151,9 @@ func TestDiscover(t *testing.T) {
 	}
 }
 
-func testConfig(t *testing.T, host, deployImages string) *generator.Config {
+func testConfig(t *testing.T, host, deployImages string) *config.Config {
 	t.Helper()
-	c, err := generator.FromVars(generator.Vars{
+	c, err := config.FromVars(config.Vars{
 		"CONTAINER_REGISTRY_URL":      host,
 		"CONTAINER_REGISTRY_INSECURE": "1",
 		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
@@ -192,8 +193,8 @@ func TestPushMergeAndRepush(t *testing.T) {
 	sample.WriteTree(root, sample.DefaultBuilds())
 	c := testConfig(t, reg.Host, root)
 	var out bytes.Buffer
-	opts := Options{Config: c, Strategy: "timestamp latest", Out: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
-	sum, err := Push(context.Background(), opts)
+	opts := Options{Strategy: "timestamp latest", Out: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
+	sum, err := Push(context.Background(), target(t, c), opts)
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, out.String())
 	}
@@ -213,7 +214,7 @@ func TestPushMergeAndRepush(t *testing.T) {
 	// has nothing to re-check after the settle delay either).
 	idxBefore, _ := indexAt(t, reg.Host+"/yocto/container-base:latest")
 	out.Reset()
-	sum, err = Push(context.Background(), opts)
+	sum, err = Push(context.Background(), target(t, c), opts)
 	if err != nil || sum.Uploaded != 0 || sum.Skipped == 0 {
 		t.Fatalf("re-push: %+v %v\n%s", sum, err, out.String())
 	}
@@ -233,7 +234,7 @@ func TestPushMergeAndRepush(t *testing.T) {
 	sample.WriteTree(other, []sample.Build{{Spec: sample.Spec{Name: "container-base", Machine: "qemuarm64", Arch: "aarch64", Stamp: "20260201000000"}, Latest: true}})
 	c2 := testConfig(t, reg.Host, other)
 	out.Reset()
-	if _, err := Push(context.Background(), Options{Config: c2, Strategy: "latest", Out: &out}); err != nil {
+	if _, err := Push(context.Background(), target(t, c2), Options{Strategy: "latest", Out: &out}); err != nil {
 		t.Fatalf("second host: %v\n%s", err, out.String())
 	}
 	_, after := indexAt(t, reg.Host+"/yocto/container-base:latest")
@@ -264,7 +265,7 @@ func TestPushNestedIndexAsIs(t *testing.T) {
 	want, _ := src.Index.Digest()
 	c := testConfig(t, reg.Host, root)
 	var out bytes.Buffer
-	if _, err := Push(context.Background(), Options{Config: c, Strategy: "latest", Out: &out}); err != nil {
+	if _, err := Push(context.Background(), target(t, c), Options{Strategy: "latest", Out: &out}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	got, plats := indexAt(t, reg.Host+"/yocto/multi:latest")
@@ -290,8 +291,8 @@ func TestPushInputErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var out bytes.Buffer
-		tc.o.Config, tc.o.Out = c, &out
-		_, err := Push(context.Background(), tc.o)
+		tc.o.Out = &out
+		_, err := Push(context.Background(), target(t, c), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", tc.o, err, tc.want)
 		}
@@ -317,7 +318,7 @@ func TestConcurrentPushesKeepBothArches(t *testing.T) {
 		for _, tree := range trees {
 			go func() {
 				var out bytes.Buffer
-				_, err := Push(context.Background(), Options{Config: testConfig(t, reg.Host, tree), Target: "racy", Tags: []string{tag, "shared"}, Out: &out})
+				_, err := Push(context.Background(), target(t, testConfig(t, reg.Host, tree)), Options{Target: "racy", Tags: []string{tag, "shared"}, Out: &out})
 				errs <- err
 			}()
 		}
@@ -343,4 +344,13 @@ func TestServedLocally(t *testing.T) {
 			t.Errorf("%s: no registry runs from %s, want false", host, c.Storage)
 		}
 	}
+}
+
+func target(t *testing.T, c *config.Config) *registry.Target {
+	t.Helper()
+	tg, err := registry.New(c, "container-registry.sh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
 }

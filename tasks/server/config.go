@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // EnsureConfigFile makes sure the storage directory has a registry-config.yml.
@@ -19,7 +20,7 @@ import (
 // has none (generate wrote it into the baked storage); it gets one rendered
 // from the effective configuration. An existing file is never touched: it
 // belongs to the user. It reports whether it wrote the file.
-func EnsureConfigFile(c *generator.Config) (bool, error) {
+func EnsureConfigFile(c *config.Config) (bool, error) {
 	if _, err := os.Stat(c.RegistryConfig()); err == nil {
 		return false, nil
 	} else if !os.IsNotExist(err) {
@@ -59,7 +60,7 @@ type Adjustment string
 //     storage's http.secret file (0600), so upload state survives restarts.
 //
 // Everything else (log, storage, health, headers, ...) is the file's.
-func LoadConfig(c *generator.Config) (*configuration.Configuration, []Adjustment, error) {
+func LoadConfig(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
 	path := c.RegistryConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -85,7 +86,7 @@ func LoadConfig(c *generator.Config) (*configuration.Configuration, []Adjustment
 
 // reconcile applies the rules documented on LoadConfig and reports what it
 // changed.
-func reconcile(c *generator.Config, cfg *configuration.Configuration) ([]Adjustment, error) {
+func reconcile(c *config.Config, cfg *configuration.Configuration) ([]Adjustment, error) {
 	var adj []Adjustment
 	if cfg.HTTP.Net == "" {
 		cfg.HTTP.Net = "tcp"

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Options are what start, stop and status need besides the configuration.
@@ -57,19 +60,19 @@ type StartResult struct {
 // /dev/null, output to the per-port log file), records its pid and returns
 // once /v2/ answers. In secure mode it first makes sure the PKI exists and,
 // unless TLS-only, writes auth/htpasswd and auth/password.
-func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, error) {
+func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
 	out := o.Out
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
 	if run.Pid != 0 {
 		fmt.Fprintf(out, "Registry already running (pid %d)\n", run.Pid)
-		fmt.Fprintf(out, "  URL: %s\n", tasks.BaseURL(c))
+		fmt.Fprintf(out, "  URL: %s\n", c.BaseURL())
 		return &StartResult{Pid: run.Pid, Already: true}, nil
 	}
 	if run.Stale {
@@ -126,11 +129,11 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	} else {
 		fmt.Fprintf(out, "Starting container registry...\n")
 	}
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
+	fmt.Fprintf(out, "  URL:     %s\n", c.BaseURL())
 	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
 	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
 	fmt.Fprintf(out, "  Config:  %s\n", c.RegistryConfig())
-	fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
+	fmt.Fprintf(out, "  Log:     %s\n", runstate.LogFile(c))
 	if c.Secure {
 		fmt.Fprintf(out, "  PKI:     %s\n", c.PKIDir())
 		fmt.Fprintf(out, "  CA cert: %s\n", c.CACert())
@@ -139,7 +142,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 		}
 	}
 
-	logf, err := os.OpenFile(LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log file: %w", err)
 	}
@@ -163,7 +166,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := writePidFile(c, pid); err != nil {
+	if err := runstate.WritePidFile(c, pid); err != nil {
 		_ = cmd.Process.Kill()
 		return nil, err
 	}
@@ -171,8 +174,8 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	fail := func(reason string) error {
 		_ = cmd.Process.Kill()
 		<-exited
-		os.Remove(PidFile(c))
-		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, LogFile(c), Tail(LogFile(c), 20))
+		os.Remove(runstate.PidFile(c))
+		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, runstate.LogFile(c), Tail(runstate.LogFile(c), 20))
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	// Probe often while a healthy server is expected (it answers within
@@ -180,24 +183,24 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	// off for a slow one.
 	interval := 5 * time.Millisecond
 	for {
-		err := tasks.Ping(ctx, c, o.Script)
+		err := ping(ctx, c, o.Script)
 		if err == nil {
 			break
 		}
-		var nr *tasks.NotRespondingError
+		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
 			return nil, fail(fmt.Sprintf("registry started but /v2/ failed: %v", err))
 		}
 		select {
 		case werr := <-exited:
-			os.Remove(PidFile(c))
-			return nil, fmt.Errorf("registry exited during startup (%v)\nLast lines of %s:\n%s", werr, LogFile(c), Tail(LogFile(c), 20))
+			os.Remove(runstate.PidFile(c))
+			return nil, fmt.Errorf("registry exited during startup (%v)\nLast lines of %s:\n%s", werr, runstate.LogFile(c), Tail(runstate.LogFile(c), 20))
 		case <-ctx.Done():
 			return nil, fail("interrupted while waiting for the registry")
 		case <-time.After(interval):
 		}
 		if time.Now().After(deadline) {
-			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", tasks.BaseURL(c), o.ReadyTimeout))
+			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout))
 		}
 		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
 			interval *= 2
@@ -216,7 +219,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 
 // serverEnv is the environment of the server: the caller's, without the
 // password (the server reads the htpasswd file and needs no secret).
-func serverEnv(environ []string, c *generator.Config) []string {
+func serverEnv(environ []string, c *config.Config) []string {
 	var env []string
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "CONTAINER_REGISTRY_PASSWORD=") || strings.HasPrefix(kv, "CONTAINER_REGISTRY_TOKEN=") {
@@ -230,6 +233,7 @@ func serverEnv(environ []string, c *generator.Config) []string {
 		"CONTAINER_REGISTRY_STORAGE="+c.Storage,
 		"CONTAINER_REGISTRY_URL="+c.URL,
 		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
+		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
 		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
 	)
 }
@@ -243,7 +247,7 @@ func boolStr(b bool) string {
 
 // checkPortFree fails with a clear message when something else listens on
 // the registry's port.
-func checkPortFree(ctx context.Context, c *generator.Config, addr, script string) error {
+func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		ln.Close()
@@ -252,7 +256,7 @@ func checkPortFree(ctx context.Context, c *generator.Config, addr, script string
 	what := "another program"
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if tasks.Ping(pctx, c, script) == nil {
+	if ping(pctx, c, script) == nil {
 		what = "a registry not started from " + c.Storage
 	}
 	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port: CONTAINER_REGISTRY_URL=%s:<port> %s start",
@@ -268,10 +272,10 @@ type StopResult struct {
 // Stop sends SIGTERM to the registry of c's port, waits for it to exit
 // (SIGKILL after o.StopTimeout) and removes the pid file. A registry that
 // is not running is not an error.
-func Stop(c *generator.Config, o Options) (*StopResult, error) {
+func Stop(c *config.Config, o Options) (*StopResult, error) {
 	o.defaults()
 	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
@@ -303,10 +307,10 @@ func Stop(c *generator.Config, o Options) (*StopResult, error) {
 }
 
 // waitGone polls until the recorded server is gone or timeout passes.
-func waitGone(c *generator.Config, timeout time.Duration) bool {
+func waitGone(c *config.Config, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if Check(c).Pid == 0 {
+		if runstate.Check(c).Pid == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -318,10 +322,10 @@ func waitGone(c *generator.Config, timeout time.Duration) bool {
 
 // Status reports whether the registry runs and answers. It returns a
 // *tasks.SilentError with code 1 when it does not (the message is printed).
-func Status(ctx context.Context, c *generator.Config, o Options) error {
+func Status(ctx context.Context, c *config.Config, o Options) error {
 	o.defaults()
 	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return run.Err
 	}
@@ -330,25 +334,25 @@ func Status(ctx context.Context, c *generator.Config, o Options) error {
 		if run.Stale {
 			fmt.Fprintf(out, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", run.File, run.StalePid, o.Script)
 		}
-		if tasks.Ping(ctx, c, o.Script) == nil {
-			fmt.Fprintf(out, "  (but a registry not started from %s answers at %s)\n", c.Storage, tasks.BaseURL(c))
+		if ping(ctx, c, o.Script) == nil {
+			fmt.Fprintf(out, "  (but a registry not started from %s answers at %s)\n", c.Storage, c.BaseURL())
 		}
 		return &tasks.SilentError{Code: 1}
 	}
 	fmt.Fprintf(out, "Registry running (pid %d)\n", run.Pid)
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
+	fmt.Fprintf(out, "  URL:     %s\n", c.BaseURL())
 	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
 	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
-	perr := tasks.Ping(ctx, c, o.Script)
+	perr := ping(ctx, c, o.Script)
 	if perr != nil {
 		fmt.Fprintf(out, "  Status:  not responding\n")
-		var nr *tasks.NotRespondingError
+		var nr *registry.NotRespondingError
 		if errors.As(perr, &nr) && nr.Err != nil {
 			fmt.Fprintf(out, "  (%v)\n", nr.Err)
 		} else if nr == nil {
 			fmt.Fprintf(out, "  (%v)\n", perr)
 		}
-		fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
+		fmt.Fprintf(out, "  Log:     %s\n", runstate.LogFile(c))
 		return &tasks.SilentError{Code: 1}
 	}
 	fmt.Fprintf(out, "  Status:  healthy\n")
@@ -375,4 +379,13 @@ func Tail(file string, n int) string {
 		lines[i] = "  " + lines[i]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ping checks that the registry of c answers, through the one Target.
+func ping(ctx context.Context, c *config.Config, script string) error {
+	t, err := registry.New(c, script, nil)
+	if err != nil {
+		return err
+	}
+	return t.Ping(ctx)
 }

@@ -15,14 +15,13 @@ import (
 	"github.com/distribution/distribution/v3/health"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/felixge/httpsnoop"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/sirupsen/logrus"
 
 	// Auth and storage back ends a registry-config.yml may name.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-
-	"github.com/ocireg-tool/ocireg-tool/generator"
 )
 
 // defaultDrain is how long a graceful shutdown waits for requests in flight
@@ -34,7 +33,7 @@ const defaultDrain = 30 * time.Second
 // and lets requests in flight finish for http.draintimeout (default 30s).
 // The configuration is registry-config.yml as LoadConfig makes it agree with
 // c. Logs go to log.
-func Serve(ctx context.Context, c *generator.Config, log io.Writer) error {
+func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if _, err := EnsureConfigFile(c); err != nil {
 		return err
 	}
