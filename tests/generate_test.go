@@ -40,7 +40,7 @@ func TestGenerateAndTargetCLI(t *testing.T) {
 		t.Errorf("generate output does not name the script:\n%s", r.Stdout)
 	}
 	script, err := os.ReadFile(filepath.Join(storage, "container-registry.sh"))
-	if err != nil || !strings.Contains(string(script), "CONTAINER_REGISTRY_TAG_STRATEGY='sha branch latest'") {
+	if err != nil || !strings.Contains(string(script), `CONTAINER_REGISTRY_TAG_STRATEGY="sha branch latest"`) {
 		t.Errorf("script does not carry the dump's strategy (%v):\n%s", err, script)
 	}
 

@@ -34,10 +34,14 @@ func (e *WrongProtocolError) Error() string {
 type AuthError struct {
 	Registry string
 	Source   string // where the refused credentials came from; "" none
+	User     string // the local registry's user, when its own credentials were refused
 	Err      error
 }
 
 func (e *AuthError) Error() string {
+	if e.User != "" {
+		return fmt.Sprintf("registry %s rejected the credentials of user %q (%v); check %s", e.Registry, e.User, e.Err, e.Source)
+	}
 	if e.Source == "" {
 		return fmt.Sprintf("registry %s requires authentication (%v); use --use-home-auth, --authfile, --credsfile, --creds, --token or CONTAINER_REGISTRY_AUTH_MODE", e.Registry, e.Err)
 	}

@@ -43,6 +43,8 @@ type Target struct {
 	AuthSource string
 	// Script names the helper script in hints ("start it first").
 	Script string
+	// local is true when Auth is the local registry's own user.
+	local bool
 
 	// setupErr is a missing CA or password file: it matters only once the
 	// registry answers (a registry never started has neither).
@@ -84,7 +86,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 			}
 			break
 		}
-		t.Auth = &authn.Basic{Username: c.Username, Password: pw}
+		t.Auth, t.local = &authn.Basic{Username: c.Username, Password: pw}, true
 		t.AuthSource = fmt.Sprintf("the local registry (user %s, %s)", c.Username, c.PasswordFile())
 	}
 	return t, nil
@@ -177,7 +179,11 @@ func (t *Target) Ping(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: fmt.Errorf("%s", resp.Status)}
+		e := &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: fmt.Errorf("%s", resp.Status)}
+		if t.local {
+			e.User, e.Source = t.Config.Username, t.Config.PasswordFile()+" or CONTAINER_REGISTRY_PASSWORD"
+		}
+		return e
 	}
 	return nil
 }

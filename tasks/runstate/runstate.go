@@ -139,6 +139,7 @@ type Running struct {
 	StalePid int
 	Err      error  // the pid file could not be read
 	File     string // the pid file
+	Port     string // the port it serves
 	// URL and Mode are what the running registry was started with ("" when
 	// its pid file predates them).
 	URL, Mode string
@@ -147,7 +148,7 @@ type Running struct {
 // Check reads the pid file of c's port and tells whether its server runs.
 // A pid of 0 means not running.
 func Check(c *config.Config) Running {
-	r := Running{File: PidFile(c)}
+	r := Running{File: PidFile(c), Port: c.Port}
 	data, err := os.ReadFile(r.File)
 	if err != nil {
 		if !os.IsNotExist(err) {
@@ -193,4 +194,83 @@ func WritePidFile(c *config.Config, pid int) error {
 	p := pidInfo{Pid: pid, StartTime: inspectProc(pid).StartTime, URL: c.BaseURL(), Mode: c.Mode()}
 	_, err := generator.WriteFileAtomic(PidFile(c), formatPidFile(p), 0o644)
 	return err
+}
+
+// Holder is the registry of ours that listens on a port, as the process
+// table tells: its pid and the storage directory it serves (the working
+// directory `start` gives it).
+type Holder struct {
+	Pid     int
+	Storage string
+	Running Running // its pid file's view (URL, mode), when readable
+}
+
+// PortHolder returns the ocireg-tool server listening on port, or nil when
+// the listener is not one of ours (or cannot be identified).
+func PortHolder(c *config.Config, port string) *Holder {
+	inodes := listenInodes(port)
+	if len(inodes) == 0 {
+		return nil
+	}
+	procs, _ := filepath.Glob(filepath.Join(procRoot, "[0-9]*"))
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err != nil {
+			continue
+		}
+		if !holdsSocket(p, inodes) {
+			continue
+		}
+		ps := inspectProc(pid)
+		if !isOurServer(pidInfo{Pid: pid}, procState{Alive: ps.Alive, Cmdline: ps.Cmdline}) || len(ps.Cmdline) == 0 {
+			return nil
+		}
+		cwd, err := os.Readlink(filepath.Join(p, "cwd"))
+		if err != nil {
+			return nil
+		}
+		other := *c
+		other.Storage, other.Port = cwd, port
+		return &Holder{Pid: pid, Storage: cwd, Running: Check(&other)}
+	}
+	return nil
+}
+
+// listenInodes returns the socket inodes listening on TCP port (IPv4 and
+// IPv6), from /proc/net/tcp*.
+func listenInodes(port string) map[string]bool {
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	hexPort := fmt.Sprintf(":%04X", n)
+	out := map[string]bool{}
+	for _, f := range []string{procRoot + "/net/tcp", procRoot + "/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			// local_address rem_address st ... inode (10th field)
+			if len(fields) > 9 && strings.HasSuffix(fields[1], hexPort) && fields[3] == "0A" {
+				out[fields[9]] = true
+			}
+		}
+	}
+	return out
+}
+
+func holdsSocket(procDir string, inodes map[string]bool) bool {
+	fds, err := os.ReadDir(filepath.Join(procDir, "fd"))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(procDir, "fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") && inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+			return true
+		}
+	}
+	return false
 }

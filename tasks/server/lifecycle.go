@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,9 +73,18 @@ func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, erro
 		return nil, run.Err
 	}
 	if run.Pid != 0 {
+		if run.Mode != "" && run.Mode != c.Mode() {
+			return nil, fmt.Errorf("Registry already running (pid %d), but in %s at %s; configured now: %s at %s\nRestart it in the configured mode: %s restart",
+				run.Pid, run.Mode, run.URL, c.Mode(), c.BaseURL(), o.Script)
+		}
 		fmt.Fprintf(out, "Registry already running (pid %d)\n", run.Pid)
 		fmt.Fprintf(out, "  URL: %s\n", c.BaseURL())
 		return &StartResult{Pid: run.Pid, Already: true}, nil
+	}
+	if others := runstate.Others(c); len(others) > 0 {
+		r := others[0]
+		return nil, fmt.Errorf("a registry of this storage (%s) already runs at %s (pid %d, %s); configured now: %s\nRestart it on the configured port: %s restart",
+			c.Storage, r.URL, r.Pid, r.Mode, c.BaseURL(), o.Script)
 	}
 	if run.Stale {
 		if err := os.Remove(run.File); err != nil && !os.IsNotExist(err) {
@@ -209,7 +220,7 @@ func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, erro
 	ready := time.Since(launched)
 	// The server lives on in its own session; let go of it.
 	_ = cmd.Process.Release()
-	fmt.Fprintf(out, "Registry ready (pid %d, %s)\n", pid, ready.Round(time.Millisecond))
+	fmt.Fprintf(out, "Registry started (pid %d, ready in %s)\n", pid, ready.Round(time.Millisecond))
 	if c.Secure {
 		fmt.Fprintf(out, "\nTargets need the CA: IMAGE_INSTALL:append = \" container-registry-ca\"\n")
 	}
@@ -246,12 +257,23 @@ func boolStr(b bool) string {
 }
 
 // checkPortFree fails with a clear message when something else listens on
-// the registry's port.
+// the registry's port: another registry of ours (its storage, mode and pid,
+// and both ways out), or another program.
 func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		ln.Close()
 		return nil
+	}
+	other := fmt.Sprintf("CONTAINER_REGISTRY_URL=%s %s start", net.JoinHostPort(c.Host, freePortNear(c.Port)), script)
+	if h := runstate.PortHolder(c, c.Port); h != nil && h.Storage != c.Storage {
+		mode := h.Running.Mode
+		if mode == "" {
+			mode = "unknown mode"
+		}
+		return fmt.Errorf("port %s is held by another ocireg-tool registry:\n  storage: %s\n  mode:    %s\n  pid:     %d\n"+
+			"It serves that storage, not %s. Either stop it:\n  %s stop\nor start this one on another port:\n  %s",
+			c.Port, h.Storage, mode, h.Pid, c.Storage, filepath.Join(h.Storage, "container-registry.sh"), other)
 	}
 	what := "another program"
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -259,8 +281,21 @@ func checkPortFree(ctx context.Context, c *config.Config, addr, script string) e
 	if ping(pctx, c, script) == nil {
 		what = "a registry not started from " + c.Storage
 	}
-	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port: CONTAINER_REGISTRY_URL=%s:<port> %s start",
-		c.Port, c.URL, what, err, c.Host, script)
+	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port:\n  %s",
+		c.Port, c.URL, what, err, other)
+}
+
+// freePortNear returns the first port after port that is free on this
+// host, for the hint; port+1 when none is found quickly.
+func freePortNear(port string) string {
+	n, _ := strconv.Atoi(port)
+	for p := n + 1; p < n+50 && p < 65536; p++ {
+		if ln, err := net.Listen("tcp", ":"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return strconv.Itoa(p)
+		}
+	}
+	return strconv.Itoa(n + 1)
 }
 
 // StopResult says what Stop did.
@@ -304,6 +339,22 @@ func Stop(c *config.Config, o Options) (*StopResult, error) {
 	}
 	fmt.Fprintf(out, "Registry stopped\n")
 	return res, nil
+}
+
+// Restart stops every registry of c's storage (on c's port and on any
+// other port it was started on) and starts it as c configures now.
+func Restart(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
+	for _, r := range runstate.Others(c) {
+		other := *c
+		other.Port = r.Port
+		if _, err := Stop(&other, o); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := Stop(c, o); err != nil {
+		return nil, err
+	}
+	return Start(ctx, c, o)
 }
 
 // waitGone polls until the recorded server is gone or timeout passes.
