@@ -19,7 +19,7 @@ func TestScriptHelpAndUnknownCommand(t *testing.T) {
 		t.Errorf("script mode = %v, want 0755", st.Mode().Perm())
 	}
 	r := e.Run("help")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "push [image|path]") || !strings.Contains(r.Stdout, e.URL) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "push [<target>] [options]") || !strings.Contains(r.Stdout, e.URL) {
 		t.Errorf("help: code %d, output:\n%s", r.Code, r.Out())
 	}
 	r = e.Run("frobnicate")

@@ -108,7 +108,7 @@ func runApp(app *App, args []string) int {
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !isCommand(parser, args[0]) {
 		fmt.Fprintf(app.Stderr, "Unknown command: %s\n\n", args[0])
-		_ = (&HelpCmd{}).Run(app)
+		_ = writeHelp(app, parser.Model)
 		return exitUsage
 	}
 	code := func() (code int) {
