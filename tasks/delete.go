@@ -81,7 +81,7 @@ func Delete(ctx context.Context, t *registry.Target, ref string) (*DeleteResult,
 	if err != nil {
 		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}
-	tagRef, err := name.NewTag(repo.String()+":"+tag, name.StrictValidation)
+	tagRef, err := t.Tag(image, tag)
 	if err != nil {
 		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}

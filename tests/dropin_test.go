@@ -156,7 +156,7 @@ func TestDropInOneSchemeRule(t *testing.T) {
 					{[]string{"catalog"}, `"yocto/container-base"`},
 					{[]string{"info"}, e.URL},
 					{[]string{"delete", "imported:latest"}, "Deleted successfully"},
-					{[]string{"gc", "--yes"}, "Garbage collection complete"},
+					{[]string{"gc", "--yes"}, "Registry started"},
 					{[]string{"verify"}, ""},
 					{[]string{"stop"}, "stopped"},
 				}

@@ -249,7 +249,7 @@ func selectSources(c *config.Config, o Options) ([]*group, *deploy.Result, error
 			if len(available) > 0 {
 				avail = strings.Join(available, ", ")
 			}
-			return nil, nil, fmt.Errorf("no image named %q in %s (available: %s)", w, strings.Join(res.Roots, ", "), avail)
+			return nil, nil, fmt.Errorf("no image named %q (not found in %s; available: %s)", w, strings.Join(res.Roots, ", "), avail)
 		}
 	}
 	byName := map[string]*group{}

@@ -59,7 +59,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 	if c.Scheme() == "http" {
 		opts = append(opts, name.Insecure)
 	}
-	reg, err := name.NewRegistry(c.URL, opts...)
+	reg, err := name.NewRegistry(c.URL, opts...) // the one place the scheme meets a name
 	if err != nil {
 		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
 	}
@@ -120,12 +120,22 @@ func (t *Target) Options(ctx context.Context, extra ...remote.Option) []remote.O
 // becomes "<namespace>/container-base"; a name with a '/' is taken as it
 // is. The name must follow the distribution grammar.
 func (t *Target) Repo(image string) (name.Repository, error) {
-	full := RepoName(t.Config, image)
-	var opts []name.Option
+	return name.NewRepository(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image), t.nameOptions()...)
+}
+
+// Tag returns the reference image:tag in the registry (see Repo).
+func (t *Target) Tag(image, tag string) (name.Tag, error) {
+	return name.NewTag(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image)+":"+tag, t.nameOptions()...)
+}
+
+// nameOptions are the name options of every reference to the registry:
+// the scheme rule and strict validation.
+func (t *Target) nameOptions() []name.Option {
+	opts := []name.Option{name.StrictValidation}
 	if t.Config.Scheme() == "http" {
 		opts = append(opts, name.Insecure)
 	}
-	return name.NewRepository(t.Registry.RegistryStr()+"/"+full, append(opts, name.StrictValidation)...)
+	return opts
 }
 
 // RepoName returns the repository path of image in c's namespace.
