@@ -186,7 +186,7 @@ func TestDropInOutputContract(t *testing.T) {
 		{nil, []string{"push"}},
 		{map[string]string{"DEPLOY_DIR_IMAGES": empty}, []string{"push"}}, // nothing to push
 		{nil, []string{"push", "no-such-image"}},
-		{nil, []string{"import", "oci:/no/such/layout", "x"}},           // unreadable source
+		{nil, []string{"import", "oci:/no/such/layout", "x"}},         // unreadable source
 		{nil, []string{"import", "docker://unreachable.invalid/x:1"}}, // unreachable source
 		{nil, []string{"list"}},
 		{nil, []string{"delete", "container-base:latest"}},
