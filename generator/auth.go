@@ -13,21 +13,26 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// AuthReport says where the password came from and what changed.
+// AuthReport says where the password came from, what changed, and where
+// the credentials are.
 type AuthReport struct {
-	Source  string // "environment", "existing file" or "generated"
-	Changed bool
+	Dir          string `json:"dir"`
+	User         string `json:"user"`
+	PasswordFile string `json:"password_file"`
+	// Source is "environment", "existing file" or "generated".
+	Source  string `json:"password_source"`
+	Changed bool   `json:"changed"`
 }
 
-// EnsureAuth writes auth/htpasswd (bcrypt) and auth/password (0600) for the
+// ensureAuth writes auth/htpasswd (bcrypt) and auth/password (0600) for the
 // configured user. The password is CONTAINER_REGISTRY_PASSWORD, else the
 // existing password file, else a new random one. Files whose content already
 // matches are left alone.
-func EnsureAuth(c *config.Config) (*AuthReport, error) {
+func ensureAuth(c *config.Config) (*AuthReport, error) {
 	if err := MkdirPrivate(c.AuthDir()); err != nil {
 		return nil, err
 	}
-	rep := &AuthReport{}
+	rep := &AuthReport{Dir: c.AuthDir(), User: c.Username, PasswordFile: c.PasswordFile()}
 	password := c.Password
 	switch {
 	case password != "":

@@ -16,14 +16,14 @@ type Result struct {
 	Config   string
 	Tool     string
 	Changed  []string // files written (unchanged files are not listed)
-	PKI      *PKIReport
-	Auth     *AuthReport
+	Secrets  *SecretsReport
 	Warnings []string
 }
 
 // Generate writes the helper script, a copy of the tool, the registry
-// configuration and, in secure mode, the PKI into the storage directory.
-// Every file is written atomically and only when its content changes, so a
+// configuration and the secrets (EnsureSecrets at generate: the PKI in
+// secure mode, auth/ only when a password is configured) into the storage
+// directory. Every file is written atomically and only when its content changes, so a
 // second run with the same input touches nothing. self is the path of the
 // running binary, copied to bin/ocireg-tool.
 func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
@@ -34,24 +34,15 @@ func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 	if c.NativeTool == "" {
 		c.NativeTool = self
 	}
-	if c.Secure {
-		rep, err := EnsurePKI(c, now)
-		if err != nil {
-			return nil, err
-		}
-		res.PKI = rep
-		if len(rep.Missing) > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf(
-				"%s does not cover %v; it is kept as is. Remove server.crt and server.key to issue a new one from the same CA",
-				c.ServerCert(), rep.Missing))
-		}
+	secrets, err := EnsureSecrets(c, now, AtGenerate)
+	if err != nil {
+		return nil, err
 	}
-	if c.Auth && c.Password != "" {
-		rep, err := EnsureAuth(c)
-		if err != nil {
-			return nil, err
-		}
-		res.Auth = rep
+	res.Secrets = secrets
+	if secrets.PKI != nil && len(secrets.PKI.Missing) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf(
+			"%s does not cover %v; it is kept as is. Remove server.crt and server.key to issue a new one from the same CA",
+			c.ServerCert(), secrets.PKI.Missing))
 	}
 	if err := copyTool(self, c.ToolCopy(), res); err != nil {
 		return nil, err

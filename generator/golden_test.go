@@ -51,7 +51,7 @@ func goldenConfig(t *testing.T, vars config.Vars) *config.Config {
 		t.Fatal(err)
 	}
 	if c.Secure {
-		if _, err := EnsurePKI(c, time.Now()); err != nil {
+		if _, err := ensurePKI(c, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -44,9 +44,9 @@ func (g *GenerateCmd) Run(app *App) error {
 	if c.Secure {
 		fmt.Fprintf(out, "  PKI:     %s", c.PKIDir())
 		switch {
-		case res.PKI.CreatedCA:
+		case res.Secrets.PKI.CreatedCA:
 			fmt.Fprintf(out, " (new CA and server certificate)\n")
-		case res.PKI.CreatedServer:
+		case res.Secrets.PKI.CreatedServer:
 			fmt.Fprintf(out, " (new server certificate from the existing CA)\n")
 		default:
 			fmt.Fprintf(out, " (existing, kept)\n")

@@ -97,28 +97,26 @@ func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, erro
 		}
 	}
 
-	if c.Secure {
-		rep, err := generator.EnsurePKI(c, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		if rep.CreatedCA {
-			fmt.Fprintf(out, "Generated CA and server certificate in %s\n", c.PKIDir())
-		} else if rep.CreatedServer {
-			fmt.Fprintf(out, "Generated server certificate from the existing CA in %s\n", c.PKIDir())
-		}
-		if len(rep.Missing) > 0 {
-			fmt.Fprintf(out, "Warning: %s does not cover %v; remove server.crt and server.key to issue a new one from the same CA\n", c.ServerCert(), rep.Missing)
-		}
-		if c.Auth {
-			fmt.Fprintf(out, "Setting up authentication...\n")
-			rep, err := generator.EnsureAuth(c)
-			if err != nil {
-				return nil, err
+	secrets, err := generator.EnsureSecrets(c, time.Now(), generator.AtStart)
+	if secrets != nil {
+		if p := secrets.PKI; p != nil {
+			if p.CreatedCA {
+				fmt.Fprintf(out, "Generated CA and server certificate in %s\n", p.Dir)
+			} else if p.CreatedServer {
+				fmt.Fprintf(out, "Generated server certificate from the existing CA in %s\n", p.Dir)
 			}
-			fmt.Fprintf(out, "  User: %s (password: %s)\n", c.Username, rep.Source)
-			fmt.Fprintf(out, "  Password saved to: %s\n", c.PasswordFile())
+			if len(p.Missing) > 0 {
+				fmt.Fprintf(out, "Warning: %s does not cover %v; remove server.crt and server.key to issue a new one from the same CA\n", p.ServerCert, p.Missing)
+			}
 		}
+		if a := secrets.Auth; a != nil {
+			fmt.Fprintf(out, "Setting up authentication...\n")
+			fmt.Fprintf(out, "  User: %s (password: %s)\n", a.User, a.Source)
+			fmt.Fprintf(out, "  Password saved to: %s\n", a.PasswordFile)
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	wrote, err := EnsureConfigFile(c)
 	if err != nil {
