@@ -15,7 +15,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/help")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // helpCases are the configurations the help text is pinned for.
 var helpCases = []struct {

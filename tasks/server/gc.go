@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,18 @@ type Removal struct {
 	Path  string `json:"path"`
 	Name  string `json:"name"` // digest, or repo@digest for manifests
 	Bytes int64  `json:"bytes"`
+}
+
+// MarshalJSON writes every list as an array, also an empty one.
+func (r GCReport) MarshalJSON() ([]byte, error) {
+	type plain GCReport
+	p := plain(r)
+	for _, l := range []*[]Removal{&p.Blobs, &p.Manifests, &p.Other, &p.Uploads} {
+		if *l == nil {
+			*l = []Removal{}
+		}
+	}
+	return json.Marshal(p)
 }
 
 // Empty reports whether the collection has nothing to remove.
