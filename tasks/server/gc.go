@@ -254,16 +254,15 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
 	}
 	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
+	if nothingStored(ctx, d) {
+		return rec.rep, nil
+	}
 	reg, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
 	err = storage.MarkAndSweep(ctx, rec, reg, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
 	if err != nil {
-		var nf driver.PathNotFoundError
-		if errors.As(err, &nf) && rec.rep.Empty() {
-			return rec.rep, nil // an empty registry: nothing stored yet
-		}
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
 	if err := rec.purgeUploads(ctx); err != nil {
@@ -272,8 +271,24 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 	return rec.rep, nil
 }
 
-// repositoriesPath is where distribution keeps repositories in its storage.
-const repositoriesPath = "/docker/registry/v2/repositories"
+// Where distribution keeps repositories and blobs in its storage.
+const (
+	repositoriesPath = "/docker/registry/v2/repositories"
+	blobsPath        = "/docker/registry/v2/blobs"
+)
+
+// nothingStored reports whether d holds neither repositories nor blobs: a
+// registry nothing was pushed to. distribution's mark phase fails on it
+// (the repositories directory is missing), and its error does not say why.
+func nothingStored(ctx context.Context, d driver.StorageDriver) bool {
+	var nf driver.PathNotFoundError
+	for _, p := range []string{repositoriesPath, blobsPath} {
+		if _, err := d.Stat(ctx, p); !errors.As(err, &nf) {
+			return false
+		}
+	}
+	return true
+}
 
 // purgeUploads removes every partial upload. A push killed with the
 // server, or refused by a full disk, leaves its upload behind, and
