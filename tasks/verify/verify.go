@@ -244,23 +244,3 @@ func blobPath(dgst digest.Digest) string {
 	hex := dgst.Encoded()
 	return fmt.Sprintf("/docker/registry/v2/blobs/%s/%s/%s/data", dgst.Algorithm(), hex[:2], hex)
 }
-
-// Print writes the report for humans.
-func Print(w io.Writer, dataDir string, r *Report) {
-	fmt.Fprintf(w, "Verified %s\n", dataDir)
-	fmt.Fprintf(w, "  %d repositories, %d tags, %d manifests, %d blobs (%d bytes) checked\n",
-		r.Repositories, r.Tags, r.Manifests, r.Blobs, r.Bytes)
-	if len(r.Orphans) > 0 {
-		fmt.Fprintf(w, "  %d unreferenced blobs, %d bytes (gc would free them)\n", len(r.Orphans), r.OrphanBytes)
-	} else {
-		fmt.Fprintf(w, "  no unreferenced blobs\n")
-	}
-	if r.OK() {
-		fmt.Fprintf(w, "OK: no problems found\n")
-		return
-	}
-	fmt.Fprintf(w, "%d problems:\n", len(r.Problems))
-	for _, p := range r.Problems {
-		fmt.Fprintf(w, "  %s\n", p)
-	}
-}
