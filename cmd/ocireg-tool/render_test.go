@@ -58,12 +58,14 @@ func TestRenderGolden(t *testing.T) {
 	secure := renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"})
 	plain := renderConfig(t, nil)
 	cases := map[string]func(w *bytes.Buffer) error{
-		"list.txt":        func(w *bytes.Buffer) error { renderList(w, "localhost:5000", repos); return nil },
-		"list-empty.txt":  func(w *bytes.Buffer) error { renderList(w, "localhost:5000", nil); return nil },
-		"list.json":       func(w *bytes.Buffer) error { return writeJSON(w, repos) },
-		"tags.txt":        func(w *bytes.Buffer) error { renderTags(w, &repos[0]); return nil },
-		"tags.json":       func(w *bytes.Buffer) error { return writeJSON(w, &repos[0]) },
-		"catalog.json":    func(w *bytes.Buffer) error { return writeJSON(w, map[string][]string{"repositories": {"yocto/app-server"}}) },
+		"list.txt":       func(w *bytes.Buffer) error { renderList(w, "localhost:5000", repos); return nil },
+		"list-empty.txt": func(w *bytes.Buffer) error { renderList(w, "localhost:5000", nil); return nil },
+		"list.json":      func(w *bytes.Buffer) error { return writeJSON(w, repos) },
+		"tags.txt":       func(w *bytes.Buffer) error { renderTags(w, &repos[0]); return nil },
+		"tags.json":      func(w *bytes.Buffer) error { return writeJSON(w, &repos[0]) },
+		"catalog.json": func(w *bytes.Buffer) error {
+			return writeJSON(w, map[string][]string{"repositories": {"yocto/app-server"}})
+		},
 		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(secure)); return nil },
 		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(plain)); return nil },
 		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, tasks.Info(secure)) },
