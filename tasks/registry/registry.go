@@ -74,7 +74,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 			base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 	}
-	t.Transport = base
+	t.Transport = &noWriteRedirects{base: base}
 	switch {
 	case creds != nil && creds.Auth != nil && !creds.Anonymous():
 		t.Auth, t.AuthSource = creds.Auth, creds.Source
@@ -251,4 +251,29 @@ func (t *Target) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 func IsNotFound(err error) bool {
 	var te *transport.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// noWriteRedirects refuses a redirect in answer to anything but GET or
+// HEAD: Go's client would follow it as a GET, so a DELETE or PUT would
+// "succeed" without having happened (distribution answers 301 to a path
+// with dot segments).
+type noWriteRedirects struct{ base http.RoundTripper }
+
+func (t *noWriteRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return resp, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: the registry answered %s (to %s); refusing to follow a redirect of a %s", req.Method, req.URL.Path, resp.Status, resp.Header.Get("Location"), req.Method)
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections lets the shared transport's idle connections go.
+func (t *noWriteRedirects) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
