@@ -666,3 +666,98 @@ func (s *smtpServer) session(conn net.Conn) {
 		}
 	}
 }
+
+// Serve itself: the registry over TLS and the debug server on
+// http.debug.addr, both closed when ctx ends.
+func TestServeRuns(t *testing.T) {
+	debugAddr := "127.0.0.1:" + freePort(t)
+	c := withYAML(t, secure, fmt.Sprintf("http:\n  draintimeout: 1s\n  debug: {addr: %q}\n", debugAddr))
+	if _, err := generator.EnsurePKI(c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buf := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, c, buf) }()
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, c)}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("https://" + c.URL + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned: %v\n%s", err, buf)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry did not answer: %v\n%s", err, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + debugAddr + "/debug/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "{}" {
+		t.Errorf("debug health: %s %s", resp.Status, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	if _, err := http.Get("http://" + debugAddr + "/debug/health"); err == nil {
+		t.Errorf("debug server still answers after shutdown")
+	}
+}
+
+// Files and addresses only the running registry needs are checked by
+// Serve, with the key named.
+func TestServeRejects(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cases := []struct {
+		name string
+		vars generator.Vars
+		yml  string
+		pki  bool
+		key  string
+	}{
+		{"no certificate", secure, "", false, "http.tls.certificate"},
+		{"no htpasswd file", generator.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "", true, "auth.htpasswd.path"},
+		{"debug port busy", nil, fmt.Sprintf("http:\n  debug: {addr: %q}\n", busy.Addr()), false, "http.debug.addr"},
+		{"redis CA", nil, "redis:\n  addrs: [127.0.0.1:1]\n  tls: {rootcas: [/nonexistent/ca.pem]}\n", false, "redis.tls.rootcas[0]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := withYAML(t, tc.vars, tc.yml)
+			if tc.pki {
+				if _, err := generator.EnsurePKI(c, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := Serve(ctx, c, io.Discard)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || len(ce.Errs) != 1 || ce.Errs[0].Key != tc.key || ce.File != c.RegistryConfig() {
+				t.Fatalf("want a ConfigError for %s, got %v", tc.key, err)
+			}
+			t.Log(err)
+		})
+	}
+}
