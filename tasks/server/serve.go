@@ -125,6 +125,13 @@ func (r *instance) serve(ctx context.Context, file string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
 	}
 	defer ln.Close()
+	var dln net.Listener
+	if r.debug != nil {
+		if dln, err = net.Listen("tcp", cfg.HTTP.Debug.Addr); err != nil {
+			r.app.Shutdown()
+			return &KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
+		}
+	}
 	errs := make(chan error, 2)
 	srv := &http.Server{Handler: r.main, ReadHeaderTimeout: 30 * time.Second, Protocols: protocols(cfg)}
 	if r.tls != nil {
@@ -134,12 +141,7 @@ func (r *instance) serve(ctx context.Context, file string) error {
 		r.log.Infof("listening on %s, config %s", ln.Addr(), file)
 	}
 	var dsrv *http.Server
-	if r.debug != nil {
-		dln, err := net.Listen("tcp", cfg.HTTP.Debug.Addr)
-		if err != nil {
-			r.app.Shutdown()
-			return &KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
-		}
+	if dln != nil {
 		dsrv = &http.Server{Handler: r.debug, ReadHeaderTimeout: 30 * time.Second}
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
