@@ -268,3 +268,19 @@ func TestAuthNoneWithAuthOn(t *testing.T) {
 		t.Errorf("auth %v, want htpasswd alone", cfg.Auth)
 	}
 }
+
+// distribution's REGISTRY_* overrides are checked like the file.
+func TestCheckConfigEnvironmentOverrides(t *testing.T) {
+	c := withYAML(t, nil, "")
+	t.Setenv("REGISTRY_STORAGE_S3_BUCKET", "builds")
+	_, _, err := LoadConfig(c)
+	if err == nil || !strings.Contains(err.Error(), "multiple storage drivers") || !strings.Contains(err.Error(), "s3") {
+		t.Fatalf("a second driver from the environment: %v", err)
+	}
+	os.Unsetenv("REGISTRY_STORAGE_S3_BUCKET")
+	t.Setenv("REGISTRY_LOG_FORMATTER", "yaml")
+	var ce *ConfigError
+	if _, _, err = LoadConfig(c); !errors.As(err, &ce) || ce.Errs[0].Key != "log.formatter" {
+		t.Fatalf("log.formatter from the environment: %v", err)
+	}
+}

@@ -56,10 +56,9 @@ func EnsureConfigFile(c *generator.Config) (bool, error) {
 type Adjustment string
 
 // LoadConfig parses registry-config.yml with distribution's own parser (so
-// REGISTRY_* environment overrides documented by distribution apply too),
-// makes it agree with the tool's configuration c, which carries the
-// environment overrides of CONTAINER_REGISTRY_URL / _SECURE / _AUTH, and
-// checks every key the embedded registry cannot honour:
+// REGISTRY_* environment overrides documented by distribution apply too)
+// and makes it agree with the tool's configuration c, which carries the
+// environment overrides of CONTAINER_REGISTRY_URL / _SECURE / _AUTH:
 //
 //   - the listen port is the port of CONTAINER_REGISTRY_URL (the host part of
 //     http.addr is kept), so `CONTAINER_REGISTRY_URL=localhost:5001` runs a
@@ -74,15 +73,16 @@ type Adjustment string
 //     storage's http.secret file (0600), so upload state survives restarts.
 //
 // Everything else (log, storage, health, headers, notifications, ...) is the
-// file's. A key that cannot work in this build is an error naming the key
-// (a *ConfigError), found here rather than by a panic in distribution.
+// file's, and works as distribution documents it: a key the embedded
+// registry cannot honour is a *ConfigError naming the key, found here
+// rather than by a panic in distribution or silently ignored.
 func LoadConfig(c *generator.Config) (*configuration.Configuration, []Adjustment, error) {
 	path := c.RegistryConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading registry config: %w", err)
 	}
-	cfg, err := configuration.Parse(bytes.NewReader(data))
+	cfg, err := parseConfig(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
@@ -99,6 +99,18 @@ func LoadConfig(c *generator.Config) (*configuration.Configuration, []Adjustment
 		cfg.HTTP.Secret = secret
 	}
 	return cfg, adj, nil
+}
+
+// parseConfig is configuration.Parse with its panics (several storage
+// drivers, one of them from a REGISTRY_STORAGE_* variable) turned into an
+// error.
+func parseConfig(data []byte) (cfg *configuration.Configuration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	return configuration.Parse(bytes.NewReader(data))
 }
 
 // reconcile applies the rules documented on LoadConfig and reports what it
@@ -237,9 +249,9 @@ func (ke *keyErrors) add(key, format string, args ...any) {
 func checkConfig(cfg *configuration.Configuration) []*KeyError {
 	var ke keyErrors
 	ke.log(&cfg.Log)
-	driver := ke.storage(cfg)
+	d := ke.storage(cfg)
 	ke.auth(cfg.Auth)
-	ke.middleware(cfg.Middleware, driver)
+	ke.middleware(cfg.Middleware, d)
 	ke.http(&cfg.HTTP)
 	ke.notifications(&cfg.Notifications)
 	ke.redis(&cfg.Redis)
@@ -291,12 +303,16 @@ func (ke *keyErrors) log(l *configuration.Log) {
 func (ke *keyErrors) storage(cfg *configuration.Configuration) driver.StorageDriver {
 	st := cfg.Storage
 	var d driver.StorageDriver
-	typ := st.Type()
-	if !slices.Contains(storageDrivers, typ) {
+	typ := st.Type() // exactly one: parseConfig made sure
+	switch {
+	case !slices.Contains(storageDrivers, typ):
 		ke.add("storage."+typ, "driver not compiled into ocireg-tool (available: %s)", strings.Join(storageDrivers, ", "))
-	} else if sd, err := factory.Create(context.Background(), typ, st.Parameters()); err != nil {
-		ke.add("storage."+typ, "%v", err)
-	} else {
+	default:
+		sd, err := factory.Create(context.Background(), typ, st[typ])
+		if err != nil {
+			ke.add("storage."+typ, "%v", err)
+			break
+		}
 		d = sd
 	}
 	if p, ok := st["delete"]; ok {
@@ -555,7 +571,7 @@ func (ke *keyErrors) health(h *configuration.Health) {
 	for i, c := range h.HTTPCheckers {
 		key := fmt.Sprintf("health.http[%d]", i)
 		name(key+".uri", c.URI)
-		if u, err := url.Parse(c.URI); c.URI != "" && (err != nil || u.Host == "") {
+		if u, err := url.Parse(c.URI); c.URI != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 			ke.add(key+".uri", "must be an http or https URL, not %q", c.URI)
 		}
 		nonNegative(key+".interval", c.Interval)
