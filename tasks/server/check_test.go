@@ -110,6 +110,7 @@ func TestCheckConfigRejects(t *testing.T) {
 		{"url regexp", nil, "validation:\n  manifests:\n    urls:\n      allow: ['(']\n", "validation.manifests.urls.allow[0]", "missing closing )"},
 		{"formatter", nil, "log:\n  formatter: xml\n", "log.formatter", "not a log format"},
 		{"hook type", nil, "log:\n  hooks:\n    - type: slack\n      levels: [error]\n", "log.hooks[0].type", "not a log hook type (mail)"},
+		{"hook insecure", nil, "log:\n  hooks:\n    - type: mail\n      levels: [error]\n      options:\n        smtp: {addr: 'mail:25', insecure: true}\n        from: a@example.com\n        to: [b@example.com]\n", "log.hooks[0].options.smtp.insecure", "no effect"},
 		{"hook smtp", nil, "log:\n  hooks:\n    - type: mail\n      levels: [error]\n      options:\n        from: a@example.com\n        to: [b@example.com]\n", "log.hooks[0].options.smtp.addr", "host:port"},
 	}
 	for _, tc := range cases {

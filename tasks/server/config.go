@@ -289,6 +289,11 @@ func (ke *keyErrors) log(l *configuration.Log) {
 		if host, _, err := net.SplitHostPort(h.MailOptions.SMTP.Addr); err != nil || host == "" {
 			ke.add(key+".options.smtp.addr", "must be host:port, not %q", h.MailOptions.SMTP.Addr)
 		}
+		if h.MailOptions.SMTP.Insecure {
+			// distribution's mailer never reads it: STARTTLS, when offered,
+			// always verifies the server's certificate.
+			ke.add(key+".options.smtp.insecure", "has no effect in distribution's mail hook; remove it")
+		}
 		if h.MailOptions.From == "" {
 			ke.add(key+".options.from", "required")
 		}
