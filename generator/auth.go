@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -22,7 +23,7 @@ type AuthReport struct {
 // configured user. The password is CONTAINER_REGISTRY_PASSWORD, else the
 // existing password file, else a new random one. Files whose content already
 // matches are left alone.
-func EnsureAuth(c *Config) (*AuthReport, error) {
+func EnsureAuth(c *config.Config) (*AuthReport, error) {
 	if err := MkdirPrivate(c.AuthDir()); err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func EnsureAuth(c *Config) (*AuthReport, error) {
 
 // ReadPassword returns the password the local registry expects: the
 // environment's, else the password file's.
-func ReadPassword(c *Config) (string, error) {
+func ReadPassword(c *config.Config) (string, error) {
 	if c.Password != "" {
 		return c.Password, nil
 	}

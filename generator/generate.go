@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // Result lists what Generate wrote or found.
@@ -24,7 +26,7 @@ type Result struct {
 // Every file is written atomically and only when its content changes, so a
 // second run with the same input touches nothing. self is the path of the
 // running binary, copied to bin/ocireg-tool.
-func Generate(c *Config, self string, now time.Time) (*Result, error) {
+func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 	res := &Result{Script: c.Script(), Config: c.RegistryConfig(), Tool: c.ToolCopy(), Warnings: c.Warnings}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
@@ -77,21 +79,21 @@ func Generate(c *Config, self string, now time.Time) (*Result, error) {
 }
 
 // RegistryConfigYAML renders the distribution configuration for c.
-func RegistryConfigYAML(c *Config) ([]byte, error) {
+func RegistryConfigYAML(c *config.Config) ([]byte, error) {
 	return Render("registry-config.yml.tmpl", templateData(c))
 }
 
 // Help renders the helper script's help text.
-func Help(c *Config, script string) ([]byte, error) {
+func Help(c *config.Config, script string) ([]byte, error) {
 	d := templateData(c)
 	d["Script"] = script
 	return Render("help.txt.tmpl", d)
 }
 
-func templateData(c *Config) map[string]any {
+func templateData(c *config.Config) map[string]any {
 	return map[string]any{
 		"Version":      Version,
-		"Baked":        c.BakedVars(),
+		"Baked":        config.FormatDump(c.BakedVars()),
 		"NativeTool":   c.NativeTool,
 		"DataDir":      c.DataDir(),
 		"Port":         c.Port,
@@ -109,7 +111,7 @@ func templateData(c *Config) map[string]any {
 		"Username":     c.Username,
 		"PasswordFile": c.PasswordFile(),
 		"Strategy":     strings.Join(c.TagStrategy, " "),
-		"Strategies":   Strategies,
+		"Strategies":   config.Strategies,
 		"Script":       c.Script(),
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"os"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // PKIReport says what EnsurePKI did.
@@ -29,7 +31,7 @@ type PKIReport struct {
 // OpenSSL and Go alike). Existing files are never replaced: a CA that exists
 // is reused to sign a missing server certificate, and a server certificate
 // that no longer covers the configured names is reported in Missing.
-func EnsurePKI(c *Config, now time.Time) (*PKIReport, error) {
+func EnsurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
 	rep := &PKIReport{}
 	if err := MkdirPrivate(c.PKIDir()); err != nil {
 		return nil, err
@@ -82,7 +84,7 @@ func EnsurePKI(c *Config, now time.Time) (*PKIReport, error) {
 	return rep, nil
 }
 
-func createCA(c *Config, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func createCA(c *config.Config, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating CA key: %w", err)
@@ -112,7 +114,7 @@ func createCA(c *Config, now time.Time) (*x509.Certificate, crypto.Signer, error
 	return cert, key, nil
 }
 
-func createServer(c *Config, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
+func createServer(c *config.Config, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generating server key: %w", err)
@@ -148,7 +150,7 @@ func createServer(c *Config, ca *x509.Certificate, caKey crypto.Signer, now time
 }
 
 // missingSANs lists the required names cert does not cover.
-func missingSANs(c *Config, cert *x509.Certificate) []string {
+func missingSANs(c *config.Config, cert *x509.Certificate) []string {
 	var out []string
 	dns, ips := c.RequiredSANs()
 	for _, d := range dns {

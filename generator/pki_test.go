@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
-func secureConfig(t *testing.T, extra Vars) *Config {
+func secureConfig(t *testing.T, extra config.Vars) *config.Config {
 	t.Helper()
-	v := Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": t.TempDir(),
+	v := config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": t.TempDir(),
 		"CONTAINER_REGISTRY_CERT_SAN": "DNS:myhost.local,IP:192.168.1.100"}
-	c, err := FromVars(v.Overlay(extra))
+	c, err := config.FromVars(v.Overlay(extra))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func openssl(t *testing.T, args ...string) string {
 // openssl reads the certificates as we meant them: SANs, validity, key
 // usage, CA:TRUE only on the CA, and the chain verifies.
 func TestPKIWithOpenSSL(t *testing.T) {
-	c := secureConfig(t, Vars{"CONTAINER_REGISTRY_CERT_DAYS": "30", "CONTAINER_REGISTRY_CA_DAYS": "100"})
+	c := secureConfig(t, config.Vars{"CONTAINER_REGISTRY_CERT_DAYS": "30", "CONTAINER_REGISTRY_CA_DAYS": "100"})
 	now := time.Now()
 	rep, err := EnsurePKI(c, now)
 	if err != nil {
@@ -127,7 +129,7 @@ func TestPKIKeptAndReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, c.CACert(), c.CAKey(), c.ServerCert(), c.ServerKey())
-	c2 := secureConfig(t, Vars{"CONTAINER_REGISTRY_STORAGE": c.Storage, "CONTAINER_REGISTRY_CERT_SAN": "DNS:newhost.lan"})
+	c2 := secureConfig(t, config.Vars{"CONTAINER_REGISTRY_STORAGE": c.Storage, "CONTAINER_REGISTRY_CERT_SAN": "DNS:newhost.lan"})
 	rep, err := EnsurePKI(c2, time.Now())
 	if err != nil {
 		t.Fatal(err)

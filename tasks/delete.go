@@ -3,10 +3,8 @@ package tasks
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -14,18 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
-
-// manifestAccept lists the manifest media types a HEAD must accept so that
-// the registry answers for any kind of image.
-var manifestAccept = []string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-}
 
 // DeleteUsage is the usage of `delete`, with examples.
 func DeleteUsage(script, namespace string) string {
@@ -51,10 +39,25 @@ func SplitImageTag(ref string) (image, tag string, ok bool) {
 	return ref[:colon], ref[colon+1:], true
 }
 
-// DeleteOptions are the options of Delete.
-type DeleteOptions struct {
-	Out    io.Writer
-	Script string
+// DeleteResult is what Delete did.
+type DeleteResult struct {
+	Repo, Tag string
+	Digest    string   // the manifest the tag pointed at
+	Pruned    []string // manifests removed because no other tag uses them
+	// PruneErr is set when the tag is gone but its manifests could not be
+	// pruned (gc --delete-untagged removes them).
+	PruneErr error
+}
+
+// TagNotFoundError says the tag to delete does not exist.
+type TagNotFoundError struct{ Repo, Tag, Hint string }
+
+func (e *TagNotFoundError) Error() string {
+	msg := fmt.Sprintf("Tag not found: %s:%s", e.Repo, e.Tag)
+	if e.Hint != "" {
+		msg += " (see `" + e.Hint + "`)"
+	}
+	return msg
 }
 
 // Delete removes exactly the tag of ref ("image:tag"; the namespace is added
@@ -62,97 +65,73 @@ type DeleteOptions struct {
 // (DELETE /v2/<name>/manifests/<tag>), which unlinks only that tag: other
 // tags on the same manifest survive. A registry that cannot delete a tag
 // alone is refused rather than deleting the manifest by digest, which would
-// take every tag on it.
-func Delete(ctx context.Context, c *generator.Config, ref string, o DeleteOptions) error {
+// take every tag on it. Manifests no other tag reaches are pruned after.
+func Delete(ctx context.Context, t *registry.Target, ref string) (*DeleteResult, error) {
+	c := t.Config
+	usage := DeleteUsage(t.Script, c.Namespace)
 	image, tag, ok := SplitImageTag(ref)
 	if ref == "" || !ok || image == "" {
 		msg := "Tag required: use <image>:<tag>"
 		if ref != "" {
 			msg = fmt.Sprintf("Tag required: %q has no tag; use <image>:<tag>", ref)
 		}
-		return &UsageError{Msg: msg, Usage: DeleteUsage(o.Script, c.Namespace)}
+		return nil, &UsageError{Msg: msg, Usage: usage}
 	}
-	repo := RepoName(c, image)
-	if _, err := name.NewTag(repo + ":" + tag); err != nil {
-		return &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: DeleteUsage(o.Script, c.Namespace)}
-	}
-	cl, err := connect(ctx, c, o.Script)
+	repo, err := t.Repo(image)
 	if err != nil {
-		return err
+		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}
-	u := cl.Base + "/v2/" + repo + "/manifests/" + tag
-	resp, err := cl.Do(ctx, http.MethodHead, u, http.Header{"Accept": manifestAccept})
+	tagRef, err := t.Tag(image, tag)
 	if err != nil {
-		return err
+		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return fmt.Errorf("Tag not found: %s:%s (see `%s tags %s`)", repo, tag, o.Script, image)
-	default:
-		return &StatusError{Method: "HEAD", URL: u, Code: resp.StatusCode, Status: resp.Status}
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
 	}
-	digest := resp.Header.Get("Docker-Content-Digest")
-
-	fmt.Fprintf(o.Out, "Deleting %s:%s", repo, tag)
-	if digest != "" {
-		fmt.Fprintf(o.Out, " (%s)", digest)
+	res := &DeleteResult{Repo: repo.RepositoryStr(), Tag: tag}
+	desc, err := remote.Head(tagRef, t.Options(ctx)...)
+	if registry.IsNotFound(err) {
+		return nil, &TagNotFoundError{Repo: res.Repo, Tag: tag, Hint: t.Script + " tags " + image}
 	}
-	fmt.Fprintln(o.Out, "...")
-	resp, err = cl.Do(ctx, http.MethodDelete, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	res.Digest = desc.Digest.String()
+	err = remote.Delete(tagRef, t.Options(ctx)...)
+	var te *transport.Error
 	switch {
-	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("Tag not found: %s:%s", repo, tag)
-	case resp.StatusCode == http.StatusMethodNotAllowed || errorCode(body) == "UNSUPPORTED" || resp.StatusCode == http.StatusBadRequest:
-		return fmt.Errorf("the registry at %s cannot delete the tag %s:%s alone (%s); refusing to delete its manifest by digest, which would remove every tag on it. Enable storage.delete in %s",
-			cl.Base, repo, tag, resp.Status, c.RegistryConfig())
+	case err == nil:
+	case registry.IsNotFound(err):
+		return nil, &TagNotFoundError{Repo: res.Repo, Tag: tag}
+	case errors.As(err, &te) && (te.StatusCode == http.StatusMethodNotAllowed || te.StatusCode == http.StatusBadRequest || hasCode(te, transport.UnsupportedErrorCode)):
+		return nil, fmt.Errorf("the registry at %s cannot delete the tag %s:%s alone (%d); refusing to delete its manifest by digest, which would remove every tag on it. Enable storage.delete in %s",
+			t.URL(), res.Repo, tag, te.StatusCode, c.RegistryConfig())
 	default:
-		return &StatusError{Method: "DELETE", URL: u, Code: resp.StatusCode, Status: resp.Status, Body: string(body)}
+		return nil, err
 	}
-	fmt.Fprintf(o.Out, "Deleted successfully: %s:%s\n", repo, tag)
-	if digest != "" {
-		removed, err := pruneManifests(ctx, c, repo, digest)
-		if err != nil {
-			fmt.Fprintf(o.Out, "Warning: the tag is gone but its manifests stay (%v); '%s gc --delete-untagged' removes them\n", err, o.Script)
-		}
-		for _, d := range removed {
-			fmt.Fprintf(o.Out, "  removed manifest %s (no other tag uses it)\n", d)
+	res.Pruned, res.PruneErr = pruneManifests(ctx, t, repo, res.Digest)
+	return res, nil
+}
+
+func hasCode(te *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		if d.Code == code {
+			return true
 		}
 	}
-	fmt.Fprintf(o.Out, "Free the disk space with:\n  %s gc\n", o.Script)
-	return nil
+	return false
 }
 
 // pruneManifests deletes, by digest, the manifest a deleted tag pointed at
 // and the manifests it lists, as long as no remaining tag of the
 // repository reaches them (directly or through an index). Other tags'
 // images are never touched. It returns the digests it removed.
-func pruneManifests(ctx context.Context, c *generator.Config, repo, digest string) ([]string, error) {
-	opts, err := LocalOptions(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	var nameOpts []name.Option
-	if !c.Secure {
-		nameOpts = append(nameOpts, name.Insecure)
-	}
-	r, err := name.NewRepository(c.URL+"/"+repo, nameOpts...)
-	if err != nil {
-		return nil, err
-	}
+func pruneManifests(ctx context.Context, t *registry.Target, r name.Repository, digest string) ([]string, error) {
+	opts := t.Options(ctx)
+	repo := r.RepositoryStr()
 	tags, err := remote.List(r, opts...)
-	if err != nil {
-		var te *transport.Error
-		if !errors.As(err, &te) || te.StatusCode != http.StatusNotFound {
-			return nil, fmt.Errorf("listing the remaining tags: %w", err)
-		}
+	if err != nil && !registry.IsNotFound(err) {
+		return nil, fmt.Errorf("listing the remaining tags: %w", err)
 	}
 	kept := map[string]bool{}
 	for _, tag := range tags {
@@ -213,8 +192,7 @@ func reach(ref name.Reference, repo name.Repository, opts []remote.Option, seen 
 			continue
 		}
 		err := reach(repo.Digest(m.Digest.String()), repo, opts, seen)
-		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		if registry.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
@@ -222,17 +200,4 @@ func reach(ref name.Reference, repo name.Repository, opts []remote.Option, seen 
 		}
 	}
 	return nil
-}
-
-// errorCode returns the first code of a registry error body, or "".
-func errorCode(body []byte) string {
-	var v struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &v) != nil || len(v.Errors) == 0 {
-		return ""
-	}
-	return v.Errors[0].Code
 }

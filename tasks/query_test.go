@@ -2,38 +2,26 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-func TestNextLink(t *testing.T) {
-	page, _ := url.Parse("http://localhost:5000/v2/_catalog?n=2")
-	for _, tc := range []struct {
-		link []string
-		want string
-	}{
-		{nil, ""},
-		{[]string{`</v2/_catalog?last=b&n=2>; rel="next"`}, "http://localhost:5000/v2/_catalog?last=b&n=2"},
-		{[]string{`<http://other:1/v2/x?last=c>; rel=next`}, "http://other:1/v2/x?last=c"},
-		{[]string{`</v2/_catalog?last=b>; rel="prev"`}, ""},
-	} {
-		got, err := nextLink(page, tc.link)
-		if err != nil || got != tc.want {
-			t.Errorf("nextLink(%q) = %q, %v; want %q", tc.link, got, err, tc.want)
-		}
-	}
-}
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+)
 
 // A catalog of 2500 repositories served 100 per page lists completely.
 func TestRepositoriesPagination(t *testing.T) {
 	const total, per = 2500, 100
 	pages := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
 		if r.URL.Path != "/v2/_catalog" {
 			http.NotFound(w, r)
 			return
@@ -54,15 +42,23 @@ func TestRepositoriesPagination(t *testing.T) {
 		fmt.Fprintf(w, `{"repositories":[%s]}`, strings.Join(names, ","))
 	}))
 	defer srv.Close()
-	cl := &Client{Base: srv.URL, HTTP: srv.Client()}
-	repos, err := cl.Repositories(context.Background())
+	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": strings.TrimPrefix(srv.URL, "http://"), "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := registry.New(c, "container-registry.sh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos, err := tgt.Catalog(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(repos) != total || repos[0] != "repo0000" || repos[total-1] != "repo2499" || pages != total/per {
 		t.Fatalf("got %d repositories in %d pages", len(repos), pages)
 	}
-	if _, err := cl.Tags(context.Background(), "nosuch"); err == nil || !strings.Contains(err.Error(), "not found") {
+	nosuch, _ := tgt.Repo("nosuch")
+	if _, err := tgt.Tags(context.Background(), nosuch); !errors.Is(err, registry.ErrImageNotFound) {
 		t.Fatalf("tags of unknown repo: %v", err)
 	}
 }

@@ -222,11 +222,11 @@ func TestBadInput(t *testing.T) {
 		{"url: HTTP against the TLS registry (list)", plain, map[string]string{"CONTAINER_REGISTRY_URL": secure.URL}, []string{"list"}, "speaks HTTPS, not HTTP", 1},
 		{"url: HTTPS against the plain registry (push)", secure, map[string]string{"CONTAINER_REGISTRY_URL": plain.URL}, []string{"push"}, "speaks plain HTTP, not HTTPS", 1},
 		{"url: HTTPS against the plain registry (list)", secure, map[string]string{"CONTAINER_REGISTRY_URL": plain.URL}, []string{"list"}, "speaks plain HTTP, not HTTPS", 1},
-		{"password: wrong CONTAINER_REGISTRY_PASSWORD (push)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"push"}, "rejected the credentials", 1},
+		{"password: wrong CONTAINER_REGISTRY_PASSWORD (push)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"push"}, `rejected the credentials of user "yocto"`, 1},
 		{"password: wrong --creds", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto:wrong"}, "rejected the credentials from --creds (user yocto)", 1},
 		{"password: wrong password (list)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"list"}, `rejected the credentials of user "yocto"`, 1},
 		{"password: wrong password (delete)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"delete", "app-server:latest"}, `rejected the credentials of user "yocto"`, 1},
-		{"password: wrong password (import)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"import", "oci:" + good, "badimport"}, "rejected the credentials from the local registry", 1},
+		{"password: wrong password (import)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"import", "oci:" + good, "badimport"}, `rejected the credentials of user "yocto"`, 1},
 	}
 	for _, c := range cases {
 		var r Result

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // bitbakeBuild is a throw-away build directory using the layer with real
@@ -201,14 +202,14 @@ func (b *bitbakeBuild) run(args ...string) string {
 }
 
 // env runs `bitbake -e recipe` and reads it with the tool's own reader.
-func (b *bitbakeBuild) env(recipe string) generator.Vars {
+func (b *bitbakeBuild) env(recipe string) config.Vars {
 	b.t.Helper()
 	out := b.run("-e", recipe)
 	p := filepath.Join(b.dir, "bitbake-e-"+recipe+".txt")
 	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-	vars, err := generator.ReadDump(p)
+	vars, err := config.ReadDump(p)
 	if err != nil {
 		b.t.Fatalf("reading bitbake -e output: %v", err)
 	}

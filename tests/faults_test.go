@@ -225,7 +225,7 @@ func sameTags(t *testing.T, what string, before, after map[string]string) {
 func (e *Env) recovered(t *testing.T, what string, before map[string]string) {
 	t.Helper()
 	r := e.mustRun(t, 0, "start")
-	wantOut(t, r, what+": start after the crash", "Registry ready")
+	wantOut(t, r, what+": start after the crash", "Registry started")
 	r = e.Run("verify")
 	if r.Code != 0 {
 		t.Fatalf("%s: verify after the crash: exit %d\n%s", what, r.Code, r.Out())

@@ -14,7 +14,10 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // Exit codes.
@@ -37,19 +40,33 @@ type App struct {
 }
 
 // Config loads the configuration: flags > environment > env dump > defaults.
-func (a *App) Config(dump string, flags generator.Vars) (*generator.Config, error) {
-	c, err := generator.Load(dump, a.Environ, flags)
+func (a *App) Config(dump string, flags config.Vars) (*config.Config, error) {
+	c, err := config.Load(config.Sources{Dump: dump, Environ: a.Environ, Flags: flags})
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range c.Warnings {
 		fmt.Fprintf(a.Stderr, "Warning: %s\n", w)
 	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(a.Stderr, "Note: %s\n", n)
+	}
 	return c, nil
 }
 
+// Target loads the configuration and builds the one Target every registry
+// command uses. creds are destination credentials (nil: the local
+// registry's own).
+func (a *App) Target(creds *regauth.Resolved) (*registry.Target, error) {
+	c, err := a.Config("", nil)
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(c, a.ScriptName(c), creds)
+}
+
 // ScriptName is how messages refer to the helper script.
-func (a *App) ScriptName(c *generator.Config) string {
+func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
 		return a.Script
 	}
@@ -91,7 +108,7 @@ func runApp(app *App, args []string) int {
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !isCommand(parser, args[0]) {
 		fmt.Fprintf(app.Stderr, "Unknown command: %s\n\n", args[0])
-		_ = (&HelpCmd{}).Run(app)
+		_ = writeHelp(app, parser.Model)
 		return exitUsage
 	}
 	code := func() (code int) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // GenerateCmd writes the helper script and everything it needs.
@@ -16,7 +17,7 @@ type GenerateCmd struct {
 
 // Run generates the artifacts and says where they are.
 func (g *GenerateCmd) Run(app *App) error {
-	flags := generator.Vars{}
+	flags := config.Vars{}
 	if g.Storage != "" {
 		flags["CONTAINER_REGISTRY_STORAGE"] = g.Storage
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"io"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // ImportCmd copies a third-party image into the registry.
@@ -34,8 +39,31 @@ func (i *ImportCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	return importer.Import(app.Ctx, importer.Options{
-		Config: c, Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform,
-		SrcAuth: src, DestAuth: dest, Out: app.Stderr, Script: app.ScriptName(c),
+	t, err := registry.New(c, app.ScriptName(c), dest)
+	if err != nil {
+		return err
+	}
+	res, err := importer.Import(app.Ctx, t, importer.Options{
+		Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src,
 	})
+	if err != nil {
+		return err
+	}
+	renderImport(app.Stderr, c, res)
+	return nil
+}
+
+func renderImport(w io.Writer, c *config.Config, r *importer.Result) {
+	fmt.Fprintf(w, "Importing: %s -> %s/%s:%s\n", r.Source, c.URL, r.Repo, r.Tag)
+	fmt.Fprintf(w, "  platforms: %s\n", r.Platforms)
+	if r.Digest != "" {
+		fmt.Fprintf(w, "  digest:    %s\n", r.Digest)
+	}
+	pull := r.Name
+	if r.Tag != "latest" {
+		pull += ":" + r.Tag
+	}
+	fmt.Fprintf(w, "Imported %s/%s:%s\n\nPull it on a target with vdkr:\n", c.URL, r.Repo, r.Tag)
+	fmt.Fprintf(w, "  vdkr --registry %s/%s pull %s\n", c.TargetURL, c.Namespace, pull)
+	fmt.Fprintf(w, "  (or once: vdkr vconfig registry %s/%s; then: vdkr pull %s)\n", c.TargetURL, c.Namespace, pull)
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"io"
 	"os"
 
 	"golang.org/x/term"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // AuthFlags are the destination credential options of push.
@@ -34,16 +36,17 @@ type PushCmd struct {
 
 // Run resolves configuration and credentials and pushes.
 func (p *PushCmd) Run(app *App) error {
-	return runPush(app, "", false, p.AuthFlags, push.Options{
+	tty := isTerminal(app.Stderr)
+	return runPush(app, "", false, p.AuthFlags, app.Stderr, push.Options{
 		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
-		Out: app.Stderr, Progress: isTerminal(app.Stderr),
+		Events: &pushRenderer{w: app.Stderr, tty: tty}, Progress: tty,
 	})
 }
 
 // runPush loads the configuration (from dump, if set), resolves the
 // destination credentials and pushes with o; filter restricts the push to
 // CONTAINER_REGISTRY_IMAGES (populate).
-func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) error {
+func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o push.Options) error {
 	c, err := app.Config(dump, nil)
 	if err != nil {
 		return err
@@ -52,11 +55,15 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) er
 	if err != nil {
 		return err
 	}
-	o.Config, o.Auth, o.Script = c, auth, app.ScriptName(c)
+	t, err := registry.New(c, app.ScriptName(c), auth)
+	if err != nil {
+		return err
+	}
 	if filter {
 		o.Images = c.Images
 	}
-	_, err = push.Push(app.Ctx, o)
+	sum, err := push.Push(app.Ctx, t, o)
+	renderPushSummary(out, sum)
 	return err
 }
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -21,9 +21,23 @@ func (StartCmd) Run(app *App) error {
 	return err
 }
 
+// RestartCmd stops the registry (wherever this storage runs it) and starts
+// it with the configuration of now.
+type RestartCmd struct{}
+
+// Run restarts the registry.
+func (RestartCmd) Run(app *App) error {
+	o, c, err := serverOptions(app)
+	if err != nil {
+		return err
+	}
+	_, err = server.Restart(app.Ctx, c, o)
+	return err
+}
+
 // serverOptions loads the configuration and the options shared by the
 // commands that manage the server process.
-func serverOptions(app *App) (server.Options, *generator.Config, error) {
+func serverOptions(app *App) (server.Options, *config.Config, error) {
 	c, err := app.Config("", nil)
 	if err != nil {
 		return server.Options{}, nil, err

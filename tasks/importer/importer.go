@@ -23,11 +23,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // Usage is the import command's usage, shown with usage errors.
@@ -41,18 +41,24 @@ const Usage = `Usage: container-registry.sh import <source> [name] [options]
   import docker-archive:/path/image.tar myimage
   import docker.io/library/alpine --platform linux/arm64 --platform linux/amd64`
 
-// Options say what to import and where.
+// Options say what to import.
 type Options struct {
-	Config *generator.Config
 	Source string
 	Name   string // default: the source's last path element
 	Tag    string // default: the source tag, else latest
 	// Platforms narrows a multi-arch source ("linux/arm64"); empty: all.
 	Platforms []string
 	SrcAuth   *regauth.Resolved // nil: anonymous
-	DestAuth  *regauth.Resolved // nil: the local registry's own
-	Out       io.Writer
-	Script    string
+}
+
+// Result is what Import copied where.
+type Result struct {
+	Source    string
+	Name      string // image name as given or derived ("alpine")
+	Repo      string // repository in the registry ("yocto/alpine")
+	Tag       string
+	Platforms string // what was copied, e.g. "linux/amd64, linux/arm64"
+	Digest    string
 }
 
 // source is a resolved import source.
@@ -64,24 +70,27 @@ type source struct {
 	cleanup     func()
 }
 
-// Import copies o.Source into <url>/<namespace>/<name>:<tag>.
-func Import(ctx context.Context, o Options) error {
-	c := o.Config
+// Import copies o.Source into <url>/<namespace>/<name>:<tag> of t. The
+// registry is checked first, before the source is read.
+func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error) {
 	if o.Source == "" {
-		return &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
+		return nil, &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
 	}
 	var plats []v1.Platform
 	for _, p := range o.Platforms {
 		pl, err := v1.ParsePlatform(p)
 		if err != nil || pl.Architecture == "" || pl.OS == "" {
-			return &tasks.UsageError{Msg: fmt.Sprintf("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", p), Usage: Usage}
+			return nil, &tasks.UsageError{Msg: fmt.Sprintf("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", p), Usage: Usage}
 		}
 		plats = append(plats, deploy.NormalizePlatform(*pl))
 	}
 	if o.Tag != "" {
 		if err := push.ValidateTag(o.Tag); err != nil {
-			return &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 		}
+	}
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
 	}
 	srcAuth := authn.Authenticator(authn.Anonymous)
 	if o.SrcAuth != nil {
@@ -89,7 +98,7 @@ func Import(ctx context.Context, o Options) error {
 	}
 	src, err := open(ctx, o.Source, srcAuth, o.Tag)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer src.cleanup()
 	imgName := o.Name
@@ -103,18 +112,9 @@ func Import(ctx context.Context, o Options) error {
 	if tag == "" {
 		tag = "latest"
 	}
-	repoName := tasks.RepoName(c, imgName)
-	var regOpts []name.Option
-	if c.Insecure {
-		regOpts = append(regOpts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(c.URL, regOpts...)
+	repo, err := t.Repo(imgName)
 	if err != nil {
-		return fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
-	}
-	repo, err := name.NewRepository(reg.RegistryStr()+"/"+repoName, regOpts...)
-	if err != nil {
-		return &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
 	}
 	ref := repo.Tag(tag)
 
@@ -124,56 +124,36 @@ func Import(ctx context.Context, o Options) error {
 	case src.idx != nil:
 		idx, list, err := filterIndex(src.idx, plats)
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.Source, err)
+			return nil, fmt.Errorf("%s: %w", o.Source, err)
 		}
 		what, desc = idx, list
 	default:
 		cf, err := src.img.ConfigFile()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", o.Source, err)
+			return nil, fmt.Errorf("reading %s: %w", o.Source, err)
 		}
 		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
 		if len(plats) > 0 && !matchAny(p, plats) {
-			return fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platString(p), strings.Join(o.Platforms, ", "))
+			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platString(p), strings.Join(o.Platforms, ", "))
 		}
 		what, desc = src.img, platString(p)
 	}
 
-	base, err := tasks.LocalTransport(c)
-	if err != nil {
-		return err
-	}
-	auth, authDesc, err := push.DestinationAuth(c, o.DestAuth)
-	if err != nil {
-		return err
-	}
-	if err := push.CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "Importing: %s -> %s/%s:%s\n", o.Source, c.URL, repoName, tag)
-	fmt.Fprintf(o.Out, "  platforms: %s\n", desc)
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(base), remote.WithAuth(auth), remote.WithJobs(4)}
-	switch t := what.(type) {
+	ropts := t.Options(ctx, remote.WithJobs(4))
+	switch w := what.(type) {
 	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, t, ropts...)
+		err = remote.WriteIndex(ref, w, ropts...)
 	case v1.Image:
-		err = remote.Write(ref, t, ropts...)
+		err = remote.Write(ref, w, ropts...)
 	}
 	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
+		return nil, fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
 	}
-	d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest()
-	if err == nil {
-		fmt.Fprintf(o.Out, "  digest:    %s\n", d)
+	res := &Result{Source: o.Source, Name: imgName, Repo: repo.RepositoryStr(), Tag: tag, Platforms: desc}
+	if d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest(); err == nil {
+		res.Digest = d.String()
 	}
-	pull := imgName
-	if tag != "latest" {
-		pull += ":" + tag
-	}
-	fmt.Fprintf(o.Out, "Imported %s/%s:%s\n\nPull it on a target with vdkr:\n", c.URL, repoName, tag)
-	fmt.Fprintf(o.Out, "  vdkr --registry %s/%s pull %s\n", c.TargetURL, c.Namespace, pull)
-	fmt.Fprintf(o.Out, "  (or once: vdkr vconfig registry %s/%s; then: vdkr pull %s)\n", c.TargetURL, c.Namespace, pull)
-	return nil
+	return res, nil
 }
 
 // open resolves a source string.

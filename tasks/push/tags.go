@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // tagRe is the OCI distribution tag grammar.
@@ -41,7 +41,7 @@ type TagSet struct {
 // ComputeTags applies the strategies in order. Unknown words are an
 // error; duplicates are dropped; every tag is validated.
 func ComputeTags(in TagInput) (*TagSet, error) {
-	if _, err := generator.ParseStrategy(strings.Join(in.Strategies, " ")); err != nil {
+	if _, err := config.ParseStrategy(strings.Join(in.Strategies, " ")); err != nil {
 		return nil, fmt.Errorf("tag strategy: %w", err)
 	}
 	ts := &TagSet{}

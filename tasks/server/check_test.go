@@ -10,16 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // withYAML returns a tool configuration over a fresh storage directory on a
 // free loopback port, whose registry-config.yml is "version: 0.1" followed
 // by yml (plus filesystem storage when yml has no storage section).
 // CONTAINER_REGISTRY_INSECURE=1 unless vars says otherwise.
-func withYAML(t *testing.T, vars generator.Vars, yml string) *generator.Config {
+func withYAML(t *testing.T, vars config.Vars, yml string) *config.Config {
 	t.Helper()
-	all := generator.Vars{
+	all := config.Vars{
 		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
 		"CONTAINER_REGISTRY_URL":      "127.0.0.1:" + freePort(t),
 		"CONTAINER_REGISTRY_INSECURE": "1",
@@ -28,7 +28,7 @@ func withYAML(t *testing.T, vars generator.Vars, yml string) *generator.Config {
 		all["CONTAINER_REGISTRY_INSECURE"] = "0"
 	}
 	maps.Copy(all, vars)
-	c, err := generator.FromVars(all)
+	c, err := config.FromVars(all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +52,14 @@ func freePort(t *testing.T) string {
 	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
 
-var secure = generator.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}
+var secure = config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}
 
 // Every key the embedded registry cannot honour is refused by LoadConfig,
 // which start, serve, gc and verify all call, with the key named.
 func TestCheckConfigRejects(t *testing.T) {
 	cases := []struct {
 		name string
-		vars generator.Vars
+		vars config.Vars
 		yml  string
 		key  string // the KeyError's key
 		msg  string // part of its message
@@ -77,8 +77,8 @@ func TestCheckConfigRejects(t *testing.T) {
 		{"purge dryrun", nil, "storage:\n  inmemory:\n  maintenance:\n    uploadpurging:\n      age: 1h\n      interval: 1h\n", "storage.maintenance.uploadpurging.dryrun", "true or false"},
 		{"readonly", nil, "storage:\n  inmemory:\n  maintenance:\n    readonly:\n      enabled: please\n", "storage.maintenance.readonly.enabled", "true or false"},
 		{"token auth", nil, "auth:\n  token:\n    realm: r\n", "auth.token", "auth type not compiled into ocireg-tool (available: htpasswd, none)"},
-		{"silly auth with auth on", generator.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth:\n  silly:\n    realm: r\n", "auth.silly", "not compiled"},
-		{"htpasswd realm", generator.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth:\n  htpasswd:\n    path: /x\n", "auth.htpasswd.realm", "required"},
+		{"silly auth with auth on", config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth:\n  silly:\n    realm: r\n", "auth.silly", "not compiled"},
+		{"htpasswd realm", config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth:\n  htpasswd:\n    path: /x\n", "auth.htpasswd.realm", "required"},
 		{"cloudfront", nil, "middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: https://d.example.com/\n", "middleware.storage[0]", `storage middleware "cloudfront" not compiled into ocireg-tool (available: redirect)`},
 		{"rewrite", nil, "middleware:\n  storage:\n    - name: rewrite\n", "middleware.storage[0]", "not compiled"},
 		{"redirect options", nil, "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: /relative\n", "middleware.storage[0]", "redirect: no scheme"},
@@ -244,7 +244,7 @@ auth: none
 	}
 
 	// The generated file, in each mode.
-	for _, vars := range []generator.Vars{nil, secure, {"CONTAINER_REGISTRY_SECURE": "1"}} {
+	for _, vars := range []config.Vars{nil, secure, {"CONTAINER_REGISTRY_SECURE": "1"}} {
 		c := withYAML(t, vars, "")
 		if err := os.Remove(c.RegistryConfig()); err != nil {
 			t.Fatal(err)
@@ -260,7 +260,7 @@ auth: none
 
 // auth: none gives way to htpasswd when auth is on.
 func TestAuthNoneWithAuthOn(t *testing.T) {
-	c := withYAML(t, generator.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth: none\n")
+	c := withYAML(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth: none\n")
 	cfg, _, err := LoadConfig(c)
 	if err != nil {
 		t.Fatal(err)

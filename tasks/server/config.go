@@ -25,6 +25,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // EnsureConfigFile makes sure the storage directory has a registry-config.yml.
@@ -32,7 +33,7 @@ import (
 // has none (generate wrote it into the baked storage); it gets one rendered
 // from the effective configuration. An existing file is never touched: it
 // belongs to the user. It reports whether it wrote the file.
-func EnsureConfigFile(c *generator.Config) (bool, error) {
+func EnsureConfigFile(c *config.Config) (bool, error) {
 	if _, err := os.Stat(c.RegistryConfig()); err == nil {
 		return false, nil
 	} else if !os.IsNotExist(err) {
@@ -76,7 +77,7 @@ type Adjustment string
 // file's, and works as distribution documents it: a key the embedded
 // registry cannot honour is a *ConfigError naming the key, found here
 // rather than by a panic in distribution or silently ignored.
-func LoadConfig(c *generator.Config) (*configuration.Configuration, []Adjustment, error) {
+func LoadConfig(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
 	path := c.RegistryConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -115,7 +116,7 @@ func parseConfig(data []byte) (cfg *configuration.Configuration, err error) {
 
 // reconcile applies the rules documented on LoadConfig and reports what it
 // changed.
-func reconcile(c *generator.Config, cfg *configuration.Configuration) []Adjustment {
+func reconcile(c *config.Config, cfg *configuration.Configuration) []Adjustment {
 	var adj []Adjustment
 	if cfg.HTTP.Net == "" {
 		cfg.HTTP.Net = "tcp"

@@ -4,13 +4,13 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // The generated YAML bakes the port and mode; the environment wins.
 func TestLoadConfigOverrides(t *testing.T) {
 	dir := t.TempDir()
-	gen, err := generator.FromVars(generator.Vars{"CONTAINER_REGISTRY_STORAGE": dir, "CONTAINER_REGISTRY_URL": "localhost:5000", "CONTAINER_REGISTRY_SECURE": "1"})
+	gen, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": dir, "CONTAINER_REGISTRY_URL": "localhost:5000", "CONTAINER_REGISTRY_SECURE": "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 	secret := cfg.HTTP.Secret
 
 	// Another port and TLS-only, insecure: same YAML.
-	run, _ := generator.FromVars(generator.Vars{"CONTAINER_REGISTRY_STORAGE": dir, "CONTAINER_REGISTRY_URL": "localhost:5001", "CONTAINER_REGISTRY_INSECURE": "1"})
+	run, _ := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": dir, "CONTAINER_REGISTRY_URL": "localhost:5001", "CONTAINER_REGISTRY_INSECURE": "1"})
 	cfg, adj, err = LoadConfig(run)
 	if err != nil {
 		t.Fatal(err)

@@ -16,9 +16,10 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // GCOptions are the options of GC.
@@ -62,7 +63,7 @@ type Removal struct {
 // proceed. The sweep never runs while the registry can write: a running
 // registry is stopped first and started again afterwards, also when the
 // sweep fails.
-func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, err error) {
+func GC(ctx context.Context, c *config.Config, o GCOptions) (rep *GCReport, err error) {
 	o.defaults()
 	out := o.Out
 	if _, err := EnsureConfigFile(c); err != nil {
@@ -159,14 +160,14 @@ func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, e
 // stopForSweep stops the registry of c when it runs, so nothing writes
 // while gc sweeps, and returns the function that starts it again (a no-op
 // when it was not running).
-func stopForSweep(ctx context.Context, c *generator.Config, o GCOptions) (func() error, error) {
+func stopForSweep(ctx context.Context, c *config.Config, o GCOptions) (func() error, error) {
 	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
-	if run.Pid == 0 && tasks.Ping(ctx, c, o.Script) == nil {
-		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, tasks.BaseURL(c))
+	if run.Pid == 0 && ping(ctx, c, o.Script) == nil {
+		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
 	}
 	if run.Pid == 0 {
 		return func() error { return nil }, nil

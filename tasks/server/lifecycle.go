@@ -9,12 +9,17 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Options are what start, stop and status need besides the configuration.
@@ -57,20 +62,29 @@ type StartResult struct {
 // /dev/null, output to the per-port log file), records its pid and returns
 // once /v2/ answers. In secure mode it first makes sure the PKI exists and,
 // unless TLS-only, writes auth/htpasswd and auth/password.
-func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, error) {
+func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
 	out := o.Out
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
 	if run.Pid != 0 {
+		if run.Mode != "" && run.Mode != c.Mode() {
+			return nil, fmt.Errorf("Registry already running (pid %d), but in %s at %s; configured now: %s at %s\nRestart it in the configured mode: %s restart",
+				run.Pid, run.Mode, run.URL, c.Mode(), c.BaseURL(), o.Script)
+		}
 		fmt.Fprintf(out, "Registry already running (pid %d)\n", run.Pid)
-		fmt.Fprintf(out, "  URL: %s\n", tasks.BaseURL(c))
+		fmt.Fprintf(out, "  URL: %s\n", c.BaseURL())
 		return &StartResult{Pid: run.Pid, Already: true}, nil
+	}
+	if others := runstate.Others(c); len(others) > 0 {
+		r := others[0]
+		return nil, fmt.Errorf("a registry of this storage (%s) already runs at %s (pid %d, %s); configured now: %s\nRestart it on the configured port: %s restart",
+			c.Storage, r.URL, r.Pid, r.Mode, c.BaseURL(), o.Script)
 	}
 	if run.Stale {
 		if err := os.Remove(run.File); err != nil && !os.IsNotExist(err) {
@@ -126,11 +140,11 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	} else {
 		fmt.Fprintf(out, "Starting container registry...\n")
 	}
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
+	fmt.Fprintf(out, "  URL:     %s\n", c.BaseURL())
 	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
 	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
 	fmt.Fprintf(out, "  Config:  %s\n", c.RegistryConfig())
-	fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
+	fmt.Fprintf(out, "  Log:     %s\n", runstate.LogFile(c))
 	if c.Secure {
 		fmt.Fprintf(out, "  PKI:     %s\n", c.PKIDir())
 		fmt.Fprintf(out, "  CA cert: %s\n", c.CACert())
@@ -139,7 +153,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 		}
 	}
 
-	logf, err := os.OpenFile(LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log file: %w", err)
 	}
@@ -163,7 +177,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := writePidFile(c, pid); err != nil {
+	if err := runstate.WritePidFile(c, pid); err != nil {
 		_ = cmd.Process.Kill()
 		return nil, err
 	}
@@ -171,8 +185,8 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	fail := func(reason string) error {
 		_ = cmd.Process.Kill()
 		<-exited
-		os.Remove(PidFile(c))
-		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, LogFile(c), Tail(LogFile(c), 20))
+		os.Remove(runstate.PidFile(c))
+		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, runstate.LogFile(c), Tail(runstate.LogFile(c), 20))
 	}
 	deadline := time.Now().Add(o.ReadyTimeout)
 	// Probe often while a healthy server is expected (it answers within
@@ -180,24 +194,24 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	// off for a slow one.
 	interval := 5 * time.Millisecond
 	for {
-		err := tasks.Ping(ctx, c, o.Script)
+		err := ping(ctx, c, o.Script)
 		if err == nil {
 			break
 		}
-		var nr *tasks.NotRespondingError
+		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
 			return nil, fail(fmt.Sprintf("registry started but /v2/ failed: %v", err))
 		}
 		select {
 		case werr := <-exited:
-			os.Remove(PidFile(c))
-			return nil, fmt.Errorf("registry exited during startup (%v)\nLast lines of %s:\n%s", werr, LogFile(c), Tail(LogFile(c), 20))
+			os.Remove(runstate.PidFile(c))
+			return nil, fmt.Errorf("registry exited during startup (%v)\nLast lines of %s:\n%s", werr, runstate.LogFile(c), Tail(runstate.LogFile(c), 20))
 		case <-ctx.Done():
 			return nil, fail("interrupted while waiting for the registry")
 		case <-time.After(interval):
 		}
 		if time.Now().After(deadline) {
-			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", tasks.BaseURL(c), o.ReadyTimeout))
+			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout))
 		}
 		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
 			interval *= 2
@@ -206,7 +220,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	ready := time.Since(launched)
 	// The server lives on in its own session; let go of it.
 	_ = cmd.Process.Release()
-	fmt.Fprintf(out, "Registry ready (pid %d, %s)\n", pid, ready.Round(time.Millisecond))
+	fmt.Fprintf(out, "Registry started (pid %d, ready in %s)\n", pid, ready.Round(time.Millisecond))
 	if c.Secure {
 		fmt.Fprintf(out, "\nTargets need the CA: IMAGE_INSTALL:append = \" container-registry-ca\"\n")
 	}
@@ -216,7 +230,7 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 
 // serverEnv is the environment of the server: the caller's, without the
 // password (the server reads the htpasswd file and needs no secret).
-func serverEnv(environ []string, c *generator.Config) []string {
+func serverEnv(environ []string, c *config.Config) []string {
 	var env []string
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "CONTAINER_REGISTRY_PASSWORD=") || strings.HasPrefix(kv, "CONTAINER_REGISTRY_TOKEN=") {
@@ -230,6 +244,7 @@ func serverEnv(environ []string, c *generator.Config) []string {
 		"CONTAINER_REGISTRY_STORAGE="+c.Storage,
 		"CONTAINER_REGISTRY_URL="+c.URL,
 		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
+		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
 		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
 	)
 }
@@ -242,21 +257,45 @@ func boolStr(b bool) string {
 }
 
 // checkPortFree fails with a clear message when something else listens on
-// the registry's port.
-func checkPortFree(ctx context.Context, c *generator.Config, addr, script string) error {
+// the registry's port: another registry of ours (its storage, mode and pid,
+// and both ways out), or another program.
+func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		ln.Close()
 		return nil
 	}
+	other := fmt.Sprintf("CONTAINER_REGISTRY_URL=%s %s start", net.JoinHostPort(c.Host, freePortNear(c.Port)), script)
+	if h := runstate.PortHolder(c, c.Port); h != nil && h.Storage != c.Storage {
+		mode := h.Running.Mode
+		if mode == "" {
+			mode = "unknown mode"
+		}
+		return fmt.Errorf("port %s is held by another ocireg-tool registry:\n  storage: %s\n  mode:    %s\n  pid:     %d\n"+
+			"It serves that storage, not %s. Either stop it:\n  %s stop\nor start this one on another port:\n  %s",
+			c.Port, h.Storage, mode, h.Pid, c.Storage, filepath.Join(h.Storage, "container-registry.sh"), other)
+	}
 	what := "another program"
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if tasks.Ping(pctx, c, script) == nil {
+	if ping(pctx, c, script) == nil {
 		what = "a registry not started from " + c.Storage
 	}
-	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port: CONTAINER_REGISTRY_URL=%s:<port> %s start",
-		c.Port, c.URL, what, err, c.Host, script)
+	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port:\n  %s",
+		c.Port, c.URL, what, err, other)
+}
+
+// freePortNear returns the first port after port that is free on this
+// host, for the hint; port+1 when none is found quickly.
+func freePortNear(port string) string {
+	n, _ := strconv.Atoi(port)
+	for p := n + 1; p < n+50 && p < 65536; p++ {
+		if ln, err := net.Listen("tcp", ":"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return strconv.Itoa(p)
+		}
+	}
+	return strconv.Itoa(n + 1)
 }
 
 // StopResult says what Stop did.
@@ -268,10 +307,10 @@ type StopResult struct {
 // Stop sends SIGTERM to the registry of c's port, waits for it to exit
 // (SIGKILL after o.StopTimeout) and removes the pid file. A registry that
 // is not running is not an error.
-func Stop(c *generator.Config, o Options) (*StopResult, error) {
+func Stop(c *config.Config, o Options) (*StopResult, error) {
 	o.defaults()
 	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
@@ -302,11 +341,27 @@ func Stop(c *generator.Config, o Options) (*StopResult, error) {
 	return res, nil
 }
 
+// Restart stops every registry of c's storage (on c's port and on any
+// other port it was started on) and starts it as c configures now.
+func Restart(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
+	for _, r := range runstate.Others(c) {
+		other := *c
+		other.Port = r.Port
+		if _, err := Stop(&other, o); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := Stop(c, o); err != nil {
+		return nil, err
+	}
+	return Start(ctx, c, o)
+}
+
 // waitGone polls until the recorded server is gone or timeout passes.
-func waitGone(c *generator.Config, timeout time.Duration) bool {
+func waitGone(c *config.Config, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if Check(c).Pid == 0 {
+		if runstate.Check(c).Pid == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -318,10 +373,10 @@ func waitGone(c *generator.Config, timeout time.Duration) bool {
 
 // Status reports whether the registry runs and answers. It returns a
 // *tasks.SilentError with code 1 when it does not (the message is printed).
-func Status(ctx context.Context, c *generator.Config, o Options) error {
+func Status(ctx context.Context, c *config.Config, o Options) error {
 	o.defaults()
 	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return run.Err
 	}
@@ -330,25 +385,25 @@ func Status(ctx context.Context, c *generator.Config, o Options) error {
 		if run.Stale {
 			fmt.Fprintf(out, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", run.File, run.StalePid, o.Script)
 		}
-		if tasks.Ping(ctx, c, o.Script) == nil {
-			fmt.Fprintf(out, "  (but a registry not started from %s answers at %s)\n", c.Storage, tasks.BaseURL(c))
+		if ping(ctx, c, o.Script) == nil {
+			fmt.Fprintf(out, "  (but a registry not started from %s answers at %s)\n", c.Storage, c.BaseURL())
 		}
 		return &tasks.SilentError{Code: 1}
 	}
 	fmt.Fprintf(out, "Registry running (pid %d)\n", run.Pid)
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
+	fmt.Fprintf(out, "  URL:     %s\n", c.BaseURL())
 	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
 	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
-	perr := tasks.Ping(ctx, c, o.Script)
+	perr := ping(ctx, c, o.Script)
 	if perr != nil {
 		fmt.Fprintf(out, "  Status:  not responding\n")
-		var nr *tasks.NotRespondingError
+		var nr *registry.NotRespondingError
 		if errors.As(perr, &nr) && nr.Err != nil {
 			fmt.Fprintf(out, "  (%v)\n", nr.Err)
 		} else if nr == nil {
 			fmt.Fprintf(out, "  (%v)\n", perr)
 		}
-		fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
+		fmt.Fprintf(out, "  Log:     %s\n", runstate.LogFile(c))
 		return &tasks.SilentError{Code: 1}
 	}
 	fmt.Fprintf(out, "  Status:  healthy\n")
@@ -375,4 +430,13 @@ func Tail(file string, n int) string {
 		lines[i] = "  " + lines[i]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ping checks that the registry of c answers, through the one Target.
+func ping(ctx context.Context, c *config.Config, script string) error {
+	t, err := registry.New(c, script, nil)
+	if err != nil {
+		return err
+	}
+	return t.Ping(ctx)
 }

@@ -30,7 +30,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // What this build compiles in, for checkConfig and its messages.
@@ -50,7 +50,7 @@ const defaultDrain = 30 * time.Second
 // The configuration is registry-config.yml as LoadConfig makes it agree with
 // c; with http.debug.addr a second server answers the debug endpoints there.
 // Logs go to log.
-func Serve(ctx context.Context, c *generator.Config, log io.Writer) error {
+func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if _, err := EnsureConfigFile(c); err != nil {
 		return err
 	}

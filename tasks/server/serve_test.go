@@ -29,6 +29,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // syncBuffer is a log destination that the registry's goroutines and the
@@ -61,7 +62,7 @@ type running struct {
 
 // startInstance loads c's registry-config.yml, builds the registry and
 // serves it (over TLS in secure mode, creating the PKI) until the test ends.
-func startInstance(t *testing.T, c *generator.Config) *running {
+func startInstance(t *testing.T, c *config.Config) *running {
 	t.Helper()
 	if c.Secure {
 		if _, err := generator.EnsurePKI(c, time.Now()); err != nil {
@@ -101,7 +102,7 @@ func startInstance(t *testing.T, c *generator.Config) *running {
 	return r
 }
 
-func caPool(t *testing.T, c *generator.Config) *x509.CertPool {
+func caPool(t *testing.T, c *config.Config) *x509.CertPool {
 	t.Helper()
 	pem, err := os.ReadFile(c.CACert())
 	if err != nil {
@@ -500,7 +501,7 @@ func TestServeDebugHandler(t *testing.T) {
 // http.tls.minimumtls, http.tls.ciphersuites (and distribution's default
 // suites), http.http2.disabled.
 func TestServeTLSKeys(t *testing.T) {
-	handshake := func(r *running, c *generator.Config, maxVersion uint16, suite uint16) (*tls.ConnectionState, error) {
+	handshake := func(r *running, c *config.Config, maxVersion uint16, suite uint16) (*tls.ConnectionState, error) {
 		conf := &tls.Config{RootCAs: caPool(t, c), ServerName: "127.0.0.1", MaxVersion: maxVersion}
 		if suite != 0 {
 			conf.CipherSuites = []uint16{suite}
@@ -732,13 +733,13 @@ func TestServeRejects(t *testing.T) {
 	defer busy.Close()
 	cases := []struct {
 		name string
-		vars generator.Vars
+		vars config.Vars
 		yml  string
 		pki  bool
 		key  string
 	}{
 		{"no certificate", secure, "", false, "http.tls.certificate"},
-		{"no htpasswd file", generator.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "", true, "auth.htpasswd.path"},
+		{"no htpasswd file", config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "", true, "auth.htpasswd.path"},
 		{"debug port busy", nil, fmt.Sprintf("http:\n  debug: {addr: %q}\n", busy.Addr()), false, "http.debug.addr"},
 		{"redis CA", nil, "redis:\n  addrs: [127.0.0.1:1]\n  tls: {rootcas: [/nonexistent/ca.pem]}\n", false, "redis.tls.rootcas[0]"},
 	}

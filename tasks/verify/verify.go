@@ -18,7 +18,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -46,7 +46,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // Verify walks the storage configured for c. It reads only, so it is safe
 // while the registry runs; content pushed during the walk may show up as
 // orphans.
-func Verify(ctx context.Context, c *generator.Config) (*Report, error) {
+func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 	if _, err := server.EnsureConfigFile(c); err != nil {
 		return nil, err
 	}

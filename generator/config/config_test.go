@@ -1,6 +1,7 @@
-package generator
+package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -67,7 +68,7 @@ func TestFromVarsErrors(t *testing.T) {
 		vars Vars
 		want string
 	}{
-		{"secure and insecure", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, "CONTAINER_REGISTRY_SECURE=1 and CONTAINER_REGISTRY_INSECURE=1"},
+		{"secure and insecure", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, "contradict each other"},
 		{"auth with insecure", Vars{"CONTAINER_REGISTRY_AUTH": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, "contradict"},
 		{"url without port", Vars{"CONTAINER_REGISTRY_URL": "localhost"}, "CONTAINER_REGISTRY_URL"},
 		{"url with scheme", Vars{"CONTAINER_REGISTRY_URL": "http://localhost:5000"}, "without a scheme"},
@@ -110,14 +111,19 @@ func TestFromVarsErrors(t *testing.T) {
 func TestLoadPrecedence(t *testing.T) {
 	dump := t.TempDir() + "/env"
 	writeFile(t, dump, "CONTAINER_REGISTRY_URL=\"dump:1\"\nCONTAINER_REGISTRY_NAMESPACE=\"fromdump\"\nCONTAINER_REGISTRY_STORAGE=\"/dump\"\n")
-	c, err := Load(dump, []string{"CONTAINER_REGISTRY_URL=env:2", "CONTAINER_REGISTRY_STORAGE=/env"}, Vars{"CONTAINER_REGISTRY_STORAGE": "/flag"})
+	c, err := Load(Sources{Dump: dump, Environ: []string{"CONTAINER_REGISTRY_URL=env:2", "CONTAINER_REGISTRY_STORAGE=/env"}, Flags: Vars{"CONTAINER_REGISTRY_STORAGE": "/flag"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.URL != "env:2" || c.Namespace != "fromdump" || c.Storage != "/flag" || c.Username != "yocto" {
 		t.Errorf("URL %q namespace %q storage %q user %q", c.URL, c.Namespace, c.Storage, c.Username)
 	}
-	if _, err := Load(t.TempDir()+"/missing", nil, nil); err == nil || !strings.Contains(err.Error(), "missing") {
+	for name, want := range map[string]Level{"CONTAINER_REGISTRY_URL": LevelEnv, "CONTAINER_REGISTRY_NAMESPACE": LevelDump, "CONTAINER_REGISTRY_STORAGE": LevelFlag, "CONTAINER_REGISTRY_USERNAME": LevelDefault} {
+		if got := c.Get(name).Level; got != want {
+			t.Errorf("%s: level %d, want %d", name, got, want)
+		}
+	}
+	if _, err := Load(Sources{Dump: t.TempDir() + "/missing"}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing dump: %v", err)
 	}
 }
@@ -141,5 +147,91 @@ func TestTargetAddress(t *testing.T) {
 	c, _ := FromVars(Vars{"CONTAINER_REGISTRY_TARGET_URL": "reg.lan:443", "CONTAINER_REGISTRY_STORAGE": "/x"})
 	if c.TargetURL != "reg.lan:443" {
 		t.Errorf("explicit target URL = %s", c.TargetURL)
+	}
+}
+
+// The mode across levels: the environment's choice wins over the helper's
+// baked one; a contradiction is an error only within one level.
+func TestModeAcrossLevels(t *testing.T) {
+	tests := []struct {
+		name       string
+		baked, env Vars
+		mode       string // "" means an error containing errText
+		errText    string
+		note       string
+	}{
+		{"env secure over baked insecure", Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "secure (TLS + auth)", "", "secure mode: CONTAINER_REGISTRY_SECURE=1 from the environment overrides CONTAINER_REGISTRY_INSECURE=1 from the helper script"},
+		{"env insecure over baked secure", Vars{"CONTAINER_REGISTRY_SECURE": "1"}, Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, "insecure (HTTP)", "", "insecure mode: CONTAINER_REGISTRY_INSECURE=1 from the environment overrides CONTAINER_REGISTRY_SECURE=1 from the helper script"},
+		{"env auth over baked insecure", Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, Vars{"CONTAINER_REGISTRY_AUTH": "1"}, "secure (TLS + auth)", "", "CONTAINER_REGISTRY_AUTH=1 from the environment overrides"},
+		{"env auth 0 over baked auth 1", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "1"}, Vars{"CONTAINER_REGISTRY_AUTH": "0"}, "secure (TLS only)", "", ""},
+		{"env auth 1 over baked auth 0", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}, Vars{"CONTAINER_REGISTRY_AUTH": "1"}, "secure (TLS + auth)", "", ""},
+		{"env secure 0 over baked secure", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "1"}, Vars{"CONTAINER_REGISTRY_SECURE": "0"}, "insecure (HTTP)", "", ""},
+		{"env insecure over baked auth", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "1"}, Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, "insecure (HTTP)", "", "insecure mode"},
+		{"both in env", nil, Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, "", "CONTAINER_REGISTRY_SECURE=1 from the environment and CONTAINER_REGISTRY_INSECURE=1 from the environment contradict", ""},
+		{"both baked", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, nil, "", "contradict", ""},
+		{"auth and insecure in env", nil, Vars{"CONTAINER_REGISTRY_AUTH": "1", "CONTAINER_REGISTRY_INSECURE": "1"}, "", "contradict", ""},
+		{"baked default, env secure", Vars{"CONTAINER_REGISTRY_SECURE": "0", "CONTAINER_REGISTRY_INSECURE": "0"}, Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "secure (TLS + auth)", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			baked := Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/cr"}.Overlay(tt.baked)
+			environ := []string{BakedVar + "=" + FormatDump(baked)}
+			for k, v := range tt.env {
+				environ = append(environ, k+"="+v)
+			}
+			c, err := Load(Sources{Environ: environ})
+			if tt.mode == "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errText) {
+					t.Fatalf("error = %v, want %q", err, tt.errText)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Mode() != tt.mode {
+				t.Errorf("mode %q, want %q", c.Mode(), tt.mode)
+			}
+			if c.Secure == c.Insecure && c.Secure {
+				t.Errorf("both secure and insecure")
+			}
+			notes := strings.Join(c.Notes, "\n")
+			if tt.note != "" && !strings.Contains(notes, tt.note) {
+				t.Errorf("notes %q, want %q", notes, tt.note)
+			}
+			if tt.note == "" && notes != "" {
+				t.Errorf("unexpected notes %q", notes)
+			}
+		})
+	}
+}
+
+// Baked values are the dump level; their round trip through the script
+// variable keeps every value.
+func TestBakedRoundTrip(t *testing.T) {
+	c, err := FromVars(Vars{"TOPDIR": "/srv/b", "CONTAINER_REGISTRY_URL": "buildhost:5001", "CONTAINER_REGISTRY_TAG_STRATEGY": "sha  latest", "CONTAINER_REGISTRY_CERT_SAN": "DNS:a.b, IP:1.2.3.4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	baked := c.BakedVars()
+	if _, ok := baked["CONTAINER_REGISTRY_PASSWORD"]; ok {
+		t.Fatal("password baked")
+	}
+	again, err := Load(Sources{Environ: []string{BakedVar + "=" + FormatDump(baked)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.URL != c.URL || again.Storage != "/srv/b/container-registry" || strings.Join(again.TagStrategy, ",") != "sha,latest" || len(again.CertSANs) != 2 {
+		t.Errorf("round trip: %+v", again)
+	}
+	if lv := again.Get("CONTAINER_REGISTRY_URL"); lv.Level != LevelDump || lv.From != "the helper script" {
+		t.Errorf("baked level %+v", lv)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package runstate
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 func TestParseStat(t *testing.T) {
@@ -42,7 +42,7 @@ func TestIsOurServer(t *testing.T) {
 }
 
 func TestCheckPidFile(t *testing.T) {
-	c, err := generator.FromVars(generator.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_URL": "localhost:5999"})
+	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_URL": "localhost:5999"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestCheckPidFile(t *testing.T) {
 		t.Fatalf("no pid file: %+v", r)
 	}
 	// Our own process, with its real start time, counts as running.
-	if err := writePidFile(c, os.Getpid()); err != nil {
+	if err := WritePidFile(c, os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
 	if r := Check(c); r.Pid != os.Getpid() {

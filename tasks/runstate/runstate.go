@@ -1,4 +1,8 @@
-package server
+// Package runstate records and reads which registry process serves one port
+// of one storage directory: the pid file (pid, start time, URL and mode)
+// and the log file beside it. It is a leaf: start/stop/status (tasks/server)
+// write and read it, push asks it whether the registry is served locally.
+package runstate
 
 import (
 	"errors"
@@ -10,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // PidFile is the pid file of the registry serving one port of one storage
@@ -18,12 +23,12 @@ import (
 // since boot as /proc/<pid>/stat reports it, on the second. The start time
 // tells our server apart from an unrelated program that got the same pid
 // after ours died.
-func PidFile(c *generator.Config) string {
+func PidFile(c *config.Config) string {
 	return filepath.Join(c.Storage, "registry-"+c.Port+".pid")
 }
 
 // LogFile is the log of the registry serving c's port: "registry-<port>.log".
-func LogFile(c *generator.Config) string {
+func LogFile(c *config.Config) string {
 	return filepath.Join(c.Storage, "registry-"+c.Port+".log")
 }
 
@@ -31,10 +36,12 @@ func LogFile(c *generator.Config) string {
 type pidInfo struct {
 	Pid       int
 	StartTime string // "" when unknown (no /proc)
+	URL       string // scheme://host:port it was started for ("" in old files)
+	Mode      string // config.Mode() it was started in ("" in old files)
 }
 
 func formatPidFile(p pidInfo) []byte {
-	return []byte(fmt.Sprintf("%d\n%s\n", p.Pid, p.StartTime))
+	return []byte(fmt.Sprintf("%d\n%s\n%s\n%s\n", p.Pid, p.StartTime, p.URL, p.Mode))
 }
 
 // parsePidFile reads the content of a pid file; a missing start time line is
@@ -48,6 +55,9 @@ func parsePidFile(data []byte) (pidInfo, error) {
 	p := pidInfo{Pid: pid}
 	if len(lines) > 1 {
 		p.StartTime = strings.TrimSpace(lines[1])
+	}
+	if len(lines) > 3 {
+		p.URL, p.Mode = strings.TrimSpace(lines[2]), strings.TrimSpace(lines[3])
 	}
 	return p, nil
 }
@@ -129,12 +139,16 @@ type Running struct {
 	StalePid int
 	Err      error  // the pid file could not be read
 	File     string // the pid file
+	Port     string // the port it serves
+	// URL and Mode are what the running registry was started with ("" when
+	// its pid file predates them).
+	URL, Mode string
 }
 
 // Check reads the pid file of c's port and tells whether its server runs.
 // A pid of 0 means not running.
-func Check(c *generator.Config) Running {
-	r := Running{File: PidFile(c)}
+func Check(c *config.Config) Running {
+	r := Running{File: PidFile(c), Port: c.Port}
 	data, err := os.ReadFile(r.File)
 	if err != nil {
 		if !os.IsNotExist(err) {
@@ -152,13 +166,111 @@ func Check(c *generator.Config) Running {
 		r.StalePid = p.Pid
 		return r
 	}
-	r.Pid = p.Pid
+	r.Pid, r.URL, r.Mode = p.Pid, p.URL, p.Mode
 	return r
 }
 
+// Others returns the running registries of c's storage directory on other
+// ports than c's.
+func Others(c *config.Config) []Running {
+	files, _ := filepath.Glob(filepath.Join(c.Storage, "registry-*.pid"))
+	var out []Running
+	for _, f := range files {
+		port := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "registry-"), ".pid")
+		if port == c.Port {
+			continue
+		}
+		other := *c
+		other.Port = port
+		if r := Check(&other); r.Pid != 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // writePidFile records pid (and its start time) in c's pid file.
-func writePidFile(c *generator.Config, pid int) error {
-	p := pidInfo{Pid: pid, StartTime: inspectProc(pid).StartTime}
+func WritePidFile(c *config.Config, pid int) error {
+	p := pidInfo{Pid: pid, StartTime: inspectProc(pid).StartTime, URL: c.BaseURL(), Mode: c.Mode()}
 	_, err := generator.WriteFileAtomic(PidFile(c), formatPidFile(p), 0o644)
 	return err
+}
+
+// Holder is the registry of ours that listens on a port, as the process
+// table tells: its pid and the storage directory it serves (the working
+// directory `start` gives it).
+type Holder struct {
+	Pid     int
+	Storage string
+	Running Running // its pid file's view (URL, mode), when readable
+}
+
+// PortHolder returns the ocireg-tool server listening on port, or nil when
+// the listener is not one of ours (or cannot be identified).
+func PortHolder(c *config.Config, port string) *Holder {
+	inodes := listenInodes(port)
+	if len(inodes) == 0 {
+		return nil
+	}
+	procs, _ := filepath.Glob(filepath.Join(procRoot, "[0-9]*"))
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(p))
+		if err != nil {
+			continue
+		}
+		if !holdsSocket(p, inodes) {
+			continue
+		}
+		ps := inspectProc(pid)
+		if !isOurServer(pidInfo{Pid: pid}, procState{Alive: ps.Alive, Cmdline: ps.Cmdline}) || len(ps.Cmdline) == 0 {
+			return nil
+		}
+		cwd, err := os.Readlink(filepath.Join(p, "cwd"))
+		if err != nil {
+			return nil
+		}
+		other := *c
+		other.Storage, other.Port = cwd, port
+		return &Holder{Pid: pid, Storage: cwd, Running: Check(&other)}
+	}
+	return nil
+}
+
+// listenInodes returns the socket inodes listening on TCP port (IPv4 and
+// IPv6), from /proc/net/tcp*.
+func listenInodes(port string) map[string]bool {
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	hexPort := fmt.Sprintf(":%04X", n)
+	out := map[string]bool{}
+	for _, f := range []string{procRoot + "/net/tcp", procRoot + "/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			// local_address rem_address st ... inode (10th field)
+			if len(fields) > 9 && strings.HasSuffix(fields[1], hexPort) && fields[3] == "0A" {
+				out[fields[9]] = true
+			}
+		}
+	}
+	return out
+}
+
+func holdsSocket(procDir string, inodes map[string]bool) bool {
+	fds, err := os.ReadDir(filepath.Join(procDir, "fd"))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(procDir, "fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") && inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+			return true
+		}
+	}
+	return false
 }
