@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // withYAML returns a tool configuration over a fresh storage directory on a
@@ -61,7 +62,7 @@ func TestCheckConfigRejects(t *testing.T) {
 		name string
 		vars config.Vars
 		yml  string
-		key  string // the KeyError's key
+		key  string // the regconfig.KeyError's key
 		msg  string // part of its message
 	}{
 		{"s3", nil, "storage:\n  s3:\n    bucket: b\n    region: eu-west-1\n", "storage.s3", "driver not compiled into ocireg-tool (available: filesystem, inmemory)"},
@@ -116,10 +117,10 @@ func TestCheckConfigRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := withYAML(t, tc.vars, tc.yml)
-			_, _, err := LoadConfig(c)
-			var ce *ConfigError
+			_, _, err := regconfig.Load(c)
+			var ce *regconfig.ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("want a *ConfigError, got %v", err)
+				t.Fatalf("want a *regconfig.ConfigError, got %v", err)
 			}
 			t.Log(err)
 			if ce.File != c.RegistryConfig() {
@@ -141,8 +142,8 @@ func TestCheckConfigRejects(t *testing.T) {
 // All problems are reported at once, one line each.
 func TestCheckConfigReportsAll(t *testing.T) {
 	c := withYAML(t, nil, "storage:\n  gcs:\n    bucket: b\nauth:\n  token: {}\nproxy:\n  remoteurl: https://example.com\n")
-	_, _, err := LoadConfig(c)
-	var ce *ConfigError
+	_, _, err := regconfig.Load(c)
+	var ce *regconfig.ConfigError
 	if !errors.As(err, &ce) || len(ce.Errs) != 3 {
 		t.Fatalf("want 3 problems, got %v", err)
 	}
@@ -228,7 +229,7 @@ policy:
 auth: none
 `
 	c := withYAML(t, secure, yml)
-	cfg, adj, err := LoadConfig(c)
+	cfg, adj, err := regconfig.Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,10 +250,10 @@ auth: none
 		if err := os.Remove(c.RegistryConfig()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := EnsureConfigFile(c); err != nil {
+		if _, err := regconfig.EnsureFile(c); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := LoadConfig(c); err != nil {
+		if _, _, err := regconfig.Load(c); err != nil {
 			t.Errorf("generated file (%v): %v", vars, err)
 		}
 	}
@@ -261,7 +262,7 @@ auth: none
 // auth: none gives way to htpasswd when auth is on.
 func TestAuthNoneWithAuthOn(t *testing.T) {
 	c := withYAML(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth: none\n")
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,14 +275,14 @@ func TestAuthNoneWithAuthOn(t *testing.T) {
 func TestCheckConfigEnvironmentOverrides(t *testing.T) {
 	c := withYAML(t, nil, "")
 	t.Setenv("REGISTRY_STORAGE_S3_BUCKET", "builds")
-	_, _, err := LoadConfig(c)
+	_, _, err := regconfig.Load(c)
 	if err == nil || !strings.Contains(err.Error(), "multiple storage drivers") || !strings.Contains(err.Error(), "s3") {
 		t.Fatalf("a second driver from the environment: %v", err)
 	}
 	os.Unsetenv("REGISTRY_STORAGE_S3_BUCKET")
 	t.Setenv("REGISTRY_LOG_FORMATTER", "yaml")
-	var ce *ConfigError
-	if _, _, err = LoadConfig(c); !errors.As(err, &ce) || ce.Errs[0].Key != "log.formatter" {
+	var ce *regconfig.ConfigError
+	if _, _, err = regconfig.Load(c); !errors.As(err, &ce) || ce.Errs[0].Key != "log.formatter" {
 		t.Fatalf("log.formatter from the environment: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
@@ -66,10 +67,10 @@ type Removal struct {
 func GC(ctx context.Context, c *config.Config, o GCOptions) (rep *GCReport, err error) {
 	o.defaults()
 	out := o.Out
-	if _, err := EnsureConfigFile(c); err != nil {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		return nil, err
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		return nil, err
 	}

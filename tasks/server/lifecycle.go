@@ -18,6 +18,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -120,14 +121,14 @@ func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, erro
 			fmt.Fprintf(out, "  Password saved to: %s\n", c.PasswordFile())
 		}
 	}
-	wrote, err := EnsureConfigFile(c)
+	wrote, err := regconfig.EnsureFile(c)
 	if err != nil {
 		return nil, err
 	}
 	if wrote {
 		fmt.Fprintf(out, "Wrote %s (none in this storage directory)\n", c.RegistryConfig())
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		return nil, err
 	}

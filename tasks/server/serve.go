@@ -31,13 +31,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
-)
-
-// What this build compiles in, for checkConfig and its messages.
-var (
-	storageDrivers     = []string{"filesystem", "inmemory"}
-	storageMiddlewares = []string{"redirect"}
-	authTypes          = []string{"htpasswd", "none"}
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // defaultDrain is how long a graceful shutdown waits for requests in flight
@@ -51,10 +45,10 @@ const defaultDrain = 30 * time.Second
 // c; with http.debug.addr a second server answers the debug endpoints there.
 // Logs go to log.
 func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
-	if _, err := EnsureConfigFile(c); err != nil {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		return err
 	}
-	cfg, adj, err := LoadConfig(c)
+	cfg, adj, err := regconfig.Load(c)
 	if err != nil {
 		return err
 	}
@@ -68,11 +62,11 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig()))
 }
 
-// inFile names file in err: a *KeyError becomes a *ConfigError.
+// inFile names file in err: a *regconfig.KeyError becomes a *regconfig.ConfigError.
 func inFile(file string, err error) error {
-	var ke *KeyError
+	var ke *regconfig.KeyError
 	if errors.As(err, &ke) {
-		return &ConfigError{File: file, Errs: []*KeyError{ke}}
+		return &regconfig.ConfigError{File: file, Errs: []*regconfig.KeyError{ke}}
 	}
 	return err
 }
@@ -129,7 +123,7 @@ func (r *instance) serve(ctx context.Context, file string) error {
 	if r.debug != nil {
 		if dln, err = net.Listen("tcp", cfg.HTTP.Debug.Addr); err != nil {
 			r.app.Shutdown()
-			return &KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
+			return &regconfig.KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
 		}
 	}
 	errs := make(chan error, 2)
@@ -208,13 +202,13 @@ func checkFiles(cfg *configuration.Configuration) error {
 		if _, err := os.Stat(path); err != nil {
 			// distribution would create it with a generated password
 			// printed to the log.
-			return &KeyError{Key: "auth.htpasswd.path", Msg: fmt.Sprintf("%v (start creates it)", err)}
+			return &regconfig.KeyError{Key: "auth.htpasswd.path", Msg: fmt.Sprintf("%v (start creates it)", err)}
 		}
 	}
 	rt := cfg.Redis.TLS
 	if rt.Certificate != "" {
 		if _, err := tls.LoadX509KeyPair(rt.Certificate, rt.Key); err != nil {
-			return &KeyError{Key: "redis.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", rt.Certificate, rt.Key, err)}
+			return &regconfig.KeyError{Key: "redis.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", rt.Certificate, rt.Key, err)}
 		}
 	}
 	for i, ca := range rt.RootCAs {
@@ -223,7 +217,7 @@ func checkFiles(cfg *configuration.Configuration) error {
 			err = fmt.Errorf("no certificate in %s", ca)
 		}
 		if err != nil {
-			return &KeyError{Key: fmt.Sprintf("redis.tls.rootcas[%d]", i), Msg: err.Error()}
+			return &regconfig.KeyError{Key: fmt.Sprintf("redis.tls.rootcas[%d]", i), Msg: err.Error()}
 		}
 	}
 	return nil
@@ -296,11 +290,6 @@ func (h fieldsHook) Fire(e *logrus.Entry) error {
 	return nil
 }
 
-var tlsVersions = map[string]uint16{
-	"tls1.2": tls.VersionTLS12,
-	"tls1.3": tls.VersionTLS13,
-}
-
 // defaultCipherSuites are distribution's defaults for TLS 1.2 (TLS 1.3
 // suites are not configurable).
 var defaultCipherSuites = []uint16{
@@ -310,22 +299,6 @@ var defaultCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-}
-
-// cipherSuite returns the id of a cipher suite named as in crypto/tls (and
-// distribution's documentation). Suites Go calls insecure are refused.
-func cipherSuite(name string) (uint16, error) {
-	for _, s := range tls.CipherSuites() {
-		if s.Name == name {
-			return s.ID, nil
-		}
-	}
-	for _, s := range tls.InsecureCipherSuites() {
-		if s.Name == name {
-			return 0, fmt.Errorf("%s is insecure and not allowed", name)
-		}
-	}
-	return 0, fmt.Errorf("%q is not a TLS cipher suite", name)
 }
 
 // serverTLS builds the TLS configuration from http.tls (checked by
@@ -339,10 +312,10 @@ func serverTLS(cfg *configuration.Configuration) (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
 	if err != nil {
-		return nil, &KeyError{Key: "http.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", t.Certificate, t.Key, err)}
+		return nil, &regconfig.KeyError{Key: "http.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", t.Certificate, t.Key, err)}
 	}
 	conf := &tls.Config{
-		MinVersion:   tlsVersions[strings.ToLower(t.MinimumTLS)],
+		MinVersion:   regconfig.TLSVersions[strings.ToLower(t.MinimumTLS)],
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2", "http/1.1"},
 	}
@@ -354,7 +327,7 @@ func serverTLS(cfg *configuration.Configuration) (*tls.Config, error) {
 		if len(t.CipherSuites) > 0 {
 			conf.CipherSuites = nil
 			for _, name := range t.CipherSuites {
-				id, _ := cipherSuite(name)
+				id, _ := regconfig.CipherSuite(name)
 				conf.CipherSuites = append(conf.CipherSuites, id)
 			}
 		}

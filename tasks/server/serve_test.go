@@ -30,6 +30,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // syncBuffer is a log destination that the registry's goroutines and the
@@ -69,7 +70,7 @@ func startInstance(t *testing.T, c *config.Config) *running {
 			t.Fatal(err)
 		}
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +468,7 @@ func TestServeDebugHandler(t *testing.T) {
 	checks := health.NewRegistry()
 	checks.RegisterFunc("disk", func(context.Context) error { return errors.New("full") })
 	c := withYAML(t, nil, "http:\n  debug:\n    addr: 127.0.0.1:0\n    prometheus: {enabled: true, path: /m}\n")
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -754,9 +755,9 @@ func TestServeRejects(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := Serve(ctx, c, io.Discard)
-			var ce *ConfigError
+			var ce *regconfig.ConfigError
 			if !errors.As(err, &ce) || len(ce.Errs) != 1 || ce.Errs[0].Key != tc.key || ce.File != c.RegistryConfig() {
-				t.Fatalf("want a ConfigError for %s, got %v", tc.key, err)
+				t.Fatalf("want a regconfig.ConfigError for %s, got %v", tc.key, err)
 			}
 			t.Log(err)
 		})

@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // Report is what Verify found.
@@ -47,10 +47,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // while the registry runs; content pushed during the walk may show up as
 // orphans.
 func Verify(ctx context.Context, c *config.Config) (*Report, error) {
-	if _, err := server.EnsureConfigFile(c); err != nil {
-		return nil, err
-	}
-	cfg, _, err := server.LoadConfig(c)
+	cfg, _, err := regconfig.Read(c)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,17 @@
-package server
+// Package regconfig reads the registry's distribution configuration
+// (registry-config.yml) with distribution's own parser, makes it agree with
+// the tool's configuration (port, TLS, htpasswd) and checks every key the
+// embedded registry cannot honour, naming it. Read never writes: verify
+// uses it on a live storage; serve, start and gc add the files a running
+// registry needs (EnsureFile, Load).
+package regconfig
 
 import (
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -28,12 +39,20 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
-// EnsureConfigFile makes sure the storage directory has a registry-config.yml.
+// What this build compiles in, for checkConfig and its messages (serve
+// imports the same packages).
+var (
+	storageDrivers     = []string{"filesystem", "inmemory"}
+	storageMiddlewares = []string{"redirect"}
+	authTypes          = []string{"htpasswd", "none"}
+)
+
+// EnsureFile makes sure the storage directory has a registry-config.yml.
 // A storage directory chosen through CONTAINER_REGISTRY_STORAGE at run time
 // has none (generate wrote it into the baked storage); it gets one rendered
 // from the effective configuration. An existing file is never touched: it
 // belongs to the user. It reports whether it wrote the file.
-func EnsureConfigFile(c *config.Config) (bool, error) {
+func EnsureFile(c *config.Config) (bool, error) {
 	if _, err := os.Stat(c.RegistryConfig()); err == nil {
 		return false, nil
 	} else if !os.IsNotExist(err) {
@@ -56,7 +75,7 @@ func EnsureConfigFile(c *config.Config) (bool, error) {
 // from registry-config.yml, for the log.
 type Adjustment string
 
-// LoadConfig parses registry-config.yml with distribution's own parser (so
+// Read parses registry-config.yml with distribution's own parser (so
 // REGISTRY_* environment overrides documented by distribution apply too)
 // and makes it agree with the tool's configuration c, which carries the
 // environment overrides of CONTAINER_REGISTRY_URL / _SECURE / _AUTH:
@@ -70,16 +89,22 @@ type Adjustment string
 //   - auth on adds auth.htpasswd with auth/htpasswd when the file has no
 //     htpasswd section (replacing auth: none), auth off removes it;
 //   - middleware entries with disabled: true are dropped;
-//   - http.secret, when unset, is read from (or first written to) the
-//     storage's http.secret file (0600), so upload state survives restarts.
+//   - (Load only) http.secret, when unset, is read from (or first written
+//     to) the storage's http.secret file (0600), so upload state survives
+//     restarts.
 //
 // Everything else (log, storage, health, headers, notifications, ...) is the
 // file's, and works as distribution documents it: a key the embedded
 // registry cannot honour is a *ConfigError naming the key, found here
 // rather than by a panic in distribution or silently ignored.
-func LoadConfig(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
+func Read(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
 	path := c.RegistryConfig()
 	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		// A storage without its file (chosen through the environment):
+		// what EnsureFile would write, without writing it.
+		data, err = generator.RegistryConfigYAML(c)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading registry config: %w", err)
 	}
@@ -92,6 +117,16 @@ func LoadConfig(c *config.Config) (*configuration.Configuration, []Adjustment, e
 		return nil, nil, &ConfigError{File: path, Errs: errs}
 	}
 	adj = append(adj, dropDisabledMiddleware(cfg)...)
+	return cfg, adj, nil
+}
+
+// Load is Read for a registry about to run: an unset http.secret is read
+// from (or first written to) the storage's http.secret file.
+func Load(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
+	cfg, adj, err := Read(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	if cfg.HTTP.Secret == "" {
 		secret, err := ensureSecret(c.SecretFile())
 		if err != nil {
@@ -489,7 +524,7 @@ func (ke *keyErrors) http(h *configuration.HTTP) {
 		if len(t.ClientCAs) > 0 {
 			ke.add("http.tls.clientcas", "client certificates are not supported: the helper's own commands have none")
 		}
-		minimum, ok := tlsVersions[strings.ToLower(t.MinimumTLS)]
+		minimum, ok := TLSVersions[strings.ToLower(t.MinimumTLS)]
 		switch {
 		case ok:
 		case strings.EqualFold(t.MinimumTLS, "tls1.0"), strings.EqualFold(t.MinimumTLS, "tls1.1"):
@@ -501,7 +536,7 @@ func (ke *keyErrors) http(h *configuration.HTTP) {
 			ke.add("http.tls.ciphersuites", "TLS 1.3 suites are not configurable: remove ciphersuites or set minimumtls to tls1.2")
 		}
 		for i, name := range t.CipherSuites {
-			if _, err := cipherSuite(name); err != nil {
+			if _, err := CipherSuite(name); err != nil {
 				ke.add(fmt.Sprintf("http.tls.ciphersuites[%d]", i), "%v", err)
 			}
 		}
@@ -606,4 +641,26 @@ func (ke *keyErrors) validation(v *configuration.Validation) {
 			}
 		}
 	}
+}
+
+// TLSVersions are the http.tls.minimumtls values the registry accepts.
+var TLSVersions = map[string]uint16{
+	"tls1.2": tls.VersionTLS12,
+	"tls1.3": tls.VersionTLS13,
+}
+
+// CipherSuite returns the id of a cipher suite named as in crypto/tls (and
+// distribution's documentation). Suites Go calls insecure are refused.
+func CipherSuite(name string) (uint16, error) {
+	for _, s := range tls.CipherSuites() {
+		if s.Name == name {
+			return s.ID, nil
+		}
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		if s.Name == name {
+			return 0, fmt.Errorf("%s is insecure and not allowed", name)
+		}
+	}
+	return 0, fmt.Errorf("%q is not a TLS cipher suite", name)
 }
