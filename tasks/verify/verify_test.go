@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http/httptest"
@@ -57,7 +58,7 @@ func listing(t *testing.T, dir string) string {
 			return err
 		}
 		info, _ := d.Info()
-		out = append(out, p+" "+info.Mode().String()+" "+string(rune(info.Size()%1000)))
+		out = append(out, fmt.Sprintf("%s %s %d", p, info.Mode(), info.Size()))
 		return nil
 	})
 	sort.Strings(out)
