@@ -126,44 +126,6 @@ func TestDetachedHead(t *testing.T) {
 	}
 }
 
-func TestReadHeadMatchesGit(t *testing.T) {
-	top, _ := repo(t, "master")
-	git(t, top, "commit", "-q", "--allow-empty", "-m", "two")
-	check := func(dir, what string) {
-		t.Helper()
-		h, err := ReadHead(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := git(t, dir, "rev-parse", "HEAD"); h.Commit != want {
-			t.Errorf("%s: commit %q, git says %q", what, h.Commit, want)
-		}
-		if want := git(t, dir, "symbolic-ref", "--short", "HEAD"); h.Branch != want {
-			t.Errorf("%s: branch %q, git says %q", what, h.Branch, want)
-		}
-	}
-	check(top, "loose refs")
-	git(t, top, "pack-refs", "--all")
-	check(top, "packed refs")
-	wt := filepath.Join(t.TempDir(), "wt")
-	git(t, top, "worktree", "add", "-q", "-b", "topic", wt)
-	git(t, wt, "commit", "-q", "--allow-empty", "-m", "three")
-	check(wt, "linked worktree")
-	check(top, "main worktree after a worktree commit")
-}
-
-func TestUnbornBranch(t *testing.T) {
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "new")
-	h, err := ReadHead(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Commit != "" || h.Branch != "new" {
-		t.Errorf("unborn branch: got %+v", h)
-	}
-}
-
 // computeVars loads vars the way `labels` does and computes the labels at now.
 func computeVars(vars config.Vars) (Labels, error) {
 	var environ []string

@@ -1,12 +1,15 @@
 package push
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
 )
 
 // tagRe is the OCI distribution tag grammar.
@@ -54,14 +57,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			}
 		}
 	}
-	var head *GitHead
-	var gitErr error
-	git := func() (*GitHead, error) {
-		if head == nil && gitErr == nil {
-			head, gitErr = ReadGitHead(in.GitDir)
-		}
-		return head, gitErr
-	}
+	git := sync.OnceValues(func() (gitinfo.Head, error) { return gitinfo.Read(in.GitDir) })
 	for _, s := range in.Strategies {
 		switch s {
 		case "timestamp":
@@ -70,17 +66,17 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: %s is %v; no sha tag", s, in.GitDir, err))
-			case len(h.Commit) < 7:
+				ts.Notes = append(ts.Notes, gitNote(s, "sha", in.GitDir, err))
+			case h.Commit == "":
 				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: the repository at %s has no commit yet; no sha tag", s, in.GitDir))
 			default:
-				add(h.Commit[:7])
+				add(h.ShortCommit())
 			}
 		case "branch":
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy branch: %s is %v; no branch tag", in.GitDir, err))
+				ts.Notes = append(ts.Notes, gitNote(s, "branch", in.GitDir, err))
 			case h.Branch == "":
 				ts.Notes = append(ts.Notes, "strategy branch: detached HEAD; no branch tag")
 			default:
@@ -109,6 +105,15 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 		}
 	}
 	return ts, nil
+}
+
+// gitNote says why strategy gave no tag of kind: dir is outside a
+// repository, or its repository could not be read.
+func gitNote(strategy, kind, dir string, err error) string {
+	if errors.Is(err, gitinfo.ErrNoRepository) {
+		return fmt.Sprintf("strategy %s: %s is not in a git repository; no %s tag", strategy, dir, kind)
+	}
+	return fmt.Sprintf("strategy %s: reading the git repository of %s: %v; no %s tag", strategy, dir, err, kind)
 }
 
 func semverNote(v string) string {
