@@ -7,35 +7,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testgit"
 )
 
-// git runs git in dir with an isolated configuration and returns its
-// trimmed output.
+// git runs git in dir (see testgit.Run).
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", append([]string{
-		"-c", "user.name=T", "-c", "user.email=t@example.com",
-		"-c", "init.defaultBranch=master", "-c", "protocol.file.allow=always",
-	}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testgit.Run(t, dir, args...)
 }
 
 // repo makes a repository with one commit on branch and returns its top
 // directory.
 func repo(t *testing.T, branch string) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is required for this test")
-	}
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", branch)
-	git(t, dir, "commit", "-q", "--allow-empty", "-m", "one")
+	dir, _ := testgit.Repo(t, branch)
 	return dir
 }
 
