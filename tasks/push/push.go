@@ -30,6 +30,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -418,13 +419,13 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	var order []string
 	for _, s := range g.sources {
 		for _, m := range s.Manifests {
-			ev.Emit(ManifestStarted{Image: g.name, Platform: deploy.PlatformString(m.Platform), Machine: s.Machine, Dir: s.Dir})
+			ev.Emit(ManifestStarted{Image: g.name, Platform: platform.Short(m.Platform), Machine: s.Machine, Dir: s.Dir})
 			desc, err := p.pushManifest(ctx, repo, m, s.Dir)
 			if err != nil {
-				return fmt.Errorf("%s from %s: %w", deploy.PlatformString(m.Platform), s.Machine, err)
+				return fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
 			ev.Emit(ManifestDone{Digest: desc.Digest})
-			key := platformKey(desc.Platform)
+			key := platform.Key(desc.Platform)
 			if _, dup := byPlatform[key]; dup {
 				ev.Emit(DuplicateBuild{Image: g.name, Platform: key, Machine: s.Machine})
 			} else {
@@ -451,7 +452,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		}
 		var plats []string
 		for _, e := range r.Entries {
-			plats = append(plats, strings.TrimPrefix(platformKey(e.Platform), "linux/"))
+			plats = append(plats, strings.TrimPrefix(platform.Key(e.Platform), "linux/"))
 		}
 		if !r.Unchanged {
 			p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
@@ -490,11 +491,11 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 // aarch64); TARGET_ARCH's own spelling wins for its platform.
 func (p *pushRun) archSuffix(pl *v1.Platform) string {
 	if ta := p.c.TargetArch; ta != "" {
-		if deploy.NormalizePlatform(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
+		if platform.Normalize(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
 			return tagSafe(ta)
 		}
 	}
-	s := deploy.YoctoArch(pl.Architecture)
+	s := platform.YoctoArch(pl.Architecture)
 	if pl.Variant != "" {
 		s += pl.Variant
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
@@ -183,7 +184,7 @@ func indexAt(t *testing.T, ref string) (v1.Hash, map[string]v1.Hash) {
 	}
 	out := map[string]v1.Hash{}
 	for _, m := range im.Manifests {
-		out[platformKey(m.Platform)] = m.Digest
+		out[platform.Key(m.Platform)] = m.Digest
 	}
 	return d.Digest, out
 }
