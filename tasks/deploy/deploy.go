@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
@@ -85,8 +86,6 @@ func (r *Result) Names() []string {
 
 var (
 	stampRe = regexp.MustCompile(`^(.*)[-_.](\d{14}|\d{8}-\d{6}|\d{12})$`)
-	// NameRe is what an image name must look like to become a repository.
-	NameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 )
 
 // ParseName derives the image name from a deploy directory name: it strips
@@ -341,8 +340,8 @@ func LoadPath(dir string) (*Source, error) {
 
 // Load reads the layout at dir as a source of image name on machine.
 func Load(dir, name, machine string) (*Source, error) {
-	if !NameRe.MatchString(name) {
-		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name", name, filepath.Base(dir))
+	if err := imageref.ValidateRepository(name); err != nil {
+		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name: %w", name, filepath.Base(dir), err)
 	}
 	p, err := layout.FromPath(dir)
 	if err != nil {

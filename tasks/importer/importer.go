@@ -26,8 +26,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
-	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
@@ -87,7 +87,7 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		plats = append(plats, pl)
 	}
 	if o.Tag != "" {
-		if err := push.ValidateTag(o.Tag); err != nil {
+		if err := imageref.ValidateTag(o.Tag); err != nil {
 			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 		}
 	}
@@ -113,6 +113,9 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	}
 	if tag == "" {
 		tag = "latest"
+	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("the tag of source %q: %v; give one with --tag", o.Source, err), Usage: Usage}
 	}
 	repo, err := t.Repo(imgName)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
@@ -177,7 +178,7 @@ func resolveTags(c *config.Config, o Options) (*TagSet, error) {
 	if len(o.Tags) > 0 {
 		tagSet := &TagSet{}
 		for _, t := range o.Tags {
-			if err := ValidateTag(t); err != nil {
+			if err := imageref.ValidateTag(t); err != nil {
 				return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 			}
 			if !slices.Contains(tagSet.Tags, t) {
@@ -475,7 +476,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 					continue
 				}
 				t := tag + "-" + suffix
-				if err := ValidateTag(t); err != nil {
+				if err := imageref.ValidateTag(t); err != nil {
 					return err
 				}
 				if err := writeTag(t, []v1.Descriptor{d}, nil); err != nil {
@@ -488,18 +489,15 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 }
 
 // archSuffix spells a platform for arch tags the Yocto way (x86_64,
-// aarch64); TARGET_ARCH's own spelling wins for its platform.
+// aarch64, armv7); TARGET_ARCH's own spelling wins for its platform. The
+// tag it ends up in is validated like every other tag.
 func (p *pushRun) archSuffix(pl *v1.Platform) string {
 	if ta := p.c.TargetArch; ta != "" {
 		if platform.Normalize(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
-			return tagSafe(ta)
+			return ta
 		}
 	}
-	s := platform.YoctoArch(pl.Architecture)
-	if pl.Variant != "" {
-		s += pl.Variant
-	}
-	return tagSafe(s)
+	return platform.YoctoArch(pl.Architecture) + pl.Variant
 }
 
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
@@ -668,18 +666,6 @@ func (p *pushRun) startProgress(base, total int64) func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// tagSafe replaces the characters the tag grammar refuses with '-',
-// keeping '_' (x86_64 stays x86_64).
-func tagSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			return r
-		}
-		return '-'
-	}, s)
 }
 
 func firstNonEmpty(s ...string) string {

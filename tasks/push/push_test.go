@@ -19,6 +19,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
@@ -44,17 +45,56 @@ func TestSemverTags(t *testing.T) {
 	}
 }
 
-func TestSanitizeTag(t *testing.T) {
-	cases := map[string]string{
-		"feature/login":   "feature-login",
-		"my_branch":       "my-branch",
-		"release/1.2_fix": "release-1.2-fix",
-		"1.0+gitAUTOINC":  "1.0-gitAUTOINC",
-		"-x":              "x",
+func TestComputeTagsGitNotes(t *testing.T) {
+	broken := t.TempDir()
+	writeGit(t, broken, "garbage", nil)
+	cases := []struct {
+		dir  string
+		want []string
+	}{
+		{t.TempDir(), []string{"strategy sha: ", " is not in a git repository; no sha tag", "strategy branch: ", " is not in a git repository; no branch tag"}},
+		{broken, []string{"strategy sha: reading the git repository of " + broken + ": ", `unexpected content "garbage"; no sha tag`}},
 	}
-	for in, want := range cases {
-		if got := SanitizeTag(in); got != want {
-			t.Errorf("SanitizeTag(%q) = %q, want %q", in, got, want)
+	for _, c := range cases {
+		ts, err := ComputeTags(TagInput{Strategies: []string{"sha", "branch", "latest"}, GitDir: c.dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ts.Tags, []string{"latest"}) || len(ts.Notes) != 2 {
+			t.Fatalf("%s: tags %v notes %q", c.dir, ts.Tags, ts.Notes)
+		}
+		notes := strings.Join(ts.Notes, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("%s: notes %q lack %q", c.dir, ts.Notes, w)
+			}
+		}
+	}
+}
+
+func TestArchSuffix(t *testing.T) {
+	cases := []struct {
+		targetArch string
+		p          v1.Platform
+		want       string
+	}{
+		{"", v1.Platform{OS: "linux", Architecture: "amd64"}, "x86_64"},
+		{"", v1.Platform{OS: "linux", Architecture: "arm64"}, "aarch64"},
+		{"", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "armv7"},
+		{"", v1.Platform{OS: "linux", Architecture: "riscv64"}, "riscv64"},
+		// TARGET_ARCH's spelling wins for its own platform only.
+		{"x86-64", v1.Platform{OS: "linux", Architecture: "amd64"}, "x86-64"},
+		{"x86_64", v1.Platform{OS: "linux", Architecture: "arm64"}, "aarch64"},
+		{"arm", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "arm"},
+	}
+	for _, c := range cases {
+		p := &pushRun{c: &config.Config{TargetArch: c.targetArch}}
+		got := p.archSuffix(&c.p)
+		if got != c.want {
+			t.Errorf("TARGET_ARCH=%q, %s: suffix %q, want %q", c.targetArch, platform.String(c.p), got, c.want)
+		}
+		if err := imageref.ValidateTag("1.0-" + got); err != nil {
+			t.Errorf("suffix %q does not make a tag: %v", got, err)
 		}
 	}
 }

@@ -10,18 +10,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
-
-// tagRe is the OCI distribution tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidateTag checks tag against the OCI tag grammar.
-func ValidateTag(tag string) error {
-	if !tagRe.MatchString(tag) {
-		return fmt.Errorf("invalid tag %q: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
-	}
-	return nil
-}
 
 // TagInput is what tag strategies work from.
 type TagInput struct {
@@ -80,7 +70,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			case h.Branch == "":
 				ts.Notes = append(ts.Notes, "strategy branch: detached HEAD; no branch tag")
 			default:
-				add(SanitizeTag(h.Branch))
+				add(imageref.SanitizeTag(h.Branch))
 			}
 		case "semver":
 			tags := SemverTags(in.Version)
@@ -92,7 +82,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			if in.Version == "" {
 				ts.Notes = append(ts.Notes, "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag")
 			}
-			add(SanitizeTag(in.Version))
+			add(imageref.SanitizeTag(in.Version))
 		case "latest":
 			add("latest")
 		case "arch":
@@ -100,7 +90,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 		}
 	}
 	for _, t := range ts.Tags {
-		if err := ValidateTag(t); err != nil {
+		if err := imageref.ValidateTag(t); err != nil {
 			return nil, err
 		}
 	}
@@ -142,31 +132,6 @@ func SemverTags(v string) []string {
 	var out []string
 	for n := len(parts); n >= 1; n-- {
 		out = append(out, strings.Join(parts[:n], "."))
-	}
-	return out
-}
-
-// SanitizeTag turns a branch name or version into a tag: '/', '_', '+' and
-// any other character the tag grammar refuses become '-', runs of '-' are
-// squeezed, and leading '.'/'-' dropped.
-func SanitizeTag(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := b.String()
-	for strings.Contains(out, "--") {
-		out = strings.ReplaceAll(out, "--", "-")
-	}
-	out = strings.TrimLeft(out, ".-")
-	out = strings.TrimRight(out, "-")
-	if len(out) > 128 {
-		out = out[:128]
 	}
 	return out
 }

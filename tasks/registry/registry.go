@@ -28,6 +28,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 )
 
@@ -118,14 +119,26 @@ func (t *Target) Options(ctx context.Context, extra ...remote.Option) []remote.O
 
 // Repo returns the repository of image in the registry: "container-base"
 // becomes "<namespace>/container-base"; a name with a '/' is taken as it
-// is. The name must follow the distribution grammar.
+// is. The name must follow the distribution grammar (imageref).
 func (t *Target) Repo(image string) (name.Repository, error) {
-	return name.NewRepository(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image), t.nameOptions()...)
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Repository{}, err
+	}
+	return name.NewRepository(t.Registry.RegistryStr()+"/"+full, t.nameOptions()...)
 }
 
-// Tag returns the reference image:tag in the registry (see Repo).
+// Tag returns the reference image:tag in the registry (see Repo); the tag
+// must follow the distribution grammar too.
 func (t *Target) Tag(image, tag string) (name.Tag, error) {
-	return name.NewTag(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image)+":"+tag, t.nameOptions()...)
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Tag{}, err
+	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return name.Tag{}, err
+	}
+	return name.NewTag(t.Registry.RegistryStr()+"/"+full+":"+tag, t.nameOptions()...)
 }
 
 // nameOptions are the name options of every reference to the registry:
