@@ -70,7 +70,7 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o p
 // resolveAuth turns auth flags and configuration into credentials and
 // prints their warnings.
 func resolveAuth(app *App, mode, authfile, credsfile string, f regauth.Flags, registry string) (*regauth.Resolved, error) {
-	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, regauth.Getenv(app.Environ))
+	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, app.Getenv)
 	if err != nil {
 		return nil, err
 	}
