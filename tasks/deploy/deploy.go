@@ -428,7 +428,7 @@ func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("reading config of image %s: %w", d.Digest, err)
 	}
-	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	p := platform.OfConfig(cf)
 	if p.Architecture == "" && d.Platform != nil {
 		p = *d.Platform
 	}

@@ -137,7 +137,7 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", o.Source, err)
 		}
-		p := platform.Normalize(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		if len(plats) > 0 && !matchAny(p, plats) {
 			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platform.String(p), strings.Join(o.Platforms, ", "))
 		}

@@ -90,6 +90,12 @@ func Normalize(p v1.Platform) v1.Platform {
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 }
 
+// OfConfig is the normalised platform an image config records (OS,
+// architecture, variant, OS version); empty fields stay empty.
+func OfConfig(cf *v1.ConfigFile) v1.Platform {
+	return Normalize(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion})
+}
+
 // String spells p as --platform takes it: os/arch[/variant] ("linux/arm/v7"),
 // or arch[/variant] when the OS is not set. The OS version is left out.
 func String(p v1.Platform) string {

@@ -158,3 +158,20 @@ func TestYoctoArch(t *testing.T) {
 		}
 	}
 }
+
+func TestOfConfig(t *testing.T) {
+	cases := []struct {
+		cf   v1.ConfigFile
+		want v1.Platform
+	}{
+		{v1.ConfigFile{OS: "linux", Architecture: "x86_64"}, v1.Platform{OS: "linux", Architecture: "amd64"}},
+		{v1.ConfigFile{OS: "linux", Architecture: "arm", Variant: "7"}, v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}},
+		{v1.ConfigFile{OS: "windows", Architecture: "amd64", OSVersion: "10.0", OSFeatures: []string{"win32k"}}, v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0"}},
+		{v1.ConfigFile{}, v1.Platform{}},
+	}
+	for _, c := range cases {
+		if got := OfConfig(&c.cf); !got.Equals(c.want) || got.OSFeatures != nil {
+			t.Errorf("OfConfig(%+v) = %+v, want %+v", c.cf, got, c.want)
+		}
+	}
+}

@@ -224,7 +224,7 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}
-		p := platform.Normalize(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		if !ours[platform.Key(&p)] && p.Architecture != "" {
 			desc := d.Descriptor
 			desc.Platform = &p

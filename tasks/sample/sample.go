@@ -126,7 +126,7 @@ func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := platform.Normalize(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
 			Add:        img,
 			Descriptor: v1.Descriptor{Platform: &p},
