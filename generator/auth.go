@@ -38,13 +38,13 @@ func ensureAuth(c *config.Config) (*AuthReport, error) {
 	case password != "":
 		rep.Source = "environment"
 	default:
-		data, err := os.ReadFile(c.PasswordFile())
+		stored, err := readPasswordFile(c.PasswordFile())
 		switch {
-		case err == nil && strings.TrimSpace(string(data)) != "":
-			password = strings.TrimSpace(string(data))
+		case err == nil && stored != "":
+			password = stored
 			rep.Source = "existing file"
 		case err != nil && !os.IsNotExist(err):
-			return nil, fmt.Errorf("reading password file: %w", err)
+			return nil, err
 		default:
 			password = randomPassword(24)
 			rep.Source = "generated"
@@ -78,11 +78,27 @@ func ReadPassword(c *config.Config) (string, error) {
 	if c.Password != "" {
 		return c.Password, nil
 	}
-	data, err := os.ReadFile(c.PasswordFile())
+	pw, err := readPasswordFile(c.PasswordFile())
 	if err != nil {
 		return "", fmt.Errorf("registry password: %w (start the registry once to create it, or set CONTAINER_REGISTRY_PASSWORD)", err)
 	}
-	return strings.TrimSpace(string(data)), nil
+	return pw, nil
+}
+
+// readPasswordFile reads a password file as ensureAuth writes it: the
+// password and one newline. The password obeys config.CheckPassword, the
+// same rule as CONTAINER_REGISTRY_PASSWORD, so what is written is what is
+// read back.
+func readPasswordFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if err := config.CheckPassword(pw); err != nil {
+		return "", fmt.Errorf("password file %s: %w", path, err)
+	}
+	return pw, nil
 }
 
 // htpasswdMatches reports whether file holds exactly one entry, for user,

@@ -65,6 +65,11 @@ func (a *App) Target(creds *regauth.Resolved) (*registry.Target, error) {
 	return registry.New(c, a.ScriptName(c), creds)
 }
 
+// Getenv returns the value of key in the tool's environment, "" when unset.
+func (a *App) Getenv(key string) string {
+	return config.FromEnviron(a.Environ)[key]
+}
+
 // ScriptName is how messages refer to the helper script.
 func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
@@ -77,11 +82,9 @@ func run(args []string, environ []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "CONTAINER_REGISTRY_SCRIPT="); ok && v != "" {
-			app.Script = v
-			app.Stderr = os.Stdout
-		}
+	if v := app.Getenv("CONTAINER_REGISTRY_SCRIPT"); v != "" {
+		app.Script = v
+		app.Stderr = os.Stdout
 	}
 	return runApp(app, args)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 
 	"golang.org/x/term"
@@ -35,16 +36,17 @@ type PushCmd struct {
 
 // Run resolves configuration and credentials and pushes.
 func (p *PushCmd) Run(app *App) error {
-	return runPush(app, "", false, p.AuthFlags, push.Options{
+	tty := isTerminal(app.Stderr)
+	return runPush(app, "", false, p.AuthFlags, app.Stderr, push.Options{
 		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
-		Out: app.Stderr, Progress: isTerminal(app.Stderr),
+		Events: &pushRenderer{w: app.Stderr, tty: tty}, Progress: tty,
 	})
 }
 
 // runPush loads the configuration (from dump, if set), resolves the
 // destination credentials and pushes with o; filter restricts the push to
 // CONTAINER_REGISTRY_IMAGES (populate).
-func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) error {
+func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o push.Options) error {
 	c, err := app.Config(dump, nil)
 	if err != nil {
 		return err
@@ -60,14 +62,15 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, o push.Options) er
 	if filter {
 		o.Images = c.Images
 	}
-	_, err = push.Push(app.Ctx, t, o)
+	sum, err := push.Push(app.Ctx, t, o)
+	renderPushSummary(out, sum)
 	return err
 }
 
 // resolveAuth turns auth flags and configuration into credentials and
 // prints their warnings.
 func resolveAuth(app *App, mode, authfile, credsfile string, f regauth.Flags, registry string) (*regauth.Resolved, error) {
-	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, regauth.Getenv(app.Environ))
+	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, app.Getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -208,17 +208,21 @@ func resolve(values map[string]Value, only []string) (*Config, error) {
 	return c, nil
 }
 
-// Get returns the effective value of name and its origin. A variable that
-// is set nowhere has its default at LevelDefault.
+// Get returns the effective value of name and its origin, without
+// surrounding white space except for secrets (a password is taken as it
+// is). A variable that is set nowhere has its default at LevelDefault.
 func (c *Config) Get(name string) Value {
 	if v, ok := c.values[name]; ok {
-		v.Raw = strings.TrimSpace(v.Raw)
+		if name != varPassword {
+			v.Raw = strings.TrimSpace(v.Raw)
+		}
 		return v
 	}
 	return Value{Raw: defaults[name], Level: LevelDefault, From: "the default"}
 }
 
 // raw is the effective value of name without its origin.
+// (Paths must be valid UTF-8: the registry's YAML cannot carry other bytes.)
 func (c *Config) raw(name string) string { return c.Get(name).Raw }
 
 // resolveMode decides the security mode from CONTAINER_REGISTRY_SECURE,

@@ -93,6 +93,10 @@ func TestFromVarsErrors(t *testing.T) {
 		{"storage unexpanded", Vars{"CONTAINER_REGISTRY_STORAGE": "${TOPDIR}/x"}, "CONTAINER_REGISTRY_STORAGE"},
 		{"username colon", Vars{"CONTAINER_REGISTRY_USERNAME": "a:b"}, "CONTAINER_REGISTRY_USERNAME"},
 		{"target url", Vars{"CONTAINER_REGISTRY_TARGET_URL": "10.0.2.2"}, "CONTAINER_REGISTRY_TARGET_URL"},
+		{"password with spaces", Vars{"CONTAINER_REGISTRY_PASSWORD": " s3cret "}, "CONTAINER_REGISTRY_PASSWORD: must not start or end with white space"},
+		{"password with a newline", Vars{"CONTAINER_REGISTRY_PASSWORD": "a\nb"}, "single line"},
+		{"storage not UTF-8", Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/\xff/cr"}, "CONTAINER_REGISTRY_STORAGE: \"/srv/\\xff/cr\" is not valid UTF-8"},
+		{"deploy dir not UTF-8", Vars{"DEPLOY_DIR_IMAGES": "/srv/\xfe"}, "DEPLOY_DIR_IMAGES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,5 +237,13 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A NUL byte in a dump value is refused with file:line.
+func TestDumpNUL(t *testing.T) {
+	_, err := ParseDump(strings.NewReader("A=\"1\"\nB=\"x\x00y\"\n"), "env.dump")
+	if err == nil || !strings.Contains(err.Error(), "env.dump:2: B: the value holds a NUL byte") {
+		t.Fatalf("NUL: %v", err)
 	}
 }

@@ -110,6 +110,9 @@ func ParseDump(r io.Reader, name string) (Vars, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %s: %w", name, startLine, key, err)
 		}
+		if strings.IndexByte(value, 0) >= 0 {
+			return nil, fmt.Errorf("%s:%d: %s: the value holds a NUL byte (a shell would drop it)", name, startLine, key)
+		}
 		vars[key] = value
 	}
 	if err := sc.Err(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Setting is one variable the tool reads. The table of settings drives
@@ -37,6 +38,7 @@ const (
 	varSecure   = "CONTAINER_REGISTRY_SECURE"
 	varInsecure = "CONTAINER_REGISTRY_INSECURE"
 	varAuth     = "CONTAINER_REGISTRY_AUTH"
+	varPassword = "CONTAINER_REGISTRY_PASSWORD"
 )
 
 // Settings is every variable the tool reads, in the order Load parses them
@@ -63,7 +65,7 @@ var Settings = []Setting{
 		Parse: parseStorage, Bake: func(c *Config) string { return c.Storage }},
 	{Name: "CONTAINER_REGISTRY_USERNAME", Default: "yocto", Class: true, Doc: "user of the local registry in secure mode",
 		Parse: parseUsername, Bake: func(c *Config) string { return c.Username }},
-	{Name: "CONTAINER_REGISTRY_PASSWORD", Doc: "password of the local registry (never baked; default: auth/password)",
+	{Name: varPassword, Doc: "password of the local registry (never baked; default: auth/password)",
 		Parse: parsePassword},
 	{Name: "CONTAINER_REGISTRY_CERT_DAYS", Default: "365", Class: true, Doc: "server certificate validity in days",
 		Parse: func(c *Config, v string) (err error) { c.CertDays, err = parseDays(v); return err },
@@ -202,8 +204,8 @@ func parseUsername(c *Config, v string) error {
 }
 
 func parsePassword(c *Config, v string) error {
-	if strings.ContainsAny(v, "\n\r") {
-		return fmt.Errorf("must be a single line")
+	if err := CheckPassword(v); err != nil {
+		return err
 	}
 	c.Password = v
 	return nil
@@ -238,10 +240,26 @@ func parseDeployImages(c *Config, v string) error {
 	return absPath(&c.DeployDirImages, v)
 }
 
+// CheckPassword is the one rule for a password, wherever it comes from
+// (the environment, the password file): one line, no white space at either
+// end (a file or a shell would lose it), no NUL.
+func CheckPassword(v string) error {
+	switch {
+	case strings.ContainsAny(v, "\n\r\x00"):
+		return fmt.Errorf("must be a single line")
+	case v != strings.TrimSpace(v):
+		return fmt.Errorf("must not start or end with white space")
+	}
+	return nil
+}
+
 func absPath(dst *string, v string) error {
 	if v == "" {
 		*dst = ""
 		return nil
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%q is not valid UTF-8 (the registry configuration cannot name such a path)", v)
 	}
 	p, err := filepath.Abs(v)
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
 // RefNameAnnotation is the OCI annotation Yocto sets on index.json entries.
@@ -46,21 +49,9 @@ type Source struct {
 func (s *Source) Arches() string {
 	var out []string
 	for _, m := range s.Manifests {
-		out = append(out, PlatformString(m.Platform))
+		out = append(out, platform.Short(m.Platform))
 	}
 	return strings.Join(out, ", ")
-}
-
-// PlatformString is "arch" or "arch/variant" (the OS is linux here).
-func PlatformString(p v1.Platform) string {
-	s := p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	if p.OS != "" && p.OS != "linux" {
-		s = p.OS + "/" + s
-	}
-	return s
 }
 
 // Skipped is a layout that was found but is not pushed, and why.
@@ -95,8 +86,6 @@ func (r *Result) Names() []string {
 
 var (
 	stampRe = regexp.MustCompile(`^(.*)[-_.](\d{14}|\d{8}-\d{6}|\d{12})$`)
-	// NameRe is what an image name must look like to become a repository.
-	NameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 )
 
 // ParseName derives the image name from a deploy directory name: it strips
@@ -351,8 +340,8 @@ func LoadPath(dir string) (*Source, error) {
 
 // Load reads the layout at dir as a source of image name on machine.
 func Load(dir, name, machine string) (*Source, error) {
-	if !NameRe.MatchString(name) {
-		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name", name, filepath.Base(dir))
+	if err := imageref.ValidateRepository(name); err != nil {
+		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name: %w", name, filepath.Base(dir), err)
 	}
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -409,7 +398,7 @@ func Load(dir, name, machine string) (*Source, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", dir, err)
 			}
-			key := PlatformString(m.Platform)
+			key := platform.Short(m.Platform)
 			if i, dup := byPlatform[key]; dup {
 				// Several entries for one platform: the "latest" ref wins.
 				if d.Annotations[RefNameAnnotation] == "latest" {
@@ -425,7 +414,7 @@ func Load(dir, name, machine string) (*Source, error) {
 		return nil, fmt.Errorf("%s holds no image manifests", dir)
 	}
 	sort.SliceStable(src.Manifests, func(i, j int) bool {
-		return PlatformString(src.Manifests[i].Platform) < PlatformString(src.Manifests[j].Platform)
+		return platform.Short(src.Manifests[i].Platform) < platform.Short(src.Manifests[j].Platform)
 	})
 	return src, nil
 }
@@ -439,7 +428,7 @@ func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("reading config of image %s: %w", d.Digest, err)
 	}
-	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	p := platform.OfConfig(cf)
 	if p.Architecture == "" && d.Platform != nil {
 		p = *d.Platform
 	}
@@ -449,38 +438,6 @@ func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	if p.OS == "" {
 		p.OS = "linux"
 	}
-	p = NormalizePlatform(p)
+	p = platform.Normalize(p)
 	return Manifest{Image: img, Digest: d.Digest, Platform: p}, nil
-}
-
-// NormalizePlatform maps Yocto architecture names to OCI ones (x86_64 to
-// amd64, aarch64 to arm64, i?86 to 386) and drops the implied arm64 v8
-// variant, so platforms from configs and from registries compare equal.
-func NormalizePlatform(p v1.Platform) v1.Platform {
-	switch p.Architecture {
-	case "x86_64", "x86-64":
-		p.Architecture = "amd64"
-	case "aarch64":
-		p.Architecture = "arm64"
-	case "i386", "i486", "i586", "i686":
-		p.Architecture = "386"
-	}
-	if p.Architecture == "arm64" && p.Variant == "v8" {
-		p.Variant = ""
-	}
-	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
-}
-
-// YoctoArch spells an OCI architecture the way Yocto's TARGET_ARCH does,
-// for arch-suffixed tags: amd64 is x86_64, arm64 is aarch64.
-func YoctoArch(arch string) string {
-	switch arch {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	case "386":
-		return "i686"
-	}
-	return arch
 }

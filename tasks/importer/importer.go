@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -25,7 +26,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
-	"github.com/ocireg-tool/ocireg-tool/tasks/push"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
@@ -78,14 +80,14 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	}
 	var plats []v1.Platform
 	for _, p := range o.Platforms {
-		pl, err := v1.ParsePlatform(p)
-		if err != nil || pl.Architecture == "" || pl.OS == "" {
-			return nil, &tasks.UsageError{Msg: fmt.Sprintf("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", p), Usage: Usage}
+		pl, err := platform.Parse(p)
+		if err != nil {
+			return nil, &tasks.UsageError{Msg: "--platform " + err.Error(), Usage: Usage}
 		}
-		plats = append(plats, deploy.NormalizePlatform(*pl))
+		plats = append(plats, pl)
 	}
 	if o.Tag != "" {
-		if err := push.ValidateTag(o.Tag); err != nil {
+		if err := imageref.ValidateTag(o.Tag); err != nil {
 			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 		}
 	}
@@ -112,6 +114,9 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	if tag == "" {
 		tag = "latest"
 	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("the tag of source %q: %v; give one with --tag", o.Source, err), Usage: Usage}
+	}
 	repo, err := t.Repo(imgName)
 	if err != nil {
 		return nil, &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
@@ -132,11 +137,11 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", o.Source, err)
 		}
-		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		if len(plats) > 0 && !matchAny(p, plats) {
-			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platString(p), strings.Join(o.Platforms, ", "))
+			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platform.String(p), strings.Join(o.Platforms, ", "))
 		}
-		what, desc = src.img, platString(p)
+		what, desc = src.img, platform.String(p)
 	}
 
 	ropts := t.Options(ctx, remote.WithJobs(4))
@@ -330,10 +335,10 @@ func filterIndex(idx v1.ImageIndex, plats []v1.Platform) (v1.ImageIndex, string,
 		if d.Platform == nil {
 			continue
 		}
-		p := deploy.NormalizePlatform(*d.Platform)
-		have = append(have, platString(p))
+		p := platform.Normalize(*d.Platform)
+		have = append(have, platform.String(p))
 		if len(plats) == 0 || matchAny(p, plats) {
-			kept = append(kept, platString(p))
+			kept = append(kept, platform.String(p))
 			if len(plats) > 0 {
 				child, err := idx.Image(d.Digest)
 				if err != nil {
@@ -357,20 +362,7 @@ func filterIndex(idx v1.ImageIndex, plats []v1.Platform) (v1.ImageIndex, string,
 }
 
 func matchAny(p v1.Platform, plats []v1.Platform) bool {
-	for _, w := range plats {
-		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
-			return true
-		}
-	}
-	return false
-}
-
-func platString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
+	return slices.ContainsFunc(plats, func(want v1.Platform) bool { return platform.Matches(p, want) })
 }
 
 func lastElem(repo string) string {

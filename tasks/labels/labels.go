@@ -8,11 +8,13 @@
 package labels
 
 import (
+	"errors"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
 )
 
 // The label keys, from the OCI image specification's annotation keys.
@@ -60,8 +62,8 @@ func Compute(c *config.Config, now time.Time) (Labels, error) {
 	out := Labels{}
 	revision, branch := c.Labels.Revision, c.Labels.Branch
 	if revision == "" || branch == "" {
-		head, err := ReadHead(c.TopDir)
-		if err != nil {
+		head, err := gitinfo.Read(c.TopDir)
+		if err != nil && !errors.Is(err, gitinfo.ErrNoRepository) {
 			return nil, err
 		}
 		if revision == "" {

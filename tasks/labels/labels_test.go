@@ -2,50 +2,19 @@ package labels
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testgit"
 )
 
 var now = time.Date(2026, 1, 12, 20, 32, 24, 0, time.FixedZone("CET", 3600))
 
-// git runs git in dir with an isolated configuration.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=master"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// repo makes a git repository with one commit on branch and returns its
-// top directory and the commit.
-func repo(t *testing.T, branch string) (string, string) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is required for this test")
-	}
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", branch)
-	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, "add", "f")
-	git(t, dir, "commit", "-q", "-m", "one")
-	return dir, git(t, dir, "rev-parse", "HEAD")
-}
-
 func TestComputeRules(t *testing.T) {
-	top, sha := repo(t, "feature-login")
+	top, sha := testgit.Repo(t, "feature-login")
 	build := filepath.Join(top, "build") // TOPDIR below the repository top
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		t.Fatal(err)
@@ -110,8 +79,8 @@ func TestComputeErrors(t *testing.T) {
 }
 
 func TestDetachedHead(t *testing.T) {
-	top, sha := repo(t, "master")
-	git(t, top, "checkout", "-q", "--detach", "HEAD")
+	top, sha := testgit.Repo(t, "master")
+	testgit.Run(t, top, "checkout", "-q", "--detach", "HEAD")
 	got, err := computeVars(config.Vars{"TOPDIR": top, "OCI_IMAGE_BUILD_DATE": "none"})
 	if err != nil {
 		t.Fatal(err)
@@ -123,44 +92,6 @@ func TestDetachedHead(t *testing.T) {
 	got, _ = computeVars(config.Vars{"TOPDIR": top, "OCI_IMAGE_BRANCH": "main", "OCI_IMAGE_BUILD_DATE": "none"})
 	if got[RefName] != "main" {
 		t.Errorf("OCI_IMAGE_BRANCH on a detached HEAD: got %v", got)
-	}
-}
-
-func TestReadHeadMatchesGit(t *testing.T) {
-	top, _ := repo(t, "master")
-	git(t, top, "commit", "-q", "--allow-empty", "-m", "two")
-	check := func(dir, what string) {
-		t.Helper()
-		h, err := ReadHead(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := git(t, dir, "rev-parse", "HEAD"); h.Commit != want {
-			t.Errorf("%s: commit %q, git says %q", what, h.Commit, want)
-		}
-		if want := git(t, dir, "symbolic-ref", "--short", "HEAD"); h.Branch != want {
-			t.Errorf("%s: branch %q, git says %q", what, h.Branch, want)
-		}
-	}
-	check(top, "loose refs")
-	git(t, top, "pack-refs", "--all")
-	check(top, "packed refs")
-	wt := filepath.Join(t.TempDir(), "wt")
-	git(t, top, "worktree", "add", "-q", "-b", "topic", wt)
-	git(t, wt, "commit", "-q", "--allow-empty", "-m", "three")
-	check(wt, "linked worktree")
-	check(top, "main worktree after a worktree commit")
-}
-
-func TestUnbornBranch(t *testing.T) {
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "new")
-	h, err := ReadHead(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Commit != "" || h.Branch != "new" {
-		t.Errorf("unborn branch: got %+v", h)
 	}
 }
 

@@ -1,24 +1,17 @@
 package push
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
-
-// tagRe is the OCI distribution tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidateTag checks tag against the OCI tag grammar.
-func ValidateTag(tag string) error {
-	if !tagRe.MatchString(tag) {
-		return fmt.Errorf("invalid tag %q: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
-	}
-	return nil
-}
 
 // TagInput is what tag strategies work from.
 type TagInput struct {
@@ -54,14 +47,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			}
 		}
 	}
-	var head *GitHead
-	var gitErr error
-	git := func() (*GitHead, error) {
-		if head == nil && gitErr == nil {
-			head, gitErr = ReadGitHead(in.GitDir)
-		}
-		return head, gitErr
-	}
+	git := sync.OnceValues(func() (gitinfo.Head, error) { return gitinfo.Read(in.GitDir) })
 	for _, s := range in.Strategies {
 		switch s {
 		case "timestamp":
@@ -70,21 +56,21 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: %s is %v; no sha tag", s, in.GitDir, err))
-			case len(h.Commit) < 7:
+				ts.Notes = append(ts.Notes, gitNote(s, "sha", in.GitDir, err))
+			case h.Commit == "":
 				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: the repository at %s has no commit yet; no sha tag", s, in.GitDir))
 			default:
-				add(h.Commit[:7])
+				add(h.ShortCommit())
 			}
 		case "branch":
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy branch: %s is %v; no branch tag", in.GitDir, err))
+				ts.Notes = append(ts.Notes, gitNote(s, "branch", in.GitDir, err))
 			case h.Branch == "":
 				ts.Notes = append(ts.Notes, "strategy branch: detached HEAD; no branch tag")
 			default:
-				add(SanitizeTag(h.Branch))
+				add(imageref.SanitizeTag(h.Branch))
 			}
 		case "semver":
 			tags := SemverTags(in.Version)
@@ -96,7 +82,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			if in.Version == "" {
 				ts.Notes = append(ts.Notes, "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag")
 			}
-			add(SanitizeTag(in.Version))
+			add(imageref.SanitizeTag(in.Version))
 		case "latest":
 			add("latest")
 		case "arch":
@@ -104,11 +90,20 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 		}
 	}
 	for _, t := range ts.Tags {
-		if err := ValidateTag(t); err != nil {
+		if err := imageref.ValidateTag(t); err != nil {
 			return nil, err
 		}
 	}
 	return ts, nil
+}
+
+// gitNote says why strategy gave no tag of kind: dir is outside a
+// repository, or its repository could not be read.
+func gitNote(strategy, kind, dir string, err error) string {
+	if errors.Is(err, gitinfo.ErrNoRepository) {
+		return fmt.Sprintf("strategy %s: %s is not in a git repository; no %s tag", strategy, dir, kind)
+	}
+	return fmt.Sprintf("strategy %s: reading the git repository of %s: %v; no %s tag", strategy, dir, err, kind)
 }
 
 func semverNote(v string) string {
@@ -137,31 +132,6 @@ func SemverTags(v string) []string {
 	var out []string
 	for n := len(parts); n >= 1; n-- {
 		out = append(out, strings.Join(parts[:n], "."))
-	}
-	return out
-}
-
-// SanitizeTag turns a branch name or version into a tag: '/', '_', '+' and
-// any other character the tag grammar refuses become '-', runs of '-' are
-// squeezed, and leading '.'/'-' dropped.
-func SanitizeTag(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := b.String()
-	for strings.Contains(out, "--") {
-		out = strings.ReplaceAll(out, "--", "-")
-	}
-	out = strings.TrimLeft(out, ".-")
-	out = strings.TrimRight(out, "-")
-	if len(out) > 128 {
-		out = out[:128]
 	}
 	return out
 }

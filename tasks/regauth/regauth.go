@@ -347,14 +347,3 @@ func DestinationOptions(mode, authfile, credsfile string, f Flags, getenv func(s
 	}
 	return o, nil
 }
-
-// Getenv returns a lookup over an environment list ("K=V" entries).
-func Getenv(environ []string) func(string) string {
-	m := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return func(k string) string { return m[k] }
-}

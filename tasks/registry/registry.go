@@ -28,6 +28,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 )
 
@@ -74,7 +75,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 			base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 	}
-	t.Transport = base
+	t.Transport = &noWriteRedirects{base: base}
 	switch {
 	case creds != nil && creds.Auth != nil && !creds.Anonymous():
 		t.Auth, t.AuthSource = creds.Auth, creds.Source
@@ -118,14 +119,26 @@ func (t *Target) Options(ctx context.Context, extra ...remote.Option) []remote.O
 
 // Repo returns the repository of image in the registry: "container-base"
 // becomes "<namespace>/container-base"; a name with a '/' is taken as it
-// is. The name must follow the distribution grammar.
+// is. The name must follow the distribution grammar (imageref).
 func (t *Target) Repo(image string) (name.Repository, error) {
-	return name.NewRepository(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image), t.nameOptions()...)
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Repository{}, err
+	}
+	return name.NewRepository(t.Registry.RegistryStr()+"/"+full, t.nameOptions()...)
 }
 
-// Tag returns the reference image:tag in the registry (see Repo).
+// Tag returns the reference image:tag in the registry (see Repo); the tag
+// must follow the distribution grammar too.
 func (t *Target) Tag(image, tag string) (name.Tag, error) {
-	return name.NewTag(t.Registry.RegistryStr()+"/"+RepoName(t.Config, image)+":"+tag, t.nameOptions()...)
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Tag{}, err
+	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return name.Tag{}, err
+	}
+	return name.NewTag(t.Registry.RegistryStr()+"/"+full+":"+tag, t.nameOptions()...)
 }
 
 // nameOptions are the name options of every reference to the registry:
@@ -251,4 +264,29 @@ func (t *Target) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 func IsNotFound(err error) bool {
 	var te *transport.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// noWriteRedirects refuses a redirect in answer to anything but GET or
+// HEAD: Go's client would follow it as a GET, so a DELETE or PUT would
+// "succeed" without having happened (distribution answers 301 to a path
+// with dot segments).
+type noWriteRedirects struct{ base http.RoundTripper }
+
+func (t *noWriteRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return resp, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: the registry answered %s (to %s); refusing to follow a redirect of a %s", req.Method, req.URL.Path, resp.Status, resp.Header.Get("Location"), req.Method)
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections lets the shared transport's idle connections go.
+func (t *noWriteRedirects) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

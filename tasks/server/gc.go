@@ -18,6 +18,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
@@ -158,10 +159,10 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 // gcStorage loads the registry configuration (writing it when missing)
 // and says where its storage is, for the report.
 func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
-	if _, err := EnsureConfigFile(c); err != nil {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		return nil, "", err
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		return nil, "", err
 	}

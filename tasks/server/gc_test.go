@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // orphanBlob stores a blob that no repository references under dataDir
@@ -50,7 +52,7 @@ func TestGCNothingStored(t *testing.T) {
 func TestGCOrphanBlob(t *testing.T) {
 	c := testConfig(t, nil)
 	o, rec := testOptions(t)
-	if _, err := EnsureConfigFile(c); err != nil {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		t.Fatal(err)
 	}
 	digest, file := orphanBlob(t, c.DataDir(), "nobody references me")

@@ -17,6 +17,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -146,10 +147,10 @@ func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult)
 	if err != nil {
 		return "", err
 	}
-	if res.WroteConfig, err = EnsureConfigFile(c); err != nil {
+	if res.WroteConfig, err = regconfig.EnsureFile(c); err != nil {
 		return "", err
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
@@ -77,16 +78,6 @@ func (r *recorder) kinds() []string {
 	}
 	r.events = nil
 	return out
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
 
 // testConfig is a configuration with a fresh storage directory and a free
@@ -308,7 +299,7 @@ func TestStartPortTaken(t *testing.T) {
 // quotes the log; no pid file stays.
 func TestStartServerExits(t *testing.T) {
 	c := testConfig(t, nil)
-	if _, err := EnsureConfigFile(c); err != nil {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		t.Fatal(err)
 	}
 	o, rec := testOptions(t)

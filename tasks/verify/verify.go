@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // Report is what Verify found.
@@ -47,10 +47,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // while the registry runs; content pushed during the walk may show up as
 // orphans.
 func Verify(ctx context.Context, c *config.Config) (*Report, error) {
-	if _, err := server.EnsureConfigFile(c); err != nil {
-		return nil, err
-	}
-	cfg, _, err := server.LoadConfig(c)
+	cfg, _, err := regconfig.Read(c)
 	if err != nil {
 		return nil, err
 	}
@@ -243,24 +240,4 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 func blobPath(dgst digest.Digest) string {
 	hex := dgst.Encoded()
 	return fmt.Sprintf("/docker/registry/v2/blobs/%s/%s/%s/data", dgst.Algorithm(), hex[:2], hex)
-}
-
-// Print writes the report for humans.
-func Print(w io.Writer, dataDir string, r *Report) {
-	fmt.Fprintf(w, "Verified %s\n", dataDir)
-	fmt.Fprintf(w, "  %d repositories, %d tags, %d manifests, %d blobs (%d bytes) checked\n",
-		r.Repositories, r.Tags, r.Manifests, r.Blobs, r.Bytes)
-	if len(r.Orphans) > 0 {
-		fmt.Fprintf(w, "  %d unreferenced blobs, %d bytes (gc would free them)\n", len(r.Orphans), r.OrphanBytes)
-	} else {
-		fmt.Fprintf(w, "  no unreferenced blobs\n")
-	}
-	if r.OK() {
-		fmt.Fprintf(w, "OK: no problems found\n")
-		return
-	}
-	fmt.Fprintf(w, "%d problems:\n", len(r.Problems))
-	for _, p := range r.Problems {
-		fmt.Fprintf(w, "  %s\n", p)
-	}
 }

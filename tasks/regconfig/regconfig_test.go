@@ -1,4 +1,4 @@
-package server
+package regconfig
 
 import (
 	"os"
@@ -14,10 +14,10 @@ func TestLoadConfigOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wrote, err := EnsureConfigFile(gen); err != nil || !wrote {
-		t.Fatalf("EnsureConfigFile: %v %v", wrote, err)
+	if wrote, err := EnsureFile(gen); err != nil || !wrote {
+		t.Fatalf("EnsureFile: %v %v", wrote, err)
 	}
-	cfg, adj, err := LoadConfig(gen)
+	cfg, adj, err := Load(gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestLoadConfigOverrides(t *testing.T) {
 
 	// Another port and TLS-only, insecure: same YAML.
 	run, _ := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": dir, "CONTAINER_REGISTRY_URL": "localhost:5001", "CONTAINER_REGISTRY_INSECURE": "1"})
-	cfg, adj, err = LoadConfig(run)
+	cfg, adj, err = Load(run)
 	if err != nil {
 		t.Fatal(err)
 	}
