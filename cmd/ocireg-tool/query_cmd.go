@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 )
 
 // CatalogCmd prints the raw catalog.
@@ -20,7 +21,7 @@ func (cmd CatalogCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	repos, err := tasks.Catalog(app.Ctx, t)
+	repos, err := query.Catalog(app.Ctx, t)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func (cmd ListCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	repos, err := tasks.List(app.Ctx, t)
+	repos, err := query.List(app.Ctx, t)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func (cmd ListCmd) Run(app *App) error {
 	return nil
 }
 
-func renderList(w io.Writer, url string, repos []tasks.Repo) {
+func renderList(w io.Writer, url string, repos []query.Repo) {
 	fmt.Fprintf(w, "Images in %s:\n", url)
 	if len(repos) == 0 {
 		fmt.Fprintf(w, "  (none)\n")
@@ -75,7 +76,7 @@ func (cmd TagsCmd) Run(app *App) error {
 		s := t.Script
 		return &tasks.UsageError{Msg: "Image name required", Usage: "Usage: " + s + " tags <image> [--json]\n\nExamples:\n  " + s + " tags container-base\n  " + s + " tags " + t.Config.Namespace + "/container-base --json"}
 	}
-	repo, err := tasks.Tags(app.Ctx, t, cmd.Image)
+	repo, err := query.Tags(app.Ctx, t, cmd.Image)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (cmd TagsCmd) Run(app *App) error {
 	return nil
 }
 
-func renderTags(w io.Writer, repo *tasks.Repo) {
+func renderTags(w io.Writer, repo *query.Repo) {
 	fmt.Fprintf(w, "Tags for %s:\n", repo.Name)
 	if len(repo.Tags) == 0 {
 		fmt.Fprintf(w, "  (none)\n")
@@ -107,7 +108,7 @@ func (cmd InfoCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	d := tasks.Info(c)
+	d := query.Info(c)
 	if cmd.JSON {
 		return writeJSON(app.Stdout, d)
 	}
@@ -115,7 +116,7 @@ func (cmd InfoCmd) Run(app *App) error {
 	return nil
 }
 
-func renderInfo(w io.Writer, d *tasks.InfoData) {
+func renderInfo(w io.Writer, d *query.InfoData) {
 	or := func(s string) string {
 		if s == "" {
 			return "(not set)"
