@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -92,16 +93,7 @@ func run(args []string, environ []string) int {
 func runApp(app *App, args []string) int {
 	var cli CLI
 	exit := -1
-	parser, err := kong.New(&cli,
-		kong.Name("ocireg-tool"),
-		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
-		kong.UsageOnError(),
-		kong.Writers(app.Stdout, app.Stderr),
-		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Bind(app),
-		kong.BindTo(app.Ctx, (*context.Context)(nil)),
-		kong.Vars{"version": generator.Version},
-	)
+	parser, err := newParser(app, &cli, func(code int) { exit = code; panic(exitPanic{}) })
 	if err != nil {
 		fmt.Fprintf(app.Stderr, "Error: %v\n", err)
 		return exitFailed
@@ -140,7 +132,40 @@ func runApp(app *App, args []string) int {
 	return code
 }
 
+// newParser is the kong parser of cli, writing to app's streams and
+// calling exit where kong would exit.
+func newParser(app *App, cli *CLI, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("ocireg-tool"),
+		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
+		kong.UsageOnError(),
+		kong.Writers(app.Stdout, app.Stderr),
+		kong.Exit(exit),
+		kong.Bind(app),
+		kong.BindTo(app.Ctx, (*context.Context)(nil)),
+		kong.Vars{"version": generator.Version},
+		kong.KindMapper(reflect.String, verbatimString),
+	)
+}
+
 type exitPanic struct{}
+
+// verbatimString decodes a string argument, flag or environment value as
+// the bytes it is. Kong's own string decoder goes through JSON, which
+// turns bytes that are not UTF-8 into U+FFFD: a path given that way would
+// silently name another directory instead of being refused (or found).
+var verbatimString = kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+	tok, err := ctx.Scan.PopValue("string")
+	if err != nil {
+		return err
+	}
+	s, ok := tok.Value.(string)
+	if !ok {
+		return fmt.Errorf("expected a string, got %v", tok.Value)
+	}
+	target.SetString(s)
+	return nil
+})
 
 func isCommand(p *kong.Kong, name string) bool {
 	for _, n := range p.Model.Children {
