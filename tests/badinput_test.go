@@ -308,6 +308,15 @@ func TestBadInput(t *testing.T) {
 		// NUL bytes in dump values (a shell would drop them silently).
 		{"dump: NUL in a value", nil, nil, []string{"generate", "--env-dump", nulDump}, nulDump + ":4: CONTAINER_REGISTRY_NAMESPACE: the value holds a NUL byte", 1},
 		{"dump: NUL in an exported bitbake -e value", nil, nil, []string{"generate", "--env-dump", nulExport}, nulExport + ":5: PV: the value holds a NUL byte", 1},
+
+		// Secrets on standard input (the tests run with stdin empty).
+		{"stdin: --password-stdin with nothing on stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto", "--password-stdin"}, "--password-stdin: standard input is empty", 1},
+		{"stdin: --password-stdin without a user", secure, nil, []string{"push", "app-server", "--tag", "bad", "--password-stdin"}, "--password-stdin needs the user name: --creds USER --password-stdin", 1},
+		{"stdin: --password-stdin and a password in --creds", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto:pw", "--password-stdin"}, "--creds USER:PASSWORD and --password-stdin both give a password", 1},
+		{"stdin: --password-stdin and --token-stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto", "--password-stdin", "--token-stdin"}, "--password-stdin and --token-stdin are exclusive", 1},
+		{"stdin: --token and --token-stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--token", "t", "--token-stdin"}, "--token and --token-stdin are exclusive", 1},
+		{"stdin: --src-token-stdin with nothing on stdin", plain, nil, []string{"import", secure.URL + "/yocto/app-server:latest", "badimport", "--src-token-stdin"}, "--src-token-stdin: standard input is empty", 1},
+		{"stdin: --src-password-stdin without a user", plain, nil, []string{"import", secure.URL + "/yocto/app-server:latest", "badimport", "--src-password-stdin"}, "--src-password-stdin needs the user name: --src-creds USER --src-password-stdin", 1},
 	}
 	for _, c := range cases {
 		var r Result

@@ -31,7 +31,9 @@ const (
 // App carries what every command needs: output streams, the environment
 // and, when called through the generated helper, the script's path.
 type App struct {
-	Ctx     context.Context
+	Ctx context.Context
+	// Stdin is where the -stdin options read a secret.
+	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Environ []string
@@ -82,7 +84,7 @@ func (a *App) ScriptName(c *config.Config) string {
 func run(args []string, environ []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
+	app := &App{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
 	if v := app.Getenv("CONTAINER_REGISTRY_SCRIPT"); v != "" {
 		app.Script = v
 		app.Stderr = os.Stdout
