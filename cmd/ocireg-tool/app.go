@@ -73,12 +73,14 @@ func (a *App) Getenv(key string) string {
 	return config.FromEnviron(a.Environ)[key]
 }
 
-// ScriptName is how messages refer to the helper script.
+// ScriptName is how messages refer to the helper script: a shell word
+// (see shellWord), so that every hint that shows a command can be copied
+// as it is, whatever the storage path holds.
 func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
-		return a.Script
+		return shellWord(a.Script)
 	}
-	return c.Script()
+	return shellWord(c.Script())
 }
 
 func run(args []string, environ []string) int {

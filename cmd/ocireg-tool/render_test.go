@@ -69,6 +69,16 @@ func TestRenderGolden(t *testing.T) {
 		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(secure)); return nil },
 		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(plain)); return nil },
 		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, tasks.Info(secure)) },
+		// Paths with a space, a quote and an ESC sequence: quoted and
+		// escaped, never printed raw.
+		"info-odd-paths.txt": func(w *bytes.Buffer) error {
+			renderInfo(w, tasks.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": "/srv/my builds/\x1b[2Jcr", "DEPLOY_DIR_IMAGES": "/srv/it's deploy", "TARGET_ARCH": "x86_64\x1b[0m"})))
+			return nil
+		},
+		"push-nothing-odd-roots.txt": func(w *bytes.Buffer) error {
+			renderPushSummary(w, &push.Summary{Nothing: true, Roots: []string{"/srv/a b", "/srv/\x1b]0;title\x07"}})
+			return nil
+		},
 		"delete.txt": func(w *bytes.Buffer) error {
 			renderDelete(w, "/srv/cr/container-registry.sh", &tasks.DeleteResult{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), Pruned: []string{digestA.String()}})
 			return nil
