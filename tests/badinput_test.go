@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,7 +164,7 @@ func TestBadInput(t *testing.T) {
 	nonUTF8 := filepath.Join(nonUTF8Parent, "bad\xff", "container-registry")
 	nonUTF8Dump, _ := scratchStorage("CONTAINER_REGISTRY_STORAGE", nonUTF8)
 	plainDump, _ := scratchStorage()
-	nonUTF8Err := fmt.Sprintf("CONTAINER_REGISTRY_STORAGE: %q is not valid UTF-8", nonUTF8)
+	nonUTF8Err := `CONTAINER_REGISTRY_STORAGE: "` + strings.ReplaceAll(nonUTF8, "\xff", `\xff`) + `" is not valid UTF-8`
 	nulVars := scratch()
 	mustNotExist = append(mustNotExist, nulVars["CONTAINER_REGISTRY_STORAGE"])
 	nulDump := dumpFile(t, nulVars, "CONTAINER_REGISTRY_NAMESPACE=\"yo\x00cto\"\n")
