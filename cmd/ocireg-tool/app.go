@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -30,7 +31,9 @@ const (
 // App carries what every command needs: output streams, the environment
 // and, when called through the generated helper, the script's path.
 type App struct {
-	Ctx     context.Context
+	Ctx context.Context
+	// Stdin is where the -stdin options read a secret.
+	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Environ []string
@@ -70,18 +73,20 @@ func (a *App) Getenv(key string) string {
 	return config.FromEnviron(a.Environ)[key]
 }
 
-// ScriptName is how messages refer to the helper script.
+// ScriptName is how messages refer to the helper script: a shell word
+// (see shellWord), so that every hint that shows a command can be copied
+// as it is, whatever the storage path holds.
 func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
-		return a.Script
+		return shellWord(a.Script)
 	}
-	return c.Script()
+	return shellWord(c.Script())
 }
 
 func run(args []string, environ []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
+	app := &App{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
 	if v := app.Getenv("CONTAINER_REGISTRY_SCRIPT"); v != "" {
 		app.Script = v
 		app.Stderr = os.Stdout
@@ -92,16 +97,7 @@ func run(args []string, environ []string) int {
 func runApp(app *App, args []string) int {
 	var cli CLI
 	exit := -1
-	parser, err := kong.New(&cli,
-		kong.Name("ocireg-tool"),
-		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
-		kong.UsageOnError(),
-		kong.Writers(app.Stdout, app.Stderr),
-		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Bind(app),
-		kong.BindTo(app.Ctx, (*context.Context)(nil)),
-		kong.Vars{"version": generator.Version},
-	)
+	parser, err := newParser(app, &cli, func(code int) { exit = code; panic(exitPanic{}) })
 	if err != nil {
 		fmt.Fprintf(app.Stderr, "Error: %v\n", err)
 		return exitFailed
@@ -140,7 +136,40 @@ func runApp(app *App, args []string) int {
 	return code
 }
 
+// newParser is the kong parser of cli, writing to app's streams and
+// calling exit where kong would exit.
+func newParser(app *App, cli *CLI, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("ocireg-tool"),
+		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
+		kong.UsageOnError(),
+		kong.Writers(app.Stdout, app.Stderr),
+		kong.Exit(exit),
+		kong.Bind(app),
+		kong.BindTo(app.Ctx, (*context.Context)(nil)),
+		kong.Vars{"version": generator.Version},
+		kong.KindMapper(reflect.String, verbatimString),
+	)
+}
+
 type exitPanic struct{}
+
+// verbatimString decodes a string argument, flag or environment value as
+// the bytes it is. Kong's own string decoder goes through JSON, which
+// turns bytes that are not UTF-8 into U+FFFD: a path given that way would
+// silently name another directory instead of being refused (or found).
+var verbatimString = kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+	tok, err := ctx.Scan.PopValue("string")
+	if err != nil {
+		return err
+	}
+	s, ok := tok.Value.(string)
+	if !ok {
+		return fmt.Errorf("expected a string, got %v", tok.Value)
+	}
+	target.SetString(s)
+	return nil
+})
 
 func isCommand(p *kong.Kong, name string) bool {
 	for _, n := range p.Model.Children {

@@ -116,6 +116,9 @@ func (cmd InfoCmd) Run(app *App) error {
 	return nil
 }
 
+// renderInfo prints the configuration. Every path and value that came from
+// the configuration is a shell word (shellWord): quoted when it holds
+// spaces or shell metacharacters, escaped when it holds control characters.
 func renderInfo(w io.Writer, d *query.InfoData) {
 	or := func(s string) string {
 		if s == "" {
@@ -123,26 +126,32 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		}
 		return s
 	}
+	word := func(s string) string {
+		if s == "" {
+			return "(not set)"
+		}
+		return shellWord(s)
+	}
 	fmt.Fprintf(w, "Container registry configuration:\n")
-	fmt.Fprintf(w, "  URL:          %s\n", d.URL)
-	fmt.Fprintf(w, "  Namespace:    %s\n", d.Namespace)
-	fmt.Fprintf(w, "  Storage:      %s\n", d.Storage)
-	fmt.Fprintf(w, "  Config:       %s\n", d.Config)
-	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(strings.Join(d.DeployDirs, " ")))
+	fmt.Fprintf(w, "  URL:          %s\n", word(d.URL))
+	fmt.Fprintf(w, "  Namespace:    %s\n", word(d.Namespace))
+	fmt.Fprintf(w, "  Storage:      %s\n", word(d.Storage))
+	fmt.Fprintf(w, "  Config:       %s\n", word(d.Config))
+	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(shellWords(d.DeployDirs)))
 	fmt.Fprintf(w, "  Tag strategy: %s\n", d.TagStrategy)
-	fmt.Fprintf(w, "  Target arch:  %s\n", or(d.TargetArch))
+	fmt.Fprintf(w, "  Target arch:  %s\n", word(d.TargetArch))
 	fmt.Fprintf(w, "  Mode:         %s\n", d.Mode)
 	if d.Secure {
-		fmt.Fprintf(w, "  PKI dir:      %s\n", d.PKIDir)
-		fmt.Fprintf(w, "  CA cert:      %s\n", d.CACert)
+		fmt.Fprintf(w, "  PKI dir:      %s\n", word(d.PKIDir))
+		fmt.Fprintf(w, "  CA cert:      %s\n", word(d.CACert))
 	}
 	if d.Auth {
-		fmt.Fprintf(w, "  Username:     %s\n", d.Username)
-		fmt.Fprintf(w, "  Password:     %s\n", d.PasswordFile)
+		fmt.Fprintf(w, "  Username:     %s\n", word(d.Username))
+		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
 	}
 	fmt.Fprintf(w, "\nWhere each value comes from:\n")
 	for _, s := range d.Sources {
-		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, or(s.Value), s.From)
+		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
 	}
 }
 

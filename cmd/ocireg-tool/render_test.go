@@ -70,6 +70,16 @@ func TestRenderGolden(t *testing.T) {
 		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, query.Info(secure)); return nil },
 		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, query.Info(plain)); return nil },
 		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, query.Info(secure)) },
+		// Paths with a space, a quote and an ESC sequence: quoted and
+		// escaped, never printed raw.
+		"info-odd-paths.txt": func(w *bytes.Buffer) error {
+			renderInfo(w, query.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": "/srv/my builds/\x1b[2Jcr", "DEPLOY_DIR_IMAGES": "/srv/it's deploy", "TARGET_ARCH": "x86_64\x1b[0m"})))
+			return nil
+		},
+		"push-nothing-odd-roots.txt": func(w *bytes.Buffer) error {
+			renderPushSummary(w, &push.Summary{Nothing: true, Roots: []string{"/srv/a b", "/srv/\x1b]0;title\x07"}})
+			return nil
+		},
 		"delete.txt": func(w *bytes.Buffer) error {
 			renderDelete(w, "/srv/cr/container-registry.sh", &remove.Result{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), Pruned: []string{digestA.String()}})
 			return nil
