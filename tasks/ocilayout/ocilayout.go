@@ -78,7 +78,8 @@ func Open(ctx context.Context, dir string) (*Layout, error) {
 }
 
 // OpenArchive reads the layout kept in the tar archive file, in place.
-// Close releases the file.
+// Close releases the file. Errors about the archive as a whole (gzip, a
+// sparse or truncated entry) leave naming the file to the caller.
 func OpenArchive(ctx context.Context, file string) (*Layout, error) {
 	s, err := openTar(ctx, file)
 	if err != nil {

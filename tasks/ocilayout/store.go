@@ -126,11 +126,11 @@ func (s *tarStore) index(ctx context.Context) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", s.file)
+		return fmt.Errorf("the archive is not a regular file")
 	}
 	var magic [2]byte
 	if n, _ := s.f.ReadAt(magic[:], 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		return fmt.Errorf("%s is gzip-compressed; decompress it first (an archive is read in place, not extracted)", s.file)
+		return fmt.Errorf("the archive is gzip-compressed; decompress it first (archives are read in place, not extracted)")
 	}
 	tr := tar.NewReader(s.f)
 	for n := 0; ; n++ {
