@@ -39,7 +39,7 @@ type dirStore struct{ dir string }
 func openDir(dir string) (dirStore, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return dirStore{}, fmt.Errorf("oci layout: %w", err)
+		return dirStore{}, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
 		return dirStore{}, fmt.Errorf("oci layout %s is not a directory", dir)
