@@ -2,12 +2,17 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
@@ -178,8 +183,64 @@ func TestBadInput(t *testing.T) {
 	notJSON := writeFile(t, cdir, "auth.json", "{", 0o600)
 	otherHost := writeFile(t, cdir, "other.json", `{"auths":{"elsewhere:5000":{"auth":"eW9jdG86eA=="}}}`, 0o600)
 
+	// Unbounded inputs (issue 11): an index.json of 10,000 entries, one of
+	// 5 MiB, a manifest size of 2^62, a config file of 512 MiB behind a
+	// small declared size, a blobs/sha256 directory symlinked out of the
+	// layout, a sparse or compressed oci-archive, a version that is a path.
+	wide, _ := goodLayout(t)
+	entries := indexEntries(t, wide)
+	for len(entries) < 10000 {
+		entries = append(entries, entries[0])
+	}
+	writeIndex(t, wide, entries)
+	fat, _ := goodLayout(t)
+	fatIndex, _ := os.ReadFile(filepath.Join(fat, "index.json"))
+	os.WriteFile(filepath.Join(fat, "index.json"), append(fatIndex, bytes.Repeat([]byte(" "), 5<<20)...), 0o644)
+	hugeSize, _ := goodLayout(t)
+	entries = indexEntries(t, hugeSize)
+	entries[0].Size = 1 << 62
+	writeIndex(t, hugeSize, entries)
+	bigConfig, _ := goodLayout(t)
+	cfgDigest, cfgSize := configOf(t, bigConfig)
+	cfgFile := filepath.Join(bigConfig, "blobs", "sha256", strings.TrimPrefix(cfgDigest, "sha256:"))
+	if err := os.Truncate(cfgFile, 512<<20); err != nil { // sparse: costs no disk
+		t.Fatal(err)
+	}
+	blobsOut, _ := goodLayout(t)
+	movedBlobs := filepath.Join(t.TempDir(), "sha256")
+	if err := os.Rename(filepath.Join(blobsOut, "blobs", "sha256"), movedBlobs); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(movedBlobs, filepath.Join(blobsOut, "blobs", "sha256"))
+	sparseLayout, _ := goodLayout(t)
+	hole := filepath.Join(sparseLayout, "blobs", "sha256", "hole")
+	os.WriteFile(hole, nil, 0o644)
+	os.Truncate(hole, 3<<30)
+	sparseArchive := filepath.Join(t.TempDir(), "sparse.tar")
+	if out, err := exec.Command(Need(t, "tar"), "--sparse", "--format=pax", "-C", sparseLayout, "-cf", sparseArchive, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	gzArchive := filepath.Join(t.TempDir(), "good.tar.gz")
+	goodArchive := filepath.Join(t.TempDir(), "good.tar")
+	tarDir(t, good, goodArchive)
+	if out, err := exec.Command("sh", "-c", "gzip -c < '"+goodArchive+"' > '"+gzArchive+"'").CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v\n%s", err, out)
+	}
+
 	down := "localhost:" + FreePort(t)
 	cases := []badCase{
+		// Unbounded inputs.
+		{"bounds: index.json of 10000 entries", plain, nil, []string{"push", wide, "--tag", "bad"}, "index.json lists 10000 entries; at most 4096 are supported", 1},
+		{"bounds: index.json of 5 MiB", plain, nil, []string{"push", fat, "--tag", "bad"}, "more than the 4194304 allowed", 1},
+		{"bounds: manifest of 2^62 bytes in index.json", plain, nil, []string{"push", hugeSize, "--tag", "bad"}, "declares 4611686018427387904 bytes; a manifest is at most 4194304", 1},
+		{"bounds: config file of 512 MiB", plain, nil, []string{"push", bigConfig, "--tag", "bad"}, fmt.Sprintf("config %s: %s is 536870912 bytes, more than the %d declared", cfgDigest, cfgFile, cfgSize), 1},
+		{"bounds: import a config file of 512 MiB", plain, nil, []string{"import", "oci:" + bigConfig, "badimport"}, fmt.Sprintf("blob %s is 536870912 bytes, its manifest says %d", cfgDigest, cfgSize), 1},
+		{"layout: blobs/sha256 symlinked outside", plain, nil, []string{"push", blobsOut, "--tag", "bad"}, "blobs/sha256 is a symlink", 1},
+		{"import: blobs/sha256 symlinked outside", plain, nil, []string{"import", "oci:" + blobsOut, "badimport"}, "blobs/sha256 is a symlink", 1},
+		{"import: sparse oci-archive (tar bomb)", plain, nil, []string{"import", "oci-archive:" + sparseArchive, "badimport"}, `is a sparse file of 3221225472 bytes`, 1},
+		{"import: gzip-compressed oci-archive", plain, nil, []string{"import", "oci-archive:" + gzArchive, "badimport"}, "is gzip-compressed", 1},
+		{"name: --version that is a path", plain, nil, []string{"push", "app-server", "--strategy", "version", "--version", "../../x"}, `version "../../x" does not start with a letter or digit; refusing to tag it "x"`, 2},
+
 		// Corrupt OCI layouts.
 		{"layout: missing layer blob", plain, nil, []string{"push", missingBlob, "--tag", "bad"}, "is missing", 1},
 		{"layout: layer digest mismatch", plain, nil, []string{"push", mismatch, "--tag", "bad"}, "its manifest says", 1},
@@ -363,4 +424,48 @@ func errorLines(s string) string {
 		}
 	}
 	return strings.Join(out, " | ")
+}
+
+// indexEntries reads the entries of the index.json of the layout dir.
+func indexEntries(t *testing.T, dir string) []v1.Descriptor {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im.Manifests
+}
+
+// writeIndex replaces the index.json of the layout dir.
+func writeIndex(t *testing.T, dir string, entries []v1.Descriptor) {
+	t.Helper()
+	data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// configOf is the config descriptor of the single image of layout dir.
+func configOf(t *testing.T, dir string) (string, int64) {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(indexEntries(t, dir)[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Config.Digest.String(), m.Config.Size
 }

@@ -83,8 +83,37 @@ func (a *App) ScriptName(c *config.Config) string {
 	return shellWord(c.Script())
 }
 
+// interrupted is the cause of the run's context ending at a signal.
+type interrupted struct{ sig syscall.Signal }
+
+func (e *interrupted) Error() string {
+	if e.sig == syscall.SIGINT {
+		return "interrupted by SIGINT"
+	}
+	return "interrupted by SIGTERM"
+}
+
+// exitCode is the shell's status for a process ended by the signal.
+func (e *interrupted) exitCode() int { return 128 + int(e.sig) }
+
+// signalContext returns a context that ends at the first SIGINT or SIGTERM
+// (its cause an *interrupted), so that work stops and cleans up; a second
+// signal exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		first := &interrupted{sig: (<-ch).(syscall.Signal)}
+		cancel(first)
+		second := &interrupted{sig: (<-ch).(syscall.Signal)}
+		os.Exit(second.exitCode())
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
+}
+
 func run(args []string, environ []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	app := &App{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
 	if v := app.Getenv("CONTAINER_REGISTRY_SCRIPT"); v != "" {
@@ -182,6 +211,15 @@ func isCommand(p *kong.Kong, name string) bool {
 
 // reportError prints err and maps it to an exit code.
 func reportError(app *App, err error) int {
+	var in *interrupted
+	if errors.As(context.Cause(app.Ctx), &in) {
+		if errors.As(err, new(*interrupted)) {
+			fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+		} else {
+			fmt.Fprintf(app.Stderr, "Error: %v (%v)\n", err, in)
+		}
+		return in.exitCode()
+	}
 	var ue *tasks.UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(app.Stderr, "Error: %s\n", ue.Msg)
