@@ -523,66 +523,17 @@ func (p *pushRun) archSuffix(pl *v1.Platform) string {
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
 // then puts the manifest by digest. It returns the index entry for m.
 func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
-	img := m.Image
-	var blobs []v1.Layer
-	cl, err := partial.ConfigLayer(img)
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
-	}
-	blobs = append(blobs, cl)
-	layers, err := img.Layers()
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("layers: %w", err)
-	}
-	blobs = append(blobs, layers...)
-
-	client, err := p.client(ctx, repo)
+	all, err := manifestBlobs(m.Image)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	type blob struct {
-		l      v1.Layer
-		d      v1.Hash
-		size   int64
-		exists bool
-	}
-	var all []*blob
-	seen := map[v1.Hash]bool{}
-	for _, l := range blobs {
-		d, err := l.Digest()
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
-		size, err := l.Size()
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		all = append(all, &blob{l: l, d: d, size: size})
-	}
-	// Ask for every blob at once: on a re-push these HEADs are all the
-	// work there is.
-	hg, hctx := errgroup.WithContext(ctx)
-	hg.SetLimit(p.o.Jobs)
-	for _, b := range all {
-		hg.Go(func() error {
-			ok, err := blobExists(hctx, client, repo, b.d)
-			b.exists = ok
-			return err
-		})
-	}
-	if err := hg.Wait(); err != nil {
+	if err := p.markPresent(ctx, repo, all); err != nil {
 		return v1.Descriptor{}, err
 	}
 	var missing []*blob
 	var missingBytes, presentBytes int64
-	var present int
 	for _, b := range all {
 		if b.exists {
-			present++
 			presentBytes += b.size
 			continue
 		}
@@ -592,8 +543,78 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 		missing = append(missing, b)
 		missingBytes += b.size
 	}
+	sent, err := p.upload(ctx, repo, missing, missingBytes)
+	p.sum.Uploaded += sent
+	p.sum.Skipped += presentBytes
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: len(all) - len(missing), PresentBytes: presentBytes})
+	return p.putManifest(ctx, repo, m)
+}
+
+// blob is one blob of a manifest and whether the registry has it.
+type blob struct {
+	l      v1.Layer
+	d      v1.Hash
+	size   int64
+	exists bool
+}
+
+// manifestBlobs lists the config and layers of img, each digest once.
+func manifestBlobs(img v1.Image) ([]*blob, error) {
+	cl, err := partial.ConfigLayer(img)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("layers: %w", err)
+	}
+	var all []*blob
+	seen := map[v1.Hash]bool{}
+	for _, l := range append([]v1.Layer{cl}, layers...) {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, &blob{l: l, d: d, size: size})
+	}
+	return all, nil
+}
+
+// markPresent asks the registry for every blob at once: on a re-push these
+// HEADs are all the work there is.
+func (p *pushRun) markPresent(ctx context.Context, repo name.Repository, all []*blob) error {
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.o.Jobs)
+	for _, b := range all {
+		g.Go(func() error {
+			ok, err := blobExists(gctx, client, repo, b.d)
+			b.exists = ok
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// upload sends the missing blobs, o.Jobs at a time, and returns the bytes
+// sent.
+func (p *pushRun) upload(ctx context.Context, repo name.Repository, missing []*blob, total int64) (int64, error) {
 	sentBefore := p.counter.sent.Load()
-	stop := p.startProgress(sentBefore, missingBytes)
+	stop := p.startProgress(sentBefore, total)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.o.Jobs)
 	for _, b := range missing {
@@ -604,22 +625,19 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 			return nil
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	stop()
-	sent := p.counter.sent.Load() - sentBefore
-	p.sum.Uploaded += sent
-	p.sum.Skipped += presentBytes
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: present, PresentBytes: presentBytes})
+	return p.counter.sent.Load() - sentBefore, err
+}
 
-	// Manifest last, by digest: no tag points at it yet.
-	raw, err := img.RawManifest()
+// putManifest puts m's manifest by digest (no tag points at it yet) unless
+// the registry has it, and returns its index entry.
+func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
+	raw, err := m.Image.RawManifest()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	mt, err := img.MediaType()
+	mt, err := m.Image.MediaType()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
