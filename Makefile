@@ -37,15 +37,30 @@ lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# command:package pairs `deps` installs when the command is missing: the
+# registry clients the tests use, and the host tools bitbake's HOSTTOOLS
+# and the layer tests need (fakeroot runs do_install; wget is the gomod://
+# fetcher's downloader).
+DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
+	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
+	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
+	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales
+
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
-	for p in skopeo:skopeo curl:curl openssl:openssl podman:podman; do \
-	  command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
+	for p in $(DEPS_COMMANDS); do \
+	  command -v $${p%%:*} >/dev/null 2>&1 || case " $$missing " in *" $${p#*:} "*) ;; *) missing="$$missing $${p#*:}";; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# bitbake refuses to start without the en_US.UTF-8 locale.
+	@if ! locale -a 2>/dev/null | grep -qix 'en_US\.utf-\?8'; then \
+	  echo "generating the en_US.UTF-8 locale"; \
+	  grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen; \
+	  locale-gen >/dev/null; \
 	fi
 
 FUZZTIME ?= 5m
