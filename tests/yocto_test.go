@@ -174,6 +174,9 @@ func newBitbakeBuild(t *testing.T, y yoctoTrees) *bitbakeBuild {
 		t.Fatal(err)
 	}
 	keepGoOut(t, dir)
+	if st, err := os.Stat(filepath.Join(dir, variantFile)); err == nil {
+		b.variantAt = st.ModTime() // an earlier run's: only ever move forward
+	}
 	return b
 }
 
@@ -197,7 +200,10 @@ func (b *bitbakeBuild) setVariant(t *testing.T, vars map[string]string) {
 	var sb strings.Builder
 	sb.WriteString("# Written by TestBitbake for the running subtest; included by the test layer's bbappends.\n")
 	for _, k := range sortedKeys(vars) {
-		fmt.Fprintf(&sb, "%s = %s\n", k, strconv.Quote(vars[k]))
+		if strings.ContainsAny(vars[k], "\"\\\n") {
+			t.Fatalf("variant %s = %q: bitbake would need quoting this helper does not do", k, vars[k])
+		}
+		fmt.Fprintf(&sb, "%s = \"%s\"\n", k, vars[k])
 	}
 	b.write(t, variantFile, sb.String())
 	at := time.Now().Truncate(time.Second)
