@@ -4,41 +4,49 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"strings"
 
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// AuthReport says where the password came from and what changed.
+// AuthReport says where the password came from, what changed, and where
+// the credentials are.
 type AuthReport struct {
-	Source  string // "environment", "existing file" or "generated"
-	Changed bool
+	Dir          string `json:"dir"`
+	User         string `json:"user"`
+	PasswordFile string `json:"password_file"`
+	// Source is "environment", "existing file" or "generated".
+	Source  string `json:"password_source"`
+	Changed bool   `json:"changed"`
 }
 
-// EnsureAuth writes auth/htpasswd (bcrypt) and auth/password (0600) for the
+// ensureAuth writes auth/htpasswd (bcrypt) and auth/password (0600) for the
 // configured user. The password is CONTAINER_REGISTRY_PASSWORD, else the
 // existing password file, else a new random one. Files whose content already
 // matches are left alone.
-func EnsureAuth(c *Config) (*AuthReport, error) {
+func ensureAuth(c *config.Config) (*AuthReport, error) {
 	if err := MkdirPrivate(c.AuthDir()); err != nil {
 		return nil, err
 	}
-	rep := &AuthReport{}
+	rep := &AuthReport{Dir: c.AuthDir(), User: c.Username, PasswordFile: c.PasswordFile()}
 	password := c.Password
 	switch {
 	case password != "":
 		rep.Source = "environment"
 	default:
-		data, err := os.ReadFile(c.PasswordFile())
+		stored, err := readPasswordFile(c.PasswordFile())
 		switch {
-		case err == nil && strings.TrimSpace(string(data)) != "":
-			password = strings.TrimSpace(string(data))
+		case err == nil && stored != "":
+			password = stored
 			rep.Source = "existing file"
 		case err != nil && !os.IsNotExist(err):
-			return nil, fmt.Errorf("reading password file: %w", err)
+			return nil, err
 		default:
 			password = randomPassword(24)
 			rep.Source = "generated"
@@ -68,15 +76,34 @@ func EnsureAuth(c *Config) (*AuthReport, error) {
 
 // ReadPassword returns the password the local registry expects: the
 // environment's, else the password file's.
-func ReadPassword(c *Config) (string, error) {
+func ReadPassword(c *config.Config) (string, error) {
 	if c.Password != "" {
 		return c.Password, nil
 	}
-	data, err := os.ReadFile(c.PasswordFile())
-	if err != nil {
+	pw, err := readPasswordFile(c.PasswordFile())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("registry password: %w (start the registry once to create it, or set CONTAINER_REGISTRY_PASSWORD)", err)
+	case err != nil:
+		return "", fmt.Errorf("registry password: %w", err)
 	}
-	return strings.TrimSpace(string(data)), nil
+	return pw, nil
+}
+
+// readPasswordFile reads a password file as ensureAuth writes it: the
+// password and one newline. The password obeys config.CheckPassword, the
+// same rule as CONTAINER_REGISTRY_PASSWORD, so what is written is what is
+// read back.
+func readPasswordFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if err := config.CheckPassword(pw); err != nil {
+		return "", fmt.Errorf("password file %s: %w", path, err)
+	}
+	return pw, nil
 }
 
 // htpasswdMatches reports whether file holds exactly one entry, for user,

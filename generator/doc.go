@@ -1,7 +1,8 @@
-// Package generator turns bitbake variables into ocireg-tool's typed
-// configuration and renders every artifact the tool writes: the helper
-// script, the distribution configuration, the PKI, and the target payloads.
+// Package generator renders every artifact the tool writes from a
+// config.Config: the helper script, the distribution configuration, the
+// PKI and htpasswd secrets, and the target payloads. Reading variables is
+// package config's job (generator/config).
 //
-// It reads variables and writes files; it never talks to a registry. Registry
-// work lives in package tasks.
+// It reads configuration and writes files; it never talks to a registry.
+// Registry work lives in package tasks.
 package generator

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // Result lists what Generate wrote or found.
@@ -14,17 +16,17 @@ type Result struct {
 	Config   string
 	Tool     string
 	Changed  []string // files written (unchanged files are not listed)
-	PKI      *PKIReport
-	Auth     *AuthReport
+	Secrets  *SecretsReport
 	Warnings []string
 }
 
 // Generate writes the helper script, a copy of the tool, the registry
-// configuration and, in secure mode, the PKI into the storage directory.
-// Every file is written atomically and only when its content changes, so a
+// configuration and the secrets (EnsureSecrets at generate: the PKI in
+// secure mode, auth/ only when a password is configured) into the storage
+// directory. Every file is written atomically and only when its content changes, so a
 // second run with the same input touches nothing. self is the path of the
 // running binary, copied to bin/ocireg-tool.
-func Generate(c *Config, self string, now time.Time) (*Result, error) {
+func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 	res := &Result{Script: c.Script(), Config: c.RegistryConfig(), Tool: c.ToolCopy(), Warnings: c.Warnings}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
@@ -32,24 +34,15 @@ func Generate(c *Config, self string, now time.Time) (*Result, error) {
 	if c.NativeTool == "" {
 		c.NativeTool = self
 	}
-	if c.Secure {
-		rep, err := EnsurePKI(c, now)
-		if err != nil {
-			return nil, err
-		}
-		res.PKI = rep
-		if len(rep.Missing) > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf(
-				"%s does not cover %v; it is kept as is. Remove server.crt and server.key to issue a new one from the same CA",
-				c.ServerCert(), rep.Missing))
-		}
+	secrets, err := EnsureSecrets(c, now, AtGenerate)
+	if err != nil {
+		return nil, err
 	}
-	if c.Auth && c.Password != "" {
-		rep, err := EnsureAuth(c)
-		if err != nil {
-			return nil, err
-		}
-		res.Auth = rep
+	res.Secrets = secrets
+	if secrets.PKI != nil && len(secrets.PKI.Missing) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf(
+			"%s does not cover %v; it is kept as is. Remove server.crt and server.key to issue a new one from the same CA",
+			c.ServerCert(), secrets.PKI.Missing))
 	}
 	if err := copyTool(self, c.ToolCopy(), res); err != nil {
 		return nil, err
@@ -77,21 +70,21 @@ func Generate(c *Config, self string, now time.Time) (*Result, error) {
 }
 
 // RegistryConfigYAML renders the distribution configuration for c.
-func RegistryConfigYAML(c *Config) ([]byte, error) {
+func RegistryConfigYAML(c *config.Config) ([]byte, error) {
 	return Render("registry-config.yml.tmpl", templateData(c))
 }
 
 // Help renders the helper script's help text.
-func Help(c *Config, script string) ([]byte, error) {
+func Help(c *config.Config, script string) ([]byte, error) {
 	d := templateData(c)
 	d["Script"] = script
 	return Render("help.txt.tmpl", d)
 }
 
-func templateData(c *Config) map[string]any {
+func templateData(c *config.Config) map[string]any {
 	return map[string]any{
 		"Version":      Version,
-		"Baked":        c.BakedVars(),
+		"Baked":        config.FormatDump(c.BakedVars()),
 		"NativeTool":   c.NativeTool,
 		"DataDir":      c.DataDir(),
 		"Port":         c.Port,
@@ -109,7 +102,7 @@ func templateData(c *Config) map[string]any {
 		"Username":     c.Username,
 		"PasswordFile": c.PasswordFile(),
 		"Strategy":     strings.Join(c.TagStrategy, " "),
-		"Strategies":   Strategies,
+		"Strategies":   config.Strategies,
 		"Script":       c.Script(),
 	}
 }

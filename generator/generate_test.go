@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // snapshot describes files by content and mtime.
@@ -37,7 +39,7 @@ func fakeTool(t *testing.T) string {
 func TestGenerateIdempotent(t *testing.T) {
 	for _, secure := range []string{"0", "1"} {
 		t.Run("secure="+secure, func(t *testing.T) {
-			c, err := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_SECURE": secure, "CONTAINER_REGISTRY_PASSWORD": "s3cret"})
+			c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_SECURE": secure, "CONTAINER_REGISTRY_PASSWORD": "s3cret"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,23 +86,24 @@ func TestGenerateIdempotent(t *testing.T) {
 	}
 }
 
-// The generated script is valid POSIX sh, applies baked values only where
-// the environment leaves them unset, prefers the copied tool and falls back
-// to the native one.
+// The generated script is valid POSIX sh, hands its baked values to the
+// tool at the dump level (the environment wins over them), prefers the
+// copied tool and falls back to the native one.
 func TestGeneratedScriptRuns(t *testing.T) {
 	storage := t.TempDir()
 	native := fakeTool(t)
-	c, err := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_NAMESPACE": "it's", "CONTAINER_REGISTRY_TOOL": native})
+	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_NAMESPACE": "it's", "CONTAINER_REGISTRY_TOOL": native})
 	if err == nil {
 		t.Fatal("namespace with a quote accepted")
 	}
-	c, err = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_TAG_STRATEGY": "sha latest", "CONTAINER_REGISTRY_TOOL": native,
+	c, err = config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_TAG_STRATEGY": "sha latest", "CONTAINER_REGISTRY_TOOL": native,
 		"DEPLOY_DIR_IMAGES": "/srv/it's here/images"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	copyTool := filepath.Join(t.TempDir(), "ocireg-tool")
-	writeFile(t, copyTool, "#!/bin/sh\necho \"copy $CONTAINER_REGISTRY_TAG_STRATEGY|$CONTAINER_REGISTRY_URL|$DEPLOY_DIR_IMAGES|$CONTAINER_REGISTRY_SCRIPT\" \"$@\"\n")
+	bakedOut := filepath.Join(t.TempDir(), "baked")
+	writeFile(t, copyTool, "#!/bin/sh\nprintf '%s' \"$CONTAINER_REGISTRY_BAKED\" > "+ShellQuote(bakedOut)+"\necho \"copy $CONTAINER_REGISTRY_URL|$CONTAINER_REGISTRY_SCRIPT\" \"$@\"\n")
 	os.Chmod(copyTool, 0o755)
 	if _, err := Generate(c, copyTool, time.Now()); err != nil {
 		t.Fatal(err)
@@ -114,12 +117,28 @@ func TestGeneratedScriptRuns(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	want := "copy sha latest|localhost:5000|/srv/it's here/images|" + c.Script() + " push a b"
-	if got := run(); got != want {
-		t.Errorf("baked run = %q, want %q", got, want)
+	load := func(env ...string) *config.Config {
+		t.Helper()
+		baked, err := os.ReadFile(bakedOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := config.Load(config.Sources{Environ: append([]string{config.BakedVar + "=" + string(baked)}, env...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
 	}
-	if got := run("CONTAINER_REGISTRY_URL=localhost:5001", "CONTAINER_REGISTRY_TAG_STRATEGY="); !strings.HasPrefix(got, "copy |localhost:5001|") {
-		t.Errorf("environment did not win: %q", got)
+	want := "copy |" + c.Script() + " push a b"
+	if got := run(); got != want {
+		t.Errorf("baked run = %q, want %q (baked values stay out of the environment)", got, want)
+	}
+	if got := load(); strings.Join(got.TagStrategy, " ") != "sha latest" || got.URL != "localhost:5000" || got.DeployDirImages != "/srv/it's here/images" {
+		t.Errorf("baked values: strategy %q URL %q deploy %q", got.TagStrategy, got.URL, got.DeployDirImages)
+	}
+	run("CONTAINER_REGISTRY_URL=localhost:5001")
+	if got := load("CONTAINER_REGISTRY_URL=localhost:5001"); got.URL != "localhost:5001" || got.Get("CONTAINER_REGISTRY_URL").Level != config.LevelEnv {
+		t.Errorf("environment did not win: %q", got.URL)
 	}
 	os.Remove(c.ToolCopy())
 	if got := run(); got != "fake tool push a b" {
@@ -132,11 +151,11 @@ func TestGeneratedScriptRuns(t *testing.T) {
 
 func TestGenerateReportsUncoveredSANs(t *testing.T) {
 	storage := t.TempDir()
-	c, _ := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1"})
+	c, _ := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1"})
 	if _, err := Generate(c, fakeTool(t), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	c, _ = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_URL": "buildhost:5000"})
+	c, _ = config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": storage, "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_URL": "buildhost:5000"})
 	res, err := Generate(c, fakeTool(t), time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -21,36 +22,36 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // goldenCases are the configurations every template is rendered under.
 var goldenCases = []struct {
 	name string
-	vars Vars
+	vars config.Vars
 }{
-	{"default-insecure", Vars{"CONTAINER_REGISTRY_INSECURE": "1", "DOCKER_REGISTRY_INSECURE": "localhost:5000"}},
-	{"secure-auth", Vars{"CONTAINER_REGISTRY_SECURE": "1"}},
-	{"secure-tls-only", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}},
-	{"custom-sans", Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_URL": "buildhost.lan:5443", "CONTAINER_REGISTRY_CERT_SAN": "DNS:myhost.local,IP:192.168.1.100"}},
-	{"docker-runtimes", Vars{"CONTAINER_REGISTRY_INSECURE": "1", "DOCKER_OCI_RUNTIMES": `{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}`, "DOCKER_DEFAULT_RUNTIME": "vxn"}},
-	{"podman-runtime", Vars{"CONTAINER_REGISTRY_INSECURE": "1", "PODMAN_OCI_RUNTIME": "crun", "CONTAINER_REGISTRY_SEARCH_FIRST": "0"}},
-	{"authfile", Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "CONTAINER_REGISTRY_NAMESPACE": "team/yocto"}},
+	{"default-insecure", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "DOCKER_REGISTRY_INSECURE": "localhost:5000"}},
+	{"secure-auth", config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}},
+	{"secure-tls-only", config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}},
+	{"custom-sans", config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_URL": "buildhost.lan:5443", "CONTAINER_REGISTRY_CERT_SAN": "DNS:myhost.local,IP:192.168.1.100"}},
+	{"docker-runtimes", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "DOCKER_OCI_RUNTIMES": `{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}`, "DOCKER_DEFAULT_RUNTIME": "vxn"}},
+	{"podman-runtime", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "PODMAN_OCI_RUNTIME": "crun", "CONTAINER_REGISTRY_SEARCH_FIRST": "0"}},
+	{"authfile", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "CONTAINER_REGISTRY_NAMESPACE": "team/yocto"}},
 }
 
 const goldenNativeTool = "/srv/yocto/build/tmp/sysroots-components/x86_64/ocireg-tool-native/usr/bin/ocireg-tool"
 
 // goldenConfig builds the case's configuration with a PKI in a temporary
 // storage directory (secure cases).
-func goldenConfig(t *testing.T, vars Vars) *Config {
+func goldenConfig(t *testing.T, vars config.Vars) *config.Config {
 	t.Helper()
-	all := Vars{
+	all := config.Vars{
 		"TOPDIR":                     "/srv/yocto/build",
 		"DEPLOY_DIR_IMAGES":          "/srv/yocto/build/tmp/deploy/images",
 		"TARGET_ARCH":                "x86_64",
 		"CONTAINER_REGISTRY_STORAGE": t.TempDir(),
 		"CONTAINER_REGISTRY_TOOL":    goldenNativeTool,
 	}
-	c, err := FromVars(all.Overlay(vars))
+	c, err := config.FromVars(all.Overlay(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Secure {
-		if _, err := EnsurePKI(c, time.Now()); err != nil {
+		if _, err := ensurePKI(c, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -59,7 +60,7 @@ func goldenConfig(t *testing.T, vars Vars) *Config {
 
 // renderAll renders every template for c into one document, with the
 // storage path replaced by /STORAGE and certificates by a marker.
-func renderAll(t *testing.T, c *Config) string {
+func renderAll(t *testing.T, c *config.Config) string {
 	t.Helper()
 	var doc bytes.Buffer
 	add := func(title string, data []byte) {
@@ -178,7 +179,7 @@ func TestRenderedOutputsParse(t *testing.T) {
 	}
 }
 
-func checkRegistriesConf(t *testing.T, c *Config, f TargetFile, v map[string]any) {
+func checkRegistriesConf(t *testing.T, c *config.Config, f TargetFile, v map[string]any) {
 	t.Helper()
 	if !strings.HasSuffix(f.Path, "50-custom-registry.conf") {
 		return
@@ -196,13 +197,13 @@ func checkRegistriesConf(t *testing.T, c *Config, f TargetFile, v map[string]any
 func TestDockerDaemonJSON(t *testing.T) {
 	tests := []struct {
 		name string
-		vars Vars
+		vars config.Vars
 		want map[string]any
 	}{
-		{"insecure from URL", Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, map[string]any{"insecure-registries": []any{"10.0.2.2:5000"}}},
-		{"explicit list translated", Vars{"DOCKER_REGISTRY_INSECURE": "localhost:5000 other.lan:5000"}, map[string]any{"insecure-registries": []any{"10.0.2.2:5000", "other.lan:5000"}}},
-		{"target URL wins", Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_TARGET_URL": "host.lan:5000"}, map[string]any{"insecure-registries": []any{"host.lan:5000"}}},
-		{"runtimes", Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": {"path": "/usr/bin/vxn"}}`, "DOCKER_DEFAULT_RUNTIME": "vxn"},
+		{"insecure from URL", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1"}, map[string]any{"insecure-registries": []any{"10.0.2.2:5000"}}},
+		{"explicit list translated", config.Vars{"DOCKER_REGISTRY_INSECURE": "localhost:5000 other.lan:5000"}, map[string]any{"insecure-registries": []any{"10.0.2.2:5000", "other.lan:5000"}}},
+		{"target URL wins", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_TARGET_URL": "host.lan:5000"}, map[string]any{"insecure-registries": []any{"host.lan:5000"}}},
+		{"runtimes", config.Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": {"path": "/usr/bin/vxn"}}`, "DOCKER_DEFAULT_RUNTIME": "vxn"},
 			map[string]any{"runtimes": map[string]any{"vxn": map[string]any{"path": "/usr/bin/vxn"}}, "default-runtime": "vxn"}},
 	}
 	for _, tt := range tests {
@@ -223,18 +224,18 @@ func TestDockerDaemonJSON(t *testing.T) {
 			}
 		})
 	}
-	c := goldenConfig(t, Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": "/usr/bin/vxn"`})
+	c := goldenConfig(t, config.Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": "/usr/bin/vxn"`})
 	if _, err := TargetFiles(c, TargetDocker); err == nil || !strings.Contains(err.Error(), "DOCKER_OCI_RUNTIMES") {
 		t.Errorf("invalid runtimes JSON: %v", err)
 	}
-	c = goldenConfig(t, Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": "/usr/bin/vxn"}`})
+	c = goldenConfig(t, config.Vars{"DOCKER_OCI_RUNTIMES": `{"vxn": "/usr/bin/vxn"}`})
 	if _, err := TargetFiles(c, TargetDocker); err == nil || !strings.Contains(err.Error(), `runtime "vxn"`) {
 		t.Errorf("runtime not an object: %v", err)
 	}
 }
 
 func TestTargetInstallModes(t *testing.T) {
-	c := goldenConfig(t, Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "PODMAN_OCI_RUNTIME": "crun"})
+	c := goldenConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "PODMAN_OCI_RUNTIME": "crun"})
 	dest := t.TempDir()
 	want := map[string]os.FileMode{
 		"etc/docker/daemon.json":                                    0o644,
@@ -275,7 +276,7 @@ func TestTargetInstallModes(t *testing.T) {
 	}
 
 	// No CA: the ca payload names the missing file.
-	c2 := goldenConfig(t, Vars{"CONTAINER_REGISTRY_INSECURE": "1"})
+	c2 := goldenConfig(t, config.Vars{"CONTAINER_REGISTRY_INSECURE": "1"})
 	if _, err := InstallTarget(c2, TargetCA, t.TempDir()); err == nil || !strings.Contains(err.Error(), c2.CACert()) {
 		t.Errorf("missing CA: %v", err)
 	}

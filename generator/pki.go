@@ -14,23 +14,30 @@ import (
 	"math/big"
 	"os"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
-// PKIReport says what EnsurePKI did.
+// PKIReport says what ensurePKI did, and where the PKI is.
 type PKIReport struct {
-	CreatedCA     bool
-	CreatedServer bool
+	Dir        string `json:"dir"`
+	CACert     string `json:"ca_cert"`
+	ServerCert string `json:"server_cert"`
+	// CreatedCA is true when a new CA (and server certificate) was made.
+	CreatedCA bool `json:"created_ca"`
+	// CreatedServer is true when a new server certificate was made.
+	CreatedServer bool `json:"created_server"`
 	// Missing lists required SANs the existing server certificate lacks.
-	Missing []string
+	Missing []string `json:"missing_sans,omitempty"`
 }
 
-// EnsurePKI makes sure pki/ holds a CA and a server certificate for the
+// ensurePKI makes sure pki/ holds a CA and a server certificate for the
 // configuration. Keys are ECDSA P-256 (accepted by Docker, Podman, curl,
 // OpenSSL and Go alike). Existing files are never replaced: a CA that exists
 // is reused to sign a missing server certificate, and a server certificate
 // that no longer covers the configured names is reported in Missing.
-func EnsurePKI(c *Config, now time.Time) (*PKIReport, error) {
-	rep := &PKIReport{}
+func ensurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
+	rep := &PKIReport{Dir: c.PKIDir(), CACert: c.CACert(), ServerCert: c.ServerCert()}
 	if err := MkdirPrivate(c.PKIDir()); err != nil {
 		return nil, err
 	}
@@ -82,7 +89,7 @@ func EnsurePKI(c *Config, now time.Time) (*PKIReport, error) {
 	return rep, nil
 }
 
-func createCA(c *Config, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func createCA(c *config.Config, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating CA key: %w", err)
@@ -112,7 +119,7 @@ func createCA(c *Config, now time.Time) (*x509.Certificate, crypto.Signer, error
 	return cert, key, nil
 }
 
-func createServer(c *Config, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
+func createServer(c *config.Config, ca *x509.Certificate, caKey crypto.Signer, now time.Time) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generating server key: %w", err)
@@ -148,7 +155,7 @@ func createServer(c *Config, ca *x509.Certificate, caKey crypto.Signer, now time
 }
 
 // missingSANs lists the required names cert does not cover.
-func missingSANs(c *Config, cert *x509.Certificate) []string {
+func missingSANs(c *config.Config, cert *x509.Certificate) []string {
 	var out []string
 	dns, ips := c.RequiredSANs()
 	for _, d := range dns {

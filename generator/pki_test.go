@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
-func secureConfig(t *testing.T, extra Vars) *Config {
+func secureConfig(t *testing.T, extra config.Vars) *config.Config {
 	t.Helper()
-	v := Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": t.TempDir(),
+	v := config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": t.TempDir(),
 		"CONTAINER_REGISTRY_CERT_SAN": "DNS:myhost.local,IP:192.168.1.100"}
-	c, err := FromVars(v.Overlay(extra))
+	c, err := config.FromVars(v.Overlay(extra))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +38,9 @@ func openssl(t *testing.T, args ...string) string {
 // openssl reads the certificates as we meant them: SANs, validity, key
 // usage, CA:TRUE only on the CA, and the chain verifies.
 func TestPKIWithOpenSSL(t *testing.T) {
-	c := secureConfig(t, Vars{"CONTAINER_REGISTRY_CERT_DAYS": "30", "CONTAINER_REGISTRY_CA_DAYS": "100"})
+	c := secureConfig(t, config.Vars{"CONTAINER_REGISTRY_CERT_DAYS": "30", "CONTAINER_REGISTRY_CA_DAYS": "100"})
 	now := time.Now()
-	rep, err := EnsurePKI(c, now)
+	rep, err := ensurePKI(c, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestPKIWithOpenSSL(t *testing.T) {
 // server certificate for every name targets and the host use.
 func TestPKITLSHandshake(t *testing.T) {
 	c := secureConfig(t, nil)
-	if _, err := EnsurePKI(c, time.Now()); err != nil {
+	if _, err := ensurePKI(c, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := tls.LoadX509KeyPair(c.ServerCert(), c.ServerKey())
@@ -123,12 +125,12 @@ func TestPKITLSHandshake(t *testing.T) {
 // certificate that no longer covers the configuration is reported.
 func TestPKIKeptAndReported(t *testing.T) {
 	c := secureConfig(t, nil)
-	if _, err := EnsurePKI(c, time.Now()); err != nil {
+	if _, err := ensurePKI(c, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, c.CACert(), c.CAKey(), c.ServerCert(), c.ServerKey())
-	c2 := secureConfig(t, Vars{"CONTAINER_REGISTRY_STORAGE": c.Storage, "CONTAINER_REGISTRY_CERT_SAN": "DNS:newhost.lan"})
-	rep, err := EnsurePKI(c2, time.Now())
+	c2 := secureConfig(t, config.Vars{"CONTAINER_REGISTRY_STORAGE": c.Storage, "CONTAINER_REGISTRY_CERT_SAN": "DNS:newhost.lan"})
+	rep, err := ensurePKI(c2, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func TestPKIKeptAndReported(t *testing.T) {
 	// Removing the server pair issues a new one from the same CA.
 	os.Remove(c.ServerCert())
 	os.Remove(c.ServerKey())
-	rep, err = EnsurePKI(c2, time.Now())
+	rep, err = ensurePKI(c2, time.Now())
 	if err != nil || rep.CreatedCA || !rep.CreatedServer {
 		t.Fatalf("reissue: %+v %v", rep, err)
 	}
@@ -150,7 +152,7 @@ func TestPKIKeptAndReported(t *testing.T) {
 	}
 	// A lone key is never overwritten.
 	os.Remove(c.CACert())
-	if _, err := EnsurePKI(c2, time.Now()); err == nil || !strings.Contains(err.Error(), "incomplete CA") {
+	if _, err := ensurePKI(c2, time.Now()); err == nil || !strings.Contains(err.Error(), "incomplete CA") {
 		t.Errorf("lone CA key: %v", err)
 	}
 }
@@ -161,7 +163,7 @@ func TestPKIModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(c.PKIDir(), 0o777)
-	if _, err := EnsurePKI(c, time.Now()); err != nil {
+	if _, err := ensurePKI(c, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]os.FileMode{

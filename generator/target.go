@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // Target payload kinds, as `ocireg-tool target <kind>` spells them.
@@ -38,7 +40,7 @@ type targetOptions struct {
 func SkipCA() TargetOption { return func(o *targetOptions) { o.skipCA = true } }
 
 // TargetFiles computes the payload of one target package. Nothing is written.
-func TargetFiles(c *Config, kind string, opts ...TargetOption) ([]TargetFile, error) {
+func TargetFiles(c *config.Config, kind string, opts ...TargetOption) ([]TargetFile, error) {
 	var o targetOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -55,7 +57,7 @@ func TargetFiles(c *Config, kind string, opts ...TargetOption) ([]TargetFile, er
 }
 
 // InstallTarget writes the payload of kind under dest (a recipe's ${D}).
-func InstallTarget(c *Config, kind, dest string, opts ...TargetOption) ([]string, error) {
+func InstallTarget(c *config.Config, kind, dest string, opts ...TargetOption) ([]string, error) {
 	files, err := TargetFiles(c, kind, opts...)
 	if err != nil {
 		return nil, err
@@ -79,13 +81,13 @@ func InstallTarget(c *Config, kind, dest string, opts ...TargetOption) ([]string
 	return written, nil
 }
 
-func dockerFiles(c *Config, o targetOptions) ([]TargetFile, error) {
+func dockerFiles(c *config.Config, o targetOptions) ([]TargetFile, error) {
 	runtimes, err := c.ValidateRuntimes()
 	if err != nil {
 		return nil, err
 	}
 	daemon := map[string]any{}
-	if insecure := c.dockerInsecure(); len(insecure) > 0 {
+	if insecure := dockerInsecure(c); len(insecure) > 0 {
 		daemon["insecure-registries"] = insecure
 	}
 	if len(runtimes) > 0 {
@@ -100,7 +102,7 @@ func dockerFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 	}
 	files := []TargetFile{{Path: "etc/docker/daemon.json", Data: data, Mode: 0o644}}
 	if c.Secure && !o.skipCA {
-		ca, err := c.readCA()
+		ca, err := readCA(c)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +122,7 @@ func dockerFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 // plain HTTP: DOCKER_REGISTRY_INSECURE, else the registry when INSECURE=1.
 // Host-side addresses are translated to the target's view; in secure mode
 // the registry itself is never listed.
-func (c *Config) dockerInsecure() []string {
+func dockerInsecure(c *config.Config) []string {
 	var list []string
 	seen := map[string]bool{}
 	add := func(a string) {
@@ -131,7 +133,7 @@ func (c *Config) dockerInsecure() []string {
 	}
 	if len(c.DockerInsecure) > 0 {
 		for _, a := range c.DockerInsecure {
-			add(c.targetView(a))
+			add(targetView(c, a))
 		}
 	} else if c.Insecure {
 		add(c.TargetURL)
@@ -140,17 +142,17 @@ func (c *Config) dockerInsecure() []string {
 }
 
 // targetView translates a host-side address to what a target uses.
-func (c *Config) targetView(addr string) string {
+func targetView(c *config.Config, addr string) string {
 	if addr == c.URL {
 		return c.TargetURL
 	}
 	if host, port, err := net.SplitHostPort(addr); err == nil {
-		return TargetAddress(host, port)
+		return config.TargetAddress(host, port)
 	}
 	return addr
 }
 
-func ociFiles(c *Config, o targetOptions) ([]TargetFile, error) {
+func ociFiles(c *config.Config, o targetOptions) ([]TargetFile, error) {
 	data, err := Render("registries.conf.tmpl", map[string]any{
 		"Version":     Version,
 		"Address":     c.TargetURL,
@@ -163,7 +165,7 @@ func ociFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 	}
 	files := []TargetFile{{Path: "etc/containers/registries.conf.d/50-custom-registry.conf", Data: data, Mode: 0o644}}
 	if c.Secure && !o.skipCA {
-		ca, err := c.readCA()
+		ca, err := readCA(c)
 		if err != nil {
 			return nil, err
 		}
@@ -188,8 +190,8 @@ func ociFiles(c *Config, o targetOptions) ([]TargetFile, error) {
 	return files, nil
 }
 
-func caFiles(c *Config) ([]TargetFile, error) {
-	ca, err := c.readCA()
+func caFiles(c *config.Config) ([]TargetFile, error) {
+	ca, err := readCA(c)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +208,7 @@ func caFiles(c *Config) ([]TargetFile, error) {
 	return files, nil
 }
 
-func (c *Config) readCA() ([]byte, error) {
+func readCA(c *config.Config) ([]byte, error) {
 	data, err := os.ReadFile(c.CACert())
 	if err != nil {
 		if os.IsNotExist(err) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -134,7 +135,7 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 
 	step("prime", func(t *testing.T) { b.prime(t) })
 	step("parse", func(t *testing.T) { b.parse(t, layer, testLayer) })
-	var indexEnv generator.Vars
+	var indexEnv config.Vars
 	step("labels-class", func(t *testing.T) { b.labelsClass(t) })
 	step("generate-insecure", func(t *testing.T) { indexEnv = b.generateInsecure(t, url, storage) })
 	step("script", func(t *testing.T) { b.scriptPush(t, reg, indexEnv["DEPLOY_DIR"]) })
@@ -259,7 +260,7 @@ func (b *bitbakeBuild) labelsClass(t *testing.T) {
 // generateInsecure: `bitbake -e` shows the settings of local.conf, the
 // distro include and the variant; generate_registry_script writes the
 // helper on the console's word.
-func (b *bitbakeBuild) generateInsecure(t *testing.T, url, storage string) generator.Vars {
+func (b *bitbakeBuild) generateInsecure(t *testing.T, url, storage string) config.Vars {
 	env := b.env(t, "container-registry-index")
 	for k, want := range map[string]string{
 		"CONTAINER_REGISTRY_URL":          url,

@@ -19,7 +19,7 @@ func TestScriptHelpAndUnknownCommand(t *testing.T) {
 		t.Errorf("script mode = %v, want 0755", st.Mode().Perm())
 	}
 	r := e.Run("help")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "push [image|path]") || !strings.Contains(r.Stdout, e.URL) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "push [<target>] [options]") || !strings.Contains(r.Stdout, e.URL) {
 		t.Errorf("help: code %d, output:\n%s", r.Code, r.Out())
 	}
 	r = e.Run("frobnicate")
@@ -32,7 +32,7 @@ func TestScriptHelpAndUnknownCommand(t *testing.T) {
 // from it; bad input exits non-zero naming the file and line or variable.
 func TestGenerateAndTargetCLI(t *testing.T) {
 	storage := filepath.Join(t.TempDir(), "cr")
-	r := RunTool(t, nil, "generate", "--env-dump", "../generator/testdata/bitbake-e-base-files.txt", "--storage", storage)
+	r := RunTool(t, nil, "generate", "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt", "--storage", storage)
 	if r.Code != 0 {
 		t.Fatalf("generate from bitbake -e: %d %s", r.Code, r.Out())
 	}
@@ -40,12 +40,12 @@ func TestGenerateAndTargetCLI(t *testing.T) {
 		t.Errorf("generate output does not name the script:\n%s", r.Stdout)
 	}
 	script, err := os.ReadFile(filepath.Join(storage, "container-registry.sh"))
-	if err != nil || !strings.Contains(string(script), "CONTAINER_REGISTRY_TAG_STRATEGY='sha branch latest'") {
+	if err != nil || !strings.Contains(string(script), `CONTAINER_REGISTRY_TAG_STRATEGY="sha branch latest"`) {
 		t.Errorf("script does not carry the dump's strategy (%v):\n%s", err, script)
 	}
 
 	dest := t.TempDir()
-	r = RunTool(t, nil, "target", "docker", "--env-dump", "../generator/testdata/bitbake-e-base-files.txt", "--dest", dest)
+	r = RunTool(t, nil, "target", "docker", "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt", "--dest", dest)
 	if r.Code != 0 {
 		t.Fatalf("target docker: %d %s", r.Code, r.Out())
 	}
@@ -74,7 +74,7 @@ func TestGenerateAndTargetCLI(t *testing.T) {
 		{[]string{"generate", "--env-dump", "/nonexistent/dump"}, nil, 2, "/nonexistent/dump"},
 		{[]string{"target", "podman", "--dest", dest}, nil, 2, `must be one of "docker","oci","ca"`},
 		{[]string{"target", "docker"}, nil, 2, "--dest"},
-		{[]string{"target", "ca", "--dest", dest, "--env-dump", "../generator/testdata/bitbake-e-base-files.txt"}, nil, 1, "ca.crt not found"},
+		{[]string{"target", "ca", "--dest", dest, "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt"}, nil, 1, "ca.crt not found"},
 		{[]string{"nosuchcommand"}, nil, 2, "Unknown command"},
 	}
 	for _, tc := range cases {

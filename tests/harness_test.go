@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // toolBin is the ocireg-tool binary built once for all tests.
@@ -113,7 +113,7 @@ func NewEnv(t *testing.T, vars map[string]string) *Env {
 
 // DumpText renders vars as the class's env dump.
 func DumpText(vars map[string]string) string {
-	return generator.FormatDump(vars)
+	return config.FormatDump(vars)
 }
 
 // baseEnv is a minimal environment: nothing of the developer's shell leaks

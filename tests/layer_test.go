@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 const layerDir = "../meta-layer"
@@ -81,7 +82,7 @@ var bitbakeOnly = map[string]bool{
 	"CONTAINER_REGISTRY_TASKS":        true,
 }
 
-// TestClassDefaultsMatchTool reads the class and generator.Defaults and
+// TestClassDefaultsMatchTool reads the class and config.ClassDefaults() and
 // compares them both ways; it also checks that the env dump carries every
 // variable the tool reads and that every variable is documented.
 func TestClassDefaultsMatchTool(t *testing.T) {
@@ -89,7 +90,7 @@ func TestClassDefaultsMatchTool(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(layerDir, "classes", "container-registry.bbclass"))
 	text := string(raw)
 	readme, _ := os.ReadFile(filepath.Join(layerDir, "README.md"))
-	for name, want := range generator.Defaults {
+	for name, want := range config.ClassDefaults() {
 		got, ok := class[name]
 		switch {
 		case !ok:
@@ -105,8 +106,8 @@ func TestClassDefaultsMatchTool(t *testing.T) {
 		}
 	}
 	for name := range class {
-		if _, ok := generator.Defaults[name]; !ok && !bitbakeOnly[name] {
-			t.Errorf("%s: declared by the class but unknown to the tool (add it to generator.Defaults)", name)
+		if _, ok := config.ClassDefaults()[name]; !ok && !bitbakeOnly[name] {
+			t.Errorf("%s: declared by the class but unknown to the tool (add it to config.ClassDefaults())", name)
 		}
 	}
 	dump := strings.Fields(strings.ReplaceAll(dumpVars(t, text), "\\", " "))
@@ -114,7 +115,7 @@ func TestClassDefaultsMatchTool(t *testing.T) {
 	for _, v := range dump {
 		have[v] = true
 	}
-	for _, name := range append(sortedKeys(generator.Defaults), "TOPDIR", "DEPLOY_DIR", "DEPLOY_DIR_IMAGE", "MACHINE", "TARGET_ARCH", "PV", "CONTAINER_REGISTRY_TOOL", "CONTAINER_REGISTRY_PASSWORD") {
+	for _, name := range append(sortedKeys(config.ClassDefaults()), "TOPDIR", "DEPLOY_DIR", "DEPLOY_DIR_IMAGE", "MACHINE", "TARGET_ARCH", "PV", "CONTAINER_REGISTRY_TOOL", "CONTAINER_REGISTRY_PASSWORD") {
 		if !have[name] {
 			t.Errorf("%s: missing from CONTAINER_REGISTRY_DUMP_VARS", name)
 		}
@@ -141,10 +142,10 @@ func sortedKeys(m map[string]string) []string {
 
 // exampleConfig is the configuration the documented example files are
 // rendered for: the class defaults with a fixed storage directory.
-func exampleConfig(t *testing.T, vars generator.Vars) *generator.Config {
+func exampleConfig(t *testing.T, vars config.Vars) *config.Config {
 	t.Helper()
-	base := generator.Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/container-registry"}
-	c, err := generator.FromVars(base.Overlay(vars))
+	base := config.Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/container-registry"}
+	c, err := config.FromVars(base.Overlay(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func exampleConfig(t *testing.T, vars generator.Vars) *generator.Config {
 // secure (TLS + htpasswd) settings with storage /srv/container-registry.
 // UPDATE_LAYER_FILES=1 rewrites them.
 func TestExampleRegistryConfigs(t *testing.T) {
-	for file, vars := range map[string]generator.Vars{
+	for file, vars := range map[string]config.Vars{
 		"container-registry-dev.yml":    {"CONTAINER_REGISTRY_INSECURE": "1"},
 		"container-registry-secure.yml": {"CONTAINER_REGISTRY_SECURE": "1"},
 	} {
@@ -238,7 +239,7 @@ func TestClassEnvDumpRoundTrip(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("dump mode %o, want 600 (it may hold CONTAINER_REGISTRY_PASSWORD)", st.Mode().Perm())
 	}
-	got, err := generator.ReadDump(dump)
+	got, err := config.ReadDump(dump)
 	if err != nil {
 		data, _ := os.ReadFile(dump)
 		t.Fatalf("%v\n%s", err, data)

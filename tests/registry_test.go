@@ -184,7 +184,7 @@ func TestGC(t *testing.T) {
 	}
 	pid := e.pidOf(t)
 	r = e.mustRun(t, 0, "gc", "--yes")
-	wantOut(t, r, "gc --yes", "Garbage collection complete", "removed 5 blob(s)", "Stopping the registry", "Registry ready")
+	wantOut(t, r, "gc --yes", "Garbage collection complete", "removed 5 blob(s)", "Stopping the registry", "Registry started")
 	after := dirSize(t, data)
 	if before-after < 3<<20 {
 		t.Errorf("gc freed %d bytes, want at least %d", before-after, 3<<20)

@@ -45,14 +45,14 @@ func wantOut(t *testing.T, r Result, what string, subs ...string) {
 	}
 }
 
-var readyRe = regexp.MustCompile(`Registry ready \(pid \d+, ([^)]+)\)`)
+var readyRe = regexp.MustCompile(`Registry started \(pid \d+, ready in ([^)]+)\)`)
 
 // Lifecycle: start, status, idempotent start and stop, stale pid files
 // after kill -9.
 func TestLifecycle(t *testing.T) {
 	e := NewEnv(t, nil)
 	r := e.mustRun(t, 0, "start")
-	wantOut(t, r, "start", "http://"+e.URL, "insecure (HTTP)", e.Storage, filepath.Join(e.Storage, "registry-config.yml"), "Registry ready")
+	wantOut(t, r, "start", "http://"+e.URL, "insecure (HTTP)", e.Storage, filepath.Join(e.Storage, "registry-config.yml"), "Registry started")
 	if m := readyRe.FindStringSubmatch(r.Stdout); m != nil {
 		t.Logf("start-to-ready: %s", m[1])
 	}
@@ -88,7 +88,7 @@ func TestLifecycle(t *testing.T) {
 	r = e.mustRun(t, 1, "status")
 	wantOut(t, r, "status after kill -9", "Registry not running", "stale")
 	r = e.mustRun(t, 0, "start")
-	wantOut(t, r, "start after kill -9", "stale pid file", "Registry ready")
+	wantOut(t, r, "start after kill -9", "stale pid file", "Registry started")
 	e.mustRun(t, 0, "status")
 
 	// A pid file naming a live process that is not the registry (pid
@@ -100,7 +100,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	e.mustRun(t, 1, "status")
 	r = e.mustRun(t, 0, "start")
-	wantOut(t, r, "start over a reused pid", "stale pid file", "Registry ready")
+	wantOut(t, r, "start over a reused pid", "stale pid file", "Registry started")
 	e.mustRun(t, 0, "stop")
 }
 

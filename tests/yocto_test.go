@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // The bitbake + openembedded-core snapshot every developer and CI have
@@ -275,14 +276,14 @@ func (b *bitbakeBuild) run(t *testing.T, args ...string) string {
 }
 
 // env runs `bitbake -e recipe` and reads it with the tool's own reader.
-func (b *bitbakeBuild) env(t *testing.T, recipe string) generator.Vars {
+func (b *bitbakeBuild) env(t *testing.T, recipe string) config.Vars {
 	t.Helper()
 	out := b.run(t, "-e", recipe)
 	p := filepath.Join(b.console, fmt.Sprintf("%02d-bitbake-e-%s.txt", b.runs, recipe))
 	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vars, err := generator.ReadDump(p)
+	vars, err := config.ReadDump(p)
 	if err != nil {
 		t.Fatalf("reading bitbake -e %s: %v", recipe, err)
 	}

@@ -6,6 +6,7 @@ type CLI struct {
 	Generate     GenerateCmd     `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
 	Target       TargetCmd       `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
 	Start        StartCmd        `cmd:"" help:"Start the container registry server (detached; returns when it answers)."`
+	Restart      RestartCmd      `cmd:"" help:"Stop the registry if it runs (on any port of this storage), then start it as configured now."`
 	Stop         StopCmd         `cmd:"" help:"Stop the container registry server."`
 	Status       StatusCmd       `cmd:"" help:"Check that the registry runs and answers."`
 	Push         PushCmd         `cmd:"" help:"Push OCI images from the deploy directories."`

@@ -1,7 +1,10 @@
 package main
 
 import (
-	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"fmt"
+	"io"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/remove"
 )
 
 // DeleteCmd deletes one tag.
@@ -11,9 +14,26 @@ type DeleteCmd struct {
 
 // Run deletes exactly the given tag.
 func (cmd DeleteCmd) Run(app *App) error {
-	c, err := app.Config("", nil)
+	t, err := app.Target(nil)
 	if err != nil {
 		return err
 	}
-	return tasks.Delete(app.Ctx, c, cmd.Ref, tasks.DeleteOptions{Out: app.Stdout, Script: app.ScriptName(c)})
+	res, err := remove.Tag(app.Ctx, t, cmd.Ref)
+	if err != nil {
+		return err
+	}
+	renderDelete(app.Stdout, t.Script, res)
+	return nil
+}
+
+func renderDelete(w io.Writer, script string, res *remove.Result) {
+	fmt.Fprintf(w, "Deleting %s:%s (%s)...\n", res.Repo, res.Tag, res.Digest)
+	fmt.Fprintf(w, "Deleted successfully: %s:%s\n", res.Repo, res.Tag)
+	if res.PruneErr != nil {
+		fmt.Fprintf(w, "Warning: the tag is gone but its manifests stay (%v); '%s gc --delete-untagged' removes them\n", res.PruneErr, script)
+	}
+	for _, d := range res.Pruned {
+		fmt.Fprintf(w, "  removed manifest %s (no other tag uses it)\n", d)
+	}
+	fmt.Fprintf(w, "Free the disk space with:\n  %s gc\n", script)
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"io"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // ImportCmd copies a third-party image into the registry.
@@ -13,8 +18,10 @@ type ImportCmd struct {
 	Platform     []string `name:"platform" help:"Copy only this platform, e.g. linux/arm64 (repeatable; default: all)."`
 	SrcAuthfile  string   `name:"src-authfile" help:"Docker config.json for the source registry."`
 	SrcCredsfile string   `name:"src-credsfile" help:"key=value credentials file for the source registry."`
-	SrcCreds     string   `name:"src-creds" help:"USER:PASSWORD for the source registry (kept in shell history)."`
-	SrcToken     string   `name:"src-token" help:"Token for the source registry (kept in shell history)."`
+	SrcCreds     string   `name:"src-creds" help:"USER:PASSWORD for the source registry; it stays in shell history and other local users see it in ps while the command runs: prefer USER with --src-password-stdin."`
+	SrcToken     string   `name:"src-token" help:"Token for the source registry; it stays in shell history and other local users see it in ps while the command runs: prefer --src-token-stdin."`
+	SrcPwStdin   bool     `name:"src-password-stdin" help:"Read the password of the --src-creds USER from standard input (one line)."`
+	SrcTokStdin  bool     `name:"src-token-stdin" help:"Read the source registry's token from standard input (one line)."`
 }
 
 // Run resolves source and destination credentials and imports.
@@ -26,6 +33,8 @@ func (i *ImportCmd) Run(app *App) error {
 	src, err := resolveAuth(app, "none", "", "", regauth.Flags{
 		Authfile: i.SrcAuthfile, Credsfile: i.SrcCredsfile, Creds: i.SrcCreds, Token: i.SrcToken,
 		CredsFlag: "--src-creds", TokenFlag: "--src-token",
+		PasswordStdin: i.SrcPwStdin, TokenStdin: i.SrcTokStdin, Stdin: app.Stdin,
+		PasswordStdinFlag: "--src-password-stdin", TokenStdinFlag: "--src-token-stdin",
 	}, importer.SourceRegistry(i.Source))
 	if err != nil {
 		return err
@@ -34,8 +43,31 @@ func (i *ImportCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	return importer.Import(app.Ctx, importer.Options{
-		Config: c, Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform,
-		SrcAuth: src, DestAuth: dest, Out: app.Stderr, Script: app.ScriptName(c),
+	t, err := registry.New(c, app.ScriptName(c), dest)
+	if err != nil {
+		return err
+	}
+	res, err := importer.Import(app.Ctx, t, importer.Options{
+		Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src,
 	})
+	if err != nil {
+		return err
+	}
+	renderImport(app.Stderr, c, res)
+	return nil
+}
+
+func renderImport(w io.Writer, c *config.Config, r *importer.Result) {
+	fmt.Fprintf(w, "Importing: %s -> %s/%s:%s\n", r.Source, c.URL, r.Repo, r.Tag)
+	fmt.Fprintf(w, "  platforms: %s\n", r.Platforms)
+	if r.Digest != "" {
+		fmt.Fprintf(w, "  digest:    %s\n", r.Digest)
+	}
+	pull := r.Name
+	if r.Tag != "latest" {
+		pull += ":" + r.Tag
+	}
+	fmt.Fprintf(w, "Imported %s/%s:%s\n\nPull it on a target with vdkr:\n", c.URL, r.Repo, r.Tag)
+	fmt.Fprintf(w, "  vdkr --registry %s/%s pull %s\n", c.TargetURL, c.Namespace, pull)
+	fmt.Fprintf(w, "  (or once: vdkr vconfig registry %s/%s; then: vdkr pull %s)\n", c.TargetURL, c.Namespace, pull)
 }

@@ -13,5 +13,5 @@ type PopulateCmd struct {
 
 // Run pushes with plain output; any failure gives a non-zero exit.
 func (p *PopulateCmd) Run(app *App) error {
-	return runPush(app, p.EnvDump, true, p.AuthFlags, push.Options{Out: app.Stdout})
+	return runPush(app, p.EnvDump, true, p.AuthFlags, app.Stdout, push.Options{Events: &pushRenderer{w: app.Stdout}})
 }

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 )
 
 // CatalogCmd prints the raw catalog.
@@ -11,11 +17,15 @@ type CatalogCmd struct {
 
 // Run prints /v2/_catalog, all pages merged.
 func (cmd CatalogCmd) Run(app *App) error {
-	c, err := app.Config("", nil)
+	t, err := app.Target(nil)
 	if err != nil {
 		return err
 	}
-	return tasks.Catalog(app.Ctx, c, tasks.QueryOptions{Out: app.Stdout, JSON: true, Script: app.ScriptName(c)})
+	repos, err := query.Catalog(app.Ctx, t)
+	if err != nil {
+		return err
+	}
+	return writeJSON(app.Stdout, map[string][]string{"repositories": repos})
 }
 
 // ListCmd lists every image with its tags.
@@ -25,11 +35,29 @@ type ListCmd struct {
 
 // Run lists the repositories and their tags.
 func (cmd ListCmd) Run(app *App) error {
-	c, err := app.Config("", nil)
+	t, err := app.Target(nil)
 	if err != nil {
 		return err
 	}
-	return tasks.List(app.Ctx, c, tasks.QueryOptions{Out: app.Stdout, JSON: cmd.JSON, Script: app.ScriptName(c)})
+	repos, err := query.List(app.Ctx, t)
+	if err != nil {
+		return err
+	}
+	if cmd.JSON {
+		return writeJSON(app.Stdout, repos)
+	}
+	renderList(app.Stdout, t.Config.URL, repos)
+	return nil
+}
+
+func renderList(w io.Writer, url string, repos []query.Repo) {
+	fmt.Fprintf(w, "Images in %s:\n", url)
+	if len(repos) == 0 {
+		fmt.Fprintf(w, "  (none)\n")
+	}
+	for _, r := range repos {
+		fmt.Fprintf(w, "  %s: %s\n", r.Name, orNone(strings.Join(r.Tags, " ")))
+	}
 }
 
 // TagsCmd lists the tags of one image.
@@ -40,15 +68,33 @@ type TagsCmd struct {
 
 // Run lists the tags of the image.
 func (cmd TagsCmd) Run(app *App) error {
-	c, err := app.Config("", nil)
+	t, err := app.Target(nil)
 	if err != nil {
 		return err
 	}
-	script := app.ScriptName(c)
 	if cmd.Image == "" {
-		return &tasks.UsageError{Msg: "Image name required", Usage: "Usage: " + script + " tags <image> [--json]\n\nExamples:\n  " + script + " tags container-base\n  " + script + " tags " + c.Namespace + "/container-base --json"}
+		s := t.Script
+		return &tasks.UsageError{Msg: "Image name required", Usage: "Usage: " + s + " tags <image> [--json]\n\nExamples:\n  " + s + " tags container-base\n  " + s + " tags " + t.Config.Namespace + "/container-base --json"}
 	}
-	return tasks.Tags(app.Ctx, c, cmd.Image, tasks.QueryOptions{Out: app.Stdout, JSON: cmd.JSON, Script: script})
+	repo, err := query.Tags(app.Ctx, t, cmd.Image)
+	if err != nil {
+		return err
+	}
+	if cmd.JSON {
+		return writeJSON(app.Stdout, repo)
+	}
+	renderTags(app.Stdout, repo)
+	return nil
+}
+
+func renderTags(w io.Writer, repo *query.Repo) {
+	fmt.Fprintf(w, "Tags for %s:\n", repo.Name)
+	if len(repo.Tags) == 0 {
+		fmt.Fprintf(w, "  (none)\n")
+	}
+	for _, t := range repo.Tags {
+		fmt.Fprintf(w, "  %s\n", t)
+	}
 }
 
 // InfoCmd shows the configuration.
@@ -62,5 +108,63 @@ func (cmd InfoCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	return tasks.Info(c, tasks.QueryOptions{Out: app.Stdout, JSON: cmd.JSON, Script: app.ScriptName(c)})
+	d := query.Info(c)
+	if cmd.JSON {
+		return writeJSON(app.Stdout, d)
+	}
+	renderInfo(app.Stdout, d)
+	return nil
+}
+
+// renderInfo prints the configuration. Every path and value that came from
+// the configuration is a shell word (shellWord): quoted when it holds
+// spaces or shell metacharacters, escaped when it holds control characters.
+func renderInfo(w io.Writer, d *query.InfoData) {
+	or := func(s string) string {
+		if s == "" {
+			return "(not set)"
+		}
+		return s
+	}
+	word := func(s string) string {
+		if s == "" {
+			return "(not set)"
+		}
+		return shellWord(s)
+	}
+	fmt.Fprintf(w, "Container registry configuration:\n")
+	fmt.Fprintf(w, "  URL:          %s\n", word(d.URL))
+	fmt.Fprintf(w, "  Namespace:    %s\n", word(d.Namespace))
+	fmt.Fprintf(w, "  Storage:      %s\n", word(d.Storage))
+	fmt.Fprintf(w, "  Config:       %s\n", word(d.Config))
+	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(shellWords(d.DeployDirs)))
+	fmt.Fprintf(w, "  Tag strategy: %s\n", d.TagStrategy)
+	fmt.Fprintf(w, "  Target arch:  %s\n", word(d.TargetArch))
+	fmt.Fprintf(w, "  Mode:         %s\n", d.Mode)
+	if d.Secure {
+		fmt.Fprintf(w, "  PKI dir:      %s\n", word(d.PKIDir))
+		fmt.Fprintf(w, "  CA cert:      %s\n", word(d.CACert))
+	}
+	if d.Auth {
+		fmt.Fprintf(w, "  Username:     %s\n", word(d.Username))
+		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
+	}
+	fmt.Fprintf(w, "\nWhere each value comes from:\n")
+	for _, s := range d.Sources {
+		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }

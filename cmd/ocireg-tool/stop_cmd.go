@@ -5,14 +5,16 @@ import (
 )
 
 // StopCmd stops the registry.
-type StopCmd struct{}
+type StopCmd struct {
+	JSON bool `name:"json" help:"Print the result as JSON (no progress lines)."`
+}
 
 // Run stops the registry; stopping a stopped registry is not an error.
-func (StopCmd) Run(app *App) error {
-	o, c, err := serverOptions(app)
+func (cmd StopCmd) Run(app *App) error {
+	o, c, err := serverOptions(app, cmd.JSON)
 	if err != nil {
 		return err
 	}
-	_, err = server.Stop(c, o)
-	return err
+	res, err := server.Stop(c, o)
+	return renderResult(app, cmd.JSON, res, err, func() { writeStop(app.Stdout, res) })
 }

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"encoding/json"
+	"fmt"
+	"io"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/verify"
@@ -23,16 +24,34 @@ func (cmd VerifyCmd) Run(app *App) error {
 		return err
 	}
 	if cmd.JSON {
-		enc := json.NewEncoder(app.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(app.Stdout, rep); err != nil {
 			return err
 		}
 	} else {
-		verify.Print(app.Stdout, c.DataDir(), rep)
+		renderVerify(app.Stdout, c.DataDir(), rep)
 	}
 	if !rep.OK() {
 		return &tasks.SilentError{Code: 1}
 	}
 	return nil
+}
+
+// renderVerify prints a verify report like `git fsck` does.
+func renderVerify(w io.Writer, dataDir string, r *verify.Report) {
+	fmt.Fprintf(w, "Verified %s\n", dataDir)
+	fmt.Fprintf(w, "  %d repositories, %d tags, %d manifests, %d blobs (%d bytes) checked\n",
+		r.Repositories, r.Tags, r.Manifests, r.Blobs, r.Bytes)
+	if len(r.Orphans) > 0 {
+		fmt.Fprintf(w, "  %d unreferenced blobs, %d bytes (gc would free them)\n", len(r.Orphans), r.OrphanBytes)
+	} else {
+		fmt.Fprintf(w, "  no unreferenced blobs\n")
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "OK: no problems found\n")
+		return
+	}
+	fmt.Fprintf(w, "%d problems:\n", len(r.Problems))
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
 }

@@ -46,7 +46,13 @@ func Pause(point string) {
 	if !hit {
 		return
 	}
-	if err := os.WriteFile(marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	// Written aside and renamed: a test that sees the marker reads the
+	// whole pid, never an empty file.
+	tmp := marker + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, marker); err != nil {
 		return
 	}
 	deadline := time.Now().Add(MaxPause)

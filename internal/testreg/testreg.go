@@ -58,6 +58,7 @@ func New(t testing.TB, opts ...Option) *Registry {
 	c.Log.Level = "error"
 	c.Log.AccessLog.Disabled = true
 	c.HTTP.Secret = "test-secret"
+	c.Catalog.MaxEntries = 1000 // what configuration.Parse defaults to
 	for _, o := range opts {
 		o(c, t)
 	}

@@ -1,10 +1,12 @@
 // Package deploy finds the OCI image layouts a Yocto build left in its
 // deploy directories and reads them: which image and machine each belongs
-// to, which build is the newest, and the platform of every manifest. It
-// never talks to a registry.
+// to, which build is the newest, and the platform of every manifest. The
+// layouts themselves are read through package ocilayout (bounded, linear,
+// cancellable). It never talks to a registry.
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +17,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
 // RefNameAnnotation is the OCI annotation Yocto sets on index.json entries.
@@ -26,6 +31,8 @@ type Manifest struct {
 	Image    v1.Image
 	Digest   v1.Hash
 	Platform v1.Platform // from the image config, architecture normalised
+	// Layout is the layout the image is read from.
+	Layout *ocilayout.Layout
 }
 
 // Source is one layout chosen for pushing.
@@ -46,21 +53,9 @@ type Source struct {
 func (s *Source) Arches() string {
 	var out []string
 	for _, m := range s.Manifests {
-		out = append(out, PlatformString(m.Platform))
+		out = append(out, platform.Short(m.Platform))
 	}
 	return strings.Join(out, ", ")
-}
-
-// PlatformString is "arch" or "arch/variant" (the OS is linux here).
-func PlatformString(p v1.Platform) string {
-	s := p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	if p.OS != "" && p.OS != "linux" {
-		s = p.OS + "/" + s
-	}
-	return s
 }
 
 // Skipped is a layout that was found but is not pushed, and why.
@@ -95,8 +90,6 @@ func (r *Result) Names() []string {
 
 var (
 	stampRe = regexp.MustCompile(`^(.*)[-_.](\d{14}|\d{8}-\d{6}|\d{12})$`)
-	// NameRe is what an image name must look like to become a repository.
-	NameRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 )
 
 // ParseName derives the image name from a deploy directory name: it strips
@@ -130,8 +123,9 @@ func ParseName(base, machine string) (name, stamp string, latest, ok bool) {
 }
 
 // Discover searches every machine directory under deployImages (may be
-// "") and the single machine directory deployImage (may be "").
-func Discover(deployImages, deployImage string) (*Result, error) {
+// "") and the single machine directory deployImage (may be ""). It stops
+// when ctx ends, and so do later reads of the layouts it returns.
+func Discover(ctx context.Context, deployImages, deployImage string) (*Result, error) {
 	res := &Result{}
 	var machineDirs []string
 	if deployImages != "" {
@@ -160,7 +154,7 @@ func Discover(deployImages, deployImage string) (*Result, error) {
 			continue
 		}
 		seen[real] = true
-		if err := discoverMachine(res, md); err != nil {
+		if err := discoverMachine(ctx, res, md); err != nil {
 			return nil, err
 		}
 	}
@@ -188,7 +182,7 @@ type group struct {
 	linkTarget    string
 }
 
-func discoverMachine(res *Result, mdir string) error {
+func discoverMachine(ctx context.Context, res *Result, mdir string) error {
 	machine := filepath.Base(mdir)
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
@@ -258,6 +252,9 @@ func discoverMachine(res *Result, mdir string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		g := groups[n]
 		if len(g.builds) == 0 {
 			continue
@@ -279,7 +276,10 @@ func discoverMachine(res *Result, mdir string) error {
 			res.Skipped = append(res.Skipped, Skipped{Dir: c.dir, Name: g.name, Machine: machine,
 				Reason: "older build; newest is " + filepath.Base(chosen)})
 		}
-		src, err := Load(chosen, g.name, machine)
+		src, err := Load(ctx, chosen, g.name, machine)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			res.Broken = append(res.Broken, Skipped{Dir: chosen, Name: g.name, Machine: machine, Reason: err.Error()})
 			continue
@@ -318,7 +318,7 @@ func isLayout(dir string) bool {
 // LoadPath reads the layout at dir given on the command line: the machine
 // is its parent directory's name and the image name follows the deploy
 // naming rules (or is the directory name when it does not end in -oci).
-func LoadPath(dir string) (*Source, error) {
+func LoadPath(ctx context.Context, dir string) (*Source, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -341,7 +341,7 @@ func LoadPath(dir string) (*Source, error) {
 			stamp = s
 		}
 	}
-	src, err := Load(real, name, machine)
+	src, err := Load(ctx, real, name, machine)
 	if err != nil {
 		return nil, err
 	}
@@ -349,47 +349,43 @@ func LoadPath(dir string) (*Source, error) {
 	return src, nil
 }
 
-// Load reads the layout at dir as a source of image name on machine.
-func Load(dir, name, machine string) (*Source, error) {
-	if !NameRe.MatchString(name) {
-		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name", name, filepath.Base(dir))
+// Load reads the layout at dir as a source of image name on machine. The
+// layout is read as package ocilayout reads it (index.json once, every
+// document within its declared size and digest, no symlinks), and reads
+// stop when ctx ends.
+func Load(ctx context.Context, dir, name, machine string) (*Source, error) {
+	if err := imageref.ValidateRepository(name); err != nil {
+		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name: %w", name, filepath.Base(dir), err)
 	}
-	p, err := layout.FromPath(dir)
+	l, err := ocilayout.Open(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading layout %s: %w", dir, err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s/index.json: %w", dir, err)
-	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s/index.json: %w", dir, err)
+		return nil, err
 	}
 	src := &Source{Name: name, Machine: machine, Dir: dir}
-	if len(im.Manifests) == 0 {
+	entries := l.Manifests()
+	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s/index.json lists no manifests", dir)
 	}
 	var imageDescs []v1.Descriptor
-	for _, d := range im.Manifests {
+	for _, d := range entries {
 		switch {
 		case d.MediaType.IsIndex():
-			if len(im.Manifests) != 1 {
+			if len(entries) != 1 {
 				return nil, fmt.Errorf("%s/index.json mixes an image index with other entries; expected one nested index", dir)
 			}
-			child, err := root.ImageIndex(d.Digest)
+			child, err := l.ImageIndex(d)
 			if err != nil {
-				return nil, fmt.Errorf("reading nested index %s in %s: %w", d.Digest, dir, err)
+				return nil, fmt.Errorf("%s: nested %w", dir, err)
 			}
 			cim, err := child.IndexManifest()
 			if err != nil {
-				return nil, fmt.Errorf("reading nested index %s in %s: %w", d.Digest, dir, err)
+				return nil, err
 			}
 			for _, cd := range cim.Manifests {
 				if !cd.MediaType.IsImage() {
 					return nil, fmt.Errorf("nested index %s in %s: entry %s is not an image manifest (%s)", d.Digest, dir, cd.Digest, cd.MediaType)
 				}
-				m, err := manifestOf(child, cd)
+				m, err := manifestOf(l, child, cd)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", dir, err)
 				}
@@ -405,11 +401,11 @@ func Load(dir, name, machine string) (*Source, error) {
 	if src.Index == nil {
 		byPlatform := map[string]int{}
 		for _, d := range imageDescs {
-			m, err := manifestOf(root, d)
+			m, err := manifestOf(l, l.Index(), d)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", dir, err)
 			}
-			key := PlatformString(m.Platform)
+			key := platform.Short(m.Platform)
 			if i, dup := byPlatform[key]; dup {
 				// Several entries for one platform: the "latest" ref wins.
 				if d.Annotations[RefNameAnnotation] == "latest" {
@@ -425,21 +421,23 @@ func Load(dir, name, machine string) (*Source, error) {
 		return nil, fmt.Errorf("%s holds no image manifests", dir)
 	}
 	sort.SliceStable(src.Manifests, func(i, j int) bool {
-		return PlatformString(src.Manifests[i].Platform) < PlatformString(src.Manifests[j].Platform)
+		return platform.Short(src.Manifests[i].Platform) < platform.Short(src.Manifests[j].Platform)
 	})
 	return src, nil
 }
 
-func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
+// manifestOf reads the image of entry d of idx, an index of l, and its
+// platform.
+func manifestOf(l *ocilayout.Layout, idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	img, err := idx.Image(d.Digest)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("reading image %s: %w", d.Digest, err)
+		return Manifest{}, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return Manifest{}, fmt.Errorf("reading config of image %s: %w", d.Digest, err)
+		return Manifest{}, err
 	}
-	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	p := platform.OfConfig(cf)
 	if p.Architecture == "" && d.Platform != nil {
 		p = *d.Platform
 	}
@@ -449,38 +447,6 @@ func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	if p.OS == "" {
 		p.OS = "linux"
 	}
-	p = NormalizePlatform(p)
-	return Manifest{Image: img, Digest: d.Digest, Platform: p}, nil
-}
-
-// NormalizePlatform maps Yocto architecture names to OCI ones (x86_64 to
-// amd64, aarch64 to arm64, i?86 to 386) and drops the implied arm64 v8
-// variant, so platforms from configs and from registries compare equal.
-func NormalizePlatform(p v1.Platform) v1.Platform {
-	switch p.Architecture {
-	case "x86_64", "x86-64":
-		p.Architecture = "amd64"
-	case "aarch64":
-		p.Architecture = "arm64"
-	case "i386", "i486", "i586", "i686":
-		p.Architecture = "386"
-	}
-	if p.Architecture == "arm64" && p.Variant == "v8" {
-		p.Variant = ""
-	}
-	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
-}
-
-// YoctoArch spells an OCI architecture the way Yocto's TARGET_ARCH does,
-// for arch-suffixed tags: amd64 is x86_64, arm64 is aarch64.
-func YoctoArch(arch string) string {
-	switch arch {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	case "386":
-		return "i686"
-	}
-	return arch
+	p = platform.Normalize(p)
+	return Manifest{Image: img, Digest: d.Digest, Platform: p, Layout: l}, nil
 }

@@ -5,29 +5,28 @@
 package importer
 
 import (
-	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
-	"github.com/ocireg-tool/ocireg-tool/tasks/push"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // Usage is the import command's usage, shown with usage errors.
@@ -41,18 +40,24 @@ const Usage = `Usage: container-registry.sh import <source> [name] [options]
   import docker-archive:/path/image.tar myimage
   import docker.io/library/alpine --platform linux/arm64 --platform linux/amd64`
 
-// Options say what to import and where.
+// Options say what to import.
 type Options struct {
-	Config *generator.Config
 	Source string
 	Name   string // default: the source's last path element
 	Tag    string // default: the source tag, else latest
 	// Platforms narrows a multi-arch source ("linux/arm64"); empty: all.
 	Platforms []string
 	SrcAuth   *regauth.Resolved // nil: anonymous
-	DestAuth  *regauth.Resolved // nil: the local registry's own
-	Out       io.Writer
-	Script    string
+}
+
+// Result is what Import copied where.
+type Result struct {
+	Source    string
+	Name      string // image name as given or derived ("alpine")
+	Repo      string // repository in the registry ("yocto/alpine")
+	Tag       string
+	Platforms string // what was copied, e.g. "linux/amd64, linux/arm64"
+	Digest    string
 }
 
 // source is a resolved import source.
@@ -64,32 +69,38 @@ type source struct {
 	cleanup     func()
 }
 
-// Import copies o.Source into <url>/<namespace>/<name>:<tag>.
-func Import(ctx context.Context, o Options) error {
-	c := o.Config
+// Import copies o.Source into <url>/<namespace>/<name>:<tag> of t. The
+// registry is checked first, before the source is read.
+func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error) {
 	if o.Source == "" {
-		return &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
+		return nil, &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
 	}
 	var plats []v1.Platform
 	for _, p := range o.Platforms {
-		pl, err := v1.ParsePlatform(p)
-		if err != nil || pl.Architecture == "" || pl.OS == "" {
-			return &tasks.UsageError{Msg: fmt.Sprintf("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", p), Usage: Usage}
+		pl, err := platform.Parse(p)
+		if err != nil {
+			return nil, &tasks.UsageError{Msg: "--platform " + err.Error(), Usage: Usage}
 		}
-		plats = append(plats, deploy.NormalizePlatform(*pl))
+		plats = append(plats, pl)
 	}
 	if o.Tag != "" {
-		if err := push.ValidateTag(o.Tag); err != nil {
-			return &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+		if err := imageref.ValidateTag(o.Tag); err != nil {
+			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
 		}
+	}
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
 	}
 	srcAuth := authn.Authenticator(authn.Anonymous)
 	if o.SrcAuth != nil {
 		srcAuth = o.SrcAuth.Auth
 	}
 	src, err := open(ctx, o.Source, srcAuth, o.Tag)
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx, o.Source)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer src.cleanup()
 	imgName := o.Name
@@ -103,18 +114,12 @@ func Import(ctx context.Context, o Options) error {
 	if tag == "" {
 		tag = "latest"
 	}
-	repoName := tasks.RepoName(c, imgName)
-	var regOpts []name.Option
-	if c.Insecure {
-		regOpts = append(regOpts, name.Insecure)
+	if err := imageref.ValidateTag(tag); err != nil {
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("the tag of source %q: %v; give one with --tag", o.Source, err), Usage: Usage}
 	}
-	reg, err := name.NewRegistry(c.URL, regOpts...)
+	repo, err := t.Repo(imgName)
 	if err != nil {
-		return fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
-	}
-	repo, err := name.NewRepository(reg.RegistryStr()+"/"+repoName, regOpts...)
-	if err != nil {
-		return &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
 	}
 	ref := repo.Tag(tag)
 
@@ -124,56 +129,46 @@ func Import(ctx context.Context, o Options) error {
 	case src.idx != nil:
 		idx, list, err := filterIndex(src.idx, plats)
 		if err != nil {
-			return fmt.Errorf("%s: %w", o.Source, err)
+			return nil, fmt.Errorf("%s: %w", o.Source, err)
 		}
 		what, desc = idx, list
 	default:
 		cf, err := src.img.ConfigFile()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", o.Source, err)
+			return nil, fmt.Errorf("reading %s: %w", o.Source, err)
 		}
-		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		if len(plats) > 0 && !matchAny(p, plats) {
-			return fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platString(p), strings.Join(o.Platforms, ", "))
+			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platform.String(p), strings.Join(o.Platforms, ", "))
 		}
-		what, desc = src.img, platString(p)
+		what, desc = src.img, platform.String(p)
 	}
 
-	base, err := tasks.LocalTransport(c)
-	if err != nil {
-		return err
-	}
-	auth, authDesc, err := push.DestinationAuth(c, o.DestAuth)
-	if err != nil {
-		return err
-	}
-	if err := push.CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "Importing: %s -> %s/%s:%s\n", o.Source, c.URL, repoName, tag)
-	fmt.Fprintf(o.Out, "  platforms: %s\n", desc)
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(base), remote.WithAuth(auth), remote.WithJobs(4)}
-	switch t := what.(type) {
+	ropts := t.Options(ctx, remote.WithJobs(4))
+	switch w := what.(type) {
 	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, t, ropts...)
+		err = remote.WriteIndex(ref, w, ropts...)
 	case v1.Image:
-		err = remote.Write(ref, t, ropts...)
+		err = remote.Write(ref, w, ropts...)
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx, o.Source)
 	}
 	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
+		return nil, fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
 	}
-	d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest()
-	if err == nil {
-		fmt.Fprintf(o.Out, "  digest:    %s\n", d)
+	res := &Result{Source: o.Source, Name: imgName, Repo: repo.RepositoryStr(), Tag: tag, Platforms: desc}
+	if d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest(); err == nil {
+		res.Digest = d.String()
 	}
-	pull := imgName
-	if tag != "latest" {
-		pull += ":" + tag
-	}
-	fmt.Fprintf(o.Out, "Imported %s/%s:%s\n\nPull it on a target with vdkr:\n", c.URL, repoName, tag)
-	fmt.Fprintf(o.Out, "  vdkr --registry %s/%s pull %s\n", c.TargetURL, c.Namespace, pull)
-	fmt.Fprintf(o.Out, "  (or once: vdkr vconfig registry %s/%s; then: vdkr pull %s)\n", c.TargetURL, c.Namespace, pull)
-	return nil
+	return res, nil
+}
+
+// stopped is the error of an import whose context ended (a signal). The
+// tag is written last, after everything it references, so it is either
+// complete or not written.
+func stopped(ctx context.Context, source string) error {
+	return fmt.Errorf("import of %s stopped before it finished: %w", source, context.Cause(ctx))
 }
 
 // open resolves a source string.
@@ -182,29 +177,32 @@ func open(ctx context.Context, s string, auth authn.Authenticator, tag string) (
 	switch {
 	case strings.HasPrefix(s, "oci:"):
 		dir, ref := splitRef(strings.TrimPrefix(s, "oci:"))
-		src, err := openLayout(dir, ref)
+		l, err := ocilayout.Open(ctx, dir)
 		if err != nil {
 			return nil, err
 		}
+		src, err := fromLayout(l, ref)
+		if err != nil {
+			return nil, err
+		}
+		src.defaultName = layoutName(dir)
 		src.cleanup = nop
 		return src, nil
 	case strings.HasPrefix(s, "oci-archive:"):
+		// Read in place: nothing is extracted, so an archive cannot fill
+		// a disk with data it does not hold (a sparse entry is refused).
 		file, ref := splitRef(strings.TrimPrefix(s, "oci-archive:"))
-		tmp, err := os.MkdirTemp("", "ocireg-import-")
+		l, err := ocilayout.OpenArchive(ctx, file)
 		if err != nil {
-			return nil, err
-		}
-		if err := untar(file, tmp); err != nil {
-			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
 		}
-		src, err := openLayout(tmp, ref)
+		src, err := fromLayout(l, ref)
 		if err != nil {
-			os.RemoveAll(tmp)
+			l.Close()
 			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
 		}
 		src.defaultName = archiveName(file)
-		src.cleanup = func() { os.RemoveAll(tmp) }
+		src.cleanup = func() { l.Close() }
 		return src, nil
 	case strings.HasPrefix(s, "docker-archive:"):
 		file, ref := splitRef(strings.TrimPrefix(s, "docker-archive:"))
@@ -270,57 +268,48 @@ func splitRef(s string) (string, string) {
 	return s, ""
 }
 
-// openLayout picks the entry of an OCI layout: the one whose ref-name is
-// ref, or the only one.
-func openLayout(dir, ref string) (*source, error) {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
+// fromLayout picks the entry of an OCI layout: the one whose ref-name is
+// ref, or the only one. Every blob it reaches is checked before the first
+// byte goes out.
+func fromLayout(l *ocilayout.Layout, ref string) (*source, error) {
+	entries := l.Manifests()
 	var chosen *v1.Descriptor
 	var refs []string
-	for i, d := range im.Manifests {
+	for i, d := range entries {
 		r := d.Annotations[deploy.RefNameAnnotation]
 		refs = append(refs, r)
-		if (ref != "" && r == ref) || (ref == "" && len(im.Manifests) == 1) {
-			chosen = &im.Manifests[i]
+		if (ref != "" && r == ref) || (ref == "" && len(entries) == 1) {
+			chosen = &entries[i]
 		}
 	}
-	src := &source{defaultName: layoutName(dir), defaultTag: ref}
+	src := &source{defaultTag: ref}
 	switch {
-	case chosen == nil && ref == "" && allImages(im.Manifests):
+	case chosen == nil && ref == "" && allImages(entries):
 		// A flat multi-arch layout: index.json itself is the index.
-		src.idx = root
-		if err := deploy.CheckIndex(dir, root); err != nil {
+		src.idx = l.Index()
+		if err := l.CheckIndex(src.idx); err != nil {
 			return nil, err
 		}
 		return src, nil
 	case chosen == nil && ref != "":
-		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", dir, ref, strings.Join(refs, ", "))
+		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", l.Path, ref, strings.Join(refs, ", "))
 	case chosen == nil:
-		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", dir, len(im.Manifests), dir, strings.Join(refs, ", "))
+		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", l.Path, len(entries), l.Path, strings.Join(refs, ", "))
 	}
-	if err := deploy.CheckBlob(dir, chosen.Digest, chosen.Size); err != nil {
+	if err := l.CheckBlob(chosen.Digest, chosen.Size); err != nil {
 		return nil, err
 	}
+	var err error
 	if chosen.MediaType.IsIndex() {
-		if src.idx, err = root.ImageIndex(chosen.Digest); err != nil {
-			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		if src.idx, err = l.ImageIndex(*chosen); err != nil {
+			return nil, err
 		}
-		err = deploy.CheckIndex(dir, src.idx) // names the layout itself
+		err = l.CheckIndex(src.idx)
 	} else {
-		if src.img, err = root.Image(chosen.Digest); err != nil {
-			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		if src.img, err = l.Image(*chosen); err != nil {
+			return nil, err
 		}
-		err = deploy.CheckImage(dir, src.img)
+		err = l.CheckImage(src.img)
 	}
 	if err != nil {
 		return nil, err
@@ -350,10 +339,10 @@ func filterIndex(idx v1.ImageIndex, plats []v1.Platform) (v1.ImageIndex, string,
 		if d.Platform == nil {
 			continue
 		}
-		p := deploy.NormalizePlatform(*d.Platform)
-		have = append(have, platString(p))
+		p := platform.Normalize(*d.Platform)
+		have = append(have, platform.String(p))
 		if len(plats) == 0 || matchAny(p, plats) {
-			kept = append(kept, platString(p))
+			kept = append(kept, platform.String(p))
 			if len(plats) > 0 {
 				child, err := idx.Image(d.Digest)
 				if err != nil {
@@ -377,20 +366,7 @@ func filterIndex(idx v1.ImageIndex, plats []v1.Platform) (v1.ImageIndex, string,
 }
 
 func matchAny(p v1.Platform, plats []v1.Platform) bool {
-	for _, w := range plats {
-		if w.OS == p.OS && w.Architecture == p.Architecture && (w.Variant == "" || w.Variant == p.Variant) {
-			return true
-		}
-	}
-	return false
-}
-
-func platString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
+	return slices.ContainsFunc(plats, func(want v1.Platform) bool { return platform.Matches(p, want) })
 }
 
 func lastElem(repo string) string {
@@ -414,47 +390,6 @@ func archiveName(file string) string {
 		return n
 	}
 	return strings.ToLower(base)
-}
-
-// untar extracts a (plain) tar file into dir, refusing paths that escape.
-func untar(file, dir string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			out, err := os.Create(p)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				return err
-			}
-			if err := out.Close(); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // SourceRegistry is the registry host of a source string, for credential

@@ -8,13 +8,13 @@
 package labels
 
 import (
-	"fmt"
-	"regexp"
+	"errors"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
 )
 
 // The label keys, from the OCI image specification's annotation keys.
@@ -55,27 +55,15 @@ func (l Labels) Keys() []string {
 //
 // A value of "none" drops that label; OCI_IMAGE_AUTO_LABELS = "0" drops them
 // all.
-func Compute(vars generator.Vars, now time.Time) (Labels, error) {
-	get := func(name string) string {
-		if v, ok := vars[name]; ok {
-			return strings.TrimSpace(v)
-		}
-		return generator.Defaults[name]
-	}
-	auto := get("OCI_IMAGE_AUTO_LABELS")
-	switch strings.ToLower(auto) {
-	case "0", "false", "no", "off":
+func Compute(c *config.Config, now time.Time) (Labels, error) {
+	if !c.Labels.Auto {
 		return Labels{}, nil
-	case "1", "true", "yes", "on", "":
-	default:
-		return nil, fmt.Errorf("OCI_IMAGE_AUTO_LABELS: %q is not a boolean (use 1 or 0)", auto)
 	}
-
 	out := Labels{}
-	revision, branch := get("OCI_IMAGE_REVISION"), get("OCI_IMAGE_BRANCH")
+	revision, branch := c.Labels.Revision, c.Labels.Branch
 	if revision == "" || branch == "" {
-		head, err := ReadHead(get("TOPDIR"))
-		if err != nil {
+		head, err := gitinfo.Read(c.TopDir)
+		if err != nil && !errors.Is(err, gitinfo.ErrNoRepository) {
 			return nil, err
 		}
 		if revision == "" {
@@ -91,22 +79,15 @@ func Compute(vars generator.Vars, now time.Time) (Labels, error) {
 	if branch != "" && branch != Disabled {
 		out[RefName] = branch
 	}
-
-	created := get("OCI_IMAGE_BUILD_DATE")
-	switch created {
-	case Disabled:
-	case "":
+	switch {
+	case c.Labels.NoCreated:
+	case c.Labels.Created.IsZero():
 		out[Created] = now.UTC().Format(time.RFC3339)
 	default:
-		t, err := parseDate(created)
-		if err != nil {
-			return nil, fmt.Errorf("OCI_IMAGE_BUILD_DATE: %w", err)
-		}
-		out[Created] = t.UTC().Format(time.RFC3339)
+		out[Created] = c.Labels.Created.UTC().Format(time.RFC3339)
 	}
-
-	if pv := get("PV"); meaningfulVersion(pv) {
-		out[Version] = pv
+	if meaningfulVersion(c.PV) {
+		out[Version] = c.PV
 	}
 	return out, nil
 }
@@ -117,18 +98,4 @@ var placeholderVersions = map[string]bool{"": true, "1.0": true, "0.0": true, Di
 
 func meaningfulVersion(pv string) bool {
 	return !placeholderVersions[pv] && !strings.Contains(pv, "AUTOINC") && !strings.Contains(pv, "${")
-}
-
-var bitbakeDateRe = regexp.MustCompile(`^[0-9]{14}$`)
-
-// parseDate accepts RFC 3339 and bitbake's DATETIME format (UTC).
-func parseDate(s string) (time.Time, error) {
-	if bitbakeDateRe.MatchString(s) {
-		return time.Parse("20060102150405", s)
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-01-12T20:32:24Z) nor YYYYmmddHHMMSS", s)
-	}
-	return t, nil
 }

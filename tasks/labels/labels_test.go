@@ -2,50 +2,19 @@ package labels
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testgit"
 )
 
 var now = time.Date(2026, 1, 12, 20, 32, 24, 0, time.FixedZone("CET", 3600))
 
-// git runs git in dir with an isolated configuration.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=master"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// repo makes a git repository with one commit on branch and returns its
-// top directory and the commit.
-func repo(t *testing.T, branch string) (string, string) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is required for this test")
-	}
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", branch)
-	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, "add", "f")
-	git(t, dir, "commit", "-q", "-m", "one")
-	return dir, git(t, dir, "rev-parse", "HEAD")
-}
-
 func TestComputeRules(t *testing.T) {
-	top, sha := repo(t, "feature-login")
+	top, sha := testgit.Repo(t, "feature-login")
 	build := filepath.Join(top, "build") // TOPDIR below the repository top
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		t.Fatal(err)
@@ -53,41 +22,41 @@ func TestComputeRules(t *testing.T) {
 	created := "2026-01-12T19:32:24Z"
 	tests := []struct {
 		name string
-		vars generator.Vars
+		vars config.Vars
 		want Labels
 	}{
-		{"git repo", generator.Vars{"TOPDIR": build},
+		{"git repo", config.Vars{"TOPDIR": build},
 			Labels{Revision: sha[:7], RefName: "feature-login", Created: created}},
-		{"overrides", generator.Vars{"TOPDIR": build, "OCI_IMAGE_REVISION": "abc1234def", "OCI_IMAGE_BRANCH": "release/1.x"},
+		{"overrides", config.Vars{"TOPDIR": build, "OCI_IMAGE_REVISION": "abc1234def", "OCI_IMAGE_BRANCH": "release/1.x"},
 			Labels{Revision: "abc1234def", RefName: "release/1.x", Created: created}},
-		{"revision none", generator.Vars{"TOPDIR": build, "OCI_IMAGE_REVISION": "none"},
+		{"revision none", config.Vars{"TOPDIR": build, "OCI_IMAGE_REVISION": "none"},
 			Labels{RefName: "feature-login", Created: created}},
-		{"branch none", generator.Vars{"TOPDIR": build, "OCI_IMAGE_BRANCH": "none"},
+		{"branch none", config.Vars{"TOPDIR": build, "OCI_IMAGE_BRANCH": "none"},
 			Labels{Revision: sha[:7], Created: created}},
-		{"build date none", generator.Vars{"TOPDIR": build, "OCI_IMAGE_BUILD_DATE": "none"},
+		{"build date none", config.Vars{"TOPDIR": build, "OCI_IMAGE_BUILD_DATE": "none"},
 			Labels{Revision: sha[:7], RefName: "feature-login"}},
-		{"build date RFC 3339", generator.Vars{"OCI_IMAGE_BUILD_DATE": "2025-06-01T12:00:00+02:00"},
+		{"build date RFC 3339", config.Vars{"OCI_IMAGE_BUILD_DATE": "2025-06-01T12:00:00+02:00"},
 			Labels{Created: "2025-06-01T10:00:00Z"}},
-		{"build date bitbake DATETIME", generator.Vars{"OCI_IMAGE_BUILD_DATE": "20250601100000"},
+		{"build date bitbake DATETIME", config.Vars{"OCI_IMAGE_BUILD_DATE": "20250601100000"},
 			Labels{Created: "2025-06-01T10:00:00Z"}},
-		{"auto labels off", generator.Vars{"TOPDIR": build, "PV": "1.2.3", "OCI_IMAGE_REVISION": "abc", "OCI_IMAGE_AUTO_LABELS": "0"},
+		{"auto labels off", config.Vars{"TOPDIR": build, "PV": "1.2.3", "OCI_IMAGE_REVISION": "abc", "OCI_IMAGE_AUTO_LABELS": "0"},
 			Labels{}},
-		{"auto labels on explicitly", generator.Vars{"OCI_IMAGE_AUTO_LABELS": "1", "PV": "1.2.3"},
+		{"auto labels on explicitly", config.Vars{"OCI_IMAGE_AUTO_LABELS": "1", "PV": "1.2.3"},
 			Labels{Created: created, Version: "1.2.3"}},
-		{"no repository", generator.Vars{"TOPDIR": t.TempDir()},
+		{"no repository", config.Vars{"TOPDIR": t.TempDir()},
 			Labels{Created: created}},
-		{"no TOPDIR", generator.Vars{},
+		{"no TOPDIR", config.Vars{},
 			Labels{Created: created}},
-		{"version from PV", generator.Vars{"PV": "2.0.1"},
+		{"version from PV", config.Vars{"PV": "2.0.1"},
 			Labels{Created: created, Version: "2.0.1"}},
-		{"default PV is not a version", generator.Vars{"PV": "1.0"},
+		{"default PV is not a version", config.Vars{"PV": "1.0"},
 			Labels{Created: created}},
-		{"AUTOINC PV is not a version", generator.Vars{"PV": "1.2+git${SRCPV}"},
+		{"AUTOINC PV is not a version", config.Vars{"PV": "1.2+git${SRCPV}"},
 			Labels{Created: created}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Compute(tc.vars, now)
+			got, err := computeVars(tc.vars)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,20 +68,20 @@ func TestComputeRules(t *testing.T) {
 }
 
 func TestComputeErrors(t *testing.T) {
-	for _, vars := range []generator.Vars{
+	for _, vars := range []config.Vars{
 		{"OCI_IMAGE_AUTO_LABELS": "maybe"},
 		{"OCI_IMAGE_BUILD_DATE": "yesterday"},
 	} {
-		if _, err := Compute(vars, now); err == nil {
+		if _, err := computeVars(vars); err == nil {
 			t.Errorf("%v: no error", vars)
 		}
 	}
 }
 
 func TestDetachedHead(t *testing.T) {
-	top, sha := repo(t, "master")
-	git(t, top, "checkout", "-q", "--detach", "HEAD")
-	got, err := Compute(generator.Vars{"TOPDIR": top, "OCI_IMAGE_BUILD_DATE": "none"}, now)
+	top, sha := testgit.Repo(t, "master")
+	testgit.Run(t, top, "checkout", "-q", "--detach", "HEAD")
+	got, err := computeVars(config.Vars{"TOPDIR": top, "OCI_IMAGE_BUILD_DATE": "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,46 +89,21 @@ func TestDetachedHead(t *testing.T) {
 		t.Errorf("detached HEAD: got %v, want %v (no ref.name)", got, want)
 	}
 	// An explicit branch still labels a detached build (CI checkouts).
-	got, _ = Compute(generator.Vars{"TOPDIR": top, "OCI_IMAGE_BRANCH": "main", "OCI_IMAGE_BUILD_DATE": "none"}, now)
+	got, _ = computeVars(config.Vars{"TOPDIR": top, "OCI_IMAGE_BRANCH": "main", "OCI_IMAGE_BUILD_DATE": "none"})
 	if got[RefName] != "main" {
 		t.Errorf("OCI_IMAGE_BRANCH on a detached HEAD: got %v", got)
 	}
 }
 
-func TestReadHeadMatchesGit(t *testing.T) {
-	top, _ := repo(t, "master")
-	git(t, top, "commit", "-q", "--allow-empty", "-m", "two")
-	check := func(dir, what string) {
-		t.Helper()
-		h, err := ReadHead(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := git(t, dir, "rev-parse", "HEAD"); h.Commit != want {
-			t.Errorf("%s: commit %q, git says %q", what, h.Commit, want)
-		}
-		if want := git(t, dir, "symbolic-ref", "--short", "HEAD"); h.Branch != want {
-			t.Errorf("%s: branch %q, git says %q", what, h.Branch, want)
-		}
+// computeVars loads vars the way `labels` does and computes the labels at now.
+func computeVars(vars config.Vars) (Labels, error) {
+	var environ []string
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
 	}
-	check(top, "loose refs")
-	git(t, top, "pack-refs", "--all")
-	check(top, "packed refs")
-	wt := filepath.Join(t.TempDir(), "wt")
-	git(t, top, "worktree", "add", "-q", "-b", "topic", wt)
-	git(t, wt, "commit", "-q", "--allow-empty", "-m", "three")
-	check(wt, "linked worktree")
-	check(top, "main worktree after a worktree commit")
-}
-
-func TestUnbornBranch(t *testing.T) {
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "new")
-	h, err := ReadHead(dir)
+	c, err := config.Load(config.Sources{Environ: environ, Only: config.LabelSettingNames})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if h.Commit != "" || h.Branch != "new" {
-		t.Errorf("unborn branch: got %+v", h)
-	}
+	return Compute(c, now)
 }

@@ -3,7 +3,7 @@ package labels
 import (
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // Result is what Run computed and did.
@@ -16,16 +16,11 @@ type Result struct {
 // computes the labels at time now and applies them to every layout in
 // apply. dump may be "".
 func Run(dump string, environ []string, apply []string, now time.Time) (*Result, error) {
-	vars := generator.Vars{}
-	if dump != "" {
-		d, err := generator.ReadDump(dump)
-		if err != nil {
-			return nil, err
-		}
-		vars = d
+	c, err := config.Load(config.Sources{Dump: dump, Environ: environ, Only: config.LabelSettingNames})
+	if err != nil {
+		return nil, err
 	}
-	vars = vars.Overlay(generator.FromEnviron(environ))
-	l, err := Compute(vars, now)
+	l, err := Compute(c, now)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
 
 // FuzzTagExpansion: strategy expansion never panics and every tag it
@@ -17,11 +19,11 @@ func FuzzTagExpansion(f *testing.F) {
 	f.Add("semver version", "...")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, strategy, version string) {
-		for _, tag := range append(SemverTags(version), SanitizeTag(version)) {
+		for _, tag := range append(SemverTags(version), imageref.SanitizeTag(version)) {
 			if tag == "" {
 				continue
 			}
-			if err := ValidateTag(tag); err != nil {
+			if err := imageref.ValidateTag(tag); err != nil {
 				t.Fatalf("version %q gives invalid tag: %v", version, err)
 			}
 		}
@@ -30,7 +32,7 @@ func FuzzTagExpansion(f *testing.F) {
 			return
 		}
 		for _, tag := range ts.Tags {
-			if err := ValidateTag(tag); err != nil {
+			if err := imageref.ValidateTag(tag); err != nil {
 				t.Fatalf("strategy %q version %q: %v", strategy, version, err)
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
 // maxIndexAttempts bounds the read-modify-write retries of one tag.
@@ -54,15 +54,6 @@ type TagResult struct {
 	Unchanged bool
 }
 
-// platformKey identifies a descriptor's platform for merging.
-func platformKey(p *v1.Platform) string {
-	if p == nil {
-		return ""
-	}
-	n := deploy.NormalizePlatform(*p)
-	return n.OS + "/" + deploy.PlatformString(v1.Platform{Architecture: n.Architecture, Variant: n.Variant})
-}
-
 // Write makes ref an OCI image index of wants (each with its Platform
 // set) plus the other platforms already at ref. asIs, when not nil, is an
 // index holding exactly wants that is written byte for byte if nothing is
@@ -79,7 +70,7 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
 	if w.LockPath != "" {
-		l, err := lockFile(w.LockPath)
+		l, err := lockFile(ctx, w.LockPath)
 		if err != nil {
 			return nil, false, err
 		}
@@ -91,7 +82,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	}
 	entries := append(append([]v1.Descriptor{}, wants...), kept...)
 	sort.SliceStable(entries, func(i, j int) bool {
-		return platformKey(entries[i].Platform) < platformKey(entries[j].Platform)
+		return platform.Key(entries[i].Platform) < platform.Key(entries[j].Platform)
 	})
 	var m rawManifest
 	if asIs != nil && len(kept) == 0 && samePlatforms(asIs, wants) {
@@ -199,7 +190,7 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 	}
 	ours := map[string]bool{}
 	for _, want := range wants {
-		ours[platformKey(want.Platform)] = true
+		ours[platform.Key(want.Platform)] = true
 	}
 	var kept []v1.Descriptor
 	switch {
@@ -210,12 +201,12 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 		}
 		dropped := map[string]bool{}
 		for _, e := range im.Manifests {
-			if e.Platform != nil && ours[platformKey(e.Platform)] {
+			if e.Platform != nil && ours[platform.Key(e.Platform)] {
 				dropped[e.Digest.String()] = true
 			}
 		}
 		for _, e := range im.Manifests {
-			if e.Platform != nil && ours[platformKey(e.Platform)] {
+			if e.Platform != nil && ours[platform.Key(e.Platform)] {
 				continue
 			}
 			// Attestations of a replaced image go with it.
@@ -233,8 +224,8 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}
-		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
-		if !ours[platformKey(&p)] && p.Architecture != "" {
+		p := platform.OfConfig(cf)
+		if !ours[platform.Key(&p)] && p.Architecture != "" {
 			desc := d.Descriptor
 			desc.Platform = &p
 			kept = append(kept, desc)

@@ -8,7 +8,6 @@ package push
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,12 +25,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -46,7 +48,6 @@ const Usage = `Usage: container-registry.sh push [image|path] [options]
 
 // Options says what to push and how.
 type Options struct {
-	Config *generator.Config
 	// Target is an image name, a path to an OCI layout, or "" for all.
 	Target string
 	// Images restricts an all-images push to these names (populate's
@@ -58,15 +59,11 @@ type Options struct {
 	Strategy string
 	// Version overrides IMAGE_VERSION and PV for semver/version.
 	Version string
-	// Auth is the destination's credentials; nil or anonymous uses the
-	// local registry's own credentials when it requires them.
-	Auth *regauth.Resolved
-	// Out receives all messages.
-	Out io.Writer
-	// Progress draws a live progress line (only on a terminal).
+	// Events receives progress (nil: discarded).
+	Events events.Sink
+	// Progress asks for Progress events while blobs upload (for a bar on
+	// a terminal).
 	Progress bool
-	// Script names the helper in the "start it first" hint.
-	Script string
 	// Now is the run's timestamp (zero: time.Now()).
 	Now time.Time
 	// Jobs bounds parallel blob uploads (default 4).
@@ -82,6 +79,15 @@ type Summary struct {
 	Skipped   int64 // bytes of blobs the registry already had
 	Failed    []string
 	Elapsed   time.Duration
+	// Nothing is true when there was nothing to push; Roots are the
+	// directories searched ("" none configured).
+	Nothing bool
+	Roots   []string
+	// Pushed is true when the push ran (there were images); then
+	// OlderBuilds, Catalog and the counts above describe it.
+	Pushed      bool
+	OlderBuilds []deploy.Skipped // found but not the newest build
+	Catalog     []string         // the registry's repositories after the push
 }
 
 // FailedError says which images failed; their messages were printed.
@@ -97,109 +103,138 @@ type group struct {
 	sources []*deploy.Source
 }
 
-// Push pushes what o selects and prints progress to o.Out. It returns a
-// *tasks.UsageError for misuse, a *tasks.NotRespondingError when the
-// registry is down and a *FailedError when some images failed.
-func Push(ctx context.Context, o Options) (*Summary, error) {
+// Push pushes what o selects to t and reports progress as events (see
+// events.go). It returns a *tasks.UsageError for misuse, the Target's typed
+// errors when the registry is down or refuses the credentials, and a
+// *FailedError (with the Summary) when some images failed.
+func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) {
 	start := time.Now()
-	c := o.Config
-	out := o.Out
-	if o.Now.IsZero() {
-		o.Now = time.Now()
-	}
-	if o.Jobs <= 0 {
-		o.Jobs = 4
-	}
-	if len(o.Tags) > 0 && o.Target == "" {
-		return nil, &tasks.UsageError{Msg: "--tag requires an image name", Usage: Usage}
-	}
-	// Everything that can be wrong with the input is checked before the
-	// first byte goes out.
-	var tagSet *TagSet
-	if len(o.Tags) > 0 {
-		tagSet = &TagSet{}
-		for _, t := range o.Tags {
-			if err := ValidateTag(t); err != nil {
-				return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
-			}
-			if !slices.Contains(tagSet.Tags, t) {
-				tagSet.Tags = append(tagSet.Tags, t)
-			}
-		}
-	} else {
-		strategies := c.TagStrategy
-		if o.Strategy != "" {
-			s, err := generator.ParseStrategy(o.Strategy)
-			if err != nil {
-				return nil, &tasks.UsageError{Msg: "--strategy: " + err.Error(), Usage: Usage}
-			}
-			strategies = s
-		}
-		version := firstNonEmpty(o.Version, c.ImageVersion, c.PV)
-		gitDir := c.TopDir
-		if gitDir == "" {
-			gitDir, _ = os.Getwd()
-		}
-		var err error
-		tagSet, err = ComputeTags(TagInput{Strategies: strategies, Version: version, Now: o.Now, GitDir: gitDir})
-		if err != nil {
-			return nil, &tasks.UsageError{Msg: err.Error(), Usage: Usage}
-		}
-		for _, n := range tagSet.Notes {
-			fmt.Fprintf(out, "Note: %s\n", n)
-		}
-		if len(tagSet.Tags) == 0 {
-			return nil, fmt.Errorf("tag strategy %q gives no tags here; add a strategy such as latest or timestamp", strings.Join(strategies, " "))
-		}
-	}
-
-	groups, res, err := selectSources(c, o)
+	o.defaults()
+	tagSet, err := resolveTags(t.Config, o)
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{}
+	// The registry first: with it down, nothing else matters (the
+	// original's contract), not even an empty deploy tree.
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
+	}
+	groups, res, err := selectSources(ctx, t.Config, o)
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Roots: res.Roots}
 	for _, b := range res.Broken {
-		fmt.Fprintf(out, "Error: %s [%s]: %s\n", b.Name, b.Machine, b.Reason)
+		o.Events.Emit(BrokenBuild{Name: b.Name, Machine: b.Machine, Reason: b.Reason})
 		sum.Failed = append(sum.Failed, b.Name+" ("+b.Machine+")")
 	}
 	if len(groups) == 0 {
 		if len(sum.Failed) > 0 {
 			return sum, &FailedError{Names: sum.Failed}
 		}
-		if len(res.Roots) == 0 {
-			fmt.Fprintf(out, "No OCI images to push (no deploy directory configured: set DEPLOY_DIR_IMAGES)\n")
-		} else {
-			fmt.Fprintf(out, "No OCI images to push (searched: %s)\n", strings.Join(res.Roots, ", "))
-		}
-		fmt.Fprintln(out, "Nothing to push.")
+		sum.Nothing = true
 		return sum, nil
 	}
+	p, err := newPushRun(ctx, t, o, tagSet, sum)
+	if err != nil {
+		return nil, err
+	}
+	o.Events.Emit(Started{URL: t.Config.URL, Namespace: t.Config.Namespace, Tags: tagSet.Tags, Arch: tagSet.Arch, AuthSource: t.AuthSource})
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := p.pushGroup(ctx, g); err != nil {
+			o.Events.Emit(ImageFailed{Image: g.name, Err: err})
+			sum.Failed = append(sum.Failed, g.name)
+			continue
+		}
+		sum.Images++
+	}
+	if ctx.Err() != nil {
+		// Stopped (a signal): every tag written so far references content
+		// already in the registry; no further tag is written.
+		sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
+		return sum, stopped(ctx)
+	}
+	p.verifyTags(ctx)
+	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
+	if repos, err := p.puller.Catalog(ctx, t.Registry); err == nil {
+		sum.Catalog = repos
+	}
+	if len(sum.Failed) > 0 {
+		return sum, &FailedError{Names: sum.Failed}
+	}
+	return sum, nil
+}
 
-	// Registry, transport, credentials.
-	base, err := tasks.LocalTransport(c)
+// stopped is the error of a push whose context ended (a signal).
+func stopped(ctx context.Context) error {
+	return fmt.Errorf("push stopped before it finished: %w", context.Cause(ctx))
+}
+
+func (o *Options) defaults() {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	o.Events = events.Or(o.Events)
+}
+
+// resolveTags checks the explicit tags or computes the strategy's: every
+// input error surfaces before the first byte goes out.
+func resolveTags(c *config.Config, o Options) (*TagSet, error) {
+	if len(o.Tags) > 0 && o.Target == "" {
+		return nil, &tasks.UsageError{Msg: "--tag requires an image name", Usage: Usage}
+	}
+	if len(o.Tags) > 0 {
+		tagSet := &TagSet{}
+		for _, t := range o.Tags {
+			if err := imageref.ValidateTag(t); err != nil {
+				return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+			}
+			if !slices.Contains(tagSet.Tags, t) {
+				tagSet.Tags = append(tagSet.Tags, t)
+			}
+		}
+		return tagSet, nil
+	}
+	strategies := c.TagStrategy
+	if o.Strategy != "" {
+		s, err := config.ParseStrategy(o.Strategy)
+		if err != nil {
+			return nil, &tasks.UsageError{Msg: "--strategy: " + err.Error(), Usage: Usage}
+		}
+		strategies = s
+	}
+	gitDir := c.TopDir
+	if gitDir == "" {
+		gitDir, _ = os.Getwd()
+	}
+	tagSet, err := ComputeTags(TagInput{Strategies: strategies, Version: firstNonEmpty(o.Version, c.ImageVersion, c.PV), Now: o.Now, GitDir: gitDir})
 	if err != nil {
-		return nil, err
+		return nil, &tasks.UsageError{Msg: err.Error(), Usage: Usage}
 	}
-	counter := &countingTransport{base: base}
-	var regOpts []name.Option
-	if c.Insecure {
-		regOpts = append(regOpts, name.Insecure)
+	for _, n := range tagSet.Notes {
+		o.Events.Emit(Note{Text: n})
 	}
-	reg, err := name.NewRegistry(c.URL, regOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
+	if len(tagSet.Tags) == 0 {
+		return nil, fmt.Errorf("tag strategy %q gives no tags here; add a strategy such as latest or timestamp", strings.Join(strategies, " "))
 	}
-	auth, authDesc, err := DestinationAuth(c, o.Auth)
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckAccess(ctx, c, reg, base, auth, authDesc, o.Script); err != nil {
-		return nil, err
-	}
-	if authDesc != "" {
-		fmt.Fprintf(out, "Using credentials from %s\n", authDesc)
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(counter), remote.WithAuth(auth), remote.WithJobs(o.Jobs)}
+	return tagSet, nil
+}
+
+// newPushRun sets up the clients of one push: the Target's transport with
+// a byte counter, a pusher and a puller sharing it, and the storage's
+// push.lock when the registry is served from this storage.
+func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagSet, sum *Summary) (*pushRun, error) {
+	counter := &countingTransport{base: t.Transport}
+	ropts := t.Options(ctx, remote.WithTransport(counter), remote.WithJobs(o.Jobs))
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -208,114 +243,26 @@ func Push(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pushRun{o: o, c: c, reg: reg, auth: auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
+	c := t.Config
+	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
 	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
 		p.lockGuards = servedLocally(c)
 	}
-
-	fmt.Fprintf(out, "Pushing to %s/%s (tags: %s%s)\n", c.URL, c.Namespace, strings.Join(tagSet.Tags, " "), map[bool]string{true: " + per-arch", false: ""}[tagSet.Arch])
-	for _, g := range groups {
-		if err := p.pushGroup(ctx, g); err != nil {
-			fmt.Fprintf(out, "Error: %s: %v\n", g.name, err)
-			sum.Failed = append(sum.Failed, g.name)
-			continue
-		}
-		sum.Images++
-	}
-	p.verifyTags(ctx)
-	if len(res.Skipped) > 0 {
-		fmt.Fprintln(out, "Skipped (not the newest build):")
-		for _, s := range res.Skipped {
-			fmt.Fprintf(out, "  %s/%s (%s)\n", s.Machine, filepath.Base(s.Dir), s.Reason)
-		}
-	}
-	sum.Elapsed = time.Since(start)
-	fmt.Fprintf(out, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
-		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
-	if repos, err := puller.Catalog(ctx, reg); err == nil {
-		fmt.Fprintln(out, "Catalog:")
-		for _, r := range repos {
-			fmt.Fprintf(out, "  %s\n", r)
-		}
-	}
-	if len(sum.Failed) > 0 {
-		return sum, &FailedError{Names: sum.Failed}
-	}
-	return sum, nil
-}
-
-// DestinationAuth picks the push credentials: the resolved ones, else the
-// local registry's generated credentials when it requires auth.
-func DestinationAuth(c *generator.Config, r *regauth.Resolved) (authn.Authenticator, string, error) {
-	if r != nil && !r.Anonymous() {
-		return r.Auth, r.Source, nil
-	}
-	if c.Auth {
-		a, err := tasks.LocalAuth(c)
-		if err != nil {
-			return nil, "", err
-		}
-		return a, fmt.Sprintf("the local registry (user %s, %s)", c.Username, c.PasswordFile()), nil
-	}
-	return authn.Anonymous, "", nil
-}
-
-// CheckAccess makes sure the registry answers and accepts the
-// credentials, with errors a user can act on.
-func CheckAccess(ctx context.Context, c *generator.Config, reg name.Registry, base http.RoundTripper, auth authn.Authenticator, authDesc, script string) error {
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	scheme := reg.Scheme()
-	if c.Secure {
-		scheme = "https"
-	}
-	preq, err := http.NewRequestWithContext(pctx, http.MethodGet, scheme+"://"+reg.RegistryStr()+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	presp, err := (&http.Client{Transport: base}).Do(preq)
-	if werr := tasks.WrongProtocol(c, err, presp); werr != nil {
-		return werr
-	}
-	if err != nil {
-		return &tasks.NotRespondingError{URL: scheme + "://" + reg.RegistryStr(), Script: script, Err: err}
-	}
-	presp.Body.Close()
-	rt, err := transport.NewWithContext(pctx, reg, auth, base, []string{reg.Scope(transport.PullScope)})
-	if err != nil {
-		return authError(c, authDesc, err)
-	}
-	req, _ := http.NewRequestWithContext(pctx, http.MethodGet, reg.Scheme()+"://"+reg.RegistryStr()+"/v2/", nil)
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return &tasks.NotRespondingError{URL: tasks.BaseURL(c), Script: script, Err: err}
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return authError(c, authDesc, fmt.Errorf("%s", resp.Status))
-	}
-	return nil
-}
-
-func authError(c *generator.Config, authDesc string, err error) error {
-	if authDesc == "" {
-		return fmt.Errorf("registry %s requires authentication (%v); use --use-home-auth, --authfile, --credsfile, --creds, --token or CONTAINER_REGISTRY_AUTH_MODE", c.URL, err)
-	}
-	return fmt.Errorf("registry %s rejected the credentials from %s: %v", c.URL, authDesc, err)
+	return p, nil
 }
 
 // selectSources discovers the deploy tree (or reads the given path) and
 // groups what to push by image name.
-func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, error) {
+func selectSources(ctx context.Context, c *config.Config, o Options) ([]*group, *deploy.Result, error) {
 	if o.Target != "" && isPath(o.Target) {
-		src, err := deploy.LoadPath(o.Target)
+		src, err := deploy.LoadPath(ctx, o.Target)
 		if err != nil {
 			return nil, nil, err
 		}
 		return []*group{{name: src.Name, sources: []*deploy.Source{src}}}, &deploy.Result{}, nil
 	}
-	res, err := deploy.Discover(c.DeployDirImages, c.DeployDirImage)
+	res, err := deploy.Discover(ctx, c.DeployDirImages, c.DeployDirImage)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -330,7 +277,7 @@ func selectSources(c *generator.Config, o Options) ([]*group, *deploy.Result, er
 			if len(available) > 0 {
 				avail = strings.Join(available, ", ")
 			}
-			return nil, nil, fmt.Errorf("no image named %q in %s (available: %s)", w, strings.Join(res.Roots, ", "), avail)
+			return nil, nil, fmt.Errorf("no image named %q (not found in %s; available: %s)", w, strings.Join(res.Roots, ", "), avail)
 		}
 	}
 	byName := map[string]*group{}
@@ -371,7 +318,8 @@ func isPath(s string) bool {
 // pushRun is the state of one Push.
 type pushRun struct {
 	o        Options
-	c        *generator.Config
+	c        *config.Config
+	t        *registry.Target
 	reg      name.Registry
 	auth     authn.Authenticator
 	counter  *countingTransport
@@ -436,11 +384,11 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
 		if err == nil && !ok {
-			fmt.Fprintf(p.o.Out, "  %s changed under a concurrent push; merging again\n", w.ref.TagStr())
+			p.o.Events.Emit(Remerged{Tag: w.ref.TagStr()})
 			_, err = tw.Write(ctx, w.ref, w.wants, nil)
 		}
 		if err != nil {
-			fmt.Fprintf(p.o.Out, "Error: %s: %v\n", w.group, err)
+			p.o.Events.Emit(ImageFailed{Image: w.group, Err: err})
 			if !slices.Contains(p.sum.Failed, w.group) {
 				p.sum.Failed = append(p.sum.Failed, w.group)
 			}
@@ -451,13 +399,13 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 // servedLocally reports whether c's URL is the registry started from c's
 // storage on this host: every helper-script push to it then shares the
 // storage's push.lock, which serialises the index read-modify-writes.
-func servedLocally(c *generator.Config) bool {
+func servedLocally(c *config.Config) bool {
 	switch strings.ToLower(c.Host) {
 	case "localhost", "127.0.0.1", "::1", "[::1]":
 	default:
 		return false
 	}
-	return server.Check(c).Pid != 0
+	return runstate.Check(c).Pid != 0
 }
 
 // storageFull explains a failed upload to the registry served from this
@@ -480,22 +428,24 @@ func (p *pushRun) storageFull(need int64) string {
 
 // pushGroup pushes every manifest of one image, then writes its tags.
 func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
-	out := p.o.Out
-	repo := p.reg.Repo(tasks.RepoName(p.c, g.name))
+	ev := p.o.Events
+	repo, err := p.t.Repo(g.name)
+	if err != nil {
+		return fmt.Errorf("image name %q: %w", g.name, err)
+	}
 	byPlatform := map[string]v1.Descriptor{}
 	var order []string
 	for _, s := range g.sources {
 		for _, m := range s.Manifests {
-			fmt.Fprintf(out, "Pushing: %s (%s) [from %s]\n", g.name, deploy.PlatformString(m.Platform), s.Machine)
-			fmt.Fprintf(out, "  source:   %s\n", s.Dir)
-			desc, err := p.pushManifest(ctx, repo, m, s.Dir)
+			ev.Emit(ManifestStarted{Image: g.name, Platform: platform.Short(m.Platform), Machine: s.Machine, Dir: s.Dir})
+			desc, err := p.pushManifest(ctx, repo, m)
 			if err != nil {
-				return fmt.Errorf("%s from %s: %w", deploy.PlatformString(m.Platform), s.Machine, err)
+				return fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
-			fmt.Fprintf(out, "  manifest: %s\n", desc.Digest)
-			key := platformKey(desc.Platform)
+			ev.Emit(ManifestDone{Digest: desc.Digest})
+			key := platform.Key(desc.Platform)
 			if _, dup := byPlatform[key]; dup {
-				fmt.Fprintf(out, "Warning: %s: more than one build for %s; using the one from %s\n", g.name, key, s.Machine)
+				ev.Emit(DuplicateBuild{Image: g.name, Platform: key, Machine: s.Machine})
 			} else {
 				order = append(order, key)
 			}
@@ -513,6 +463,9 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	}
 	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
 	writeTag := func(tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ref := repo.Tag(tag)
 		r, err := tw.Write(ctx, ref, wants, asIs)
 		if err != nil {
@@ -520,15 +473,12 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 		}
 		var plats []string
 		for _, e := range r.Entries {
-			plats = append(plats, strings.TrimPrefix(platformKey(e.Platform), "linux/"))
+			plats = append(plats, strings.TrimPrefix(platform.Key(e.Platform), "linux/"))
 		}
-		note := ""
-		if r.Unchanged {
-			note = "; unchanged"
-		} else {
+		if !r.Unchanged {
 			p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
 		}
-		fmt.Fprintf(out, "  -> %s/%s:%s (index %s: %s%s)\n", p.c.URL, repo.RepositoryStr(), tag, shortDigest(r.Digest), strings.Join(plats, ", "), note)
+		ev.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
 		p.sum.Tags++
 		return nil
 	}
@@ -546,7 +496,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 					continue
 				}
 				t := tag + "-" + suffix
-				if err := ValidateTag(t); err != nil {
+				if err := imageref.ValidateTag(t); err != nil {
 					return err
 				}
 				if err := writeTag(t, []v1.Descriptor{d}, nil); err != nil {
@@ -559,23 +509,20 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 }
 
 // archSuffix spells a platform for arch tags the Yocto way (x86_64,
-// aarch64); TARGET_ARCH's own spelling wins for its platform.
+// aarch64, armv7); TARGET_ARCH's own spelling wins for its platform. The
+// tag it ends up in is validated like every other tag.
 func (p *pushRun) archSuffix(pl *v1.Platform) string {
 	if ta := p.c.TargetArch; ta != "" {
-		if deploy.NormalizePlatform(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
-			return tagSafe(ta)
+		if platform.Normalize(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
+			return ta
 		}
 	}
-	s := deploy.YoctoArch(pl.Architecture)
-	if pl.Variant != "" {
-		s += pl.Variant
-	}
-	return tagSafe(s)
+	return platform.YoctoArch(pl.Architecture) + pl.Variant
 }
 
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
 // then puts the manifest by digest. It returns the index entry for m.
-func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest, dir string) (v1.Descriptor, error) {
+func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
 	img := m.Image
 	var blobs []v1.Layer
 	cl, err := partial.ConfigLayer(img)
@@ -639,7 +586,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 			presentBytes += b.size
 			continue
 		}
-		if err := deploy.CheckBlob(dir, b.d, b.size); err != nil {
+		if err := m.Layout.CheckBlob(b.d, b.size); err != nil {
 			return v1.Descriptor{}, err
 		}
 		missing = append(missing, b)
@@ -665,7 +612,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	fmt.Fprintf(p.o.Out, "  blobs:    %d uploaded (%s), %d already present (%s)\n", len(missing), tasks.HumanBytes(sent), present, tasks.HumanBytes(presentBytes))
+	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: present, PresentBytes: presentBytes})
 
 	// Manifest last, by digest: no tag points at it yet.
 	raw, err := img.RawManifest()
@@ -710,8 +657,8 @@ func blobExists(ctx context.Context, client *http.Client, repo name.Repository, 
 	return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
 }
 
-// startProgress draws "uploading X / Y, rate" on a terminal until the
-// returned function is called.
+// startProgress emits Progress events for the uploads of one manifest
+// until the returned function is called (only when Options.Progress).
 func (p *pushRun) startProgress(base, total int64) func() {
 	if !p.o.Progress || total == 0 {
 		return func() {}
@@ -720,16 +667,9 @@ func (p *pushRun) startProgress(base, total int64) func() {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	start := time.Now()
-	draw := func() {
-		n := p.counter.sent.Load() - base
-		if n > total {
-			n = total
-		}
-		rate := float64(n) / time.Since(start).Seconds()
-		const width = 30
-		fill := int(float64(width) * float64(n) / float64(total))
-		fmt.Fprintf(p.o.Out, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			tasks.HumanBytes(n), tasks.HumanBytes(total), tasks.HumanBytes(int64(rate)))
+	emit := func(last bool) {
+		n := min(p.counter.sent.Load()-base, total)
+		p.o.Events.Emit(Progress{Sent: n, Total: total, Rate: float64(n) / time.Since(start).Seconds(), Done: last})
 	}
 	go func() {
 		defer wg.Done()
@@ -738,35 +678,14 @@ func (p *pushRun) startProgress(base, total int64) func() {
 		for {
 			select {
 			case <-done:
-				draw()
-				fmt.Fprint(p.o.Out, "\n")
+				emit(true)
 				return
 			case <-t.C:
-				draw()
+				emit(false)
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// tagSafe replaces the characters the tag grammar refuses with '-',
-// keeping '_' (x86_64 stays x86_64).
-func tagSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			return r
-		}
-		return '-'
-	}, s)
-}
-
-func shortDigest(h v1.Hash) string {
-	s := h.String()
-	if len(s) > 19 {
-		return s[:19]
-	}
-	return s
 }
 
 func firstNonEmpty(s ...string) string {

@@ -1,13 +1,14 @@
 package push
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +16,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -41,17 +45,56 @@ func TestSemverTags(t *testing.T) {
 	}
 }
 
-func TestSanitizeTag(t *testing.T) {
-	cases := map[string]string{
-		"feature/login":   "feature-login",
-		"my_branch":       "my-branch",
-		"release/1.2_fix": "release-1.2-fix",
-		"1.0+gitAUTOINC":  "1.0-gitAUTOINC",
-		"-x":              "x",
+func TestComputeTagsGitNotes(t *testing.T) {
+	broken := t.TempDir()
+	writeGit(t, broken, "garbage", nil)
+	cases := []struct {
+		dir  string
+		want []string
+	}{
+		{t.TempDir(), []string{"strategy sha: ", " is not in a git repository; no sha tag", "strategy branch: ", " is not in a git repository; no branch tag"}},
+		{broken, []string{"strategy sha: reading the git repository of " + broken + ": ", `unexpected content "garbage"; no sha tag`}},
 	}
-	for in, want := range cases {
-		if got := SanitizeTag(in); got != want {
-			t.Errorf("SanitizeTag(%q) = %q, want %q", in, got, want)
+	for _, c := range cases {
+		ts, err := ComputeTags(TagInput{Strategies: []string{"sha", "branch", "latest"}, GitDir: c.dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ts.Tags, []string{"latest"}) || len(ts.Notes) != 2 {
+			t.Fatalf("%s: tags %v notes %q", c.dir, ts.Tags, ts.Notes)
+		}
+		notes := strings.Join(ts.Notes, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("%s: notes %q lack %q", c.dir, ts.Notes, w)
+			}
+		}
+	}
+}
+
+func TestArchSuffix(t *testing.T) {
+	cases := []struct {
+		targetArch string
+		p          v1.Platform
+		want       string
+	}{
+		{"", v1.Platform{OS: "linux", Architecture: "amd64"}, "x86_64"},
+		{"", v1.Platform{OS: "linux", Architecture: "arm64"}, "aarch64"},
+		{"", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "armv7"},
+		{"", v1.Platform{OS: "linux", Architecture: "riscv64"}, "riscv64"},
+		// TARGET_ARCH's spelling wins for its own platform only.
+		{"x86-64", v1.Platform{OS: "linux", Architecture: "amd64"}, "x86-64"},
+		{"x86_64", v1.Platform{OS: "linux", Architecture: "arm64"}, "aarch64"},
+		{"arm", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "arm"},
+	}
+	for _, c := range cases {
+		p := &pushRun{c: &config.Config{TargetArch: c.targetArch}}
+		got := p.archSuffix(&c.p)
+		if got != c.want {
+			t.Errorf("TARGET_ARCH=%q, %s: suffix %q, want %q", c.targetArch, platform.String(c.p), got, c.want)
+		}
+		if err := imageref.ValidateTag("1.0-" + got); err != nil {
+			t.Errorf("suffix %q does not make a tag: %v", got, err)
 		}
 	}
 }
@@ -124,7 +167,7 @@ func TestDiscover(t *testing.T) {
 	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := deploy.Discover(root, "")
+	res, err := deploy.Discover(context.Background(), root, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,15 +187,15 @@ func TestDiscover(t *testing.T) {
 	}
 	// Without the link the newest stamp still wins.
 	os.Remove(filepath.Join(root, "qemux86-64", "container-base-latest-oci"))
-	res, _ = deploy.Discover(root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
+	res, _ = deploy.Discover(context.Background(), root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
 	if len(res.Sources) != 4 || len(res.Skipped) != 1 {
 		t.Fatalf("without link: %d sources %d skipped", len(res.Sources), len(res.Skipped))
 	}
 }
 
-func testConfig(t *testing.T, host, deployImages string) *generator.Config {
+func testConfig(t *testing.T, host, deployImages string) *config.Config {
 	t.Helper()
-	c, err := generator.FromVars(generator.Vars{
+	c, err := config.FromVars(config.Vars{
 		"CONTAINER_REGISTRY_URL":      host,
 		"CONTAINER_REGISTRY_INSECURE": "1",
 		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
@@ -181,7 +224,7 @@ func indexAt(t *testing.T, ref string) (v1.Hash, map[string]v1.Hash) {
 	}
 	out := map[string]v1.Hash{}
 	for _, m := range im.Manifests {
-		out[platformKey(m.Platform)] = m.Digest
+		out[platform.Key(m.Platform)] = m.Digest
 	}
 	return d.Digest, out
 }
@@ -191,9 +234,9 @@ func TestPushMergeAndRepush(t *testing.T) {
 	root := t.TempDir()
 	sample.WriteTree(root, sample.DefaultBuilds())
 	c := testConfig(t, reg.Host, root)
-	var out bytes.Buffer
-	opts := Options{Config: c, Strategy: "timestamp latest", Out: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
-	sum, err := Push(context.Background(), opts)
+	var out recorder
+	opts := Options{Strategy: "timestamp latest", Events: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
+	sum, err := Push(context.Background(), target(t, c), opts)
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, out.String())
 	}
@@ -206,19 +249,25 @@ func TestPushMergeAndRepush(t *testing.T) {
 			t.Fatalf("%s platforms = %v", tag, plats)
 		}
 	}
-	if strings.Contains(out.String(), "20260101080000\n") || !strings.Contains(out.String(), "Skipped") {
-		t.Fatalf("older build handling:\n%s", out.String())
+	if len(sum.OlderBuilds) != 1 || !strings.Contains(sum.OlderBuilds[0].Dir, "20260101080000") {
+		t.Fatalf("older build handling: %+v", sum.OlderBuilds)
 	}
 	// An unchanged re-push uploads nothing and rewrites no tag (so it
 	// has nothing to re-check after the settle delay either).
 	idxBefore, _ := indexAt(t, reg.Host+"/yocto/container-base:latest")
 	out.Reset()
-	sum, err = Push(context.Background(), opts)
+	sum, err = Push(context.Background(), target(t, c), opts)
 	if err != nil || sum.Uploaded != 0 || sum.Skipped == 0 {
 		t.Fatalf("re-push: %+v %v\n%s", sum, err, out.String())
 	}
-	if !strings.Contains(out.String(), "uploaded 0 bytes") || strings.Count(out.String(), "; unchanged)") != 4 {
-		t.Fatalf("re-push output:\n%s", out.String())
+	unchanged := 0
+	for _, e := range out.events {
+		if tw, ok := e.(TagWritten); ok && tw.Unchanged {
+			unchanged++
+		}
+	}
+	if sum.Uploaded != 0 || unchanged != 4 {
+		t.Fatalf("re-push: uploaded %d, %d unchanged tags\n%s", sum.Uploaded, unchanged, out.String())
 	}
 	if sum.Elapsed >= settleDelay {
 		t.Errorf("unchanged re-push took %s: it waited for the settle delay", sum.Elapsed)
@@ -233,7 +282,7 @@ func TestPushMergeAndRepush(t *testing.T) {
 	sample.WriteTree(other, []sample.Build{{Spec: sample.Spec{Name: "container-base", Machine: "qemuarm64", Arch: "aarch64", Stamp: "20260201000000"}, Latest: true}})
 	c2 := testConfig(t, reg.Host, other)
 	out.Reset()
-	if _, err := Push(context.Background(), Options{Config: c2, Strategy: "latest", Out: &out}); err != nil {
+	if _, err := Push(context.Background(), target(t, c2), Options{Strategy: "latest", Events: &out}); err != nil {
 		t.Fatalf("second host: %v\n%s", err, out.String())
 	}
 	_, after := indexAt(t, reg.Host+"/yocto/container-base:latest")
@@ -257,14 +306,14 @@ func TestPushNestedIndexAsIs(t *testing.T) {
 	if err := sample.WriteNestedLayout(dir, "latest", imgs...); err != nil {
 		t.Fatal(err)
 	}
-	src, err := deploy.LoadPath(dir)
+	src, err := deploy.LoadPath(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, _ := src.Index.Digest()
 	c := testConfig(t, reg.Host, root)
-	var out bytes.Buffer
-	if _, err := Push(context.Background(), Options{Config: c, Strategy: "latest", Out: &out}); err != nil {
+	var out recorder
+	if _, err := Push(context.Background(), target(t, c), Options{Strategy: "latest", Events: &out}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	got, plats := indexAt(t, reg.Host+"/yocto/multi:latest")
@@ -289,9 +338,9 @@ func TestPushInputErrors(t *testing.T) {
 		{Options{Strategy: "semver"}, "gives no tags"},
 	}
 	for _, tc := range cases {
-		var out bytes.Buffer
-		tc.o.Config, tc.o.Out = c, &out
-		_, err := Push(context.Background(), tc.o)
+		var out recorder
+		tc.o.Events = &out
+		_, err := Push(context.Background(), target(t, c), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err %v, want %q", tc.o, err, tc.want)
 		}
@@ -316,8 +365,8 @@ func TestConcurrentPushesKeepBothArches(t *testing.T) {
 		errs := make(chan error, 2)
 		for _, tree := range trees {
 			go func() {
-				var out bytes.Buffer
-				_, err := Push(context.Background(), Options{Config: testConfig(t, reg.Host, tree), Target: "racy", Tags: []string{tag, "shared"}, Out: &out})
+				var out recorder
+				_, err := Push(context.Background(), target(t, testConfig(t, reg.Host, tree)), Options{Target: "racy", Tags: []string{tag, "shared"}, Events: &out})
 				errs <- err
 			}()
 		}
@@ -343,4 +392,36 @@ func TestServedLocally(t *testing.T) {
 			t.Errorf("%s: no registry runs from %s, want false", host, c.Storage)
 		}
 	}
+}
+
+func target(t *testing.T, c *config.Config) *registry.Target {
+	t.Helper()
+	tg, err := registry.New(c, "container-registry.sh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// recorder keeps a push's events for assertions.
+type recorder struct {
+	mu     sync.Mutex
+	events []any
+}
+
+func (r *recorder) Emit(e any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) Reset() { r.events = nil }
+
+// String lists the events, one per line, for failure messages.
+func (r *recorder) String() string {
+	var b strings.Builder
+	for _, e := range r.events {
+		fmt.Fprintf(&b, "%T %+v\n", e, e)
+	}
+	return b.String()
 }

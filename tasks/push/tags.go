@@ -1,24 +1,17 @@
 package push
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
-
-// tagRe is the OCI distribution tag grammar.
-var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidateTag checks tag against the OCI tag grammar.
-func ValidateTag(tag string) error {
-	if !tagRe.MatchString(tag) {
-		return fmt.Errorf("invalid tag %q: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
-	}
-	return nil
-}
 
 // TagInput is what tag strategies work from.
 type TagInput struct {
@@ -41,7 +34,7 @@ type TagSet struct {
 // ComputeTags applies the strategies in order. Unknown words are an
 // error; duplicates are dropped; every tag is validated.
 func ComputeTags(in TagInput) (*TagSet, error) {
-	if _, err := generator.ParseStrategy(strings.Join(in.Strategies, " ")); err != nil {
+	if _, err := config.ParseStrategy(strings.Join(in.Strategies, " ")); err != nil {
 		return nil, fmt.Errorf("tag strategy: %w", err)
 	}
 	ts := &TagSet{}
@@ -54,14 +47,7 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			}
 		}
 	}
-	var head *GitHead
-	var gitErr error
-	git := func() (*GitHead, error) {
-		if head == nil && gitErr == nil {
-			head, gitErr = ReadGitHead(in.GitDir)
-		}
-		return head, gitErr
-	}
+	git := sync.OnceValues(func() (gitinfo.Head, error) { return gitinfo.Read(in.GitDir) })
 	for _, s := range in.Strategies {
 		switch s {
 		case "timestamp":
@@ -70,21 +56,21 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: %s is %v; no sha tag", s, in.GitDir, err))
-			case len(h.Commit) < 7:
+				ts.Notes = append(ts.Notes, gitNote(s, "sha", in.GitDir, err))
+			case h.Commit == "":
 				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy %s: the repository at %s has no commit yet; no sha tag", s, in.GitDir))
 			default:
-				add(h.Commit[:7])
+				add(h.ShortCommit())
 			}
 		case "branch":
 			h, err := git()
 			switch {
 			case err != nil:
-				ts.Notes = append(ts.Notes, fmt.Sprintf("strategy branch: %s is %v; no branch tag", in.GitDir, err))
+				ts.Notes = append(ts.Notes, gitNote(s, "branch", in.GitDir, err))
 			case h.Branch == "":
 				ts.Notes = append(ts.Notes, "strategy branch: detached HEAD; no branch tag")
 			default:
-				add(SanitizeTag(h.Branch))
+				add(imageref.SanitizeTag(h.Branch))
 			}
 		case "semver":
 			tags := SemverTags(in.Version)
@@ -93,10 +79,14 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			}
 			add(tags...)
 		case "version":
-			if in.Version == "" {
-				ts.Notes = append(ts.Notes, "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag")
+			tag, note, err := versionTag(in.Version)
+			if err != nil {
+				return nil, err
 			}
-			add(SanitizeTag(in.Version))
+			if note != "" {
+				ts.Notes = append(ts.Notes, note)
+			}
+			add(tag)
 		case "latest":
 			add("latest")
 		case "arch":
@@ -104,11 +94,39 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 		}
 	}
 	for _, t := range ts.Tags {
-		if err := ValidateTag(t); err != nil {
+		if err := imageref.ValidateTag(t); err != nil {
 			return nil, err
 		}
 	}
 	return ts, nil
+}
+
+// gitNote says why strategy gave no tag of kind: dir is outside a
+// repository, or its repository could not be read.
+func gitNote(strategy, kind, dir string, err error) string {
+	if errors.Is(err, gitinfo.ErrNoRepository) {
+		return fmt.Sprintf("strategy %s: %s is not in a git repository; no %s tag", strategy, dir, kind)
+	}
+	return fmt.Sprintf("strategy %s: reading the git repository of %s: %v; no %s tag", strategy, dir, err, kind)
+}
+
+// versionTag is the tag of the version strategy: the version itself when
+// it is a valid tag, else the version sanitised (1.0+git0 gives 1.0-git0)
+// with a note saying so. A version that does not start with a letter or
+// digit is refused: sanitising would drop its start ("../../x" would
+// silently become "x").
+func versionTag(v string) (tag, note string, err error) {
+	switch {
+	case v == "":
+		return "", "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag", nil
+	case imageref.ValidateTag(v) == nil:
+		return v, "", nil
+	}
+	tag = imageref.SanitizeTag(v)
+	if r := v[0]; !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		return "", "", fmt.Errorf("version %q does not start with a letter or digit; refusing to tag it %q", v, tag)
+	}
+	return tag, fmt.Sprintf("strategy version: %q is not a valid tag; tagged %q", v, tag), nil
 }
 
 func semverNote(v string) string {
@@ -137,31 +155,6 @@ func SemverTags(v string) []string {
 	var out []string
 	for n := len(parts); n >= 1; n-- {
 		out = append(out, strings.Join(parts[:n], "."))
-	}
-	return out
-}
-
-// SanitizeTag turns a branch name or version into a tag: '/', '_', '+' and
-// any other character the tag grammar refuses become '-', runs of '-' are
-// squeezed, and leading '.'/'-' dropped.
-func SanitizeTag(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := b.String()
-	for strings.Contains(out, "--") {
-		out = strings.ReplaceAll(out, "--", "-")
-	}
-	out = strings.TrimLeft(out, ".-")
-	out = strings.TrimRight(out, "-")
-	if len(out) > 128 {
-		out = out[:128]
 	}
 	return out
 }

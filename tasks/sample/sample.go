@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
 // Spec describes one image: its name, the machine and the architecture its
@@ -126,7 +126,7 @@ func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := deploy.NormalizePlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})
+		p := platform.OfConfig(cf)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
 			Add:        img,
 			Descriptor: v1.Descriptor{Platform: &p},

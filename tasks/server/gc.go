@@ -1,8 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +16,10 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
-	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // GCOptions are the options of GC.
@@ -28,20 +29,20 @@ type GCOptions struct {
 	Yes bool
 	// DeleteUntagged also removes manifests that no tag references.
 	DeleteUntagged bool
-	// Interactive is true when the user can answer a question (stdin and
-	// stdout are terminals); In is where the answer is read from.
-	Interactive bool
-	In          io.Reader
+	// Confirm asks whether to remove what the dry run found (just emitted
+	// as a DryRun event). nil means nobody can answer: without Yes, GC then
+	// stops after the dry run.
+	Confirm func() bool
 }
 
 // GCReport sums up what a collection found or removed.
 type GCReport struct {
-	Blobs     []Removal // blob data
-	Manifests []Removal // manifest revisions of untagged manifests
-	Other     []Removal // layer links and tag index entries
-	Uploads   []Removal // partial uploads of interrupted or failed pushes
-	Bytes     int64     // total size of everything above
-	Removed   bool      // false for a dry run
+	Blobs     []Removal `json:"blobs"`     // blob data
+	Manifests []Removal `json:"manifests"` // manifest revisions of untagged manifests
+	Other     []Removal `json:"other"`     // layer links and tag index entries
+	Uploads   []Removal `json:"uploads"`   // partial uploads of interrupted or failed pushes
+	Bytes     int64     `json:"bytes"`     // total size of everything above
+	Removed   bool      `json:"removed"`   // false for a dry run
 
 	// paths lists every removal in the order the sweep made it, so a dry
 	// run taken while nothing can write can be carried out as recorded.
@@ -50,134 +51,175 @@ type GCReport struct {
 
 // Removal is one storage path a collection removes.
 type Removal struct {
-	Path  string
-	Name  string // digest, or repo@digest for manifests
-	Bytes int64
+	Path  string `json:"path"`
+	Name  string `json:"name"` // digest, or repo@digest for manifests
+	Bytes int64  `json:"bytes"`
+}
+
+// MarshalJSON writes every list as an array, also an empty one.
+func (r GCReport) MarshalJSON() ([]byte, error) {
+	type plain GCReport
+	p := plain(r)
+	for _, l := range []*[]Removal{&p.Blobs, &p.Manifests, &p.Other, &p.Uploads} {
+		if *l == nil {
+			*l = []Removal{}
+		}
+	}
+	return json.Marshal(p)
+}
+
+// Empty reports whether the collection has nothing to remove.
+func (r *GCReport) Empty() bool {
+	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0 && len(r.Uploads) == 0
+}
+
+// GCResult says what GC found, removed, stopped and started.
+type GCResult struct {
+	// Where is the storage collected: a directory, or "<type> storage".
+	Where          string `json:"storage"`
+	DeleteUntagged bool   `json:"delete_untagged"`
+	// DryRun is what the dry run found.
+	DryRun *GCReport `json:"dry_run"`
+	// UntaggedKept counts the manifests no tag references that were kept,
+	// and UntaggedBytes what --delete-untagged would free on top (only
+	// reported when the dry run is all that may happen).
+	UntaggedKept  int   `json:"untagged_kept,omitempty"`
+	UntaggedBytes int64 `json:"untagged_bytes,omitempty"`
+	// Removed is what was removed (nil when nothing was).
+	Removed *GCReport `json:"removed,omitempty"`
+	// Declined is true when the question was answered no.
+	Declined bool `json:"declined,omitempty"`
+	// Stopped is the stop of the running registry for the sweep, and
+	// Restarted its start afterwards (nil when it was not running).
+	Stopped   *StopResult  `json:"stopped,omitempty"`
+	Restarted *StartResult `json:"restarted,omitempty"`
+}
+
+// DryRunOnly reports whether GC stopped after a dry run that found
+// something because nobody could answer and Yes was not given.
+func (r *GCResult) DryRunOnly() bool {
+	return r.DryRun != nil && !r.DryRun.Empty() && r.Removed == nil && !r.Declined
 }
 
 // GC garbage-collects the registry storage with distribution's mark and
-// sweep. It first shows a dry run (what would be removed, and the bytes);
-// then it removes only with Yes or a "y" answer on a terminal. Without a
-// terminal and without Yes, it stops after the dry run and says how to
-// proceed. The sweep never runs while the registry can write: a running
+// sweep. It first makes a dry run (what would be removed, and the bytes;
+// emitted as DryRun); then it removes only with Yes or when Confirm says
+// so. The sweep never runs while the registry can write: a running
 // registry is stopped first and started again afterwards, also when the
-// sweep fails.
-func GC(ctx context.Context, c *generator.Config, o GCOptions) (rep *GCReport, err error) {
+// sweep fails. On error the result says what was done before the failure.
+func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err error) {
 	o.defaults()
-	out := o.Out
-	if _, err := EnsureConfigFile(c); err != nil {
-		return nil, err
-	}
-	cfg, _, err := LoadConfig(c)
+	cfg, where, err := gcStorage(c)
 	if err != nil {
 		return nil, err
 	}
-	// distribution logs every deletion through logrus; the report below
-	// says it better.
-	logrus.SetOutput(io.Discard)
+	res = &GCResult{Where: where, DeleteUntagged: o.DeleteUntagged}
+	var restart func() error
+	// With --yes the registry is stopped before the dry run: nothing can
+	// write between it and the removal, so the removal carries out exactly
+	// the recorded dry run instead of marking everything again.
+	if o.Yes {
+		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+			return res, err
+		}
+		defer func() { err = errors.Join(err, restart()) }()
+	}
+	if res.DryRun, err = sweep(ctx, cfg, o.DeleteUntagged, true); err != nil {
+		return res, err
+	}
+	if !o.DeleteUntagged && !o.Yes {
+		res.UntaggedKept, res.UntaggedBytes = untaggedKept(ctx, cfg, res.DryRun)
+	}
+	o.Events.Emit(DryRun{Where: where, Report: res.DryRun, UntaggedKept: res.UntaggedKept, UntaggedBytes: res.UntaggedBytes})
+	switch {
+	case res.DryRun.Empty():
+		return res, nil
+	case o.Yes:
+		res.Removed, err = carryOut(ctx, cfg, res.DryRun)
+	case o.Confirm == nil:
+		return res, nil
+	case !o.Confirm():
+		res.Declined = true
+		return res, nil
+	default:
+		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+			return res, err
+		}
+		defer func() { err = errors.Join(err, restart()) }()
+		// The registry ran during the dry run: mark again.
+		res.Removed, err = sweep(ctx, cfg, o.DeleteUntagged, false)
+	}
+	if err != nil {
+		return res, err
+	}
+	o.Events.Emit(Collected{Removed: res.Removed})
+	return res, nil
+}
 
+// gcStorage loads the registry configuration (writing it when missing)
+// and says where its storage is, for the report.
+func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
+	if _, err := regconfig.EnsureFile(c); err != nil {
+		return nil, "", err
+	}
+	cfg, _, err := regconfig.Load(c)
+	if err != nil {
+		return nil, "", err
+	}
+	// distribution logs every deletion through logrus; the result says it
+	// better.
+	logrus.SetOutput(io.Discard)
 	where := c.DataDir()
 	if cfg.Storage.Type() != "filesystem" {
 		where = cfg.Storage.Type() + " storage"
 	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
 		where = root
 	}
+	return cfg, where, nil
+}
 
-	// With --yes the registry is stopped before the dry run: nothing can
-	// write between it and the removal, so the removal carries out exactly
-	// the recorded dry run instead of marking everything again.
-	if o.Yes {
-		var restart func() error
-		if restart, err = stopForSweep(ctx, c, o); err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, restart()) }()
+// untaggedKept counts the manifests that no tag references and a plain
+// collection keeps, and the bytes --delete-untagged would free on top of
+// dry. Deleting a tag that another tag's index still lists leaves its
+// manifest (untagged) behind, and a plain mark and sweep keeps everything
+// a stored manifest references.
+func untaggedKept(ctx context.Context, cfg *configuration.Configuration, dry *GCReport) (int, int64) {
+	more, err := sweep(ctx, cfg, true, true)
+	if err != nil || len(more.Manifests) == 0 {
+		return 0, 0
 	}
-	dry, err := sweep(ctx, cfg, o.DeleteUntagged, true)
-	if err != nil {
-		return nil, err
-	}
-	// Deleting a tag that another tag's index still lists leaves its
-	// manifest (untagged) behind, and a plain mark and sweep keeps
-	// everything a stored manifest references. A dry run says what
-	// --delete-untagged would add.
-	untaggedHint := func() {
-		if o.DeleteUntagged || o.Yes {
-			return
-		}
-		more, err := sweep(ctx, cfg, true, true)
-		if err != nil || len(more.Manifests) == 0 {
-			return
-		}
-		fmt.Fprintf(out, "  %d manifest(s) no tag references are kept (%s more with --delete-untagged):\n    %s gc --delete-untagged\n",
-			len(more.Manifests), humanBytes(more.Bytes-dry.Bytes), o.Script)
-	}
-	fmt.Fprintf(out, "Garbage collection dry run (%s):\n", where)
-	if dry.empty() {
-		fmt.Fprintf(out, "  Nothing to collect: every blob is referenced.\n")
-		untaggedHint()
-		return dry, nil
-	}
-	printRemovals(out, dry)
-	fmt.Fprintf(out, "Would remove %d blob(s) and %d manifest(s)%s: %s\n", len(dry.Blobs), len(dry.Manifests), uploadsNote(dry), humanBytes(dry.Bytes))
-	untaggedHint()
-
-	if o.Yes {
-		rep, err = carryOut(ctx, cfg, dry)
-	} else {
-		if !o.Interactive {
-			fmt.Fprintf(out, "\nDry run only: nothing was removed.\nTo remove it, run: %s gc --yes", o.Script)
-			if o.DeleteUntagged {
-				fmt.Fprintf(out, " --delete-untagged")
-			}
-			fmt.Fprintln(out)
-			return dry, nil
-		}
-		fmt.Fprintf(out, "\nRemove it? The registry is stopped during the collection and started again. [y/N] ")
-		answer, _ := bufio.NewReader(o.In).ReadString('\n')
-		switch strings.ToLower(strings.TrimSpace(answer)) {
-		case "y", "yes":
-		default:
-			fmt.Fprintf(out, "Aborted: nothing was removed.\n")
-			return dry, nil
-		}
-		var restart func() error
-		if restart, err = stopForSweep(ctx, c, o); err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, restart()) }()
-		// The registry ran during the dry run: mark again.
-		rep, err = sweep(ctx, cfg, o.DeleteUntagged, false)
-	}
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(out, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n", len(rep.Blobs), len(rep.Manifests), uploadsNote(rep), humanBytes(rep.Bytes))
-	return rep, nil
+	return len(more.Manifests), more.Bytes - dry.Bytes
 }
 
 // stopForSweep stops the registry of c when it runs, so nothing writes
 // while gc sweeps, and returns the function that starts it again (a no-op
 // when it was not running).
-func stopForSweep(ctx context.Context, c *generator.Config, o GCOptions) (func() error, error) {
-	out := o.Out
-	run := Check(c)
+func stopForSweep(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
-	if run.Pid == 0 && tasks.Ping(ctx, c, o.Script) == nil {
-		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, tasks.BaseURL(c))
+	if run.Pid == 0 && ping(ctx, c, o.Script) == nil {
+		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
 	}
 	if run.Pid == 0 {
 		return func() error { return nil }, nil
 	}
-	fmt.Fprintf(out, "Stopping the registry for the collection...\n")
-	if _, err := Stop(c, o.Options); err != nil {
+	o.Events.Emit(SweepStopping{})
+	stop, err := Stop(c, o.Options)
+	if err != nil {
 		return nil, err
 	}
+	res.Stopped = stop
+	o.Events.Emit(Stopped{Stop: stop})
 	return func() error {
-		fmt.Fprintf(out, "Starting the registry again...\n")
-		if _, err := Start(context.WithoutCancel(ctx), c, o.Options); err != nil {
+		o.Events.Emit(Restarting{})
+		start, err := Start(context.WithoutCancel(ctx), c, o.Options)
+		if start != nil {
+			res.Restarted = start
+			o.Events.Emit(Started{Start: start})
+		}
+		if err != nil {
 			return fmt.Errorf("restarting the registry after gc: %w", err)
 		}
 		return nil
@@ -204,18 +246,6 @@ func carryOut(ctx context.Context, cfg *configuration.Configuration, dry *GCRepo
 	return &rep, nil
 }
 
-// uploadsNote is " plus N partial upload(s)" when there are any.
-func uploadsNote(r *GCReport) string {
-	if len(r.Uploads) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" plus %d partial upload(s)", len(r.Uploads))
-}
-
-func (r *GCReport) empty() bool {
-	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0 && len(r.Uploads) == 0
-}
-
 // sweep runs distribution's MarkAndSweep over the configured storage.
 // With dryRun, deletions are recorded (with their sizes) but not done,
 // which gives the exact list and byte count a real run removes.
@@ -225,16 +255,15 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
 	}
 	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
+	if nothingStored(ctx, d) {
+		return rec.rep, nil
+	}
 	reg, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
 	err = storage.MarkAndSweep(ctx, rec, reg, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
 	if err != nil {
-		var nf driver.PathNotFoundError
-		if errors.As(err, &nf) && rec.rep.empty() {
-			return rec.rep, nil // an empty registry: nothing stored yet
-		}
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
 	if err := rec.purgeUploads(ctx); err != nil {
@@ -243,8 +272,24 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 	return rec.rep, nil
 }
 
-// repositoriesPath is where distribution keeps repositories in its storage.
-const repositoriesPath = "/docker/registry/v2/repositories"
+// Where distribution keeps repositories and blobs in its storage.
+const (
+	repositoriesPath = "/docker/registry/v2/repositories"
+	blobsPath        = "/docker/registry/v2/blobs"
+)
+
+// nothingStored reports whether d holds neither repositories nor blobs: a
+// registry nothing was pushed to. distribution's mark phase fails on it
+// (the repositories directory is missing), and its error does not say why.
+func nothingStored(ctx context.Context, d driver.StorageDriver) bool {
+	var nf driver.PathNotFoundError
+	for _, p := range []string{repositoriesPath, blobsPath} {
+		if _, err := d.Stat(ctx, p); !errors.As(err, &nf) {
+			return false
+		}
+	}
+	return true
+}
 
 // purgeUploads removes every partial upload. A push killed with the
 // server, or refused by a full disk, leaves its upload behind, and
@@ -345,33 +390,4 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 		return nil
 	})
 	return total, err
-}
-
-// printRemovals lists what a collection removes, largest blobs first, at most
-// 50 blobs.
-func printRemovals(w io.Writer, r *GCReport) {
-	for _, m := range r.Manifests {
-		fmt.Fprintf(w, "  manifest %s (no tag)\n", m.Name)
-	}
-	for _, u := range r.Uploads {
-		fmt.Fprintf(w, "  partial upload %s %s\n", u.Name, humanBytes(u.Bytes))
-	}
-	blobs := append([]Removal(nil), r.Blobs...)
-	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Bytes > blobs[j].Bytes })
-	const max = 50
-	for i, b := range blobs {
-		if i == max {
-			fmt.Fprintf(w, "  ... and %d more blob(s)\n", len(blobs)-max)
-			break
-		}
-		fmt.Fprintf(w, "  blob %s %s\n", b.Name, humanBytes(b.Bytes))
-	}
-}
-
-// humanBytes formats n as "1.5 MiB (1572864 bytes)".
-func humanBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	return fmt.Sprintf("%s (%d bytes)", tasks.HumanBytes(n), n)
 }

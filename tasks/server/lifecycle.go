@@ -5,28 +5,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Options are what start, stop and status need besides the configuration.
 type Options struct {
 	// Self is the ocireg-tool binary that `start` runs as `serve`.
 	Self string
-	// Script names the helper script in hints.
+	// Script names the helper script in error messages.
 	Script string
 	// Environ is the environment handed to the server (secrets removed).
 	Environ []string
-	// Out receives the messages for the user.
-	Out io.Writer
+	// Events receives what happens while the task works (nil: dropped).
+	Events events.Sink
 	// ReadyTimeout bounds the wait for /v2/ to answer (default 30s).
 	ReadyTimeout time.Duration
 	// StopTimeout is how long stop waits after SIGTERM before SIGKILL
@@ -41,113 +46,132 @@ func (o *Options) defaults() {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 15 * time.Second
 	}
-	if o.Out == nil {
-		o.Out = io.Discard
-	}
+	o.Events = events.Or(o.Events)
 }
 
-// StartResult says what Start did.
+// StartResult says what Start found, prepared and launched.
 type StartResult struct {
-	Pid     int
-	Already bool          // it was already running
-	Ready   time.Duration // from launch to the first answer of /v2/
+	// Already is true when the registry of this storage and port was
+	// running: Start did nothing else.
+	Already bool `json:"already_running"`
+	// Pid is the running registry's (0 when the start failed).
+	Pid int `json:"pid,omitempty"`
+	// Ready is the time from launch to the first answer of /v2/.
+	Ready time.Duration `json:"ready_ns,omitempty"`
+
+	URL     string `json:"url"`
+	Mode    string `json:"mode"`
+	Secure  bool   `json:"secure"`
+	Storage string `json:"storage"`
+	Config  string `json:"config"`
+	Log     string `json:"log"`
+
+	// StalePidFile is a pid file left by a registry that is gone, removed
+	// before starting; StalePid is the pid it named (0: unreadable).
+	StalePidFile string `json:"stale_pid_file_removed,omitempty"`
+	StalePid     int    `json:"stale_pid,omitempty"`
+	// Secrets says what the secrets step found or made (secure mode).
+	Secrets *generator.SecretsReport `json:"secrets,omitempty"`
+	// WroteConfig is true when the storage had no registry-config.yml and
+	// Start wrote one.
+	WroteConfig bool `json:"wrote_config,omitempty"`
+	// Launched is true once the server process was launched (and Launching
+	// emitted).
+	Launched bool `json:"-"`
 }
 
 // Start launches `ocireg-tool serve` detached (its own session, stdin from
 // /dev/null, output to the per-port log file), records its pid and returns
-// once /v2/ answers. In secure mode it first makes sure the PKI exists and,
-// unless TLS-only, writes auth/htpasswd and auth/password.
-func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, error) {
+// once /v2/ answers. It first removes a stale pid file, ensures the
+// secrets (generator.EnsureSecrets) and writes a missing registry-config.yml.
+// On error the result, when not nil, says what was done before the failure.
+func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
-	out := o.Out
+	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
+		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
-	run := Check(c)
+	if err := checkNotRunning(c, o.Script, res); err != nil || res.Already {
+		return res, err
+	}
+	addr, err := prepare(ctx, c, o, res)
+	if err != nil {
+		return res, err
+	}
+	o.Events.Emit(Launching{Start: res})
+	res.Launched = true
+	if err := launch(ctx, c, o, addr, res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// checkNotRunning finds out whether the registry of c already runs (then
+// res.Already), fails when it runs in another mode or on another port of
+// this storage, and removes a stale pid file.
+func checkNotRunning(c *config.Config, script string, res *StartResult) error {
+	run := runstate.Check(c)
 	if run.Err != nil {
-		return nil, run.Err
+		return run.Err
 	}
 	if run.Pid != 0 {
-		fmt.Fprintf(out, "Registry already running (pid %d)\n", run.Pid)
-		fmt.Fprintf(out, "  URL: %s\n", tasks.BaseURL(c))
-		return &StartResult{Pid: run.Pid, Already: true}, nil
+		if run.Mode != "" && run.Mode != c.Mode() {
+			return fmt.Errorf("Registry already running (pid %d), but in %s at %s; configured now: %s at %s\nRestart it in the configured mode: %s restart",
+				run.Pid, run.Mode, run.URL, c.Mode(), c.BaseURL(), script)
+		}
+		res.Already, res.Pid = true, run.Pid
+		return nil
+	}
+	if others := runstate.Others(c); len(others) > 0 {
+		r := others[0]
+		return fmt.Errorf("a registry of this storage (%s) already runs at %s (pid %d, %s); configured now: %s\nRestart it on the configured port: %s restart",
+			c.Storage, r.URL, r.Pid, r.Mode, c.BaseURL(), script)
 	}
 	if run.Stale {
 		if err := os.Remove(run.File); err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("removing stale pid file: %w", err)
+			return fmt.Errorf("removing stale pid file: %w", err)
 		}
-		if run.StalePid != 0 {
-			fmt.Fprintf(out, "Removed stale pid file %s (pid %d is not the registry any more)\n", run.File, run.StalePid)
-		} else {
-			fmt.Fprintf(out, "Removed unreadable pid file %s\n", run.File)
-		}
+		res.StalePidFile, res.StalePid = run.File, run.StalePid
 	}
+	return nil
+}
 
-	if c.Secure {
-		rep, err := generator.EnsurePKI(c, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		if rep.CreatedCA {
-			fmt.Fprintf(out, "Generated CA and server certificate in %s\n", c.PKIDir())
-		} else if rep.CreatedServer {
-			fmt.Fprintf(out, "Generated server certificate from the existing CA in %s\n", c.PKIDir())
-		}
-		if len(rep.Missing) > 0 {
-			fmt.Fprintf(out, "Warning: %s does not cover %v; remove server.crt and server.key to issue a new one from the same CA\n", c.ServerCert(), rep.Missing)
-		}
-		if c.Auth {
-			fmt.Fprintf(out, "Setting up authentication...\n")
-			rep, err := generator.EnsureAuth(c)
-			if err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(out, "  User: %s (password: %s)\n", c.Username, rep.Source)
-			fmt.Fprintf(out, "  Password saved to: %s\n", c.PasswordFile())
-		}
+// prepare ensures the secrets and the registry configuration, and checks
+// that the configured port is free. It returns the address to serve.
+func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult) (string, error) {
+	secrets, err := generator.EnsureSecrets(c, time.Now(), generator.AtStart)
+	if secrets != nil && (secrets.PKI != nil || secrets.Auth != nil) {
+		res.Secrets = secrets
 	}
-	wrote, err := EnsureConfigFile(c)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if wrote {
-		fmt.Fprintf(out, "Wrote %s (none in this storage directory)\n", c.RegistryConfig())
+	if res.WroteConfig, err = regconfig.EnsureFile(c); err != nil {
+		return "", err
 	}
-	cfg, _, err := LoadConfig(c)
+	cfg, _, err := regconfig.Load(c)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := checkPortFree(ctx, c, cfg.HTTP.Addr, o.Script); err != nil {
-		return nil, err
+		return "", err
 	}
+	return cfg.HTTP.Addr, nil
+}
 
-	if c.Secure {
-		fmt.Fprintf(out, "Starting SECURE container registry...\n")
-	} else {
-		fmt.Fprintf(out, "Starting container registry...\n")
-	}
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
-	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
-	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
-	fmt.Fprintf(out, "  Config:  %s\n", c.RegistryConfig())
-	fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
-	if c.Secure {
-		fmt.Fprintf(out, "  PKI:     %s\n", c.PKIDir())
-		fmt.Fprintf(out, "  CA cert: %s\n", c.CACert())
-		if c.Auth {
-			fmt.Fprintf(out, "  Auth:    %s (user %s)\n", c.AuthDir(), c.Username)
-		}
-	}
-
-	logf, err := os.OpenFile(LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// launch runs the server detached, records its pid and waits until it
+// answers; on failure it kills what it launched and removes the pid file.
+func launch(ctx context.Context, c *config.Config, o Options, addr string, res *StartResult) error {
+	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("opening log file: %w", err)
+		return fmt.Errorf("opening log file: %w", err)
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "=== %s: starting registry on %s\n", time.Now().Format(time.RFC3339), cfg.HTTP.Addr)
+	fmt.Fprintf(logf, "=== %s: starting registry on %s\n", time.Now().Format(time.RFC3339), addr)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer devnull.Close()
 
@@ -158,65 +182,66 @@ func Start(ctx context.Context, c *generator.Config, o Options) (*StartResult, e
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	launched := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("launching %s serve: %w", o.Self, err)
+		return fmt.Errorf("launching %s serve: %w", o.Self, err)
 	}
-	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := writePidFile(c, pid); err != nil {
+	if err := runstate.WritePidFile(c, cmd.Process.Pid); err != nil {
 		_ = cmd.Process.Kill()
-		return nil, err
+		return err
 	}
+	if err := waitReady(ctx, c, o, launched, exited); err != nil {
+		if !errors.Is(err, errExited) {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		os.Remove(runstate.PidFile(c))
+		return fmt.Errorf("%w\nLast lines of %s:\n%s", err, runstate.LogFile(c), Tail(runstate.LogFile(c), 20))
+	}
+	res.Pid, res.Ready = cmd.Process.Pid, time.Since(launched)
+	// The server lives on in its own session; let go of it.
+	_ = cmd.Process.Release()
+	return nil
+}
 
-	fail := func(reason string) error {
-		_ = cmd.Process.Kill()
-		<-exited
-		os.Remove(PidFile(c))
-		return fmt.Errorf("%s\nLast lines of %s:\n%s", reason, LogFile(c), Tail(LogFile(c), 20))
-	}
-	deadline := time.Now().Add(o.ReadyTimeout)
-	// Probe often while a healthy server is expected (it answers within
-	// tens of milliseconds; start returns as soon as it does), then back
-	// off for a slow one.
+// errExited marks a server that exited while Start waited for it.
+var errExited = errors.New("registry exited during startup")
+
+// waitReady probes /v2/ until it answers, the server exits, ctx ends or
+// o.ReadyTimeout passes. It probes often while a healthy server is
+// expected (it answers within tens of milliseconds; start returns as soon
+// as it does), then backs off for a slow one.
+func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, exited <-chan error) error {
+	deadline := launched.Add(o.ReadyTimeout)
 	interval := 5 * time.Millisecond
 	for {
-		err := tasks.Ping(ctx, c, o.Script)
+		err := ping(ctx, c, o.Script)
 		if err == nil {
-			break
+			return nil
 		}
-		var nr *tasks.NotRespondingError
+		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
-			return nil, fail(fmt.Sprintf("registry started but /v2/ failed: %v", err))
+			return fmt.Errorf("registry started but /v2/ failed: %v", err)
 		}
 		select {
 		case werr := <-exited:
-			os.Remove(PidFile(c))
-			return nil, fmt.Errorf("registry exited during startup (%v)\nLast lines of %s:\n%s", werr, LogFile(c), Tail(LogFile(c), 20))
+			return fmt.Errorf("%w (%v)", errExited, werr)
 		case <-ctx.Done():
-			return nil, fail("interrupted while waiting for the registry")
+			return errors.New("interrupted while waiting for the registry")
 		case <-time.After(interval):
 		}
 		if time.Now().After(deadline) {
-			return nil, fail(fmt.Sprintf("registry did not answer %s/v2/ within %s", tasks.BaseURL(c), o.ReadyTimeout))
+			return fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
 		}
 		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
 			interval *= 2
 		}
 	}
-	ready := time.Since(launched)
-	// The server lives on in its own session; let go of it.
-	_ = cmd.Process.Release()
-	fmt.Fprintf(out, "Registry ready (pid %d, %s)\n", pid, ready.Round(time.Millisecond))
-	if c.Secure {
-		fmt.Fprintf(out, "\nTargets need the CA: IMAGE_INSTALL:append = \" container-registry-ca\"\n")
-	}
-	fmt.Fprintf(out, "Stop it with: %s stop\n", o.Script)
-	return &StartResult{Pid: pid, Ready: ready}, nil
 }
 
 // serverEnv is the environment of the server: the caller's, without the
 // password (the server reads the htpasswd file and needs no secret).
-func serverEnv(environ []string, c *generator.Config) []string {
+func serverEnv(environ []string, c *config.Config) []string {
 	var env []string
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "CONTAINER_REGISTRY_PASSWORD=") || strings.HasPrefix(kv, "CONTAINER_REGISTRY_TOKEN=") {
@@ -230,6 +255,7 @@ func serverEnv(environ []string, c *generator.Config) []string {
 		"CONTAINER_REGISTRY_STORAGE="+c.Storage,
 		"CONTAINER_REGISTRY_URL="+c.URL,
 		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
+		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
 		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
 	)
 }
@@ -242,53 +268,83 @@ func boolStr(b bool) string {
 }
 
 // checkPortFree fails with a clear message when something else listens on
-// the registry's port.
-func checkPortFree(ctx context.Context, c *generator.Config, addr, script string) error {
+// the registry's port: another registry of ours (its storage, mode and pid,
+// and both ways out), or another program.
+func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		ln.Close()
 		return nil
 	}
+	other := fmt.Sprintf("CONTAINER_REGISTRY_URL=%s %s start", net.JoinHostPort(c.Host, freePortNear(c.Port)), script)
+	if h := runstate.PortHolder(c, c.Port); h != nil && h.Storage != c.Storage {
+		mode := h.Running.Mode
+		if mode == "" {
+			mode = "unknown mode"
+		}
+		return fmt.Errorf("port %s is held by another ocireg-tool registry:\n  storage: %s\n  mode:    %s\n  pid:     %d\n"+
+			"It serves that storage, not %s. Either stop it:\n  %s stop\nor start this one on another port:\n  %s",
+			c.Port, h.Storage, mode, h.Pid, c.Storage, filepath.Join(h.Storage, "container-registry.sh"), other)
+	}
 	what := "another program"
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if tasks.Ping(pctx, c, script) == nil {
+	if ping(pctx, c, script) == nil {
 		what = "a registry not started from " + c.Storage
 	}
-	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port: CONTAINER_REGISTRY_URL=%s:<port> %s start",
-		c.Port, c.URL, what, err, c.Host, script)
+	return fmt.Errorf("port %s (CONTAINER_REGISTRY_URL=%s) is already in use by %s: %v\nStop it, or choose another port:\n  %s",
+		c.Port, c.URL, what, err, other)
+}
+
+// freePortNear returns the first port after port that is free on this
+// host, for the hint; port+1 when none is found quickly.
+func freePortNear(port string) string {
+	n, _ := strconv.Atoi(port)
+	for p := n + 1; p < n+50 && p < 65536; p++ {
+		if ln, err := net.Listen("tcp", ":"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return strconv.Itoa(p)
+		}
+	}
+	return strconv.Itoa(n + 1)
 }
 
 // StopResult says what Stop did.
 type StopResult struct {
-	Pid    int
-	Killed bool // SIGTERM was not enough
+	// Stopped is true when a registry ran and was stopped.
+	Stopped bool `json:"stopped"`
+	// Pid is the registry stopped (0 when none ran).
+	Pid int `json:"pid,omitempty"`
+	// Killed is true when SIGTERM was not enough.
+	Killed bool `json:"killed,omitempty"`
+	// StalePidFile is a pid file of a registry that was already gone,
+	// removed.
+	StalePidFile string `json:"stale_pid_file_removed,omitempty"`
 }
 
 // Stop sends SIGTERM to the registry of c's port, waits for it to exit
 // (SIGKILL after o.StopTimeout) and removes the pid file. A registry that
 // is not running is not an error.
-func Stop(c *generator.Config, o Options) (*StopResult, error) {
+func Stop(c *config.Config, o Options) (*StopResult, error) {
 	o.defaults()
-	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
 	}
 	if run.Pid == 0 {
-		if run.Stale {
-			os.Remove(run.File)
+		res := &StopResult{}
+		if run.Stale && os.Remove(run.File) == nil {
+			res.StalePidFile = run.File
 		}
-		fmt.Fprintf(out, "Registry not running\n")
-		return &StopResult{}, nil
+		return res, nil
 	}
-	fmt.Fprintf(out, "Stopping container registry (pid %d)...\n", run.Pid)
-	res := &StopResult{Pid: run.Pid}
+	o.Events.Emit(Stopping{Pid: run.Pid})
+	res := &StopResult{Stopped: true, Pid: run.Pid}
 	if err := syscall.Kill(run.Pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return nil, fmt.Errorf("stopping pid %d: %w", run.Pid, err)
 	}
 	if !waitGone(c, o.StopTimeout) {
-		fmt.Fprintf(out, "  still running after %s, sending SIGKILL\n", o.StopTimeout)
+		o.Events.Emit(Killing{Pid: run.Pid, After: o.StopTimeout})
 		res.Killed = true
 		_ = syscall.Kill(run.Pid, syscall.SIGKILL)
 		if !waitGone(c, 5*time.Second) {
@@ -298,15 +354,52 @@ func Stop(c *generator.Config, o Options) (*StopResult, error) {
 	if err := os.Remove(run.File); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("removing pid file: %w", err)
 	}
-	fmt.Fprintf(out, "Registry stopped\n")
 	return res, nil
 }
 
+// RestartResult says what Restart stopped and started.
+type RestartResult struct {
+	// Stopped lists the stops, one per port this storage was served on
+	// (each also emitted as a Stopped event when done).
+	Stopped []*StopResult `json:"stopped"`
+	Start   *StartResult  `json:"start"`
+}
+
+// Restart stops every registry of c's storage (on c's port and on any
+// other port it was started on) and starts it as c configures now. On
+// error the result says what was done before the failure.
+func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, error) {
+	o.defaults()
+	res := &RestartResult{}
+	stop := func(c *config.Config) error {
+		r, err := Stop(c, o)
+		if err != nil {
+			return err
+		}
+		res.Stopped = append(res.Stopped, r)
+		o.Events.Emit(Stopped{Stop: r})
+		return nil
+	}
+	for _, r := range runstate.Others(c) {
+		other := *c
+		other.Port = r.Port
+		if err := stop(&other); err != nil {
+			return res, err
+		}
+	}
+	if err := stop(c); err != nil {
+		return res, err
+	}
+	var err error
+	res.Start, err = Start(ctx, c, o)
+	return res, err
+}
+
 // waitGone polls until the recorded server is gone or timeout passes.
-func waitGone(c *generator.Config, timeout time.Duration) bool {
+func waitGone(c *config.Config, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if Check(c).Pid == 0 {
+		if runstate.Check(c).Pid == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -316,43 +409,67 @@ func waitGone(c *generator.Config, timeout time.Duration) bool {
 	}
 }
 
-// Status reports whether the registry runs and answers. It returns a
-// *tasks.SilentError with code 1 when it does not (the message is printed).
-func Status(ctx context.Context, c *generator.Config, o Options) error {
+// StatusResult says whether the registry runs and answers.
+type StatusResult struct {
+	// Running is true when the pid file names a live registry server.
+	Running bool `json:"running"`
+	// Healthy is true when it runs and /v2/ answers.
+	Healthy bool `json:"healthy"`
+	Pid     int  `json:"pid,omitempty"`
+
+	URL     string `json:"url"`
+	Mode    string `json:"mode"`
+	Storage string `json:"storage"`
+	Log     string `json:"log"`
+
+	// StalePidFile is a pid file whose process is gone (start removes
+	// it); StalePid is the pid it names (0: unreadable).
+	StalePidFile string `json:"stale_pid_file,omitempty"`
+	StalePid     int    `json:"stale_pid,omitempty"`
+	// Foreign is true when none of ours runs but a registry answers at
+	// the URL (one not started from this storage).
+	Foreign bool `json:"foreign,omitempty"`
+	// ProbeErr is why a running registry did not answer; Probe is the
+	// detail worth showing ("" when there is nothing more to say).
+	ProbeErr error  `json:"-"`
+	Probe    string `json:"probe_error,omitempty"`
+}
+
+// OK reports whether the registry runs and answers: `status` exits 0 only
+// then.
+func (r *StatusResult) OK() bool { return r.Running && r.Healthy }
+
+// Status finds out whether the registry of c runs and answers. A stopped
+// or unhealthy registry is a result, not an error; errors are for a pid
+// file that cannot be read.
+func Status(ctx context.Context, c *config.Config, o Options) (*StatusResult, error) {
 	o.defaults()
-	out := o.Out
-	run := Check(c)
+	run := runstate.Check(c)
 	if run.Err != nil {
-		return run.Err
+		return nil, run.Err
 	}
-	if run.Pid == 0 {
-		fmt.Fprintf(out, "Registry not running\n")
+	res := &StatusResult{Pid: run.Pid, Running: run.Pid != 0, URL: c.BaseURL(), Mode: c.Mode(),
+		Storage: c.Storage, Log: runstate.LogFile(c)}
+	if !res.Running {
 		if run.Stale {
-			fmt.Fprintf(out, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", run.File, run.StalePid, o.Script)
+			res.StalePidFile, res.StalePid = run.File, run.StalePid
 		}
-		if tasks.Ping(ctx, c, o.Script) == nil {
-			fmt.Fprintf(out, "  (but a registry not started from %s answers at %s)\n", c.Storage, tasks.BaseURL(c))
-		}
-		return &tasks.SilentError{Code: 1}
+		res.Foreign = ping(ctx, c, o.Script) == nil
+		return res, nil
 	}
-	fmt.Fprintf(out, "Registry running (pid %d)\n", run.Pid)
-	fmt.Fprintf(out, "  URL:     %s\n", tasks.BaseURL(c))
-	fmt.Fprintf(out, "  Mode:    %s\n", c.Mode())
-	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
-	perr := tasks.Ping(ctx, c, o.Script)
-	if perr != nil {
-		fmt.Fprintf(out, "  Status:  not responding\n")
-		var nr *tasks.NotRespondingError
-		if errors.As(perr, &nr) && nr.Err != nil {
-			fmt.Fprintf(out, "  (%v)\n", nr.Err)
-		} else if nr == nil {
-			fmt.Fprintf(out, "  (%v)\n", perr)
+	res.ProbeErr = ping(ctx, c, o.Script)
+	res.Healthy = res.ProbeErr == nil
+	var nr *registry.NotRespondingError
+	switch {
+	case res.ProbeErr == nil:
+	case errors.As(res.ProbeErr, &nr):
+		if nr.Err != nil {
+			res.Probe = nr.Err.Error()
 		}
-		fmt.Fprintf(out, "  Log:     %s\n", LogFile(c))
-		return &tasks.SilentError{Code: 1}
+	default:
+		res.Probe = res.ProbeErr.Error()
 	}
-	fmt.Fprintf(out, "  Status:  healthy\n")
-	return nil
+	return res, nil
 }
 
 // Tail returns the last n lines of file, or a note when it cannot be read.
@@ -375,4 +492,13 @@ func Tail(file string, n int) string {
 		lines[i] = "  " + lines[i]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ping checks that the registry of c answers, through the one Target.
+func ping(ctx context.Context, c *config.Config, script string) error {
+	t, err := registry.New(c, script, nil)
+	if err != nil {
+		return err
+	}
+	return t.Ping(ctx)
 }

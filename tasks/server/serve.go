@@ -3,26 +3,35 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/health"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/docker/go-metrics"
 	"github.com/felixge/httpsnoop"
 	"github.com/sirupsen/logrus"
 
-	// Auth and storage back ends a registry-config.yml may name.
+	// What a registry-config.yml may name; keep the lists below in step.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // defaultDrain is how long a graceful shutdown waits for requests in flight
@@ -33,160 +42,369 @@ const defaultDrain = 30 * time.Second
 // command wires SIGTERM and SIGINT to it), then stops accepting connections
 // and lets requests in flight finish for http.draintimeout (default 30s).
 // The configuration is registry-config.yml as LoadConfig makes it agree with
-// c. Logs go to log.
-func Serve(ctx context.Context, c *generator.Config, log io.Writer) error {
-	if _, err := EnsureConfigFile(c); err != nil {
+// c; with http.debug.addr a second server answers the debug endpoints there.
+// Logs go to log.
+func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
+	if _, err := regconfig.EnsureFile(c); err != nil {
 		return err
 	}
-	cfg, adj, err := LoadConfig(c)
+	cfg, adj, err := regconfig.Load(c)
 	if err != nil {
 		return err
 	}
-	logger, err := configureLogging(cfg, log)
+	r, err := newInstance(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.RegistryConfig(), err)
+		return inFile(c.RegistryConfig(), err)
 	}
 	for _, a := range adj {
-		logger.Infof("configuration: %s", a)
+		r.log.Infof("configuration: %s", a)
 	}
+	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig()))
+}
 
+// inFile names file in err: a *regconfig.KeyError becomes a *regconfig.ConfigError.
+func inFile(file string, err error) error {
+	var ke *regconfig.KeyError
+	if errors.As(err, &ke) {
+		return &regconfig.ConfigError{File: file, Errs: []*regconfig.KeyError{ke}}
+	}
+	return err
+}
+
+// instance is one embedded registry, built and checked, not yet listening.
+type instance struct {
+	cfg   *configuration.Configuration
+	app   *handlers.App
+	main  http.Handler // the registry API behind health and access log
+	debug http.Handler // nil without http.debug.addr
+	tls   *tls.Config  // nil for plain HTTP
+	log   *logrus.Entry
+}
+
+// newInstance sets up logging from the log section, checks the files the
+// configuration names and builds distribution's application with its
+// health checks (in a registry of its own, so tests can build several).
+func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.Writer) (*instance, error) {
+	logger, access := configureLogging(cfg, out)
+	if err := checkFiles(cfg); err != nil {
+		return nil, err
+	}
 	tlsConf, err := serverTLS(cfg)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.RegistryConfig(), err)
+		return nil, err
 	}
+	checks := health.NewRegistry()
+	app, err := newApp(ctx, cfg, checks)
+	if err != nil {
+		return nil, err
+	}
+	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger}
+	r.main = healthGate(checks, app)
+	if access != nil {
+		r.main = accessLog(access, r.main)
+	}
+	if cfg.HTTP.Debug.Addr != "" {
+		r.debug = debugHandler(cfg, checks)
+	}
+	return r, nil
+}
+
+// serve listens on http.addr (and http.debug.addr) and serves until ctx is
+// cancelled or a server fails.
+func (r *instance) serve(ctx context.Context, file string) error {
+	cfg := r.cfg
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
+		r.app.Shutdown()
 		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
 	}
 	defer ln.Close()
-
-	app, err := newApp(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", c.RegistryConfig(), err)
-	}
-	var handler http.Handler = app
-	handler = health.Handler(handler)
-	if !cfg.Log.AccessLog.Disabled {
-		handler = accessLog(logger, handler)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
-	}
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
-		logger.Infof("listening on %s, tls (minimum %s), config %s", ln.Addr(), cfg.HTTP.TLS.MinimumTLS, c.RegistryConfig())
-	} else {
-		logger.Infof("listening on %s, config %s", ln.Addr(), c.RegistryConfig())
-	}
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		app.Shutdown()
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
+	var dln net.Listener
+	if r.debug != nil {
+		if dln, err = net.Listen("tcp", cfg.HTTP.Debug.Addr); err != nil {
+			r.app.Shutdown()
+			return &regconfig.KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
 		}
+	}
+	errs := make(chan error, 2)
+	srv := &http.Server{Handler: r.main, ReadHeaderTimeout: 30 * time.Second, Protocols: protocols(cfg)}
+	if r.tls != nil {
+		ln = tls.NewListener(ln, r.tls)
+		r.log.Infof("listening on %s, tls (minimum %s, protocols %s), config %s", ln.Addr(), cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
+	} else {
+		r.log.Infof("listening on %s, config %s", ln.Addr(), file)
+	}
+	var dsrv *http.Server
+	if dln != nil {
+		dsrv = &http.Server{Handler: r.debug, ReadHeaderTimeout: 30 * time.Second}
+		r.log.Infof("debug server listening on %s", dln.Addr())
+		go func() { errs <- dsrv.Serve(dln) }()
+	}
+	go func() { errs <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errs:
+		srv.Close()
+		if dsrv != nil {
+			dsrv.Close()
+		}
+		r.app.Shutdown()
 		return fmt.Errorf("serving on %s: %w", cfg.HTTP.Addr, err)
 	case <-ctx.Done():
 	}
-	drain := cfg.HTTP.DrainTimeout
+	return r.shutdown(srv, dsrv)
+}
+
+// shutdown drains the registry server for http.draintimeout and closes the
+// debug server.
+func (r *instance) shutdown(srv, dsrv *http.Server) error {
+	drain := r.cfg.HTTP.DrainTimeout
 	if drain <= 0 {
 		drain = defaultDrain
 	}
-	logger.Infof("shutting down: draining requests in flight for up to %s", drain)
+	r.log.Infof("shutting down: draining requests in flight for up to %s", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	err = srv.Shutdown(sctx)
-	if appErr := app.Shutdown(); appErr != nil {
+	err := srv.Shutdown(sctx)
+	if dsrv != nil {
+		dsrv.Close()
+	}
+	if appErr := r.app.Shutdown(); appErr != nil {
 		err = errors.Join(err, appErr)
 	}
 	if err != nil {
-		logger.Warnf("shutdown: %v", err)
+		r.log.Warnf("shutdown: %v", err)
 		return fmt.Errorf("shutting down: %w", err)
 	}
-	logger.Info("stopped")
+	r.log.Info("stopped")
 	return nil
 }
 
 // newApp builds distribution's application, turning its panics on bad
-// configuration into an error, and registers the health checks (global
-// state: once per process).
-func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+// configuration (checkConfig should have caught them) into an error, and
+// registers its health checks in checks.
+func newApp(ctx context.Context, cfg *configuration.Configuration, checks *health.Registry) (app *handlers.App, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			app, err = nil, fmt.Errorf("invalid registry configuration: %v", r)
 		}
 	}()
 	app = handlers.NewApp(ctx, cfg)
-	app.RegisterHealthChecks()
+	app.RegisterHealthChecks(checks)
 	return app, nil
 }
 
-// configureLogging sets up logrus, which distribution logs through, from the
-// log section.
-func configureLogging(cfg *configuration.Configuration, out io.Writer) (*logrus.Entry, error) {
-	logrus.SetOutput(out)
+// checkFiles checks the files the configuration names that only the
+// running registry needs (see checkConfig).
+func checkFiles(cfg *configuration.Configuration) error {
+	if p, ok := cfg.Auth["htpasswd"]; ok {
+		path, _ := p["path"].(string)
+		if _, err := os.Stat(path); err != nil {
+			// distribution would create it with a generated password
+			// printed to the log.
+			return &regconfig.KeyError{Key: "auth.htpasswd.path", Msg: fmt.Sprintf("%v (start creates it)", err)}
+		}
+	}
+	rt := cfg.Redis.TLS
+	if rt.Certificate != "" {
+		if _, err := tls.LoadX509KeyPair(rt.Certificate, rt.Key); err != nil {
+			return &regconfig.KeyError{Key: "redis.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", rt.Certificate, rt.Key, err)}
+		}
+	}
+	for i, ca := range rt.RootCAs {
+		pem, err := os.ReadFile(ca)
+		if err == nil && !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			err = fmt.Errorf("no certificate in %s", ca)
+		}
+		if err != nil {
+			return &regconfig.KeyError{Key: fmt.Sprintf("redis.tls.rootcas[%d]", i), Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// configureLogging sets up logrus, which distribution logs through, from
+// the log section: level, formatter, report caller, and fields added to
+// every line (distribution's own included). The access log, unless
+// log.accesslog.disabled, is a logger of its own: like distribution's it
+// does not depend on log.level.
+func configureLogging(cfg *configuration.Configuration, out io.Writer) (*logrus.Entry, *logrus.Logger) {
+	std := logrus.StandardLogger()
+	std.SetOutput(out)
 	level, err := logrus.ParseLevel(string(cfg.Log.Level))
 	if err != nil {
 		level = logrus.InfoLevel
 	}
-	logrus.SetLevel(level)
-	logrus.SetReportCaller(cfg.Log.ReportCaller)
-	switch cfg.Log.Formatter {
-	case "", "text":
-		logrus.SetFormatter(&logrus.TextFormatter{TimestampFormat: time.RFC3339Nano, DisableColors: true, FullTimestamp: true})
-	case "json", "logstash":
-		logrus.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano, DisableHTMLEscape: true})
+	std.SetLevel(level)
+	std.SetReportCaller(cfg.Log.ReportCaller)
+	formatter := logFormatter(cfg.Log.Formatter)
+	std.SetFormatter(formatter)
+	// Fresh hooks: distribution adds log.hooks to these in NewApp.
+	std.ReplaceHooks(fieldHooks(cfg.Log.Fields))
+
+	var access *logrus.Logger
+	if !cfg.Log.AccessLog.Disabled {
+		access = logrus.New()
+		access.SetOutput(out)
+		access.SetFormatter(formatter)
+		access.ReplaceHooks(fieldHooks(cfg.Log.Fields))
+	}
+	return logrus.NewEntry(std), access
+}
+
+// logFormatter returns the formatter log.formatter names (checked by
+// checkConfig), as distribution sets them up.
+func logFormatter(name string) logrus.Formatter {
+	switch name {
+	case "json":
+		return &logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano, DisableHTMLEscape: true}
+	case "logstash":
+		return &logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano, FieldMap: logrus.FieldMap{logrus.FieldKeyFunc: "function"}}
 	default:
-		return nil, fmt.Errorf("log.formatter %q is not supported (text, json, logstash)", cfg.Log.Formatter)
+		return &logrus.TextFormatter{TimestampFormat: time.RFC3339Nano, DisableColors: true, FullTimestamp: true}
 	}
-	fields := logrus.Fields{}
-	for k, v := range cfg.Log.Fields {
-		fields[k] = v
-	}
-	return logrus.WithFields(fields), nil
 }
 
-var tlsVersions = map[string]uint16{
-	"tls1.2": tls.VersionTLS12,
-	"tls1.3": tls.VersionTLS13,
+// fieldHooks adds log.fields to every entry that does not set them itself.
+func fieldHooks(fields map[string]any) logrus.LevelHooks {
+	hooks := logrus.LevelHooks{}
+	if len(fields) > 0 {
+		hooks.Add(fieldsHook(fields))
+	}
+	return hooks
 }
 
-// serverTLS builds the TLS configuration from http.tls, or returns nil for
-// plain HTTP. TLS 1.2 is the floor whatever the file says.
+type fieldsHook map[string]any
+
+func (fieldsHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h fieldsHook) Fire(e *logrus.Entry) error {
+	if e.Data == nil {
+		e.Data = logrus.Fields{}
+	}
+	for k, v := range h {
+		if _, ok := e.Data[k]; !ok {
+			e.Data[k] = v
+		}
+	}
+	return nil
+}
+
+// defaultCipherSuites are distribution's defaults for TLS 1.2 (TLS 1.3
+// suites are not configurable).
+var defaultCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+}
+
+// serverTLS builds the TLS configuration from http.tls (checked by
+// checkConfig), or returns nil for plain HTTP: minimum version, cipher
+// suites (distribution's defaults when none are listed) and HTTP/2 unless
+// http.http2.disabled.
 func serverTLS(cfg *configuration.Configuration) (*tls.Config, error) {
 	t := cfg.HTTP.TLS
-	if t.LetsEncrypt.CacheFile != "" {
-		return nil, fmt.Errorf("http.tls.letsencrypt is not supported by the local registry; use certificate and key")
-	}
 	if t.Certificate == "" {
 		return nil, nil
 	}
-	minVersion, ok := tlsVersions[strings.ToLower(t.MinimumTLS)]
-	if !ok {
-		minVersion = tls.VersionTLS12
-	}
 	cert, err := tls.LoadX509KeyPair(t.Certificate, t.Key)
 	if err != nil {
-		return nil, fmt.Errorf("loading TLS certificate %s and key %s: %w", t.Certificate, t.Key, err)
+		return nil, &regconfig.KeyError{Key: "http.tls.certificate", Msg: fmt.Sprintf("loading %s and key %s: %v", t.Certificate, t.Key, err)}
 	}
-	if len(t.ClientCAs) > 0 {
-		return nil, fmt.Errorf("http.tls.clientcas is not supported by the local registry")
-	}
-	return &tls.Config{
-		MinVersion:   minVersion,
+	conf := &tls.Config{
+		MinVersion:   regconfig.TLSVersions[strings.ToLower(t.MinimumTLS)],
 		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{"http/1.1"},
-	}, nil
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+	if cfg.HTTP.HTTP2.Disabled {
+		conf.NextProtos = []string{"http/1.1"}
+	}
+	if conf.MinVersion < tls.VersionTLS13 {
+		conf.CipherSuites = defaultCipherSuites
+		if len(t.CipherSuites) > 0 {
+			conf.CipherSuites = nil
+			for _, name := range t.CipherSuites {
+				id, _ := regconfig.CipherSuite(name)
+				conf.CipherSuites = append(conf.CipherSuites, id)
+			}
+		}
+	}
+	return conf, nil
+}
+
+// protocols is nil (HTTP/1.1, and HTTP/2 over TLS as negotiated) unless
+// http.h2c.enabled adds HTTP/2 without TLS.
+func protocols(cfg *configuration.Configuration) *http.Protocols {
+	if !cfg.HTTP.H2C.Enabled {
+		return nil
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(!cfg.HTTP.HTTP2.Disabled)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
+// healthGate answers 503 while a health check fails, as distribution's
+// health.Handler does for its global registry.
+func healthGate(checks *health.Registry, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(checks.CheckStatus(r.Context())) != 0 {
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.WithDetail("health check failed: please see /debug/health"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// debugHandler serves what distribution's debug server does: /debug/health,
+// /debug/vars, /debug/pprof/ and, with http.debug.prometheus.enabled, the
+// metrics at http.debug.prometheus.path (default /metrics).
+func debugHandler(cfg *configuration.Configuration, checks *health.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/health", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		failed := checks.CheckStatus(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if len(failed) != 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(failed)
+	})
+	mux.Handle("/debug/vars", expvar.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	prom := cfg.HTTP.Debug.Prometheus
+	if !prom.Enabled {
+		return mux
+	}
+	path := prom.Path
+	if path == "" {
+		path = "/metrics"
+	}
+	metricsHandler := metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			metricsHandler.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // accessLog logs one line per request: method, path (without the query,
 // which may carry upload state), status, size, duration, remote address and
 // the user name of basic auth. Credentials and headers are never logged.
-func accessLog(logger *logrus.Entry, next http.Handler) http.Handler {
+func accessLog(logger *logrus.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m := httpsnoop.CaptureMetrics(next, w, r)
 		user := "-"

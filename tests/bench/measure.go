@@ -18,8 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 const mb = 1e6 // throughput is in decimal MB/s, as curl and the issue report it
@@ -540,7 +539,7 @@ func (b *bench) measureGenerate() error {
 		"CONTAINER_REGISTRY_URL":     fmt.Sprintf("127.0.0.1:%d", port),
 		"CONTAINER_REGISTRY_SECURE":  "1",
 	}
-	if err := os.WriteFile(dump, []byte(generator.FormatDump(vars)), 0o644); err != nil {
+	if err := os.WriteFile(dump, []byte(config.FormatDump(vars)), 0o644); err != nil {
 		return err
 	}
 	runs := max(b.runs*2, 10)

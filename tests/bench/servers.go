@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -108,7 +108,7 @@ func newOurs(ctx context.Context, tool, dir string, vars map[string]string) (*ou
 		all[k] = v
 	}
 	dump := filepath.Join(dir, "env.dump")
-	if err := os.WriteFile(dump, []byte(generator.FormatDump(all)), 0o644); err != nil {
+	if err := os.WriteFile(dump, []byte(config.FormatDump(all)), 0o644); err != nil {
 		return nil, err
 	}
 	if _, err := run(ctx, nil, tool, "generate", "--env-dump", dump); err != nil {

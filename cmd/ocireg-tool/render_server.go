@@ -1,0 +1,261 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+)
+
+// The text of start, restart, stop, status and gc: the lines the shell
+// original printed (scripts grep "Registry started", "already running
+// (pid N)", "Registry stopped", "Registry not running", "healthy"). Events
+// are written as they come; each command writes its result at the end.
+
+// serverText writes the events of the server tasks as text. It is safe
+// for concurrent use.
+type serverText struct {
+	mu     sync.Mutex
+	w      io.Writer
+	script string
+}
+
+// Emit writes the lines of one event.
+func (t *serverText) Emit(e any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.w
+	switch e := e.(type) {
+	case server.Launching:
+		writeStartPrep(w, e.Start)
+		writeStartBanner(w, e.Start)
+	case server.Stopping:
+		fmt.Fprintf(w, "Stopping container registry (pid %d)...\n", e.Pid)
+	case server.Killing:
+		fmt.Fprintf(w, "  still running after %s, sending SIGKILL\n", e.After)
+	case server.Stopped:
+		writeStop(w, e.Stop)
+	case server.Started:
+		writeStart(w, e.Start, t.script)
+	case server.SweepStopping:
+		fmt.Fprintf(w, "Stopping the registry for the collection...\n")
+	case server.DryRun:
+		writeDryRun(w, e, t.script)
+	case server.Collected:
+		r := e.Removed
+		fmt.Fprintf(w, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n",
+			len(r.Blobs), len(r.Manifests), uploadsNote(r), humanBytes(r.Bytes))
+	case server.Restarting:
+		fmt.Fprintf(w, "Starting the registry again...\n")
+	}
+}
+
+// writeStart writes what follows Start's events: the result of a start
+// that found the registry running or that launched it. A start that
+// failed before launching writes what it prepared (Launching, which writes
+// it otherwise, never came).
+func writeStart(w io.Writer, r *server.StartResult, script string) {
+	if r == nil {
+		return
+	}
+	if r.Already {
+		fmt.Fprintf(w, "Registry already running (pid %d)\n", r.Pid)
+		fmt.Fprintf(w, "  URL: %s\n", r.URL)
+		return
+	}
+	if !r.Launched {
+		writeStartPrep(w, r)
+	}
+	if r.Pid == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Registry started (pid %d, ready in %s)\n", r.Pid, r.Ready.Round(time.Millisecond))
+	if r.Secure {
+		fmt.Fprintf(w, "\nTargets need the CA: IMAGE_INSTALL:append = \" container-registry-ca\"\n")
+	}
+	fmt.Fprintf(w, "Stop it with: %s stop\n", script)
+}
+
+// writeStartPrep writes what Start did before launching: the stale pid
+// file it removed, the secrets it made and the configuration it wrote.
+func writeStartPrep(w io.Writer, r *server.StartResult) {
+	switch {
+	case r.StalePidFile != "" && r.StalePid != 0:
+		fmt.Fprintf(w, "Removed stale pid file %s (pid %d is not the registry any more)\n", r.StalePidFile, r.StalePid)
+	case r.StalePidFile != "":
+		fmt.Fprintf(w, "Removed unreadable pid file %s\n", r.StalePidFile)
+	}
+	if r.Secrets != nil {
+		writeStartSecrets(w, r.Secrets)
+	}
+	if r.WroteConfig {
+		fmt.Fprintf(w, "Wrote %s (none in this storage directory)\n", r.Config)
+	}
+}
+
+// writeStartSecrets writes what the secrets step did at start.
+func writeStartSecrets(w io.Writer, s *generator.SecretsReport) {
+	if p := s.PKI; p != nil {
+		if p.CreatedCA {
+			fmt.Fprintf(w, "Generated CA and server certificate in %s\n", p.Dir)
+		} else if p.CreatedServer {
+			fmt.Fprintf(w, "Generated server certificate from the existing CA in %s\n", p.Dir)
+		}
+		if len(p.Missing) > 0 {
+			fmt.Fprintf(w, "Warning: %s does not cover %v; remove server.crt and server.key to issue a new one from the same CA\n", p.ServerCert, p.Missing)
+		}
+	}
+	if a := s.Auth; a != nil {
+		fmt.Fprintf(w, "Setting up authentication...\n")
+		fmt.Fprintf(w, "  User: %s (password: %s)\n", a.User, a.Source)
+		fmt.Fprintf(w, "  Password saved to: %s\n", a.PasswordFile)
+	}
+}
+
+// writeStartBanner writes what is being launched.
+func writeStartBanner(w io.Writer, r *server.StartResult) {
+	if r.Secure {
+		fmt.Fprintf(w, "Starting SECURE container registry...\n")
+	} else {
+		fmt.Fprintf(w, "Starting container registry...\n")
+	}
+	fmt.Fprintf(w, "  URL:     %s\n", r.URL)
+	fmt.Fprintf(w, "  Mode:    %s\n", r.Mode)
+	fmt.Fprintf(w, "  Storage: %s\n", r.Storage)
+	fmt.Fprintf(w, "  Config:  %s\n", r.Config)
+	fmt.Fprintf(w, "  Log:     %s\n", r.Log)
+	if r.Secrets != nil && r.Secrets.PKI != nil {
+		fmt.Fprintf(w, "  PKI:     %s\n", r.Secrets.PKI.Dir)
+		fmt.Fprintf(w, "  CA cert: %s\n", r.Secrets.PKI.CACert)
+	}
+	if r.Secrets != nil && r.Secrets.Auth != nil {
+		fmt.Fprintf(w, "  Auth:    %s (user %s)\n", r.Secrets.Auth.Dir, r.Secrets.Auth.User)
+	}
+}
+
+// writeRestart writes what follows Restart's events (its stops were
+// written as they happened).
+func writeRestart(w io.Writer, r *server.RestartResult, script string) {
+	if r != nil {
+		writeStart(w, r.Start, script)
+	}
+}
+
+// writeStop writes the result of a stop.
+func writeStop(w io.Writer, r *server.StopResult) {
+	if r == nil {
+		return
+	}
+	if r.Stopped {
+		fmt.Fprintf(w, "Registry stopped\n")
+	} else {
+		fmt.Fprintf(w, "Registry not running\n")
+	}
+}
+
+// writeStatus writes the result of status.
+func writeStatus(w io.Writer, r *server.StatusResult, script string) {
+	if !r.Running {
+		fmt.Fprintf(w, "Registry not running\n")
+		if r.StalePidFile != "" {
+			fmt.Fprintf(w, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", r.StalePidFile, r.StalePid, script)
+		}
+		if r.Foreign {
+			fmt.Fprintf(w, "  (but a registry not started from %s answers at %s)\n", r.Storage, r.URL)
+		}
+		return
+	}
+	fmt.Fprintf(w, "Registry running (pid %d)\n", r.Pid)
+	fmt.Fprintf(w, "  URL:     %s\n", r.URL)
+	fmt.Fprintf(w, "  Mode:    %s\n", r.Mode)
+	fmt.Fprintf(w, "  Storage: %s\n", r.Storage)
+	if r.Healthy {
+		fmt.Fprintf(w, "  Status:  healthy\n")
+		return
+	}
+	fmt.Fprintf(w, "  Status:  not responding\n")
+	if r.Probe != "" {
+		fmt.Fprintf(w, "  (%s)\n", r.Probe)
+	}
+	fmt.Fprintf(w, "  Log:     %s\n", r.Log)
+}
+
+// writeDryRun writes what gc's dry run found.
+func writeDryRun(w io.Writer, e server.DryRun, script string) {
+	fmt.Fprintf(w, "Garbage collection dry run (%s):\n", e.Where)
+	r := e.Report
+	if r.Empty() {
+		fmt.Fprintf(w, "  Nothing to collect: every blob is referenced.\n")
+	} else {
+		writeRemovals(w, r)
+		fmt.Fprintf(w, "Would remove %d blob(s) and %d manifest(s)%s: %s\n", len(r.Blobs), len(r.Manifests), uploadsNote(r), humanBytes(r.Bytes))
+	}
+	if e.UntaggedKept > 0 {
+		fmt.Fprintf(w, "  %d manifest(s) no tag references are kept (%s more with --delete-untagged):\n    %s gc --delete-untagged\n",
+			e.UntaggedKept, humanBytes(e.UntaggedBytes), script)
+	}
+}
+
+// gcQuestion is what gc asks on a terminal after the dry run.
+const gcQuestion = "\nRemove it? The registry is stopped during the collection and started again. [y/N] "
+
+// writeGC writes what follows gc's events: how to go on after a dry run,
+// or that the question was answered no; and what a failed start again
+// prepared.
+func writeGC(w io.Writer, r *server.GCResult, script string) {
+	if r == nil {
+		return
+	}
+	switch {
+	case r.DryRunOnly():
+		fmt.Fprintf(w, "\nDry run only: nothing was removed.\nTo remove it, run: %s gc --yes", script)
+		if r.DeleteUntagged {
+			fmt.Fprintf(w, " --delete-untagged")
+		}
+		fmt.Fprintln(w)
+	case r.Declined:
+		fmt.Fprintf(w, "Aborted: nothing was removed.\n")
+	}
+}
+
+// writeRemovals lists what a collection removes, largest blobs first, at
+// most 50 blobs.
+func writeRemovals(w io.Writer, r *server.GCReport) {
+	for _, m := range r.Manifests {
+		fmt.Fprintf(w, "  manifest %s (no tag)\n", m.Name)
+	}
+	for _, u := range r.Uploads {
+		fmt.Fprintf(w, "  partial upload %s %s\n", u.Name, humanBytes(u.Bytes))
+	}
+	blobs := append([]server.Removal(nil), r.Blobs...)
+	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Bytes > blobs[j].Bytes })
+	const max = 50
+	for i, b := range blobs {
+		if i == max {
+			fmt.Fprintf(w, "  ... and %d more blob(s)\n", len(blobs)-max)
+			break
+		}
+		fmt.Fprintf(w, "  blob %s %s\n", b.Name, humanBytes(b.Bytes))
+	}
+}
+
+// uploadsNote is " plus N partial upload(s)" when there are any.
+func uploadsNote(r *server.GCReport) string {
+	if len(r.Uploads) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" plus %d partial upload(s)", len(r.Uploads))
+}
+
+// humanBytes formats n as "1.5 MiB (1572864 bytes)".
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", tasks.HumanBytes(n), n)
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+)
+
+// The results and events below are what the server tasks return and emit
+// in each situation; the golden files pin the text a user (and a CI script
+// grepping it) reads, and the JSON a program reads.
+
+const goldenScript = "/STORAGE/container-registry.sh"
+
+func insecureStart() *server.StartResult {
+	return &server.StartResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE",
+		Config: "/STORAGE/registry-config.yml", Log: "/STORAGE/registry-5000.log"}
+}
+
+// launched is r after a successful launch.
+func launched(r *server.StartResult, pid int) *server.StartResult {
+	r.Launched, r.Pid, r.Ready = true, pid, 37*time.Millisecond+412*time.Microsecond
+	return r
+}
+
+func secureStart(auth bool) *server.StartResult {
+	r := insecureStart()
+	r.URL, r.Secure, r.Mode = "https://localhost:5000", true, "secure (TLS only)"
+	r.Secrets = &generator.SecretsReport{PKI: &generator.PKIReport{Dir: "/STORAGE/pki", CACert: "/STORAGE/pki/ca.crt",
+		ServerCert: "/STORAGE/pki/server.crt", CreatedCA: true, CreatedServer: true}}
+	if auth {
+		r.Mode = "secure (TLS + auth)"
+		r.Secrets.Auth = &generator.AuthReport{Dir: "/STORAGE/auth", User: "yocto", PasswordFile: "/STORAGE/auth/password",
+			Source: "generated", Changed: true}
+	}
+	return r
+}
+
+func gcReport(blobs int, removed bool) *server.GCReport {
+	r := &server.GCReport{Removed: removed}
+	for i := 0; i < blobs; i++ {
+		size := int64(100 + (i%7)*1000)
+		name := fmt.Sprintf("sha256:%064x", i+1)
+		r.Blobs = append(r.Blobs, server.Removal{Path: "/docker/registry/v2/blobs/sha256/" + name[7:9] + "/" + name[7:] + "/data", Name: name, Bytes: size})
+		r.Bytes += size
+	}
+	return r
+}
+
+type renderCase struct {
+	name   string
+	events []any             // emitted by the task, in order
+	result any               // returned by the task (the JSON golden)
+	final  func(w io.Writer) // what the command writes after the task returned
+}
+
+func renderCases() []renderCase {
+	start := launched(insecureStart(), 4242)
+	secure := launched(secureStart(true), 4243)
+	secure.StalePidFile, secure.StalePid, secure.WroteConfig = "/STORAGE/registry-5000.pid", 999, true
+	tlsOnly := launched(secureStart(false), 4244)
+	tlsOnly.Secrets.PKI.CreatedCA, tlsOnly.Secrets.PKI.CreatedServer = false, false
+	tlsOnly.Secrets.PKI.Missing = []string{"DNS:buildhost"}
+	already := insecureStart()
+	already.Already, already.Pid = true, 4242
+	failed := insecureStart() // the port was taken: nothing launched
+	failed.StalePidFile, failed.WroteConfig = "/STORAGE/registry-5000.pid", true
+
+	restart := &server.RestartResult{Stopped: []*server.StopResult{{Stopped: true, Pid: 4200}}, Start: launched(insecureStart(), 4242)}
+	stopped := &server.StopResult{Stopped: true, Pid: 4242, Killed: true}
+	notRunning := &server.StopResult{StalePidFile: "/STORAGE/registry-5000.pid"}
+
+	healthy := &server.StatusResult{Running: true, Healthy: true, Pid: 4242, URL: "https://localhost:5000", Mode: "secure (TLS + auth)",
+		Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log"}
+	hung := *healthy
+	hung.Healthy, hung.Probe = false, `Get "https://localhost:5000/v2/": context deadline exceeded`
+	down := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
+		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, Foreign: true}
+
+	dry := gcReport(53, false)
+	dry.Manifests = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
+	dry.Uploads = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_uploads/0b1c", Name: "yocto/app upload 0b1c", Bytes: 5 << 20}}
+	dry.Bytes += 71 + 5<<20
+	dryOnly := &server.GCResult{Where: "/STORAGE/data", DryRun: dry}
+	dryOnlyEvents := []any{server.DryRun{Where: "/STORAGE/data", Report: dry}}
+
+	small := gcReport(3, false)
+	removed := *small
+	removed.Removed = true
+	gcStop := &server.StopResult{Stopped: true, Pid: 4242}
+	gcStart := launched(insecureStart(), 4343)
+	gcYes := &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: small, Removed: &removed, Stopped: gcStop, Restarted: gcStart}
+
+	empty := &server.GCReport{}
+	untagged := &server.GCResult{Where: "s3aws storage", DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}
+	declined := &server.GCResult{Where: "/STORAGE/data", DryRun: small, Declined: true}
+
+	return []renderCase{
+		{"start-insecure", []any{server.Launching{Start: start}}, start, func(w io.Writer) { writeStart(w, start, goldenScript) }},
+		{"start-secure-auth", []any{server.Launching{Start: secure}}, secure, func(w io.Writer) { writeStart(w, secure, goldenScript) }},
+		{"start-secure-tls-only", []any{server.Launching{Start: tlsOnly}}, tlsOnly, func(w io.Writer) { writeStart(w, tlsOnly, goldenScript) }},
+		{"start-already-running", nil, already, func(w io.Writer) { writeStart(w, already, goldenScript) }},
+		{"start-failed-before-launch", nil, failed, func(w io.Writer) { writeStart(w, failed, goldenScript) }},
+		{"restart", []any{server.Stopping{Pid: 4200}, server.Stopped{Stop: restart.Stopped[0]}, server.Launching{Start: restart.Start}},
+			restart, func(w io.Writer) { writeRestart(w, restart, goldenScript) }},
+		{"stop", []any{server.Stopping{Pid: 4242}, server.Killing{Pid: 4242, After: 15 * time.Second}}, stopped, func(w io.Writer) { writeStop(w, stopped) }},
+		{"stop-not-running", nil, notRunning, func(w io.Writer) { writeStop(w, notRunning) }},
+		{"status-healthy", nil, healthy, func(w io.Writer) { writeStatus(w, healthy, goldenScript) }},
+		{"status-not-responding", nil, &hung, func(w io.Writer) { writeStatus(w, &hung, goldenScript) }},
+		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
+		{"gc-dry-run-only", dryOnlyEvents, dryOnly, func(w io.Writer) { writeGC(w, dryOnly, goldenScript) }},
+		{"gc-yes", []any{server.SweepStopping{}, server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop},
+			server.DryRun{Where: "/STORAGE/data", Report: small}, server.Collected{Removed: &removed},
+			server.Restarting{}, server.Launching{Start: gcStart}, server.Started{Start: gcStart}},
+			gcYes, func(w io.Writer) { writeGC(w, gcYes, goldenScript) }},
+		{"gc-nothing-untagged-kept", []any{server.DryRun{Where: "s3aws storage", Report: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}},
+			untagged, func(w io.Writer) { writeGC(w, untagged, goldenScript) }},
+		{"gc-declined", []any{server.DryRun{Where: "/STORAGE/data", Report: small}, gcQuestion},
+			declined, func(w io.Writer) { writeGC(w, declined, goldenScript) }},
+	}
+}
+
+func TestServerRenderGolden(t *testing.T) {
+	for _, tc := range renderCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			var text bytes.Buffer
+			sink := &serverText{w: &text, script: goldenScript}
+			for _, e := range tc.events {
+				if q, ok := e.(string); ok { // what gc asks on a terminal
+					text.WriteString(q + "n\n")
+					continue
+				}
+				sink.Emit(e)
+			}
+			tc.final(&text)
+			checkGolden(t, "server/"+tc.name+".txt", text.String())
+
+			var js bytes.Buffer
+			if err := writeJSON(&js, tc.result); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "server/"+tc.name+".json", js.String())
+		})
+	}
+}
+
+// The words the drop-in contract promises scripts are in the text.
+func TestServerRenderContractWords(t *testing.T) {
+	want := map[string][]string{
+		"start-insecure":        {"Registry started (pid 4242, ready in 37ms)", "Stop it with: " + goldenScript + " stop"},
+		"start-secure-auth":     {"Starting SECURE container registry", "https://localhost:5000", "secure (TLS + auth)", "container-registry-ca"},
+		"start-already-running": {"Registry already running (pid 4242)"},
+		"restart":               {"Registry stopped", "Registry started"},
+		"stop":                  {"Registry stopped", "SIGKILL"},
+		"stop-not-running":      {"Registry not running"},
+		"status-healthy":        {"Registry running (pid 4242)", "healthy", "secure (TLS + auth)"},
+		"status-not-responding": {"not responding", "context deadline exceeded"},
+		"status-not-running":    {"Registry not running", "stale pid file"},
+		"gc-dry-run-only":       {"Would remove 53 blob(s) and 1 manifest(s) plus 1 partial upload(s)", "... and 3 more blob(s)", "gc --yes"},
+		"gc-yes":                {"Stopping the registry", "Garbage collection complete: removed 3 blob(s)", "Registry started (pid 4343"},
+	}
+	for _, tc := range renderCases() {
+		words, ok := want[tc.name]
+		if !ok {
+			continue
+		}
+		var text bytes.Buffer
+		sink := &serverText{w: &text, script: goldenScript}
+		for _, e := range tc.events {
+			sink.Emit(e)
+		}
+		tc.final(&text)
+		for _, w := range words {
+			if !strings.Contains(text.String(), w) {
+				t.Errorf("%s: no %q in\n%s", tc.name, w, text.String())
+			}
+		}
+	}
+}

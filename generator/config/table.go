@@ -1,0 +1,270 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Setting is one variable the tool reads. The table of settings drives
+// parsing, defaults, the values baked into the helper script, the class
+// defaults test and the documentation of `info`.
+type Setting struct {
+	Name    string
+	Default string
+	Doc     string
+	// Class is true when the bitbake class declares the variable with this
+	// default (tests/layer_test.go compares both ways).
+	Class bool
+	// Parse checks the value and stores it in c. nil: the setting has no
+	// field of its own (it is read by a cross-setting step of Load).
+	Parse func(c *Config, v string) error
+	// Bake returns the value written into the helper script; nil: the
+	// setting is not baked.
+	Bake func(c *Config) string
+}
+
+// AuthModes are the valid values of CONTAINER_REGISTRY_AUTH_MODE.
+var AuthModes = []string{"none", "home", "authfile", "credsfile", "env"}
+
+// Strategies are the valid words of CONTAINER_REGISTRY_TAG_STRATEGY.
+var Strategies = []string{"timestamp", "sha", "git", "branch", "semver", "version", "latest", "arch"}
+
+// The mode settings are resolved together (see resolveMode).
+const (
+	varSecure   = "CONTAINER_REGISTRY_SECURE"
+	varInsecure = "CONTAINER_REGISTRY_INSECURE"
+	varAuth     = "CONTAINER_REGISTRY_AUTH"
+	varPassword = "CONTAINER_REGISTRY_PASSWORD"
+)
+
+// Settings is every variable the tool reads, in the order Load parses them
+// (a setting may use the fields of those before it).
+var Settings = []Setting{
+	{Name: "TOPDIR", Doc: "bitbake build directory; ${TOPDIR} in CONTAINER_REGISTRY_STORAGE expands to it",
+		Parse: func(c *Config, v string) error { return absPath(&c.TopDir, v) }, Bake: func(c *Config) string { return c.TopDir }},
+	{Name: "CONTAINER_REGISTRY_URL", Default: "localhost:5000", Class: true, Doc: "registry host:port the build host uses",
+		Parse: parseURL, Bake: func(c *Config) string { return c.URL }},
+	{Name: "CONTAINER_REGISTRY_NAMESPACE", Default: "yocto", Class: true, Doc: "repository namespace of pushed images",
+		Parse: parseNamespace, Bake: func(c *Config) string { return c.Namespace }},
+	{Name: varInsecure, Default: "0", Class: true, Doc: "1: plain HTTP registry",
+		Bake: func(c *Config) string { return boolStr(c.Insecure) }},
+	{Name: varSecure, Default: "0", Class: true, Doc: "1: TLS with a generated CA (and htpasswd auth unless CONTAINER_REGISTRY_AUTH=0)",
+		Bake: func(c *Config) string { return boolStr(c.Secure) }},
+	{Name: varAuth, Default: "", Class: true, Doc: "htpasswd auth in secure mode (empty: follows CONTAINER_REGISTRY_SECURE; 0: TLS only)",
+		Bake: func(c *Config) string { return c.raw(varAuth) }},
+	{Name: "CONTAINER_REGISTRY_TAG_STRATEGY", Default: "timestamp latest", Class: true, Doc: "space-separated tag strategies",
+		Parse: func(c *Config, v string) (err error) {
+			c.TagStrategy, err = ParseStrategy(v)
+			return err
+		}, Bake: func(c *Config) string { return strings.Join(c.TagStrategy, " ") }},
+	{Name: "CONTAINER_REGISTRY_STORAGE", Default: "${TOPDIR}/container-registry", Class: true, Doc: "registry data, script, PKI and auth",
+		Parse: parseStorage, Bake: func(c *Config) string { return c.Storage }},
+	{Name: "CONTAINER_REGISTRY_USERNAME", Default: "yocto", Class: true, Doc: "user of the local registry in secure mode",
+		Parse: parseUsername, Bake: func(c *Config) string { return c.Username }},
+	{Name: varPassword, Doc: "password of the local registry (never baked; default: auth/password)",
+		Parse: parsePassword},
+	{Name: "CONTAINER_REGISTRY_CERT_DAYS", Default: "365", Class: true, Doc: "server certificate validity in days",
+		Parse: func(c *Config, v string) (err error) { c.CertDays, err = parseDays(v); return err },
+		Bake:  func(c *Config) string { return strconv.Itoa(c.CertDays) }},
+	{Name: "CONTAINER_REGISTRY_CA_DAYS", Default: "3650", Class: true, Doc: "CA certificate validity in days",
+		Parse: func(c *Config, v string) (err error) { c.CADays, err = parseDays(v); return err },
+		Bake:  func(c *Config) string { return strconv.Itoa(c.CADays) }},
+	{Name: "CONTAINER_REGISTRY_CERT_SAN", Default: "", Class: true, Doc: "extra subjectAltName entries (DNS:name,IP:addr)",
+		Parse: func(c *Config, v string) (err error) { c.CertSANs, err = ParseSANs(v); return err },
+		Bake:  func(c *Config) string { return c.raw("CONTAINER_REGISTRY_CERT_SAN") }},
+	{Name: "CONTAINER_REGISTRY_AUTH_MODE", Default: "none", Class: true, Doc: "push credentials: " + strings.Join(AuthModes, ", "),
+		Parse: parseAuthMode, Bake: func(c *Config) string { return c.AuthMode }},
+	{Name: "CONTAINER_REGISTRY_AUTHFILE", Default: "", Class: true, Doc: "Docker-style config.json for authfile mode",
+		Parse: func(c *Config, v string) error { c.Authfile = v; return nil }, Bake: func(c *Config) string { return c.Authfile }},
+	{Name: "CONTAINER_REGISTRY_CREDSFILE", Default: "", Class: true, Doc: "key=value credentials file for credsfile mode",
+		Parse: func(c *Config, v string) error { c.Credsfile = v; return nil }, Bake: func(c *Config) string { return c.Credsfile }},
+	{Name: "CONTAINER_REGISTRY_IMAGES", Default: "", Class: true, Doc: "images container-registry-populate pushes (empty: all)",
+		Parse: func(c *Config, v string) error { c.Images = strings.Fields(v); return nil }},
+	{Name: "CONTAINER_REGISTRY_SEARCH_FIRST", Default: "1", Class: true, Doc: "targets search the local registry before Docker Hub",
+		Parse: func(c *Config, v string) (err error) { c.SearchFirst, err = parseBool(v); return err }},
+	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
+		Parse: parseTargetURL},
+	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
+		Parse: func(c *Config, v string) error {
+			c.DockerInsecure = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+			return nil
+		}},
+	{Name: "DOCKER_OCI_RUNTIMES", Default: "", Class: true, Doc: "JSON object of extra Docker runtimes",
+		Parse: func(c *Config, v string) error { c.DockerOCIRuntimes = v; return nil }},
+	{Name: "DOCKER_DEFAULT_RUNTIME", Default: "", Class: true, Doc: "Docker's default runtime",
+		Parse: func(c *Config, v string) error { c.DockerDefaultRuntime = v; return nil }},
+	{Name: "PODMAN_OCI_RUNTIME", Default: "", Class: true, Doc: "Podman's runtime",
+		Parse: func(c *Config, v string) error { c.PodmanRuntime = v; return nil }},
+	{Name: "PODMAN_OCI_RUNTIME_PATH", Default: "", Class: true, Doc: "path of Podman's runtime (default: /usr/bin/<runtime>)",
+		Parse: func(c *Config, v string) error {
+			c.PodmanRuntimePath = v
+			if v == "" && c.PodmanRuntime != "" {
+				c.PodmanRuntimePath = "/usr/bin/" + c.PodmanRuntime
+			}
+			return nil
+		}},
+	{Name: "OCI_IMAGE_AUTO_LABELS", Default: "1", Class: true, Doc: "0: no build-time OCI labels",
+		Parse: func(c *Config, v string) (err error) {
+			c.Labels.Auto = true
+			if v != "" {
+				c.Labels.Auto, err = parseBool(v)
+			}
+			return err
+		}},
+	{Name: "OCI_IMAGE_REVISION", Default: "", Class: true, Doc: "revision label (none: drop it; empty: git HEAD of TOPDIR)",
+		Parse: func(c *Config, v string) error { c.Labels.Revision = v; return nil }},
+	{Name: "OCI_IMAGE_BRANCH", Default: "", Class: true, Doc: "ref.name label (none: drop it; empty: git branch of TOPDIR)",
+		Parse: func(c *Config, v string) error { c.Labels.Branch = v; return nil }},
+	{Name: "OCI_IMAGE_BUILD_DATE", Default: "", Class: true, Doc: "created label (RFC 3339 or YYYYmmddHHMMSS; none: drop it)",
+		Parse: parseBuildDate},
+	{Name: "DEPLOY_DIR", Doc: "bitbake deploy directory (DEPLOY_DIR_IMAGES defaults to its images/)"},
+	{Name: "DEPLOY_DIR_IMAGES", Doc: "root of the machine deploy directories push searches",
+		Parse: parseDeployImages, Bake: func(c *Config) string { return c.DeployDirImages }},
+	{Name: "DEPLOY_DIR_IMAGE", Doc: "one machine's deploy directory (legacy)",
+		Parse: func(c *Config, v string) error { return absPath(&c.DeployDirImage, v) }, Bake: func(c *Config) string { return c.DeployDirImage }},
+	{Name: "MACHINE", Doc: "bitbake MACHINE", Parse: func(c *Config, v string) error { c.Machine = v; return nil }},
+	{Name: "TARGET_ARCH", Doc: "architecture of images without one in their config",
+		Parse: func(c *Config, v string) error { c.TargetArch = v; return nil }, Bake: func(c *Config) string { return c.TargetArch }},
+	{Name: "PV", Doc: "recipe version (semver/version strategies, version label)",
+		Parse: func(c *Config, v string) error { c.PV = v; return nil }},
+	{Name: "IMAGE_VERSION", Doc: "version for semver/version strategies (over PV)",
+		Parse: func(c *Config, v string) error { c.ImageVersion = v; return nil }},
+	{Name: "CONTAINER_REGISTRY_TOOL", Doc: "the tool in the native sysroot (the helper's fallback)",
+		Parse: func(c *Config, v string) error { c.NativeTool = v; return nil }},
+}
+
+// defaults maps every setting to its default (built once: Settings'
+// parsers read values through it).
+var defaults = map[string]string{}
+
+func init() {
+	for _, s := range Settings {
+		defaults[s.Name] = s.Default
+	}
+}
+
+// Lookup returns the setting called name.
+func Lookup(name string) (Setting, bool) {
+	i := slices.IndexFunc(Settings, func(s Setting) bool { return s.Name == name })
+	if i < 0 {
+		return Setting{}, false
+	}
+	return Settings[i], true
+}
+
+// ClassDefaults returns the defaults of the settings the bitbake class
+// declares, by name.
+func ClassDefaults() map[string]string {
+	out := map[string]string{}
+	for _, s := range Settings {
+		if s.Class {
+			out[s.Name] = s.Default
+		}
+	}
+	return out
+}
+
+func parseURL(c *Config, v string) (err error) {
+	c.URL = v
+	c.Host, c.Port, err = splitHostPort(v)
+	return err
+}
+
+func parseNamespace(c *Config, v string) error {
+	if !namespaceRe.MatchString(v) {
+		return fmt.Errorf("%q is not a valid repository namespace (lowercase letters, digits, '.', '_', '-', '/')", v)
+	}
+	c.Namespace = v
+	return nil
+}
+
+func parseStorage(c *Config, v string) error {
+	if c.TopDir != "" {
+		v = strings.ReplaceAll(v, "${TOPDIR}", c.TopDir)
+	}
+	switch {
+	case strings.Contains(v, "${"):
+		return fmt.Errorf("%q still holds an unexpanded variable (set TOPDIR or an absolute path)", v)
+	case v == "":
+		return fmt.Errorf("empty")
+	}
+	return absPath(&c.Storage, v)
+}
+
+func parseUsername(c *Config, v string) error {
+	if v == "" || strings.ContainsAny(v, ": \t\n") {
+		return fmt.Errorf("%q is not a valid user name (non-empty, no ':' or spaces)", v)
+	}
+	c.Username = v
+	return nil
+}
+
+func parsePassword(c *Config, v string) error {
+	if err := CheckPassword(v); err != nil {
+		return err
+	}
+	c.Password = v
+	return nil
+}
+
+func parseAuthMode(c *Config, v string) error {
+	if !slices.Contains(AuthModes, v) {
+		return fmt.Errorf("unknown mode %q (valid: %s)", v, strings.Join(AuthModes, ", "))
+	}
+	c.AuthMode = v
+	return nil
+}
+
+func parseTargetURL(c *Config, v string) error {
+	if v == "" {
+		c.TargetURL = TargetAddress(c.Host, c.Port)
+		return nil
+	}
+	if _, _, err := splitHostPort(v); err != nil {
+		return err
+	}
+	c.TargetURL = v
+	return nil
+}
+
+func parseDeployImages(c *Config, v string) error {
+	if v == "" {
+		if d := c.raw("DEPLOY_DIR"); d != "" {
+			v = filepath.Join(d, "images")
+		}
+	}
+	return absPath(&c.DeployDirImages, v)
+}
+
+// CheckPassword is the one rule for a password, wherever it comes from
+// (the environment, the password file): one line, no white space at either
+// end (a file or a shell would lose it), no NUL.
+func CheckPassword(v string) error {
+	switch {
+	case strings.ContainsAny(v, "\n\r\x00"):
+		return fmt.Errorf("must be a single line")
+	case v != strings.TrimSpace(v):
+		return fmt.Errorf("must not start or end with white space")
+	}
+	return nil
+}
+
+func absPath(dst *string, v string) error {
+	if v == "" {
+		*dst = ""
+		return nil
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%q is not valid UTF-8 (the registry configuration cannot name such a path)", v)
+	}
+	p, err := filepath.Abs(v)
+	if err != nil {
+		return err
+	}
+	*dst = p
+	return nil
+}

@@ -1,0 +1,62 @@
+package push
+
+import v1 "github.com/google/go-containerregistry/pkg/v1"
+
+// The events a push emits, in the order they happen. cmd/ renders them.
+
+// Note explains a tag decision (e.g. no git repository for sha).
+type Note struct{ Text string }
+
+// BrokenBuild is a deploy layout that cannot be pushed.
+type BrokenBuild struct{ Name, Machine, Reason string }
+
+// Started says the push is about to upload: where, with which tags and
+// whose credentials ("" anonymous).
+type Started struct {
+	URL, Namespace string
+	Tags           []string
+	Arch           bool // per-architecture tags too
+	AuthSource     string
+}
+
+// ManifestStarted begins one platform manifest of an image.
+type ManifestStarted struct{ Image, Platform, Machine, Dir string }
+
+// Progress is the upload progress of the current manifest's blobs.
+type Progress struct {
+	Sent, Total int64
+	Rate        float64 // bytes per second
+	Done        bool    // the last one for this manifest
+}
+
+// BlobsDone sums up one manifest's blobs.
+type BlobsDone struct {
+	Uploaded     int
+	Sent         int64
+	Present      int
+	PresentBytes int64
+}
+
+// ManifestDone is a manifest put by digest.
+type ManifestDone struct{ Digest v1.Hash }
+
+// DuplicateBuild says two machines built the same platform of an image;
+// the later one wins.
+type DuplicateBuild struct{ Image, Platform, Machine string }
+
+// TagWritten is one tag's index written (or found unchanged).
+type TagWritten struct {
+	URL, Repo, Tag string
+	Digest         v1.Hash
+	Platforms      []string
+	Unchanged      bool
+}
+
+// ImageFailed is an image that could not be pushed; the push goes on.
+type ImageFailed struct {
+	Image string
+	Err   error
+}
+
+// Remerged is a tag a concurrent push replaced, merged again.
+type Remerged struct{ Tag string }

@@ -1,0 +1,139 @@
+// Package query answers the read-only commands: catalog, list, tags (from
+// the registry through the Target) and info (from the configuration).
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+)
+
+// Catalog returns every repository of the registry, all pages.
+func Catalog(ctx context.Context, t *registry.Target) ([]string, error) {
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return t.Catalog(ctx)
+}
+
+// Repo is one repository and its tags.
+type Repo struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+}
+
+// List returns every repository with its tags.
+func List(ctx context.Context, t *registry.Target) ([]Repo, error) {
+	names, err := Catalog(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	repos := make([]Repo, 0, len(names))
+	for _, n := range names {
+		r, err := t.Repo(n)
+		if err != nil {
+			return nil, fmt.Errorf("catalog entry %q: %w", n, err)
+		}
+		tags, err := t.Tags(ctx, r)
+		if errors.Is(err, registry.ErrImageNotFound) {
+			tags = []string{} // deleted between the two requests
+		} else if err != nil {
+			return nil, err
+		}
+		repos = append(repos, Repo{Name: n, Tags: tags})
+	}
+	return repos, nil
+}
+
+// ImageNotFoundError says `tags` was asked about an unknown image.
+type ImageNotFoundError struct{ Repo, Script string }
+
+func (e *ImageNotFoundError) Error() string {
+	return fmt.Sprintf("Image not found: %s (see `%s list`)", e.Repo, e.Script)
+}
+
+// Tags returns the tags of image (the namespace is added when the name has
+// no '/').
+func Tags(ctx context.Context, t *registry.Target, image string) (*Repo, error) {
+	r, err := t.Repo(image)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image name %q: %w", image, err)
+	}
+	if err := t.Ping(ctx); err != nil {
+		return nil, err
+	}
+	tags, err := t.Tags(ctx, r)
+	if errors.Is(err, registry.ErrImageNotFound) {
+		return nil, &ImageNotFoundError{Repo: r.RepositoryStr(), Script: t.Script}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Repo{Name: r.RepositoryStr(), Tags: tags}, nil
+}
+
+// InfoData is the configuration `info` shows.
+type InfoData struct {
+	URL          string   `json:"url"`
+	Namespace    string   `json:"namespace"`
+	Storage      string   `json:"storage"`
+	Config       string   `json:"config"`
+	DeployDirs   []string `json:"deploy_dirs"`
+	TagStrategy  string   `json:"tag_strategy"`
+	TargetArch   string   `json:"target_arch"`
+	Mode         string   `json:"mode"`
+	Secure       bool     `json:"secure"`
+	Auth         bool     `json:"auth"`
+	PKIDir       string   `json:"pki_dir,omitempty"`
+	CACert       string   `json:"ca_cert,omitempty"`
+	Username     string   `json:"username,omitempty"`
+	PasswordFile string   `json:"password_file,omitempty"`
+	// Sources says, for every baked setting, its value and where it came
+	// from (the helper script, the environment or the default).
+	Sources []InfoSource `json:"sources"`
+}
+
+// InfoSource is one setting's value and origin.
+type InfoSource struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	From  string `json:"from"`
+}
+
+// Info returns the effective configuration: the helper's baked values as
+// overridden by the environment. It does not need the registry.
+func Info(c *config.Config) *InfoData {
+	d := &InfoData{
+		URL:         c.BaseURL(),
+		Namespace:   c.Namespace,
+		Storage:     c.Storage,
+		Config:      c.RegistryConfig(),
+		DeployDirs:  c.DeployDirs(),
+		TagStrategy: strings.Join(c.TagStrategy, " "),
+		TargetArch:  c.TargetArch,
+		Mode:        c.Mode(),
+		Secure:      c.Secure,
+		Auth:        c.Auth,
+	}
+	if d.DeployDirs == nil {
+		d.DeployDirs = []string{}
+	}
+	if c.Secure {
+		d.PKIDir, d.CACert = c.PKIDir(), c.CACert()
+	}
+	if c.Auth {
+		d.Username, d.PasswordFile = c.Username, c.PasswordFile()
+	}
+	for _, s := range config.Settings {
+		if s.Bake == nil {
+			continue
+		}
+		v := c.Get(s.Name)
+		d.Sources = append(d.Sources, InfoSource{Name: s.Name, Value: s.Bake(c), From: v.From})
+	}
+	return d
+}

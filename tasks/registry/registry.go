@@ -1,0 +1,292 @@
+// Package registry is the one way every command reaches a registry. A
+// Target is built once from the configuration and the resolved credentials:
+// it holds the scheme (config.Scheme: https in secure mode, http otherwise,
+// whatever the host name), the TLS roots (the registry's CA in secure mode),
+// the authenticator, the name and remote options and one shared HTTP
+// transport. Ping and the listing calls return the typed errors below.
+// Nothing else builds a name.Registry, a transport or credentials for the
+// local registry.
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+)
+
+// Target is one registry and everything needed to speak to it.
+type Target struct {
+	Config   *config.Config
+	Registry name.Registry
+	// Transport is shared by every request of the run (keep-alive,
+	// parallel HEADs); it trusts the registry's CA in secure mode.
+	Transport http.RoundTripper
+	Auth      authn.Authenticator
+	// AuthSource says where Auth comes from ("" when anonymous).
+	AuthSource string
+	// Script names the helper script in hints ("start it first").
+	Script string
+	// local is true when Auth is the local registry's own user.
+	local bool
+
+	// setupErr is a missing CA or password file: it matters only once the
+	// registry answers (a registry never started has neither).
+	setupErr error
+}
+
+// New returns the Target for c's registry. creds are the destination
+// credentials resolved from the auth flags and modes; nil or anonymous
+// means the local registry's own when it requires them.
+func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, error) {
+	var opts []name.Option
+	if c.Scheme() == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(c.URL, opts...) // the one place the scheme meets a name
+	if err != nil {
+		return nil, fmt.Errorf("CONTAINER_REGISTRY_URL %q: %w", c.URL, err)
+	}
+	t := &Target{Config: c, Registry: reg, Script: script, Auth: authn.Anonymous}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 16
+	if c.Secure {
+		pool, err := caPool(c.CACert())
+		if err != nil {
+			t.setupErr = err
+		} else {
+			base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+	}
+	t.Transport = &noWriteRedirects{base: base}
+	switch {
+	case creds != nil && creds.Auth != nil && !creds.Anonymous():
+		t.Auth, t.AuthSource = creds.Auth, creds.Source
+	case c.Auth:
+		pw, err := generator.ReadPassword(c)
+		if err != nil {
+			if t.setupErr == nil {
+				t.setupErr = err
+			}
+			break
+		}
+		t.Auth, t.local = &authn.Basic{Username: c.Username, Password: pw}, true
+		t.AuthSource = fmt.Sprintf("the local registry (user %s, %s)", c.Username, c.PasswordFile())
+	}
+	return t, nil
+}
+
+func caPool(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry CA: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate found", file)
+	}
+	return pool, nil
+}
+
+// URL is the registry's base URL with its scheme.
+func (t *Target) URL() string { return t.Config.BaseURL() }
+
+// Options are the remote options of every ggcr call; extra ones apply on
+// top (a later option wins).
+func (t *Target) Options(ctx context.Context, extra ...remote.Option) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx), remote.WithTransport(t.Transport), remote.WithAuth(t.Auth)}, extra...)
+}
+
+// Repo returns the repository of image in the registry: "container-base"
+// becomes "<namespace>/container-base"; a name with a '/' is taken as it
+// is. The name must follow the distribution grammar (imageref).
+func (t *Target) Repo(image string) (name.Repository, error) {
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Repository{}, err
+	}
+	return name.NewRepository(t.Registry.RegistryStr()+"/"+full, t.nameOptions()...)
+}
+
+// Tag returns the reference image:tag in the registry (see Repo); the tag
+// must follow the distribution grammar too.
+func (t *Target) Tag(image, tag string) (name.Tag, error) {
+	full := RepoName(t.Config, image)
+	if err := imageref.ValidateRepository(full); err != nil {
+		return name.Tag{}, err
+	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return name.Tag{}, err
+	}
+	return name.NewTag(t.Registry.RegistryStr()+"/"+full+":"+tag, t.nameOptions()...)
+}
+
+// nameOptions are the name options of every reference to the registry:
+// the scheme rule and strict validation.
+func (t *Target) nameOptions() []name.Option {
+	opts := []name.Option{name.StrictValidation}
+	if t.Config.Scheme() == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	return opts
+}
+
+// RepoName returns the repository path of image in c's namespace.
+func RepoName(c *config.Config, image string) string {
+	if strings.Contains(image, "/") {
+		return image
+	}
+	return c.Namespace + "/" + image
+}
+
+// Ping checks that the registry answers /v2/ on its scheme and accepts the
+// credentials. Errors: *NotRespondingError (down), *WrongProtocolError (it
+// speaks the other protocol), *AuthError (credentials missing or refused).
+func (t *Target) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: t.Transport}).Do(req)
+	if werr := t.wrongProtocol(err, resp); werr != nil {
+		return werr
+	}
+	if err != nil {
+		if t.setupErr != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+			return t.setupErr
+		}
+		return &NotRespondingError{URL: t.URL(), Script: t.Script, Err: err}
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return nil
+	case resp.StatusCode != http.StatusUnauthorized:
+		return &NotRespondingError{URL: t.URL(), Script: t.Script, Err: fmt.Errorf("GET /v2/: %s", resp.Status)}
+	case t.setupErr != nil:
+		return t.setupErr
+	case t.Auth == authn.Anonymous:
+		return &AuthError{Registry: t.Config.URL, Err: fmt.Errorf("%s", resp.Status)}
+	}
+	// Basic or token auth, as ggcr will do it for every later request.
+	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, t.Transport, []string{t.Registry.Scope(transport.PullScope)})
+	if err != nil {
+		return &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: err}
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, t.URL()+"/v2/", nil)
+	resp, err = (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return &NotRespondingError{URL: t.URL(), Script: t.Script, Err: err}
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		e := &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: fmt.Errorf("%s", resp.Status)}
+		if t.local {
+			e.User, e.Source = t.Config.Username, t.Config.PasswordFile()+" or CONTAINER_REGISTRY_PASSWORD"
+		}
+		return e
+	}
+	return nil
+}
+
+// wrongProtocol inspects the outcome of a GET /v2/ probe and returns a
+// *WrongProtocolError when it shows the other protocol, else nil.
+func (t *Target) wrongProtocol(err error, resp *http.Response) error {
+	if err != nil {
+		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			return &WrongProtocolError{URL: t.URL(), Got: "HTTP"}
+		}
+		return nil
+	}
+	if resp != nil && resp.StatusCode == http.StatusBadRequest {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if strings.Contains(string(body), "HTTP request to an HTTPS server") {
+			return &WrongProtocolError{URL: t.URL(), Got: "HTTPS"}
+		}
+	}
+	return nil
+}
+
+// Catalog returns every repository, all pages.
+func (t *Target) Catalog(ctx context.Context) ([]string, error) {
+	repos, err := remote.Catalog(ctx, t.Registry, t.Options(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	if repos == nil {
+		repos = []string{}
+	}
+	return repos, nil
+}
+
+// ErrImageNotFound is returned for a repository the registry does not know.
+var ErrImageNotFound = errors.New("image not found")
+
+// Tags returns every tag of repo, all pages; ErrImageNotFound when the
+// repository does not exist.
+func (t *Target) Tags(ctx context.Context, repo name.Repository) ([]string, error) {
+	tags, err := remote.List(repo, t.Options(ctx)...)
+	if IsNotFound(err) {
+		return nil, fmt.Errorf("%s: %w", repo.RepositoryStr(), ErrImageNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tags == nil {
+		tags = []string{}
+	}
+	return tags, nil
+}
+
+// IsNotFound reports whether err is a registry 404.
+func IsNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// noWriteRedirects refuses a redirect in answer to anything but GET or
+// HEAD: Go's client would follow it as a GET, so a DELETE or PUT would
+// "succeed" without having happened (distribution answers 301 to a path
+// with dot segments).
+type noWriteRedirects struct{ base http.RoundTripper }
+
+func (t *noWriteRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return resp, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: the registry answered %s (to %s); refusing to follow a redirect of a %s", req.Method, req.URL.Path, resp.Status, resp.Header.Get("Location"), req.Method)
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections lets the shared transport's idle connections go.
+func (t *noWriteRedirects) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
