@@ -14,9 +14,14 @@ help: ## List the targets
 build: ## Build the static binary into build/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ocireg-tool
 
+# The real-bitbake layer test runs on its own, verbosely, so that the log
+# shows each of its subtests and bitbake's summary lines.
+LAYER_TEST := $(GO) test -count=1 -timeout 20m -v -run '^TestBitbake$$' ./tests/
+
 test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m -skip '^TestBitbake$$' ./...
+	$(LAYER_TEST)
 
 run: build ## The main job on the example: sample deploy tree, generate, start, push, list
 	$(BIN) sample-deploy --dest build/example/tmp/deploy/images
@@ -37,15 +42,30 @@ lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# command:package pairs `deps` installs when the command is missing: the
+# registry clients the tests use, and the host tools bitbake's HOSTTOOLS
+# and the layer tests need (fakeroot runs do_install; wget is the gomod://
+# fetcher's downloader).
+DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
+	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
+	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
+	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales
+
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
-	for p in skopeo:skopeo curl:curl openssl:openssl podman:podman; do \
-	  command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
+	for p in $(DEPS_COMMANDS); do \
+	  command -v $${p%%:*} >/dev/null 2>&1 || case " $$missing " in *" $${p#*:} "*) ;; *) missing="$$missing $${p#*:}";; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# bitbake refuses to start without the en_US.UTF-8 locale.
+	@if ! locale -a 2>/dev/null | grep -qix 'en_US\.utf-\?8'; then \
+	  echo "generating the en_US.UTF-8 locale"; \
+	  grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen; \
+	  locale-gen >/dev/null; \
 	fi
 
 FUZZTIME ?= 5m
@@ -78,5 +98,5 @@ clean: ## Remove build output
 layer-gomods: ## Regenerate the tool recipe's Go module includes (OECORE_DIR= to identify new licenses)
 	$(GO) run ./meta-layer/tools/gomods -recipe-dir meta-layer/recipes-containers/ocireg-tool
 
-layer-bitbake: ## Run the real-bitbake layer harness (needs BITBAKE_DIR and OECORE_DIR)
-	$(GO) test -count=1 -v -run TestBitbake ./tests/
+layer-bitbake: deps ## Run the real-bitbake layer test as `make test` does (snapshot in ../shared/yocto, or BITBAKE_DIR/OECORE_DIR)
+	$(LAYER_TEST)

@@ -13,6 +13,8 @@
 #   do_mytask[prefuncs] += "container_registry_write_env"
 #   do_mytask() { container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}; }
 #   addtask mytask after do_prepare_recipe_sysroot
+# (container_registry_tool_console runs the tool the same way and shows
+# what it printed on the bitbake console.)
 #
 # Variables (local.conf; defaults in brackets):
 #   CONTAINER_REGISTRY_URL           registry host:port on the build host [localhost:5000]
@@ -194,4 +196,15 @@ container_registry_tool() {
         bbfatal "ocireg-tool not found at ${CONTAINER_REGISTRY_TOOL} (CONTAINER_REGISTRY_TOOL_DEPENDS = \"${CONTAINER_REGISTRY_TOOL_DEPENDS}\")"
     fi
     "${CONTAINER_REGISTRY_TOOL}" "$@"
+}
+
+# Runs ocireg-tool like container_registry_tool and shows everything it
+# printed on the bitbake console (and in the task log); when it fails, its
+# output is the task's error. For tasks a user runs to see the result.
+container_registry_tool_console() {
+    if out=$(container_registry_tool "$@" 2>&1); then
+        bbplain "$out"
+    else
+        bbfatal "$out"
+    fi
 }

@@ -42,9 +42,8 @@ deltask do_populate_sysroot
 do_generate_registry_script[nostamp] = "1"
 do_generate_registry_script[prefuncs] += "container_registry_write_env"
 do_generate_registry_script() {
-    # bbplain puts where the script is and what to do next on the console.
-    out=$(container_registry_tool generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP})
-    bbplain "$out"
+    # Where the script is and what to do next go to the console.
+    container_registry_tool_console generate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
 addtask generate_registry_script
 
@@ -52,7 +51,8 @@ do_container_registry_index[nostamp] = "1"
 do_container_registry_index[network] = "1"
 do_container_registry_index[prefuncs] += "container_registry_write_env"
 do_container_registry_index() {
-    container_registry_tool populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
+    # What was pushed, with which tags, goes to the console.
+    container_registry_tool_console populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
 addtask container_registry_index after do_generate_registry_script
 

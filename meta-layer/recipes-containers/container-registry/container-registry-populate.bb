@@ -44,6 +44,7 @@ do_populate_registry[nostamp] = "1"
 do_populate_registry[network] = "1"
 do_populate_registry[prefuncs] += "container_registry_write_env"
 do_populate_registry() {
-    container_registry_tool populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
+    # What was pushed, with which tags, goes to the console.
+    container_registry_tool_console populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
 addtask populate_registry before do_build
