@@ -49,7 +49,8 @@ lint: ## gofmt check and go vet
 DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
 	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
-	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales
+	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
+	tar:tar gzip:gzip bash:bash
 
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
