@@ -56,8 +56,9 @@ func ReadDump(path string) (Vars, error) {
 
 var (
 	// assignRe matches the start of a plain assignment. Bitbake names may
-	// carry overrides and flags (FOO:append, FOO:pn-bar, RDEPENDS:${PN}-dev).
-	assignRe = regexp.MustCompile(`^(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.+:/${}~-]*)=(.*)$`)
+	// carry overrides and flags (FOO:append, FOO:pn-bar, RDEPENDS:${PN}-dev)
+	// and may start with a digit (oe-core has 7ZIP_COMPRESSION_LEVEL).
+	assignRe = regexp.MustCompile(`^(export[ \t]+)?([A-Za-z0-9_][A-Za-z0-9_.+:/${}~-]*)=(.*)$`)
 	// funcRe matches the header of a shell or python function body.
 	funcRe = regexp.MustCompile(`^(export[ \t]+)?((python|fakeroot)[ \t]+)*[A-Za-z0-9_.:+${}-]*[ \t]*\([ \t]*\)[ \t]*\{[ \t]*$`)
 	// bitbakeLogRe matches the progress lines bitbake prints before the dump.

@@ -68,7 +68,7 @@ func TestParseDumpErrors(t *testing.T) {
 		{"text after quote", "A=\"1\" extra\n", "env.dump:1: A: unexpected text after closing quote"},
 		{"unterminated single quote", "A='x\n", "env.dump:1: A: unterminated single-quoted"},
 		{"unterminated function", "do_x() {\n\techo\n", "unterminated function body"},
-		{"bad name", "1A=\"x\"\n", "env.dump:1: malformed line"},
+		{"bad name", "A B=\"x\"\n", "env.dump:1: malformed line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,5 +117,14 @@ func TestReadDumpBitbakeE(t *testing.T) {
 	}
 	if c.Storage != "/srv/yocto/build/container-registry" || len(c.CertSANs) != 2 || strings.Join(c.TagStrategy, " ") != "sha branch latest" {
 		t.Errorf("config = storage %q SANs %v strategy %v", c.Storage, c.CertSANs, c.TagStrategy)
+	}
+}
+
+// `bitbake -e` of an image recipe has variables whose names start with a
+// digit.
+func TestParseDumpDigitName(t *testing.T) {
+	vars, err := ParseDump(strings.NewReader("export 7ZIP_COMPRESSION_LEVEL=\"9\"\nPV=\"1.0\"\n"), "bitbake-e")
+	if err != nil || vars["7ZIP_COMPRESSION_LEVEL"] != "9" || vars["PV"] != "1.0" {
+		t.Fatalf("%v %v", vars, err)
 	}
 }
