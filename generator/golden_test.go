@@ -3,7 +3,6 @@ package generator
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,9 +14,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // goldenCases are the configurations every template is rendered under.
 var goldenCases = []struct {
@@ -106,22 +104,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := goldenConfig(t, tc.vars)
 			got := renderAll(t, c)
-			path := filepath.Join("testdata", "golden", tc.name+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run `go test ./generator -update` to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs from the rendered output (run `go test ./generator -update` and review the diff):\n%s", path, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", tc.name+".txt"), got)
 		})
 	}
 }

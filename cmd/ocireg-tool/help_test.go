@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,9 +11,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // helpCases are the configurations the help text is pinned for.
 var helpCases = []struct {
@@ -66,22 +63,7 @@ func TestHelpGolden(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("help: exit %d\n%s", code, got)
 			}
-			path := filepath.Join("testdata", "help", tc.name+".txt")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run `go test ./cmd/ocireg-tool -update` to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs from the help printed (run `go test ./cmd/ocireg-tool -update` and review the diff):\n%s", path, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "help", tc.name+".txt"), got)
 		})
 	}
 }

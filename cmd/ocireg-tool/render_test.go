@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
@@ -19,26 +19,10 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/verify"
 )
 
-// checkGolden compares got with testdata/render/<name>, or rewrites it
-// with -update.
+// checkGolden compares got with testdata/render/<name> (-update rewrites).
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "render", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./cmd/ocireg-tool -update` to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run `go test ./cmd/ocireg-tool -update` and review the diff):\n%s", path, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "render", name), got)
 }
 
 func renderConfig(t *testing.T, vars config.Vars) *config.Config {
