@@ -80,18 +80,36 @@ type StartResult struct {
 	Launched bool `json:"-"`
 }
 
+// lockWait bounds how long start, stop and gc wait for another of them
+// working on the same registry (a start holds the lock until /v2/
+// answers, a gc until its sweep is done).
+const lockWait = 2 * time.Minute
+
 // Start launches `ocireg-tool serve` detached (its own session, stdin from
 // /dev/null, output to the per-port log file), records its pid and returns
 // once /v2/ answers. It first removes a stale pid file, ensures the
 // secrets (generator.EnsureSecrets) and writes a missing registry-config.yml.
-// On error the result, when not nil, says what was done before the failure.
+// It holds the port's lock (runstate.Lock) throughout, so concurrent
+// starts and stops of one registry take turns: one launches, the others
+// find it running. On error the result, when not nil, says what was done
+// before the failure.
 func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
-	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
-		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return start(ctx, c, o)
+}
+
+// start is Start with the port's lock held.
+func start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
+	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
+		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
 	if err := checkNotRunning(c, o.Script, res); err != nil || res.Already {
 		return res, err
 	}
@@ -190,7 +208,7 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 		_ = cmd.Process.Kill()
 		return err
 	}
-	if err := waitReady(ctx, c, o, launched, exited); err != nil {
+	if err := waitReady(ctx, c, o, cmd.Process.Pid, launched, exited); err != nil {
 		if !errors.Is(err, errExited) {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -207,17 +225,23 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 // errExited marks a server that exited while Start waited for it.
 var errExited = errors.New("registry exited during startup")
 
-// waitReady probes /v2/ until it answers, the server exits, ctx ends or
-// o.ReadyTimeout passes. It probes often while a healthy server is
+// waitReady probes /v2/ until the server pid answers it, the server
+// exits, ctx ends or o.ReadyTimeout passes. It probes often while a healthy server is
 // expected (it answers within tens of milliseconds; start returns as soon
 // as it does), then backs off for a slow one.
-func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, exited <-chan error) error {
+func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launched time.Time, exited <-chan error) error {
 	deadline := launched.Add(o.ReadyTimeout)
 	interval := 5 * time.Millisecond
 	for {
 		err := ping(ctx, c, o.Script)
 		if err == nil {
-			return nil
+			// Someone answers; it must be the server just launched (a
+			// program that took the port since checkPortFree would answer
+			// while ours fails to listen and exits).
+			if l, known := runstate.Listens(pid, c.Port); l || !known {
+				return nil
+			}
+			err = &registry.NotRespondingError{URL: c.BaseURL(), Err: fmt.Errorf("another process answers on port %s", c.Port)}
 		}
 		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
@@ -324,9 +348,22 @@ type StopResult struct {
 
 // Stop sends SIGTERM to the registry of c's port, waits for it to exit
 // (SIGKILL after o.StopTimeout) and removes the pid file. A registry that
-// is not running is not an error.
+// is not running is not an error. It holds the port's lock, as Start does.
 func Stop(c *config.Config, o Options) (*StopResult, error) {
 	o.defaults()
+	if _, err := os.Stat(c.Storage); os.IsNotExist(err) {
+		return &StopResult{}, nil // nothing ever ran here
+	}
+	unlock, err := runstate.Lock(context.Background(), c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return stop(c, o)
+}
+
+// stop is Stop with the port's lock held.
+func stop(c *config.Config, o Options) (*StopResult, error) {
 	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
@@ -366,13 +403,13 @@ type RestartResult struct {
 }
 
 // Restart stops every registry of c's storage (on c's port and on any
-// other port it was started on) and starts it as c configures now. On
-// error the result says what was done before the failure.
+// other port it was started on) and starts it as c configures now,
+// holding c's port lock from its stop to its start. On error the result
+// says what was done before the failure.
 func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, error) {
 	o.defaults()
 	res := &RestartResult{}
-	stop := func(c *config.Config) error {
-		r, err := Stop(c, o)
+	stopped := func(r *StopResult, err error) error {
 		if err != nil {
 			return err
 		}
@@ -383,15 +420,22 @@ func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, 
 	for _, r := range runstate.Others(c) {
 		other := *c
 		other.Port = r.Port
-		if err := stop(&other); err != nil {
+		if err := stopped(Stop(&other, o)); err != nil {
 			return res, err
 		}
 	}
-	if err := stop(c); err != nil {
+	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
+		return res, fmt.Errorf("creating storage directory: %w", err)
+	}
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
 		return res, err
 	}
-	var err error
-	res.Start, err = Start(ctx, c, o)
+	defer unlock()
+	if err := stopped(stop(c, o)); err != nil {
+		return res, err
+	}
+	res.Start, err = start(ctx, c, o)
 	return res, err
 }
 
