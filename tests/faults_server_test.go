@@ -140,3 +140,49 @@ func TestFaultConcurrentStart(t *testing.T) {
 		}
 	}
 }
+
+// data/ is removed under the running registry and the tree pushed again:
+// the push must upload everything anew (or fail), never report tags whose
+// blobs are gone. Also with the in-memory blob cache that registry-config.yml
+// files generated before carried.
+func TestFaultDataRemovedUnderRegistry(t *testing.T) {
+	base := deployTree(t)
+	for _, tc := range []struct {
+		name  string
+		cache bool
+	}{{"generated config", false}, {"config with the in-memory blob cache", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+			if tc.cache {
+				cfg := filepath.Join(e.Storage, "registry-config.yml")
+				yml := readFile(t, cfg)
+				yml = strings.Replace(yml, "  delete:\n", "  cache:\n    blobdescriptor: inmemory\n  delete:\n", 1)
+				if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.mustRun(t, 0, "start")
+			e.mustRun(t, 0, "push", "--strategy", "latest")
+			before := e.snapshot(t)
+			if err := os.RemoveAll(filepath.Join(e.Storage, "data")); err != nil {
+				t.Fatal(err)
+			}
+			r := e.Run("push", "--strategy", "latest")
+			t.Logf("push after data/ was removed: exit %d: %s", r.Code, lastLines(r.Stdout, 1))
+			if r.Code != 0 {
+				return // a failure is honest; success must be true
+			}
+			if n := uploaded(t, r); n == "0" {
+				t.Errorf("push after data/ was removed uploaded 0 bytes:\n%s", r.Stdout)
+			}
+			after := e.snapshot(t)
+			if len(after) != len(before) {
+				t.Errorf("tags after the push: %v, want %v", after, before)
+			}
+			pullAll(t, e, after)
+			if r := e.Run("verify"); r.Code != 0 {
+				t.Errorf("verify: exit %d\n%s", r.Code, r.Out())
+			}
+		})
+	}
+}

@@ -42,3 +42,27 @@ func TestLoadConfigOverrides(t *testing.T) {
 		t.Fatalf("http.secret changed between loads")
 	}
 }
+
+// An in-memory blob descriptor cache goes only in front of filesystem
+// storage, where it outlives the files it describes.
+func TestDropMemoryCache(t *testing.T) {
+	for _, tc := range []struct {
+		storage string
+		dropped bool
+	}{
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    blobdescriptor: inmemory\n", true},
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    layerinfo: inmemory\n", true},
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    blobdescriptor: redis\n", false},
+		{"storage:\n  inmemory:\n  cache:\n    blobdescriptor: inmemory\n", false},
+	} {
+		cfg, err := parseConfig([]byte("version: 0.1\n" + tc.storage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adj := dropMemoryCache(cfg)
+		_, kept := cfg.Storage["cache"]
+		if kept == tc.dropped || (adj != "") != tc.dropped {
+			t.Errorf("%q: cache kept %v, adjustment %q; want dropped %v", tc.storage, kept, adj, tc.dropped)
+		}
+	}
+}
