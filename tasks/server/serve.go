@@ -79,6 +79,8 @@ type instance struct {
 	debug http.Handler // nil without http.debug.addr
 	tls   *tls.Config  // nil for plain HTTP
 	log   *logrus.Entry
+	// timeouts are the connection timeouts of both servers.
+	timeouts Timeouts
 }
 
 // newInstance sets up logging from the log section, checks the files the
@@ -98,7 +100,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
-	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger}
+	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, timeouts: serverTimeouts()}
 	r.main = healthGate(checks, app)
 	if access != nil {
 		r.main = accessLog(access, r.main)
@@ -127,7 +129,8 @@ func (r *instance) serve(ctx context.Context, file string) error {
 		}
 	}
 	errs := make(chan error, 2)
-	srv := &http.Server{Handler: r.main, ReadHeaderTimeout: 30 * time.Second, Protocols: protocols(cfg)}
+	srv := &http.Server{Handler: r.main, Protocols: protocols(cfg)}
+	r.timeouts.apply(srv)
 	if r.tls != nil {
 		ln = tls.NewListener(ln, r.tls)
 		r.log.Infof("listening on %s, tls (minimum %s, protocols %s), config %s", ln.Addr(), cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
@@ -136,7 +139,8 @@ func (r *instance) serve(ctx context.Context, file string) error {
 	}
 	var dsrv *http.Server
 	if dln != nil {
-		dsrv = &http.Server{Handler: r.debug, ReadHeaderTimeout: 30 * time.Second}
+		dsrv = &http.Server{Handler: r.debug}
+		r.timeouts.apply(dsrv)
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
