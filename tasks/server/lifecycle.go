@@ -181,11 +181,16 @@ func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult)
 // launch runs the server detached, records its pid and waits until it
 // answers; on failure it kills what it launched and removes the pid file.
 func launch(ctx context.Context, c *config.Config, o Options, addr string, res *StartResult) error {
-	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The log names repositories, users and client addresses: 0600, also
+	// when an older start made it 0644.
+	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening log file: %w", err)
 	}
 	defer logf.Close()
+	if err := logf.Chmod(0o600); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", runstate.LogFile(c), err)
+	}
 	fmt.Fprintf(logf, "=== %s: starting registry on %s\n", time.Now().Format(time.RFC3339), addr)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {

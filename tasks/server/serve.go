@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -43,8 +45,13 @@ const defaultDrain = 30 * time.Second
 // and lets requests in flight finish for http.draintimeout (default 30s).
 // The configuration is registry-config.yml as LoadConfig makes it agree with
 // c; with http.debug.addr a second server answers the debug endpoints there.
-// Logs go to log.
+// Logs go to log, upload state tokens redacted. The process umask gains
+// 022 (Serve runs in a process of its own).
 func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
+	// distribution creates the storage tree with modes 0777 and 0666:
+	// whatever the caller's umask, nothing it writes may be writable by
+	// group or others.
+	syscall.Umask(syscall.Umask(0) | 0o022)
 	if _, err := regconfig.EnsureFile(c); err != nil {
 		return err
 	}
@@ -269,13 +276,55 @@ func logFormatter(name string) logrus.Formatter {
 	}
 }
 
-// fieldHooks adds log.fields to every entry that does not set them itself.
+// fieldHooks redacts upload state tokens from every entry and adds
+// log.fields to every entry that does not set them itself.
 func fieldHooks(fields map[string]any) logrus.LevelHooks {
 	hooks := logrus.LevelHooks{}
+	hooks.Add(redactHook{})
 	if len(fields) > 0 {
 		hooks.Add(fieldsHook(fields))
 	}
 	return hooks
+}
+
+// stateRe matches the upload state of a blob upload URL (the _state query
+// parameter): an HMAC-signed token that lets its holder go on with the
+// upload. distribution logs the request URI of every request.
+var stateRe = regexp.MustCompile(`_state=[^&\s"']*`)
+
+// redactHook replaces upload state tokens in an entry's message and
+// fields with "_state=REDACTED".
+type redactHook struct{}
+
+func (redactHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (redactHook) Fire(e *logrus.Entry) error {
+	e.Message = redactState(e.Message)
+	for k, v := range e.Data {
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case error:
+			s = v.Error()
+		case fmt.Stringer:
+			s = v.String()
+		default:
+			continue
+		}
+		if r := redactState(s); r != s {
+			e.Data[k] = r
+		}
+	}
+	return nil
+}
+
+// redactState replaces the value of every _state parameter in s.
+func redactState(s string) string {
+	if !strings.Contains(s, "_state=") {
+		return s
+	}
+	return stateRe.ReplaceAllString(s, "_state=REDACTED")
 }
 
 type fieldsHook map[string]any
