@@ -681,13 +681,23 @@ var TLSVersions = map[string]uint16{
 	"tls1.3": tls.VersionTLS13,
 }
 
-// CipherSuite returns the id of a cipher suite named as in crypto/tls (and
-// distribution's documentation). Suites Go calls insecure are refused.
+// CipherSuite returns the id of a TLS 1.2 cipher suite named as in
+// crypto/tls (and distribution's documentation). Only AEAD suites (GCM,
+// ChaCha20-Poly1305) are allowed: CBC suites, which Go still counts as
+// secure, are refused with those Go calls insecure; TLS 1.3 suites are not
+// configurable.
 func CipherSuite(name string) (uint16, error) {
 	for _, s := range tls.CipherSuites() {
-		if s.Name == name {
-			return s.ID, nil
+		if s.Name != name {
+			continue
 		}
+		switch {
+		case !slices.Contains(s.SupportedVersions, tls.VersionTLS12):
+			return 0, fmt.Errorf("%s is a TLS 1.3 suite; TLS 1.3 suites are not configurable", name)
+		case !strings.Contains(name, "_GCM_") && !strings.Contains(name, "_CHACHA20_POLY1305"):
+			return 0, fmt.Errorf("%s is not an AEAD suite (CBC): only GCM and ChaCha20-Poly1305 suites are allowed", name)
+		}
+		return s.ID, nil
 	}
 	for _, s := range tls.InsecureCipherSuites() {
 		if s.Name == name {
