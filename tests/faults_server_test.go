@@ -186,3 +186,26 @@ func TestFaultDataRemovedUnderRegistry(t *testing.T) {
 		})
 	}
 }
+
+// The registry died and its pid now belongs to another program: status
+// says so instead of calling the pid gone, and start cleans up.
+func TestStatusPidReused(t *testing.T) {
+	e := NewEnv(t, nil)
+	pidFile := filepath.Join(e.Storage, "registry-"+e.Port+".pid")
+	self := os.Getpid() // alive, and not the registry
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n1\n", self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.mustRun(t, 1, "status")
+	wantOut(t, r, "status over a reused pid", "Registry not running", fmt.Sprintf("pid %d is now another program", self))
+	if strings.Contains(r.Stdout, "is gone") {
+		t.Errorf("status calls a live pid gone:\n%s", r.Stdout)
+	}
+	if err := os.WriteFile(pidFile, []byte("999999\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustRun(t, 1, "status")
+	wantOut(t, r, "status over a dead pid", "pid 999999 is gone")
+	r = e.mustRun(t, 0, "start")
+	wantOut(t, r, "start over a stale pid file", "stale pid file", "Registry started")
+}

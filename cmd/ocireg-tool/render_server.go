@@ -162,7 +162,12 @@ func writeStop(w io.Writer, r *server.StopResult) {
 func writeStatus(w io.Writer, r *server.StatusResult, script string) {
 	if !r.Running {
 		fmt.Fprintf(w, "Registry not running\n")
-		if r.StalePidFile != "" {
+		switch {
+		case r.StalePidFile != "" && r.StaleAlive:
+			fmt.Fprintf(w, "  (stale pid file %s: pid %d is now another program, not the registry; `%s start` cleans it up)\n", r.StalePidFile, r.StalePid, script)
+		case r.StalePidFile != "" && r.StalePid == 0:
+			fmt.Fprintf(w, "  (unreadable pid file %s; `%s start` cleans it up)\n", r.StalePidFile, script)
+		case r.StalePidFile != "":
 			fmt.Fprintf(w, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", r.StalePidFile, r.StalePid, script)
 		}
 		if r.Foreign {

@@ -82,6 +82,8 @@ func renderCases() []renderCase {
 	hung.Healthy, hung.Probe = false, `Get "https://localhost:5000/v2/": context deadline exceeded`
 	down := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
 		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, Foreign: true}
+	reused := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
+		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, StaleAlive: true}
 
 	dry := gcReport(53, false)
 	dry.Manifests = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
@@ -114,6 +116,7 @@ func renderCases() []renderCase {
 		{"status-healthy", nil, healthy, func(w io.Writer) { writeStatus(w, healthy, goldenScript) }},
 		{"status-not-responding", nil, &hung, func(w io.Writer) { writeStatus(w, &hung, goldenScript) }},
 		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
+		{"status-pid-reused", nil, reused, func(w io.Writer) { writeStatus(w, reused, goldenScript) }},
 		{"gc-dry-run-only", dryOnlyEvents, dryOnly, func(w io.Writer) { writeGC(w, dryOnly, goldenScript) }},
 		{"gc-yes", []any{server.SweepStopping{}, server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop},
 			server.DryRun{Where: "/STORAGE/data", Report: small}, server.Collected{Removed: &removed},
@@ -162,6 +165,7 @@ func TestServerRenderContractWords(t *testing.T) {
 		"status-healthy":        {"Registry running (pid 4242)", "healthy", "secure (TLS + auth)"},
 		"status-not-responding": {"not responding", "context deadline exceeded"},
 		"status-not-running":    {"Registry not running", "stale pid file"},
+		"status-pid-reused":     {"Registry not running", "pid 999 is now another program"},
 		"gc-dry-run-only":       {"Would remove 53 blob(s) and 1 manifest(s) plus 1 partial upload(s)", "... and 3 more blob(s)", "gc --yes"},
 		"gc-yes":                {"Stopping the registry", "Garbage collection complete: removed 3 blob(s)", "Registry started (pid 4343"},
 	}

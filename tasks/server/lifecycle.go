@@ -471,10 +471,12 @@ type StatusResult struct {
 	Storage string `json:"storage"`
 	Log     string `json:"log"`
 
-	// StalePidFile is a pid file whose process is gone (start removes
-	// it); StalePid is the pid it names (0: unreadable).
+	// StalePidFile is a pid file whose process is gone or another program
+	// (start removes it); StalePid is the pid it names (0: unreadable);
+	// StaleAlive is true when that pid lives as another program.
 	StalePidFile string `json:"stale_pid_file,omitempty"`
 	StalePid     int    `json:"stale_pid,omitempty"`
+	StaleAlive   bool   `json:"stale_pid_alive,omitempty"`
 	// Foreign is true when none of ours runs but a registry answers at
 	// the URL (one not started from this storage).
 	Foreign bool `json:"foreign,omitempty"`
@@ -501,7 +503,7 @@ func Status(ctx context.Context, c *config.Config, o Options) (*StatusResult, er
 		Storage: c.Storage, Log: runstate.LogFile(c)}
 	if !res.Running {
 		if run.Stale {
-			res.StalePidFile, res.StalePid = run.File, run.StalePid
+			res.StalePidFile, res.StalePid, res.StaleAlive = run.File, run.StalePid, run.StaleAlive
 		}
 		res.Foreign = ping(ctx, c, o.Script) == nil
 		return res, nil
