@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -26,6 +27,7 @@ func insecureStart() *server.StartResult {
 // launched is r after a successful launch.
 func launched(r *server.StartResult, pid int) *server.StartResult {
 	r.Launched, r.Pid, r.Ready = true, pid, 37*time.Millisecond+412*time.Microsecond
+	r.Listen = &regconfig.Listen{Addrs: []string{"127.0.0.1:5000", "[::1]:5000"}, Loopback: true, Why: "loopback URL"}
 	return r
 }
 
@@ -64,7 +66,9 @@ func renderCases() []renderCase {
 	start := launched(insecureStart(), 4242)
 	secure := launched(secureStart(true), 4243)
 	secure.StalePidFile, secure.StalePid, secure.WroteConfig = "/STORAGE/registry-5000.pid", 999, true
+	secure.Listen = &regconfig.Listen{Addrs: []string{"127.0.0.1:5000"}, Loopback: true, Why: "CONTAINER_REGISTRY_LISTEN"}
 	tlsOnly := launched(secureStart(false), 4244)
+	tlsOnly.Listen = &regconfig.Listen{Addrs: []string{":5000"}, Why: "default"}
 	tlsOnly.Secrets.PKI.CreatedCA, tlsOnly.Secrets.PKI.CreatedServer = false, false
 	tlsOnly.Secrets.PKI.Missing = []string{"DNS:buildhost"}
 	already := insecureStart()
@@ -156,7 +160,7 @@ func TestServerRenderGolden(t *testing.T) {
 // The words the drop-in contract promises scripts are in the text.
 func TestServerRenderContractWords(t *testing.T) {
 	want := map[string][]string{
-		"start-insecure":        {"Registry started (pid 4242, ready in 37ms)", "Stop it with: " + goldenScript + " stop"},
+		"start-insecure":        {"Registry started (pid 4242, ready in 37ms)", "Stop it with: " + goldenScript + " stop", "Listen:  127.0.0.1:5000, [::1]:5000 (this host only"},
 		"start-secure-auth":     {"Starting SECURE container registry", "https://localhost:5000", "secure (TLS + auth)", "container-registry-ca"},
 		"start-already-running": {"Registry already running (pid 4242)"},
 		"restart":               {"Registry stopped", "Registry started"},

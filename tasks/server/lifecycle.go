@@ -65,6 +65,9 @@ type StartResult struct {
 	Storage string `json:"storage"`
 	Config  string `json:"config"`
 	Log     string `json:"log"`
+	// Listen is where the registry listens (nil when Start did not get
+	// that far, or found it running).
+	Listen *regconfig.Listen `json:"listen,omitempty"`
 
 	// StalePidFile is a pid file left by a registry that is gone, removed
 	// before starting; StalePid is the pid it named (0: unreadable).
@@ -155,8 +158,9 @@ func checkNotRunning(c *config.Config, script string, res *StartResult) error {
 	return nil
 }
 
-// prepare ensures the secrets and the registry configuration, and checks
-// that the configured port is free. It returns the address to serve.
+// prepare ensures the secrets and the registry configuration, decides
+// where the registry listens and checks that it can. It returns the
+// addresses, for the log.
 func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult) (string, error) {
 	secrets, err := generator.EnsureSecrets(c, time.Now(), generator.AtStart)
 	if secrets != nil && (secrets.PKI != nil || secrets.Auth != nil) {
@@ -172,10 +176,12 @@ func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult)
 	if err != nil {
 		return "", err
 	}
-	if err := checkPortFree(ctx, c, cfg.HTTP.Addr, o.Script); err != nil {
+	listen := regconfig.ListenAddrs(c, cfg)
+	res.Listen = &listen
+	if err := checkPortFree(ctx, c, listen.Addrs, o.Script); err != nil {
 		return "", err
 	}
-	return cfg.HTTP.Addr, nil
+	return strings.Join(listen.Addrs, ", "), nil
 }
 
 // launch runs the server detached, records its pid and waits until it
@@ -299,10 +305,12 @@ func boolStr(b bool) string {
 // checkPortFree fails with a clear message when something else listens on
 // the registry's port: another registry of ours (its storage, mode and pid,
 // and both ways out), or another program.
-func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
-	ln, err := net.Listen("tcp", addr)
+func checkPortFree(ctx context.Context, c *config.Config, addrs []string, script string) error {
+	lns, err := listenAll(addrs)
 	if err == nil {
-		ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return nil
 	}
 	other := fmt.Sprintf("CONTAINER_REGISTRY_URL=%s %s start", net.JoinHostPort(c.Host, freePortNear(c.Port)), script)

@@ -66,7 +66,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
-	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig()))
+	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), regconfig.ListenAddrs(c, cfg)))
 }
 
 // inFile names file in err: a *regconfig.KeyError becomes a *regconfig.ConfigError.
@@ -118,16 +118,20 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	return r, nil
 }
 
-// serve listens on http.addr (and http.debug.addr) and serves until ctx is
-// cancelled or a server fails.
-func (r *instance) serve(ctx context.Context, file string) error {
+// serve listens on the addresses of listen (and http.debug.addr) and
+// serves until ctx is cancelled or a server fails.
+func (r *instance) serve(ctx context.Context, file string, listen regconfig.Listen) error {
 	cfg := r.cfg
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	lns, err := listenAll(listen.Addrs)
 	if err != nil {
 		r.app.Shutdown()
-		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("listening: %w", err)
 	}
-	defer ln.Close()
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	var dln net.Listener
 	if r.debug != nil {
 		if dln, err = net.Listen("tcp", cfg.HTTP.Debug.Addr); err != nil {
@@ -135,14 +139,17 @@ func (r *instance) serve(ctx context.Context, file string) error {
 			return &regconfig.KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
 		}
 	}
-	errs := make(chan error, 2)
+	errs := make(chan error, len(lns)+1)
 	srv := &http.Server{Handler: r.main, Protocols: protocols(cfg)}
 	r.timeouts.apply(srv)
-	if r.tls != nil {
-		ln = tls.NewListener(ln, r.tls)
-		r.log.Infof("listening on %s, tls (minimum %s, protocols %s), config %s", ln.Addr(), cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
-	} else {
-		r.log.Infof("listening on %s, config %s", ln.Addr(), file)
+	for _, ln := range lns {
+		if r.tls != nil {
+			ln = tls.NewListener(ln, r.tls)
+			r.log.Infof("listening on %s (%s), tls (minimum %s, protocols %s), config %s", ln.Addr(), listen.Why, cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
+		} else {
+			r.log.Infof("listening on %s (%s), config %s", ln.Addr(), listen.Why, file)
+		}
+		go func() { errs <- srv.Serve(ln) }()
 	}
 	var dsrv *http.Server
 	if dln != nil {
@@ -151,7 +158,6 @@ func (r *instance) serve(ctx context.Context, file string) error {
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
-	go func() { errs <- srv.Serve(ln) }()
 
 	select {
 	case err := <-errs:
@@ -160,10 +166,37 @@ func (r *instance) serve(ctx context.Context, file string) error {
 			dsrv.Close()
 		}
 		r.app.Shutdown()
-		return fmt.Errorf("serving on %s: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("serving on %s: %w", strings.Join(listen.Addrs, ", "), err)
 	case <-ctx.Done():
 	}
 	return r.shutdown(srv, dsrv)
+}
+
+// listenAll listens on every address. An address this host does not
+// have (::1 without IPv6) is skipped while another one listens; any other
+// failure closes what was opened and is the error.
+func listenAll(addrs []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	var missing error
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		switch {
+		case err == nil:
+			lns = append(lns, ln)
+			continue
+		case errors.Is(err, syscall.EADDRNOTAVAIL):
+			missing = err
+			continue
+		}
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, err
+	}
+	if len(lns) == 0 {
+		return nil, missing
+	}
+	return lns, nil
 }
 
 // shutdown drains the registry server for http.draintimeout and closes the
