@@ -237,9 +237,9 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 var errExited = errors.New("registry exited during startup")
 
 // waitReady probes /v2/ until the server pid answers it, the server
-// exits, ctx ends or o.ReadyTimeout passes. It probes often while a healthy server is
-// expected (it answers within tens of milliseconds; start returns as soon
-// as it does), then backs off for a slow one.
+// exits, ctx ends or o.ReadyTimeout passes. It probes often while a
+// healthy server is expected (it answers within tens of milliseconds;
+// start returns as soon as it does), then backs off for a slow one.
 func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launched time.Time, exited <-chan error) error {
 	deadline := launched.Add(o.ReadyTimeout)
 	interval := 5 * time.Millisecond
@@ -292,6 +292,9 @@ func serverEnv(environ []string, c *config.Config) []string {
 		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
 		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
 		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
+		// Where it listens depends on these too (regconfig.ListenAddrs).
+		"CONTAINER_REGISTRY_LISTEN="+c.Listen(),
+		"CONTAINER_REGISTRY_TARGET_URL="+c.TargetURL,
 	)
 }
 
