@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"strings"
@@ -79,8 +81,11 @@ func ReadPassword(c *config.Config) (string, error) {
 		return c.Password, nil
 	}
 	pw, err := readPasswordFile(c.PasswordFile())
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("registry password: %w (start the registry once to create it, or set CONTAINER_REGISTRY_PASSWORD)", err)
+	case err != nil:
+		return "", fmt.Errorf("registry password: %w", err)
 	}
 	return pw, nil
 }

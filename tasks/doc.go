@@ -1,7 +1,9 @@
-// Package tasks holds the small query and delete operations (catalog,
-// list, tags, info, delete with its manifest pruning) and the errors every
-// task shares (UsageError, SilentError). Each larger operation has its own
-// package below (push, importer, server, verify); they reach a registry
-// only through registry.Target, return result structs, report progress as
-// events and never print: cmd/ocireg-tool renders.
+// Package tasks holds what every task shares: the errors that carry an
+// exit status (UsageError, SilentError) and byte formatting. Each
+// operation has its own package below (query, remove, push, importer,
+// server, verify, labels); operations import primitives (registry,
+// deploy, imageref, platform, gitinfo, regauth, regconfig, runstate,
+// events), never each other. They reach a registry only through
+// registry.Target, return result structs, report progress as events and
+// never print: cmd/ocireg-tool renders.
 package tasks

@@ -236,5 +236,5 @@ func TestImport(t *testing.T) {
 	creds := writeFile(t, t.TempDir(), "creds", "CONTAINER_REGISTRY_USER="+authUser+"\nCONTAINER_REGISTRY_PASSWORD="+authPass+"\n", 0o600)
 	e.mustRun(t, 0, "import", priv.Host+"/org/private:v1", "--src-credsfile", creds)
 	r = e.mustRun(t, 0, "import", priv.Host+"/org/private:v1", "private2", "--src-creds", authUser+":"+authPass)
-	wantOut(t, r, "src-creds", "--src-creds puts the password in your shell history")
+	wantOut(t, r, "src-creds", "--src-creds: other local users can read the password in this command's argument list (ps) while it runs, and your shell history keeps it; prefer --src-password-stdin")
 }

@@ -2,12 +2,17 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
@@ -77,6 +82,21 @@ func TestBadInput(t *testing.T) {
 	if len(before[plain]) == 0 || len(before[secure]) == 0 {
 		t.Fatalf("nothing pushed: %v", before)
 	}
+	// A secure registry whose password file was then edited by hand
+	// (trailing spaces), and one generated but never started. (One tag
+	// only: reading a secure registry costs a bcrypt per request, and the
+	// table reads every registry after every row.)
+	edited := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1"})
+	edited.mustRun(t, 0, "start")
+	edited.mustRun(t, 0, "push", "app-server", "--strategy", "latest")
+	before[edited] = edited.snapshot(t)
+	editedPw := filepath.Join(edited.Storage, "auth", "password")
+	if pw, err := os.ReadFile(editedPw); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(editedPw, []byte(strings.TrimSpace(string(pw))+"  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_SECURE": "1"})
 
 	// Corrupt OCI layouts.
 	missingBlob, blob := goodLayout(t)
@@ -133,6 +153,28 @@ func TestBadInput(t *testing.T) {
 	}
 	dest := t.TempDir()
 
+	// Values no registry configuration may hold; each names a storage
+	// directory that must not come into being (checked after the table).
+	var mustNotExist []string
+	scratchStorage := func(kv ...string) (dump, storage string) {
+		v := scratch()
+		for i := 0; i+1 < len(kv); i += 2 {
+			v[kv[i]] = kv[i+1]
+		}
+		mustNotExist = append(mustNotExist, v["CONTAINER_REGISTRY_STORAGE"])
+		return dumpFile(t, v, ""), v["CONTAINER_REGISTRY_STORAGE"]
+	}
+	secureDump, _ := scratchStorage("CONTAINER_REGISTRY_SECURE", "1")
+	nonUTF8Parent := t.TempDir()
+	nonUTF8 := filepath.Join(nonUTF8Parent, "bad\xff", "container-registry")
+	nonUTF8Dump, _ := scratchStorage("CONTAINER_REGISTRY_STORAGE", nonUTF8)
+	plainDump, _ := scratchStorage()
+	nonUTF8Err := `CONTAINER_REGISTRY_STORAGE: "` + strings.ReplaceAll(nonUTF8, "\xff", `\xff`) + `" is not valid UTF-8`
+	nulVars := scratch()
+	mustNotExist = append(mustNotExist, nulVars["CONTAINER_REGISTRY_STORAGE"])
+	nulDump := dumpFile(t, nulVars, "CONTAINER_REGISTRY_NAMESPACE=\"yo\x00cto\"\n")
+	nulExport := dumpFile(t, nulVars, "# bitbake -e\nexport PV=\"1.0\x00\"\n")
+
 	// Credentials files.
 	cdir := t.TempDir()
 	userOnly := writeFile(t, cdir, "user-only", "CONTAINER_REGISTRY_USER=yocto\n", 0o600)
@@ -141,8 +183,64 @@ func TestBadInput(t *testing.T) {
 	notJSON := writeFile(t, cdir, "auth.json", "{", 0o600)
 	otherHost := writeFile(t, cdir, "other.json", `{"auths":{"elsewhere:5000":{"auth":"eW9jdG86eA=="}}}`, 0o600)
 
+	// Unbounded inputs (issue 11): an index.json of 10,000 entries, one of
+	// 5 MiB, a manifest size of 2^62, a config file of 512 MiB behind a
+	// small declared size, a blobs/sha256 directory symlinked out of the
+	// layout, a sparse or compressed oci-archive, a version that is a path.
+	wide, _ := goodLayout(t)
+	entries := indexEntries(t, wide)
+	for len(entries) < 10000 {
+		entries = append(entries, entries[0])
+	}
+	writeIndex(t, wide, entries)
+	fat, _ := goodLayout(t)
+	fatIndex, _ := os.ReadFile(filepath.Join(fat, "index.json"))
+	os.WriteFile(filepath.Join(fat, "index.json"), append(fatIndex, bytes.Repeat([]byte(" "), 5<<20)...), 0o644)
+	hugeSize, _ := goodLayout(t)
+	entries = indexEntries(t, hugeSize)
+	entries[0].Size = 1 << 62
+	writeIndex(t, hugeSize, entries)
+	bigConfig, _ := goodLayout(t)
+	cfgDigest, cfgSize := configOf(t, bigConfig)
+	cfgFile := filepath.Join(bigConfig, "blobs", "sha256", strings.TrimPrefix(cfgDigest, "sha256:"))
+	if err := os.Truncate(cfgFile, 512<<20); err != nil { // sparse: costs no disk
+		t.Fatal(err)
+	}
+	blobsOut, _ := goodLayout(t)
+	movedBlobs := filepath.Join(t.TempDir(), "sha256")
+	if err := os.Rename(filepath.Join(blobsOut, "blobs", "sha256"), movedBlobs); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(movedBlobs, filepath.Join(blobsOut, "blobs", "sha256"))
+	sparseLayout, _ := goodLayout(t)
+	hole := filepath.Join(sparseLayout, "blobs", "sha256", "hole")
+	os.WriteFile(hole, nil, 0o644)
+	os.Truncate(hole, 3<<30)
+	sparseArchive := filepath.Join(t.TempDir(), "sparse.tar")
+	if out, err := exec.Command(Need(t, "tar"), "--sparse", "--format=pax", "-C", sparseLayout, "-cf", sparseArchive, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	gzArchive := filepath.Join(t.TempDir(), "good.tar.gz")
+	goodArchive := filepath.Join(t.TempDir(), "good.tar")
+	tarDir(t, good, goodArchive)
+	if out, err := exec.Command("sh", "-c", "gzip -c < '"+goodArchive+"' > '"+gzArchive+"'").CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v\n%s", err, out)
+	}
+
 	down := "localhost:" + FreePort(t)
 	cases := []badCase{
+		// Unbounded inputs.
+		{"bounds: index.json of 10000 entries", plain, nil, []string{"push", wide, "--tag", "bad"}, "index.json lists 10000 entries; at most 4096 are supported", 1},
+		{"bounds: index.json of 5 MiB", plain, nil, []string{"push", fat, "--tag", "bad"}, "more than the 4194304 allowed", 1},
+		{"bounds: manifest of 2^62 bytes in index.json", plain, nil, []string{"push", hugeSize, "--tag", "bad"}, "declares 4611686018427387904 bytes; a manifest is at most 4194304", 1},
+		{"bounds: config file of 512 MiB", plain, nil, []string{"push", bigConfig, "--tag", "bad"}, fmt.Sprintf("config %s: %s is 536870912 bytes, more than the %d declared", cfgDigest, cfgFile, cfgSize), 1},
+		{"bounds: import a config file of 512 MiB", plain, nil, []string{"import", "oci:" + bigConfig, "badimport"}, fmt.Sprintf("blob %s is 536870912 bytes, its manifest says %d", cfgDigest, cfgSize), 1},
+		{"layout: blobs/sha256 symlinked outside", plain, nil, []string{"push", blobsOut, "--tag", "bad"}, "blobs/sha256 is a symlink", 1},
+		{"import: blobs/sha256 symlinked outside", plain, nil, []string{"import", "oci:" + blobsOut, "badimport"}, "blobs/sha256 is a symlink", 1},
+		{"import: sparse oci-archive (tar bomb)", plain, nil, []string{"import", "oci-archive:" + sparseArchive, "badimport"}, `is a sparse file of 3221225472 bytes`, 1},
+		{"import: gzip-compressed oci-archive", plain, nil, []string{"import", "oci-archive:" + gzArchive, "badimport"}, "is gzip-compressed", 1},
+		{"name: --version that is a path", plain, nil, []string{"push", "app-server", "--strategy", "version", "--version", "../../x"}, `version "../../x" does not start with a letter or digit; refusing to tag it "x"`, 2},
+
 		// Corrupt OCI layouts.
 		{"layout: missing layer blob", plain, nil, []string{"push", missingBlob, "--tag", "bad"}, "is missing", 1},
 		{"layout: layer digest mismatch", plain, nil, []string{"push", mismatch, "--tag", "bad"}, "its manifest says", 1},
@@ -227,6 +325,58 @@ func TestBadInput(t *testing.T) {
 		{"password: wrong password (list)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"list"}, `rejected the credentials of user "yocto"`, 1},
 		{"password: wrong password (delete)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"delete", "app-server:latest"}, `rejected the credentials of user "yocto"`, 1},
 		{"password: wrong password (import)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, []string{"import", "oci:" + good, "badimport"}, `rejected the credentials of user "yocto"`, 1},
+
+		// Repository names with dot segments or empty components: the
+		// registry answers 301 to the cleaned path, and a client that
+		// followed it turned DELETE or PUT into a GET that "succeeded".
+		{"dots: delete with ..", plain, nil, []string{"delete", "yocto/../yocto/container-base:latest"}, `invalid image reference "yocto/../yocto/container-base:latest"`, 2},
+		{"dots: delete with //", plain, nil, []string{"delete", "yocto//container-base:latest"}, `invalid image reference "yocto//container-base:latest"`, 2},
+		{"dots: delete with /./", plain, nil, []string{"delete", "yocto/./container-base:latest"}, `invalid image reference "yocto/./container-base:latest"`, 2},
+		{"dots: delete with a trailing /..", plain, nil, []string{"delete", "yocto/container-base/..:latest"}, `invalid image reference "yocto/container-base/..:latest"`, 2},
+		{"dots: delete on the secure registry", secure, nil, []string{"delete", "yocto/../yocto/app-server:latest"}, `invalid image reference "yocto/../yocto/app-server:latest"`, 2},
+		{"dots: import to ..", plain, nil, []string{"import", "oci:" + good, "yocto/../yocto/container-base"}, `image name "yocto/../yocto/container-base"`, 2},
+		{"dots: import to //", plain, nil, []string{"import", "oci:" + good, "yocto//container-base"}, `image name "yocto//container-base"`, 2},
+		{"dots: import to /./", plain, nil, []string{"import", "oci:" + good, "yocto/./container-base"}, `image name "yocto/./container-base"`, 2},
+		{"dots: tags of ..", plain, nil, []string{"tags", "yocto/../yocto/container-base"}, `invalid image name "yocto/../yocto/container-base"`, 1},
+		{"dots: tags of //", plain, nil, []string{"tags", "yocto//container-base"}, `invalid image name "yocto//container-base"`, 1},
+		{"dots: tags of /./", plain, nil, []string{"tags", "yocto/./container-base"}, `invalid image name "yocto/./container-base"`, 1},
+		{"dots: push ..", plain, nil, []string{"push", "yocto/../yocto/container-base", "--tag", "bad"}, "yocto/../yocto/container-base is not an OCI image layout", 1},
+		{"dots: push //", plain, nil, []string{"push", "yocto//container-base", "--tag", "bad"}, "yocto//container-base is not an OCI image layout", 1},
+		{"dots: push /./", plain, nil, []string{"push", "yocto/./container-base", "--tag", "bad"}, "yocto/./container-base is not an OCI image layout", 1},
+		{"dots: push into a namespace with ..", plain, map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "yocto/../yocto"}, []string{"push", "container-base", "--tag", "bad"}, `CONTAINER_REGISTRY_NAMESPACE: "yocto/../yocto" is not a valid repository namespace`, 1},
+		{"dots: push into a namespace with //", plain, map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "yocto//x"}, []string{"push", "container-base", "--tag", "bad"}, `CONTAINER_REGISTRY_NAMESPACE: "yocto//x" is not a valid repository namespace`, 1},
+		{"dots: push into a namespace with /./", plain, map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "yocto/./x"}, []string{"push", "container-base", "--tag", "bad"}, `CONTAINER_REGISTRY_NAMESPACE: "yocto/./x" is not a valid repository namespace`, 1},
+
+		// Passwords with white space at either end: one rule for the
+		// environment and the password file, so none is stored verbatim
+		// and read back trimmed.
+		{"password: leading and trailing spaces at generate", nil, map[string]string{"CONTAINER_REGISTRY_PASSWORD": " pw "}, []string{"generate", "--env-dump", secureDump}, "CONTAINER_REGISTRY_PASSWORD: must not start or end with white space", 1},
+		{"password: trailing tab at generate", nil, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "pw\t"}, []string{"generate", "--env-dump", secureDump}, "CONTAINER_REGISTRY_PASSWORD: must not start or end with white space", 1},
+		{"password: leading and trailing spaces at start", fresh, map[string]string{"CONTAINER_REGISTRY_PASSWORD": " pw "}, []string{"start"}, "CONTAINER_REGISTRY_PASSWORD: must not start or end with white space", 1},
+		{"password: trailing spaces with a running registry (list)", secure, map[string]string{"CONTAINER_REGISTRY_PASSWORD": "pw "}, []string{"list"}, "CONTAINER_REGISTRY_PASSWORD: must not start or end with white space", 1},
+		{"password: edited file with trailing spaces (list)", edited, nil, []string{"list"}, "password file " + editedPw + ": must not start or end with white space", 1},
+		{"password: edited file with trailing spaces (push)", edited, nil, []string{"push", "app-server", "--strategy", "latest"}, "password file " + editedPw + ": must not start or end with white space", 1},
+		{"password: edited file with trailing spaces (delete)", edited, nil, []string{"delete", "app-server:latest"}, "password file " + editedPw + ": must not start or end with white space", 1},
+		{"password: edited file with trailing spaces (import)", edited, nil, []string{"import", "oci:" + good, "badimport"}, "password file " + editedPw + ": must not start or end with white space", 1},
+
+		// A storage path that is not UTF-8 would be written into the
+		// registry's YAML as U+FFFD and name another directory.
+		{"storage: not UTF-8 in the dump", nil, nil, []string{"generate", "--env-dump", nonUTF8Dump}, nonUTF8Err, 1},
+		{"storage: not UTF-8 in the environment", nil, map[string]string{"CONTAINER_REGISTRY_STORAGE": nonUTF8}, []string{"generate", "--env-dump", plainDump}, nonUTF8Err, 1},
+		{"storage: not UTF-8 on the command line", nil, nil, []string{"generate", "--env-dump", plainDump, "--storage", nonUTF8}, nonUTF8Err, 1},
+
+		// NUL bytes in dump values (a shell would drop them silently).
+		{"dump: NUL in a value", nil, nil, []string{"generate", "--env-dump", nulDump}, nulDump + ":4: CONTAINER_REGISTRY_NAMESPACE: the value holds a NUL byte", 1},
+		{"dump: NUL in an exported bitbake -e value", nil, nil, []string{"generate", "--env-dump", nulExport}, nulExport + ":5: PV: the value holds a NUL byte", 1},
+
+		// Secrets on standard input (the tests run with stdin empty).
+		{"stdin: --password-stdin with nothing on stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto", "--password-stdin"}, "--password-stdin: standard input is empty", 1},
+		{"stdin: --password-stdin without a user", secure, nil, []string{"push", "app-server", "--tag", "bad", "--password-stdin"}, "--password-stdin needs the user name: --creds USER --password-stdin", 1},
+		{"stdin: --password-stdin and a password in --creds", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto:pw", "--password-stdin"}, "--creds USER:PASSWORD and --password-stdin both give a password", 1},
+		{"stdin: --password-stdin and --token-stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--creds", "yocto", "--password-stdin", "--token-stdin"}, "--password-stdin and --token-stdin are exclusive", 1},
+		{"stdin: --token and --token-stdin", secure, nil, []string{"push", "app-server", "--tag", "bad", "--token", "t", "--token-stdin"}, "--token and --token-stdin are exclusive", 1},
+		{"stdin: --src-token-stdin with nothing on stdin", plain, nil, []string{"import", secure.URL + "/yocto/app-server:latest", "badimport", "--src-token-stdin"}, "--src-token-stdin: standard input is empty", 1},
+		{"stdin: --src-password-stdin without a user", plain, nil, []string{"import", secure.URL + "/yocto/app-server:latest", "badimport", "--src-password-stdin"}, "--src-password-stdin needs the user name: --src-creds USER --src-password-stdin", 1},
 	}
 	for _, c := range cases {
 		var r Result
@@ -250,6 +400,18 @@ func TestBadInput(t *testing.T) {
 			}
 		}
 	}
+	// Refused configurations wrote nothing.
+	for _, p := range append(mustNotExist, fresh.Storage+"/auth", fresh.Storage+"/registry-"+fresh.Port+".pid") {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%q exists after a refused configuration (%v)", p, err)
+		}
+	}
+	if ents, _ := os.ReadDir(nonUTF8Parent); len(ents) != 0 {
+		t.Errorf("a refused non-UTF-8 storage path made %q in %s", ents[0].Name(), nonUTF8Parent)
+	}
+	if r := fresh.Run("status"); r.Code == 0 {
+		t.Errorf("a start refused for its password left a registry running: %s", r.Out())
+	}
 	t.Logf("%d bad inputs", len(cases))
 }
 
@@ -262,4 +424,48 @@ func errorLines(s string) string {
 		}
 	}
 	return strings.Join(out, " | ")
+}
+
+// indexEntries reads the entries of the index.json of the layout dir.
+func indexEntries(t *testing.T, dir string) []v1.Descriptor {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im.Manifests
+}
+
+// writeIndex replaces the index.json of the layout dir.
+func writeIndex(t *testing.T, dir string, entries []v1.Descriptor) {
+	t.Helper()
+	data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// configOf is the config descriptor of the single image of layout dir.
+func configOf(t *testing.T, dir string) (string, int64) {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(indexEntries(t, dir)[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Config.Digest.String(), m.Config.Size
 }

@@ -3,6 +3,10 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,10 +14,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -530,4 +536,297 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// throttle is a TCP proxy to the registry at addr that forwards what
+// clients send at rate bytes per second in all (uploads through it take
+// long enough to be interrupted at a known point; answers are not slowed).
+// It returns the proxy's host:port.
+func throttle(t *testing.T, addr string, rate float64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	next := time.Now()
+	wait := func(n int) {
+		mu.Lock()
+		if now := time.Now(); next.Before(now) {
+			next = now
+		}
+		next = next.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+		d := time.Until(next)
+		mu.Unlock()
+		time.Sleep(d)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { l.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			conns.Add(2)
+			go func() {
+				defer conns.Done()
+				defer up.Close()
+				buf := make([]byte, 16<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						wait(n)
+						if _, werr := up.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// interrupt sends sig to the background command b and waits for it to
+// exit; it returns how long that took after the signal.
+func interrupt(t *testing.T, b *bg, sig syscall.Signal) time.Duration {
+	t.Helper()
+	sent := time.Now()
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signalling %v: %v", b.cmd.Args[1:], err)
+	}
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+	}
+	return time.Since(sent)
+}
+
+// stoppedBy fails unless the command b stopped within 2 s of sig
+// (took) with the shell's status for sig, saying it was interrupted.
+func stoppedBy(t *testing.T, what string, b *bg, sig syscall.Signal, took time.Duration) {
+	t.Helper()
+	code, out := b.Wait(t)
+	name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]
+	if took > 2*time.Second || code != 128+int(sig) || !strings.Contains(out, "interrupted by "+name) {
+		t.Fatalf("%s: exited %d %v after %s, want %d within 2s saying so:\n%s", what, code, took.Round(time.Millisecond), name, 128+int(sig), out)
+	}
+	t.Logf("%s: stopped %v after %s: %s", what, took.Round(time.Millisecond), name, lastLines(out, 1))
+}
+
+// widen rewrites the index.json of layout dir to list its one image n
+// times, under as many ref names, each entry with its platform when
+// plat is set.
+func widen(t *testing.T, dir string, n int, plat *v1.Platform) {
+	t.Helper()
+	one := indexEntries(t, dir)[0]
+	one.Platform = plat
+	entries := make([]v1.Descriptor, n)
+	for i := range entries {
+		entries[i] = one
+		entries[i].Annotations = map[string]string{"org.opencontainers.image.ref.name": fmt.Sprintf("r%d", i)}
+	}
+	writeIndex(t, dir, entries)
+}
+
+// hasManifest reports whether the (insecure) registry of e holds the OCI
+// manifest digest in repo.
+func hasManifest(e *Env, repo, digest string) bool {
+	req, err := http.NewRequest(http.MethodHead, "http://"+e.URL+"/v2/"+repo+"/manifests/"+digest, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Accept", string(types.OCIManifestSchema1))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// unchanged fails unless the registry of e holds exactly the tags of
+// before, every one of them pulls completely, and verify is clean.
+func unchanged(t *testing.T, e *Env, what string, before map[string]string) {
+	t.Helper()
+	after := e.snapshot(t)
+	sameTags(t, what, before, after)
+	if len(after) != len(before) {
+		t.Errorf("%s: tags %v, want %v", what, after, before)
+	}
+	pullAll(t, e, after)
+	if r := e.Run("verify"); r.Code != 0 {
+		t.Errorf("%s: verify: exit %d\n%s", what, r.Code, r.Out())
+	}
+}
+
+// SIGINT or SIGTERM stops a push of a big deploy tree within 2 s, wherever
+// it is: reading a layout whose index.json lists 4,000 entries, uploading
+// (through a proxy slowed to 2 MiB/s), or waiting for push.lock; a second
+// signal exits at once even where the push cannot stop (held by its test
+// hook). No tag is written by a stopped push, every tag still pulls and
+// verify stays clean; the same push then completes.
+func TestFaultSignalPush(t *testing.T) {
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	before := e.snapshot(t)
+	slow := throttle(t, e.URL, 2<<20)
+
+	root := filepath.Join(t.TempDir(), "images")
+	big := bigBuild(t, root, "big", "qemux86-64", "x86_64", "20260801000000", 8<<20, 3)
+	wide := bigBuild(t, root, "wide", "qemux86-64", "x86_64", "20260801000000", 1<<10, 1)
+	widen(t, wide, 4000, nil)
+	env := map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_URL": slow}
+
+	// Reading the wide layout (that alone took over a minute), then
+	// uploading: SIGINT half a second in.
+	p := e.Start(t, env, "push", "--strategy", "timestamp")
+	time.Sleep(500 * time.Millisecond)
+	stoppedBy(t, "push of a tree with a 4,000-entry index", p, syscall.SIGINT, interrupt(t, p, syscall.SIGINT))
+	unchanged(t, e, "after SIGINT while reading", before)
+
+	// Uploading: SIGTERM once a layer upload is in flight.
+	old := uploads(e, "yocto/big")
+	p = e.Start(t, env, "push", "big", "--tag", "upload")
+	poll(t, "a layer upload in flight", 30*time.Second, p, func() bool { return uploadInFlight(e, "yocto/big", old) })
+	stoppedBy(t, "push while uploading", p, syscall.SIGTERM, interrupt(t, p, syscall.SIGTERM))
+	unchanged(t, e, "after SIGTERM while uploading", before)
+
+	// Waiting for push.lock, which another push holds while it writes its
+	// tags: SIGINT once the manifest is in.
+	lock, err := os.OpenFile(filepath.Join(e.Storage, "push.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(t.TempDir(), "images")
+	locked := bigBuild(t, small, "locked", "qemux86-64", "x86_64", "20260801000000", 64<<10, 2)
+	p = e.Start(t, map[string]string{"DEPLOY_DIR_IMAGES": small}, "push", "locked", "--tag", "locked")
+	poll(t, "the manifest of locked", 30*time.Second, p, func() bool { return hasManifest(e, "yocto/locked", layoutManifest(t, locked)) })
+	time.Sleep(300 * time.Millisecond)
+	stoppedBy(t, "push waiting for push.lock", p, syscall.SIGINT, interrupt(t, p, syscall.SIGINT))
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	unchanged(t, e, "after SIGINT while waiting for the lock", before)
+
+	// Held by the test hook before the index writes, where no context is
+	// watched: SIGINT does not stop it, a second signal does, at once.
+	henv, marker := pauseAt(t, "push-before-index")
+	henv["DEPLOY_DIR_IMAGES"] = small
+	p = e.Start(t, henv, "push", "locked", "--tag", "held")
+	poll(t, "push to reach the index writes", 30*time.Second, p, func() bool { return exists(marker) })
+	p.cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(300 * time.Millisecond)
+	if !p.running() {
+		code, out := p.Wait(t)
+		t.Fatalf("held push exited (%d) at the first signal:\n%s", code, out)
+	}
+	took := interrupt(t, p, syscall.SIGTERM)
+	if code, out := p.Wait(t); took > 2*time.Second || code != 143 {
+		t.Fatalf("second signal: exited %d %v after SIGTERM, want 143 at once:\n%s", code, took, out)
+	}
+	t.Logf("second signal: exited %v after SIGTERM", took.Round(time.Millisecond))
+	unchanged(t, e, "after a second signal", before)
+
+	// Without a signal, the same push completes.
+	r := e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": root}, "push", "big", "--tag", "done")
+	if r.Code != 0 {
+		t.Fatalf("push after the signals: %s", r.Out())
+	}
+	if got := e.platforms(t, "yocto/big:done")["linux/amd64"]; got != layoutManifest(t, big) {
+		t.Fatalf("yocto/big:done holds %s, want %s", got, layoutManifest(t, big))
+	}
+	pullAll(t, e, e.snapshot(t))
+}
+
+// SIGINT or SIGTERM stops an import within 2 s: of a layout whose
+// index.json lists a big image 4,000 times (linux/amd64 each), half a
+// second in (checking that index alone took over a minute), and of a big
+// oci-archive once a layer upload is in flight (through a proxy slowed to
+// 2 MiB/s). No tag is written, every tag still pulls, verify stays clean.
+func TestFaultSignalImport(t *testing.T) {
+	base := deployTree(t)
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	before := e.snapshot(t)
+	env := map[string]string{"CONTAINER_REGISTRY_URL": throttle(t, e.URL, 2<<20)}
+
+	root := filepath.Join(t.TempDir(), "images")
+	wide := bigBuild(t, root, "wide", "qemux86-64", "x86_64", "20260801000000", 8<<20, 3)
+	widen(t, wide, 4000, &v1.Platform{OS: "linux", Architecture: "amd64"})
+	p := e.Start(t, env, "import", "oci:"+wide, "wide")
+	time.Sleep(500 * time.Millisecond)
+	stoppedBy(t, "import of a 4,000-entry layout", p, syscall.SIGINT, interrupt(t, p, syscall.SIGINT))
+	unchanged(t, e, "after SIGINT", before)
+
+	big := bigBuild(t, root, "big", "qemux86-64", "x86_64", "20260801000000", 8<<20, 3)
+	archive := filepath.Join(t.TempDir(), "big-oci.tar")
+	tarDir(t, big, archive)
+	old := uploads(e, "yocto/bigarchive")
+	p = e.Start(t, env, "import", "oci-archive:"+archive, "bigarchive")
+	poll(t, "a layer upload in flight", 30*time.Second, p, func() bool { return uploadInFlight(e, "yocto/bigarchive", old) })
+	stoppedBy(t, "import of an oci-archive", p, syscall.SIGTERM, interrupt(t, p, syscall.SIGTERM))
+	unchanged(t, e, "after SIGTERM", before)
+
+	// Without a signal, the same import completes.
+	e.mustRun(t, 0, "import", "oci-archive:"+archive, "bigarchive")
+	if err := skopeoPull(t, e, "yocto/bigarchive:latest"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SIGTERM stops verify within 2 s while it hashes a big blob (a layer
+// grown into a 64 GiB sparse file: hashing it took minutes, SIGTERM
+// ignored). Restored, the storage verifies clean and every tag pulls.
+func TestFaultSignalVerify(t *testing.T) {
+	e := NewEnv(t, nil)
+	e.mustRun(t, 0, "start")
+	root := filepath.Join(t.TempDir(), "images")
+	bigBuild(t, root, "big", "qemux86-64", "x86_64", "20260801000000", 1<<20, 2)
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	if r := e.RunEnv(map[string]string{"DEPLOY_DIR_IMAGES": root}, "push", "big", "--tag", "v1"); r.Code != 0 {
+		t.Fatalf("push: %s", r.Out())
+	}
+	before := e.snapshot(t)
+	var largest string
+	var size int64
+	filepath.WalkDir(filepath.Join(e.Storage, "data", "docker", "registry", "v2", "blobs"), func(p string, d fs.DirEntry, err error) error {
+		if info, ierr := d.Info(); err == nil && ierr == nil && d.Name() == "data" && info.Size() > size {
+			largest, size = p, info.Size()
+		}
+		return nil
+	})
+	saved, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(largest, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	p := e.Start(t, nil, "verify")
+	time.Sleep(500 * time.Millisecond)
+	stoppedBy(t, "verify of a 64 GiB blob", p, syscall.SIGTERM, interrupt(t, p, syscall.SIGTERM))
+	if err := os.WriteFile(largest, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unchanged(t, e, "after SIGTERM", before)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -14,6 +15,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
 // cmdlineWatch samples the argv of every process while a test runs and
@@ -59,6 +66,13 @@ func watchCmdlines(secrets ...string) *cmdlineWatch {
 		}
 	}()
 	return w
+}
+
+// Hits is how many offending command lines were seen so far.
+func (w *cmdlineWatch) Hits() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.hits)
 }
 
 // Stop ends sampling and returns the offending command lines and the
@@ -215,5 +229,128 @@ func TestServerRefusesOldTLS(t *testing.T) {
 		if (err == nil) != v.ok {
 			t.Errorf("%s handshake: err = %v, want success %v", v.name, err, v.ok)
 		}
+	}
+}
+
+// runStdin runs the helper with args and env, holding its standard input
+// open until the argv watch running has seen it (its argv holds a marker
+// only this run has); then it writes secret and a newline, closes stdin
+// and waits. seenAfter is how many times running saw it after the secret
+// was written: the secret was in the process while those samples looked.
+func (e *Env) runStdin(t *testing.T, running *cmdlineWatch, env map[string]string, secret string, args ...string) (r Result, seenAfter int) {
+	t.Helper()
+	cmd := exec.Command(e.Script, args...)
+	cmd.Env = baseEnv()
+	for k, v := range e.Extra {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := running.Hits()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for running.Hits() == before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if running.Hits() == before {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("%v: the argv watch never saw the command run", args)
+	}
+	written := running.Hits()
+	in.Write([]byte(secret + "\n"))
+	in.Close()
+	cmd.Wait()
+	return Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}, running.Hits() - written
+}
+
+// --password-stdin, --token-stdin and their import-source twins take the
+// secret from standard input: it never shows in any process's argv, also
+// not in the tool's own /proc/<pid>/cmdline while it pushes or imports
+// with it, and the output names the stdin flag as the credentials' source.
+func TestSecretsFromStdin(t *testing.T) {
+	secret, srcSecret := randomSecret(t), randomSecret(t)
+	basic := base64.StdEncoding.EncodeToString([]byte("yocto:" + secret))
+	root := filepath.Join(t.TempDir(), "images")
+	if _, err := sample.WriteTree(root, []sample.Build{{Spec: sample.Spec{Name: "app", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260108123456"}, Latest: true}}); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_SECURE": "1", "DEPLOY_DIR_IMAGES": root})
+	if r := e.RunEnv(map[string]string{"CONTAINER_REGISTRY_PASSWORD": secret}, "start"); r.Code != 0 {
+		t.Fatalf("start: %s", r.Out())
+	}
+	// The local password file would do as well: move it away, so only
+	// the secret on stdin can open the registry.
+	pwFile := filepath.Join(e.Storage, "auth", "password")
+	if err := os.Rename(pwFile, pwFile+".away"); err != nil {
+		t.Fatal(err)
+	}
+	src := testreg.New(t, testreg.WithHtpasswd(authUser, srcSecret))
+	multiArchSource(t, src.Host, "org/private:v1", remote.WithAuth(&authn.Basic{Username: authUser, Password: srcSecret}))
+
+	leak := watchCmdlines(secret, basic, srcSecret)
+	for i, c := range []struct {
+		secret string
+		env    map[string]string
+		args   []string
+		repo   string
+		source string
+	}{
+		{secret, nil, []string{"push", "app", "--creds", "yocto", "--password-stdin"}, "yocto/app", "Using credentials from --password-stdin (user yocto)"},
+		{secret, map[string]string{"CONTAINER_REGISTRY_USER": "yocto"}, []string{"push", "app", "--token-stdin"}, "yocto/app", "Using credentials from --token-stdin"},
+		// The destination is the local registry: its password from the
+		// environment (not argv); the source's from stdin.
+		{srcSecret, map[string]string{"CONTAINER_REGISTRY_PASSWORD": secret}, []string{"import", src.Host + "/org/private:v1", "viapw", "--src-creds", authUser, "--src-password-stdin"}, "yocto/viapw", "Imported "},
+		{srcSecret, map[string]string{"CONTAINER_REGISTRY_PASSWORD": secret, "CONTAINER_REGISTRY_USER": authUser}, []string{"import", src.Host + "/org/private:v1", "viatok", "--src-token-stdin"}, "yocto/viatok", "Imported "},
+	} {
+		// A tag of its own makes this run's argv unique: the watch that
+		// looks for it sees this process and no other.
+		tag := fmt.Sprintf("stdin%d-%s", i, strings.ToLower(randomSecret(t)))
+		running := watchCmdlines(tag)
+		r, seen := e.runStdin(t, running, c.env, c.secret, append(c.args, "--tag", tag)...)
+		running.Stop()
+		if r.Code != 0 || !strings.Contains(r.Stdout, c.source) {
+			t.Errorf("%v: exit %d, want success with %q:\n%s", c.args, r.Code, c.source, r.Out())
+		}
+		if strings.Contains(r.Out(), c.secret) {
+			t.Errorf("%v: the output shows the secret:\n%s", c.args, r.Out())
+		}
+		if strings.Contains(r.Out(), "Warning:") {
+			t.Errorf("%v: a warning, with the secret on stdin:\n%s", c.args, r.Out())
+		}
+		if seen == 0 {
+			t.Errorf("%v: the argv watch never looked at the tool while it held the secret", c.args)
+		}
+		t.Logf("%v: %d argv samples of the tool holding the secret", c.args[:2], seen)
+		if r := e.RunEnv(map[string]string{"CONTAINER_REGISTRY_PASSWORD": secret}, "tags", c.repo); !strings.Contains(r.Stdout, tag) {
+			t.Errorf("%v: tag %s missing:\n%s", c.args, tag, r.Out())
+		}
+	}
+	hits, samples := leak.Stop()
+	if samples < 10 {
+		t.Errorf("only %d argv samples taken", samples)
+	}
+	for _, h := range hits {
+		t.Errorf("secret in a process argument list: %s", h)
+	}
+
+	// Control: a secret given with --creds is in the tool's argv, and the
+	// warning says that other local users can read it.
+	control := watchCmdlines(secret)
+	r := e.Run("push", "app", "--tag", "control", "--creds", "yocto:"+secret)
+	if hits, _ := control.Stop(); len(hits) == 0 {
+		t.Errorf("the argv watch missed --creds in the tool's argv (exit %d)", r.Code)
+	}
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Warning: --creds: other local users can read the password in this command's argument list (ps)") {
+		t.Errorf("--creds: exit %d, want success and the ps warning:\n%s", r.Code, r.Out())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -30,7 +31,9 @@ const (
 // App carries what every command needs: output streams, the environment
 // and, when called through the generated helper, the script's path.
 type App struct {
-	Ctx     context.Context
+	Ctx context.Context
+	// Stdin is where the -stdin options read a secret.
+	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Environ []string
@@ -70,18 +73,49 @@ func (a *App) Getenv(key string) string {
 	return config.FromEnviron(a.Environ)[key]
 }
 
-// ScriptName is how messages refer to the helper script.
+// ScriptName is how messages refer to the helper script: a shell word
+// (see shellWord), so that every hint that shows a command can be copied
+// as it is, whatever the storage path holds.
 func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
-		return a.Script
+		return shellWord(a.Script)
 	}
-	return c.Script()
+	return shellWord(c.Script())
+}
+
+// interrupted is the cause of the run's context ending at a signal.
+type interrupted struct{ sig syscall.Signal }
+
+func (e *interrupted) Error() string {
+	if e.sig == syscall.SIGINT {
+		return "interrupted by SIGINT"
+	}
+	return "interrupted by SIGTERM"
+}
+
+// exitCode is the shell's status for a process ended by the signal.
+func (e *interrupted) exitCode() int { return 128 + int(e.sig) }
+
+// signalContext returns a context that ends at the first SIGINT or SIGTERM
+// (its cause an *interrupted), so that work stops and cleans up; a second
+// signal exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		first := &interrupted{sig: (<-ch).(syscall.Signal)}
+		cancel(first)
+		second := &interrupted{sig: (<-ch).(syscall.Signal)}
+		os.Exit(second.exitCode())
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }
 
 func run(args []string, environ []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
-	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
+	app := &App{Ctx: ctx, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Environ: environ}
 	if v := app.Getenv("CONTAINER_REGISTRY_SCRIPT"); v != "" {
 		app.Script = v
 		app.Stderr = os.Stdout
@@ -92,16 +126,7 @@ func run(args []string, environ []string) int {
 func runApp(app *App, args []string) int {
 	var cli CLI
 	exit := -1
-	parser, err := kong.New(&cli,
-		kong.Name("ocireg-tool"),
-		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
-		kong.UsageOnError(),
-		kong.Writers(app.Stdout, app.Stderr),
-		kong.Exit(func(code int) { exit = code; panic(exitPanic{}) }),
-		kong.Bind(app),
-		kong.BindTo(app.Ctx, (*context.Context)(nil)),
-		kong.Vars{"version": generator.Version},
-	)
+	parser, err := newParser(app, &cli, func(code int) { exit = code; panic(exitPanic{}) })
 	if err != nil {
 		fmt.Fprintf(app.Stderr, "Error: %v\n", err)
 		return exitFailed
@@ -140,7 +165,40 @@ func runApp(app *App, args []string) int {
 	return code
 }
 
+// newParser is the kong parser of cli, writing to app's streams and
+// calling exit where kong would exit.
+func newParser(app *App, cli *CLI, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("ocireg-tool"),
+		kong.Description("Local container registry tooling for Yocto/OpenEmbedded builds."),
+		kong.UsageOnError(),
+		kong.Writers(app.Stdout, app.Stderr),
+		kong.Exit(exit),
+		kong.Bind(app),
+		kong.BindTo(app.Ctx, (*context.Context)(nil)),
+		kong.Vars{"version": generator.Version},
+		kong.KindMapper(reflect.String, verbatimString),
+	)
+}
+
 type exitPanic struct{}
+
+// verbatimString decodes a string argument, flag or environment value as
+// the bytes it is. Kong's own string decoder goes through JSON, which
+// turns bytes that are not UTF-8 into U+FFFD: a path given that way would
+// silently name another directory instead of being refused (or found).
+var verbatimString = kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+	tok, err := ctx.Scan.PopValue("string")
+	if err != nil {
+		return err
+	}
+	s, ok := tok.Value.(string)
+	if !ok {
+		return fmt.Errorf("expected a string, got %v", tok.Value)
+	}
+	target.SetString(s)
+	return nil
+})
 
 func isCommand(p *kong.Kong, name string) bool {
 	for _, n := range p.Model.Children {
@@ -153,6 +211,15 @@ func isCommand(p *kong.Kong, name string) bool {
 
 // reportError prints err and maps it to an exit code.
 func reportError(app *App, err error) int {
+	var in *interrupted
+	if errors.As(context.Cause(app.Ctx), &in) {
+		if errors.As(err, new(*interrupted)) {
+			fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+		} else {
+			fmt.Fprintf(app.Stderr, "Error: %v (%v)\n", err, in)
+		}
+		return in.exitCode()
+	}
 	var ue *tasks.UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(app.Stderr, "Error: %s\n", ue.Msg)

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"io"
+	"testing"
+)
 
 // TestGetenv covers the tool's one environment lookup (config.FromEnviron
 // behind App.Getenv) on the shapes an environment list can take.
@@ -28,6 +32,39 @@ func TestGetenv(t *testing.T) {
 	for key, want := range cases {
 		if got := app.Getenv(key); got != want {
 			t.Errorf("Getenv(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// Arguments, flags and flag environment variables reach the commands as
+// the bytes they are: a path that is not UTF-8 must not turn into another
+// path (kong's JSON round trip made "\xff" U+FFFD). Repeatable flags
+// (--tag, --platform) still go through kong's splitting, which does the
+// same; their values must be ASCII anyway and are refused either way.
+func TestArgumentsKeepTheirBytes(t *testing.T) {
+	const bad = "/srv/bad\xff/dir"
+	t.Setenv("CONTAINER_REGISTRY_STORAGE", bad)
+	for _, args := range [][]string{
+		{"push", bad},
+		{"generate"},
+	} {
+		var cli CLI
+		p, err := newParser(&App{Ctx: context.Background(), Stdout: io.Discard, Stderr: io.Discard}, &cli, func(int) { t.Fatalf("%q: kong exited", args) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parse(args); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		switch args[0] {
+		case "push":
+			if cli.Push.Target != bad {
+				t.Errorf("push: target %q, want %q", cli.Push.Target, bad)
+			}
+		case "generate":
+			if cli.Generate.Storage != bad {
+				t.Errorf("generate: storage from the environment %q, want %q", cli.Generate.Storage, bad)
+			}
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/remove"
 )
 
 // DeleteCmd deletes one tag.
@@ -18,7 +18,7 @@ func (cmd DeleteCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	res, err := tasks.Delete(app.Ctx, t, cmd.Ref)
+	res, err := remove.Tag(app.Ctx, t, cmd.Ref)
 	if err != nil {
 		return err
 	}
@@ -26,7 +26,7 @@ func (cmd DeleteCmd) Run(app *App) error {
 	return nil
 }
 
-func renderDelete(w io.Writer, script string, res *tasks.DeleteResult) {
+func renderDelete(w io.Writer, script string, res *remove.Result) {
 	fmt.Fprintf(w, "Deleting %s:%s (%s)...\n", res.Repo, res.Tag, res.Digest)
 	fmt.Fprintf(w, "Deleted successfully: %s:%s\n", res.Repo, res.Tag)
 	if res.PruneErr != nil {

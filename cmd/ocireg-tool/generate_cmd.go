@@ -37,12 +37,13 @@ func (g *GenerateCmd) Run(app *App) error {
 		fmt.Fprintf(app.Stderr, "Warning: %s\n", w)
 	}
 	out := app.Stdout
+	script := shellWord(res.Script)
 	fmt.Fprintf(out, "Generated container registry helper (%s)\n", c.Mode())
-	fmt.Fprintf(out, "  Script:  %s\n", res.Script)
-	fmt.Fprintf(out, "  Config:  %s\n", res.Config)
-	fmt.Fprintf(out, "  Storage: %s\n", c.Storage)
+	fmt.Fprintf(out, "  Script:  %s\n", script)
+	fmt.Fprintf(out, "  Config:  %s\n", shellWord(res.Config))
+	fmt.Fprintf(out, "  Storage: %s\n", shellWord(c.Storage))
 	if c.Secure {
-		fmt.Fprintf(out, "  PKI:     %s", c.PKIDir())
+		fmt.Fprintf(out, "  PKI:     %s", shellWord(c.PKIDir()))
 		switch {
 		case res.Secrets.PKI.CreatedCA:
 			fmt.Fprintf(out, " (new CA and server certificate)\n")
@@ -51,11 +52,11 @@ func (g *GenerateCmd) Run(app *App) error {
 		default:
 			fmt.Fprintf(out, " (existing, kept)\n")
 		}
-		fmt.Fprintf(out, "  CA cert: %s\n", c.CACert())
+		fmt.Fprintf(out, "  CA cert: %s\n", shellWord(c.CACert()))
 	}
 	if len(res.Changed) == 0 {
 		fmt.Fprintf(out, "  (everything was already up to date)\n")
 	}
-	fmt.Fprintf(out, "\nNext:\n  %s start\n  %s push\n  %s help\n", res.Script, res.Script, res.Script)
+	fmt.Fprintf(out, "\nNext:\n  %s start\n  %s push\n  %s help\n", script, script, script)
 	return nil
 }

@@ -36,11 +36,11 @@ const (
 // modes, the effective configuration, examples). When the configuration
 // is invalid it still prints the commands.
 func writeHelp(app *App, model *kong.Application) error {
-	script := app.Script
+	script := shellWord(app.Script)
 	c, err := config.Load(config.Sources{Environ: app.Environ})
 	if err != nil {
 		c, _ = config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": "/"})
-		if script == "" {
+		if app.Script == "" {
 			script = "container-registry.sh"
 		}
 	} else {

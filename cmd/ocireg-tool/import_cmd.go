@@ -18,8 +18,10 @@ type ImportCmd struct {
 	Platform     []string `name:"platform" help:"Copy only this platform, e.g. linux/arm64 (repeatable; default: all)."`
 	SrcAuthfile  string   `name:"src-authfile" help:"Docker config.json for the source registry."`
 	SrcCredsfile string   `name:"src-credsfile" help:"key=value credentials file for the source registry."`
-	SrcCreds     string   `name:"src-creds" help:"USER:PASSWORD for the source registry (kept in shell history)."`
-	SrcToken     string   `name:"src-token" help:"Token for the source registry (kept in shell history)."`
+	SrcCreds     string   `name:"src-creds" help:"USER:PASSWORD for the source registry; it stays in shell history and other local users see it in ps while the command runs: prefer USER with --src-password-stdin."`
+	SrcToken     string   `name:"src-token" help:"Token for the source registry; it stays in shell history and other local users see it in ps while the command runs: prefer --src-token-stdin."`
+	SrcPwStdin   bool     `name:"src-password-stdin" help:"Read the password of the --src-creds USER from standard input (one line)."`
+	SrcTokStdin  bool     `name:"src-token-stdin" help:"Read the source registry's token from standard input (one line)."`
 }
 
 // Run resolves source and destination credentials and imports.
@@ -31,6 +33,8 @@ func (i *ImportCmd) Run(app *App) error {
 	src, err := resolveAuth(app, "none", "", "", regauth.Flags{
 		Authfile: i.SrcAuthfile, Credsfile: i.SrcCredsfile, Creds: i.SrcCreds, Token: i.SrcToken,
 		CredsFlag: "--src-creds", TokenFlag: "--src-token",
+		PasswordStdin: i.SrcPwStdin, TokenStdin: i.SrcTokStdin, Stdin: app.Stdin,
+		PasswordStdinFlag: "--src-password-stdin", TokenStdinFlag: "--src-token-stdin",
 	}, importer.SourceRegistry(i.Source))
 	if err != nil {
 		return err

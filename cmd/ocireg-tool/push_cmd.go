@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 
@@ -13,16 +14,19 @@ import (
 
 // AuthFlags are the destination credential options of push.
 type AuthFlags struct {
-	AuthMode    string `name:"auth-mode" help:"Credential source: none, home, authfile, credsfile or env (default: CONTAINER_REGISTRY_AUTH_MODE)."`
-	UseHomeAuth bool   `name:"use-home-auth" help:"Use ~/.docker/config.json (opt-in)."`
-	Authfile    string `name:"authfile" help:"Docker-style config.json with the registry's credentials."`
-	Credsfile   string `name:"credsfile" help:"key=value credentials file (CONTAINER_REGISTRY_TOKEN, or _USER and _PASSWORD)."`
-	Creds       string `name:"creds" help:"USER:PASSWORD (kept in shell history)."`
-	Token       string `name:"token" help:"Registry token (kept in shell history)."`
+	AuthMode      string `name:"auth-mode" help:"Credential source: none, home, authfile, credsfile or env (default: CONTAINER_REGISTRY_AUTH_MODE)."`
+	UseHomeAuth   bool   `name:"use-home-auth" help:"Use ~/.docker/config.json (opt-in)."`
+	Authfile      string `name:"authfile" help:"Docker-style config.json with the registry's credentials."`
+	Credsfile     string `name:"credsfile" help:"key=value credentials file (CONTAINER_REGISTRY_TOKEN, or _USER and _PASSWORD)."`
+	Creds         string `name:"creds" help:"USER:PASSWORD; it stays in shell history and other local users see it in ps while the command runs: prefer USER with --password-stdin."`
+	Token         string `name:"token" help:"Registry token; it stays in shell history and other local users see it in ps while the command runs: prefer --token-stdin."`
+	PasswordStdin bool   `name:"password-stdin" help:"Read the password of the --creds USER from standard input (one line)."`
+	TokenStdin    bool   `name:"token-stdin" help:"Read the registry token from standard input (one line)."`
 }
 
-func (f AuthFlags) flags() regauth.Flags {
-	return regauth.Flags{AuthMode: f.AuthMode, UseHomeAuth: f.UseHomeAuth, Authfile: f.Authfile, Credsfile: f.Credsfile, Creds: f.Creds, Token: f.Token}
+func (f AuthFlags) flags(app *App) regauth.Flags {
+	return regauth.Flags{AuthMode: f.AuthMode, UseHomeAuth: f.UseHomeAuth, Authfile: f.Authfile, Credsfile: f.Credsfile, Creds: f.Creds, Token: f.Token,
+		PasswordStdin: f.PasswordStdin, TokenStdin: f.TokenStdin, Stdin: app.Stdin}
 }
 
 // PushCmd pushes deploy images to the registry.
@@ -51,7 +55,7 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o p
 	if err != nil {
 		return err
 	}
-	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, f.flags(), c.URL)
+	auth, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, f.flags(app), c.URL)
 	if err != nil {
 		return err
 	}
@@ -70,6 +74,10 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o p
 // resolveAuth turns auth flags and configuration into credentials and
 // prints their warnings.
 func resolveAuth(app *App, mode, authfile, credsfile string, f regauth.Flags, registry string) (*regauth.Resolved, error) {
+	if (f.PasswordStdin || f.TokenStdin) && isTerminal(f.Stdin) {
+		// Typed at a terminal, the secret would echo; and nothing prompts.
+		return nil, errors.New("standard input is a terminal: pipe the secret in (e.g. ... < FILE) for the -stdin options")
+	}
 	o, err := regauth.DestinationOptions(mode, authfile, credsfile, f, app.Getenv)
 	if err != nil {
 		return nil, err

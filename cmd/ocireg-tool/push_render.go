@@ -80,7 +80,11 @@ func renderPushSummary(w io.Writer, sum *push.Summary) {
 		if len(sum.Roots) == 0 {
 			fmt.Fprintf(w, "No OCI images to push (no deploy directory configured: set DEPLOY_DIR_IMAGES)\n")
 		} else {
-			fmt.Fprintf(w, "No OCI images to push (searched: %s)\n", strings.Join(sum.Roots, ", "))
+			roots := make([]string, len(sum.Roots))
+			for i, r := range sum.Roots {
+				roots[i] = shellWord(r)
+			}
+			fmt.Fprintf(w, "No OCI images to push (searched: %s)\n", strings.Join(roots, ", "))
 		}
 		fmt.Fprintln(w, "Nothing to push.")
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 )
 
 // CatalogCmd prints the raw catalog.
@@ -20,7 +21,7 @@ func (cmd CatalogCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	repos, err := tasks.Catalog(app.Ctx, t)
+	repos, err := query.Catalog(app.Ctx, t)
 	if err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func (cmd ListCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	repos, err := tasks.List(app.Ctx, t)
+	repos, err := query.List(app.Ctx, t)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func (cmd ListCmd) Run(app *App) error {
 	return nil
 }
 
-func renderList(w io.Writer, url string, repos []tasks.Repo) {
+func renderList(w io.Writer, url string, repos []query.Repo) {
 	fmt.Fprintf(w, "Images in %s:\n", url)
 	if len(repos) == 0 {
 		fmt.Fprintf(w, "  (none)\n")
@@ -75,7 +76,7 @@ func (cmd TagsCmd) Run(app *App) error {
 		s := t.Script
 		return &tasks.UsageError{Msg: "Image name required", Usage: "Usage: " + s + " tags <image> [--json]\n\nExamples:\n  " + s + " tags container-base\n  " + s + " tags " + t.Config.Namespace + "/container-base --json"}
 	}
-	repo, err := tasks.Tags(app.Ctx, t, cmd.Image)
+	repo, err := query.Tags(app.Ctx, t, cmd.Image)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (cmd TagsCmd) Run(app *App) error {
 	return nil
 }
 
-func renderTags(w io.Writer, repo *tasks.Repo) {
+func renderTags(w io.Writer, repo *query.Repo) {
 	fmt.Fprintf(w, "Tags for %s:\n", repo.Name)
 	if len(repo.Tags) == 0 {
 		fmt.Fprintf(w, "  (none)\n")
@@ -107,7 +108,7 @@ func (cmd InfoCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	d := tasks.Info(c)
+	d := query.Info(c)
 	if cmd.JSON {
 		return writeJSON(app.Stdout, d)
 	}
@@ -115,33 +116,42 @@ func (cmd InfoCmd) Run(app *App) error {
 	return nil
 }
 
-func renderInfo(w io.Writer, d *tasks.InfoData) {
+// renderInfo prints the configuration. Every path and value that came from
+// the configuration is a shell word (shellWord): quoted when it holds
+// spaces or shell metacharacters, escaped when it holds control characters.
+func renderInfo(w io.Writer, d *query.InfoData) {
 	or := func(s string) string {
 		if s == "" {
 			return "(not set)"
 		}
 		return s
 	}
+	word := func(s string) string {
+		if s == "" {
+			return "(not set)"
+		}
+		return shellWord(s)
+	}
 	fmt.Fprintf(w, "Container registry configuration:\n")
-	fmt.Fprintf(w, "  URL:          %s\n", d.URL)
-	fmt.Fprintf(w, "  Namespace:    %s\n", d.Namespace)
-	fmt.Fprintf(w, "  Storage:      %s\n", d.Storage)
-	fmt.Fprintf(w, "  Config:       %s\n", d.Config)
-	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(strings.Join(d.DeployDirs, " ")))
+	fmt.Fprintf(w, "  URL:          %s\n", word(d.URL))
+	fmt.Fprintf(w, "  Namespace:    %s\n", word(d.Namespace))
+	fmt.Fprintf(w, "  Storage:      %s\n", word(d.Storage))
+	fmt.Fprintf(w, "  Config:       %s\n", word(d.Config))
+	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(shellWords(d.DeployDirs)))
 	fmt.Fprintf(w, "  Tag strategy: %s\n", d.TagStrategy)
-	fmt.Fprintf(w, "  Target arch:  %s\n", or(d.TargetArch))
+	fmt.Fprintf(w, "  Target arch:  %s\n", word(d.TargetArch))
 	fmt.Fprintf(w, "  Mode:         %s\n", d.Mode)
 	if d.Secure {
-		fmt.Fprintf(w, "  PKI dir:      %s\n", d.PKIDir)
-		fmt.Fprintf(w, "  CA cert:      %s\n", d.CACert)
+		fmt.Fprintf(w, "  PKI dir:      %s\n", word(d.PKIDir))
+		fmt.Fprintf(w, "  CA cert:      %s\n", word(d.CACert))
 	}
 	if d.Auth {
-		fmt.Fprintf(w, "  Username:     %s\n", d.Username)
-		fmt.Fprintf(w, "  Password:     %s\n", d.PasswordFile)
+		fmt.Fprintf(w, "  Username:     %s\n", word(d.Username))
+		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
 	}
 	fmt.Fprintf(w, "\nWhere each value comes from:\n")
 	for _, s := range d.Sources {
-		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, or(s.Value), s.From)
+		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
 	}
 }
 

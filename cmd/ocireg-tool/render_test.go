@@ -11,10 +11,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
+	"github.com/ocireg-tool/ocireg-tool/tasks/query"
+	"github.com/ocireg-tool/ocireg-tool/tasks/remove"
 	"github.com/ocireg-tool/ocireg-tool/tasks/verify"
 )
 
@@ -54,7 +55,7 @@ var digestA = v1.Hash{Algorithm: "sha256", Hex: "3f1c0a9b8e7d6c5b4a39281706f5e4d
 // Every command's result renders to pinned text, and to pinned JSON where
 // the command has --json.
 func TestRenderGolden(t *testing.T) {
-	repos := []tasks.Repo{{Name: "yocto/app-server", Tags: []string{"latest", "20260112-143022"}}, {Name: "yocto/empty", Tags: []string{}}}
+	repos := []query.Repo{{Name: "yocto/app-server", Tags: []string{"latest", "20260112-143022"}}, {Name: "yocto/empty", Tags: []string{}}}
 	secure := renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"})
 	plain := renderConfig(t, nil)
 	cases := map[string]func(w *bytes.Buffer) error{
@@ -66,15 +67,25 @@ func TestRenderGolden(t *testing.T) {
 		"catalog.json": func(w *bytes.Buffer) error {
 			return writeJSON(w, map[string][]string{"repositories": {"yocto/app-server"}})
 		},
-		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(secure)); return nil },
-		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, tasks.Info(plain)); return nil },
-		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, tasks.Info(secure)) },
+		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, query.Info(secure)); return nil },
+		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, query.Info(plain)); return nil },
+		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, query.Info(secure)) },
+		// Paths with a space, a quote and an ESC sequence: quoted and
+		// escaped, never printed raw.
+		"info-odd-paths.txt": func(w *bytes.Buffer) error {
+			renderInfo(w, query.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": "/srv/my builds/\x1b[2Jcr", "DEPLOY_DIR_IMAGES": "/srv/it's deploy", "TARGET_ARCH": "x86_64\x1b[0m"})))
+			return nil
+		},
+		"push-nothing-odd-roots.txt": func(w *bytes.Buffer) error {
+			renderPushSummary(w, &push.Summary{Nothing: true, Roots: []string{"/srv/a b", "/srv/\x1b]0;title\x07"}})
+			return nil
+		},
 		"delete.txt": func(w *bytes.Buffer) error {
-			renderDelete(w, "/srv/cr/container-registry.sh", &tasks.DeleteResult{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), Pruned: []string{digestA.String()}})
+			renderDelete(w, "/srv/cr/container-registry.sh", &remove.Result{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), Pruned: []string{digestA.String()}})
 			return nil
 		},
 		"delete-prune-failed.txt": func(w *bytes.Buffer) error {
-			renderDelete(w, "/srv/cr/container-registry.sh", &tasks.DeleteResult{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), PruneErr: errors.New("listing the remaining tags: 500")})
+			renderDelete(w, "/srv/cr/container-registry.sh", &remove.Result{Repo: "yocto/app", Tag: "v1", Digest: digestA.String(), PruneErr: errors.New("listing the remaining tags: 500")})
 			return nil
 		},
 		"import.txt": func(w *bytes.Buffer) error {

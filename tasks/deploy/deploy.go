@@ -1,10 +1,12 @@
 // Package deploy finds the OCI image layouts a Yocto build left in its
 // deploy directories and reads them: which image and machine each belongs
-// to, which build is the newest, and the platform of every manifest. It
-// never talks to a registry.
+// to, which build is the newest, and the platform of every manifest. The
+// layouts themselves are read through package ocilayout (bounded, linear,
+// cancellable). It never talks to a registry.
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,9 +17,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
 
@@ -29,6 +31,8 @@ type Manifest struct {
 	Image    v1.Image
 	Digest   v1.Hash
 	Platform v1.Platform // from the image config, architecture normalised
+	// Layout is the layout the image is read from.
+	Layout *ocilayout.Layout
 }
 
 // Source is one layout chosen for pushing.
@@ -119,8 +123,9 @@ func ParseName(base, machine string) (name, stamp string, latest, ok bool) {
 }
 
 // Discover searches every machine directory under deployImages (may be
-// "") and the single machine directory deployImage (may be "").
-func Discover(deployImages, deployImage string) (*Result, error) {
+// "") and the single machine directory deployImage (may be ""). It stops
+// when ctx ends, and so do later reads of the layouts it returns.
+func Discover(ctx context.Context, deployImages, deployImage string) (*Result, error) {
 	res := &Result{}
 	var machineDirs []string
 	if deployImages != "" {
@@ -149,7 +154,7 @@ func Discover(deployImages, deployImage string) (*Result, error) {
 			continue
 		}
 		seen[real] = true
-		if err := discoverMachine(res, md); err != nil {
+		if err := discoverMachine(ctx, res, md); err != nil {
 			return nil, err
 		}
 	}
@@ -177,7 +182,7 @@ type group struct {
 	linkTarget    string
 }
 
-func discoverMachine(res *Result, mdir string) error {
+func discoverMachine(ctx context.Context, res *Result, mdir string) error {
 	machine := filepath.Base(mdir)
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
@@ -247,6 +252,9 @@ func discoverMachine(res *Result, mdir string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		g := groups[n]
 		if len(g.builds) == 0 {
 			continue
@@ -268,7 +276,10 @@ func discoverMachine(res *Result, mdir string) error {
 			res.Skipped = append(res.Skipped, Skipped{Dir: c.dir, Name: g.name, Machine: machine,
 				Reason: "older build; newest is " + filepath.Base(chosen)})
 		}
-		src, err := Load(chosen, g.name, machine)
+		src, err := Load(ctx, chosen, g.name, machine)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			res.Broken = append(res.Broken, Skipped{Dir: chosen, Name: g.name, Machine: machine, Reason: err.Error()})
 			continue
@@ -307,7 +318,7 @@ func isLayout(dir string) bool {
 // LoadPath reads the layout at dir given on the command line: the machine
 // is its parent directory's name and the image name follows the deploy
 // naming rules (or is the directory name when it does not end in -oci).
-func LoadPath(dir string) (*Source, error) {
+func LoadPath(ctx context.Context, dir string) (*Source, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -330,7 +341,7 @@ func LoadPath(dir string) (*Source, error) {
 			stamp = s
 		}
 	}
-	src, err := Load(real, name, machine)
+	src, err := Load(ctx, real, name, machine)
 	if err != nil {
 		return nil, err
 	}
@@ -338,47 +349,43 @@ func LoadPath(dir string) (*Source, error) {
 	return src, nil
 }
 
-// Load reads the layout at dir as a source of image name on machine.
-func Load(dir, name, machine string) (*Source, error) {
+// Load reads the layout at dir as a source of image name on machine. The
+// layout is read as package ocilayout reads it (index.json once, every
+// document within its declared size and digest, no symlinks), and reads
+// stop when ctx ends.
+func Load(ctx context.Context, dir, name, machine string) (*Source, error) {
 	if err := imageref.ValidateRepository(name); err != nil {
 		return nil, fmt.Errorf("image name %q (from %s) is not a valid repository name: %w", name, filepath.Base(dir), err)
 	}
-	p, err := layout.FromPath(dir)
+	l, err := ocilayout.Open(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading layout %s: %w", dir, err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s/index.json: %w", dir, err)
-	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s/index.json: %w", dir, err)
+		return nil, err
 	}
 	src := &Source{Name: name, Machine: machine, Dir: dir}
-	if len(im.Manifests) == 0 {
+	entries := l.Manifests()
+	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s/index.json lists no manifests", dir)
 	}
 	var imageDescs []v1.Descriptor
-	for _, d := range im.Manifests {
+	for _, d := range entries {
 		switch {
 		case d.MediaType.IsIndex():
-			if len(im.Manifests) != 1 {
+			if len(entries) != 1 {
 				return nil, fmt.Errorf("%s/index.json mixes an image index with other entries; expected one nested index", dir)
 			}
-			child, err := root.ImageIndex(d.Digest)
+			child, err := l.ImageIndex(d)
 			if err != nil {
-				return nil, fmt.Errorf("reading nested index %s in %s: %w", d.Digest, dir, err)
+				return nil, fmt.Errorf("%s: nested %w", dir, err)
 			}
 			cim, err := child.IndexManifest()
 			if err != nil {
-				return nil, fmt.Errorf("reading nested index %s in %s: %w", d.Digest, dir, err)
+				return nil, err
 			}
 			for _, cd := range cim.Manifests {
 				if !cd.MediaType.IsImage() {
 					return nil, fmt.Errorf("nested index %s in %s: entry %s is not an image manifest (%s)", d.Digest, dir, cd.Digest, cd.MediaType)
 				}
-				m, err := manifestOf(child, cd)
+				m, err := manifestOf(l, child, cd)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", dir, err)
 				}
@@ -394,7 +401,7 @@ func Load(dir, name, machine string) (*Source, error) {
 	if src.Index == nil {
 		byPlatform := map[string]int{}
 		for _, d := range imageDescs {
-			m, err := manifestOf(root, d)
+			m, err := manifestOf(l, l.Index(), d)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", dir, err)
 			}
@@ -419,14 +426,16 @@ func Load(dir, name, machine string) (*Source, error) {
 	return src, nil
 }
 
-func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
+// manifestOf reads the image of entry d of idx, an index of l, and its
+// platform.
+func manifestOf(l *ocilayout.Layout, idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 	img, err := idx.Image(d.Digest)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("reading image %s: %w", d.Digest, err)
+		return Manifest{}, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return Manifest{}, fmt.Errorf("reading config of image %s: %w", d.Digest, err)
+		return Manifest{}, err
 	}
 	p := platform.OfConfig(cf)
 	if p.Architecture == "" && d.Platform != nil {
@@ -439,5 +448,5 @@ func manifestOf(idx v1.ImageIndex, d v1.Descriptor) (Manifest, error) {
 		p.OS = "linux"
 	}
 	p = platform.Normalize(p)
-	return Manifest{Image: img, Digest: d.Digest, Platform: p}, nil
+	return Manifest{Image: img, Digest: d.Digest, Platform: p, Layout: l}, nil
 }

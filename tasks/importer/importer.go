@@ -5,11 +5,8 @@
 package importer
 
 import (
-	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -27,6 +23,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -99,6 +96,9 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		srcAuth = o.SrcAuth.Auth
 	}
 	src, err := open(ctx, o.Source, srcAuth, o.Tag)
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx, o.Source)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +151,9 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	case v1.Image:
 		err = remote.Write(ref, w, ropts...)
 	}
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx, o.Source)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
 	}
@@ -161,35 +164,45 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	return res, nil
 }
 
+// stopped is the error of an import whose context ended (a signal). The
+// tag is written last, after everything it references, so it is either
+// complete or not written.
+func stopped(ctx context.Context, source string) error {
+	return fmt.Errorf("import of %s stopped before it finished: %w", source, context.Cause(ctx))
+}
+
 // open resolves a source string.
 func open(ctx context.Context, s string, auth authn.Authenticator, tag string) (*source, error) {
 	nop := func() {}
 	switch {
 	case strings.HasPrefix(s, "oci:"):
 		dir, ref := splitRef(strings.TrimPrefix(s, "oci:"))
-		src, err := openLayout(dir, ref)
+		l, err := ocilayout.Open(ctx, dir)
 		if err != nil {
 			return nil, err
 		}
+		src, err := fromLayout(l, ref)
+		if err != nil {
+			return nil, err
+		}
+		src.defaultName = layoutName(dir)
 		src.cleanup = nop
 		return src, nil
 	case strings.HasPrefix(s, "oci-archive:"):
+		// Read in place: nothing is extracted, so an archive cannot fill
+		// a disk with data it does not hold (a sparse entry is refused).
 		file, ref := splitRef(strings.TrimPrefix(s, "oci-archive:"))
-		tmp, err := os.MkdirTemp("", "ocireg-import-")
+		l, err := ocilayout.OpenArchive(ctx, file)
 		if err != nil {
-			return nil, err
-		}
-		if err := untar(file, tmp); err != nil {
-			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
 		}
-		src, err := openLayout(tmp, ref)
+		src, err := fromLayout(l, ref)
 		if err != nil {
-			os.RemoveAll(tmp)
+			l.Close()
 			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
 		}
 		src.defaultName = archiveName(file)
-		src.cleanup = func() { os.RemoveAll(tmp) }
+		src.cleanup = func() { l.Close() }
 		return src, nil
 	case strings.HasPrefix(s, "docker-archive:"):
 		file, ref := splitRef(strings.TrimPrefix(s, "docker-archive:"))
@@ -255,57 +268,48 @@ func splitRef(s string) (string, string) {
 	return s, ""
 }
 
-// openLayout picks the entry of an OCI layout: the one whose ref-name is
-// ref, or the only one.
-func openLayout(dir, ref string) (*source, error) {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
-	im, err := root.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
+// fromLayout picks the entry of an OCI layout: the one whose ref-name is
+// ref, or the only one. Every blob it reaches is checked before the first
+// byte goes out.
+func fromLayout(l *ocilayout.Layout, ref string) (*source, error) {
+	entries := l.Manifests()
 	var chosen *v1.Descriptor
 	var refs []string
-	for i, d := range im.Manifests {
+	for i, d := range entries {
 		r := d.Annotations[deploy.RefNameAnnotation]
 		refs = append(refs, r)
-		if (ref != "" && r == ref) || (ref == "" && len(im.Manifests) == 1) {
-			chosen = &im.Manifests[i]
+		if (ref != "" && r == ref) || (ref == "" && len(entries) == 1) {
+			chosen = &entries[i]
 		}
 	}
-	src := &source{defaultName: layoutName(dir), defaultTag: ref}
+	src := &source{defaultTag: ref}
 	switch {
-	case chosen == nil && ref == "" && allImages(im.Manifests):
+	case chosen == nil && ref == "" && allImages(entries):
 		// A flat multi-arch layout: index.json itself is the index.
-		src.idx = root
-		if err := deploy.CheckIndex(dir, root); err != nil {
+		src.idx = l.Index()
+		if err := l.CheckIndex(src.idx); err != nil {
 			return nil, err
 		}
 		return src, nil
 	case chosen == nil && ref != "":
-		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", dir, ref, strings.Join(refs, ", "))
+		return nil, fmt.Errorf("oci layout %s has no entry with ref name %q (refs: %s)", l.Path, ref, strings.Join(refs, ", "))
 	case chosen == nil:
-		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", dir, len(im.Manifests), dir, strings.Join(refs, ", "))
+		return nil, fmt.Errorf("oci layout %s holds %d entries; pick one with oci:%s:<ref> (refs: %s)", l.Path, len(entries), l.Path, strings.Join(refs, ", "))
 	}
-	if err := deploy.CheckBlob(dir, chosen.Digest, chosen.Size); err != nil {
+	if err := l.CheckBlob(chosen.Digest, chosen.Size); err != nil {
 		return nil, err
 	}
+	var err error
 	if chosen.MediaType.IsIndex() {
-		if src.idx, err = root.ImageIndex(chosen.Digest); err != nil {
-			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		if src.idx, err = l.ImageIndex(*chosen); err != nil {
+			return nil, err
 		}
-		err = deploy.CheckIndex(dir, src.idx) // names the layout itself
+		err = l.CheckIndex(src.idx)
 	} else {
-		if src.img, err = root.Image(chosen.Digest); err != nil {
-			return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		if src.img, err = l.Image(*chosen); err != nil {
+			return nil, err
 		}
-		err = deploy.CheckImage(dir, src.img)
+		err = l.CheckImage(src.img)
 	}
 	if err != nil {
 		return nil, err
@@ -386,47 +390,6 @@ func archiveName(file string) string {
 		return n
 	}
 	return strings.ToLower(base)
-}
-
-// untar extracts a (plain) tar file into dir, refusing paths that escape.
-func untar(file, dir string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			out, err := os.Create(p)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				return err
-			}
-			if err := out.Close(); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // SourceRegistry is the registry host of a source string, for credential

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // applyArchive labels an OCI layout kept as a tar archive: it unpacks the
@@ -43,14 +44,24 @@ func applyArchive(archive string, l Labels) (*Report, error) {
 	return rep, nil
 }
 
+// maxArchiveEntries bounds the entries of an archive to label.
+const maxArchiveEntries = 1 << 16
+
 // unpack extracts archive into dir and returns its headers in order and
-// whether it was gzip-compressed.
+// whether it was gzip-compressed. What it writes is bounded: a plain
+// archive holds all its data, so its entries add up to at most its size;
+// a compressed one may not use more than the free space of dir; a sparse
+// entry (whose data would expand beyond the archive) is refused.
 func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 	f, err := os.Open(archive)
 	if err != nil {
 		return nil, false, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
 	br := bufio.NewReader(f)
 	var r io.Reader = br
 	magic, _ := br.Peek(2)
@@ -62,6 +73,14 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		}
 		defer zr.Close()
 		r = zr
+	}
+	budget, where := st.Size(), "the archive's own size"
+	if gz {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil {
+			return nil, false, err
+		}
+		budget, where = int64(fs.Bavail)*int64(fs.Bsize), "the free space beside it"
 	}
 	tr := tar.NewReader(r)
 	var entries []*tar.Header
@@ -76,6 +95,18 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		name, err := entryPath(h.Name)
 		if err != nil {
 			return nil, false, err
+		}
+		if len(entries) >= maxArchiveEntries {
+			return nil, false, fmt.Errorf("more than %d entries", maxArchiveEntries)
+		}
+		if isSparse(h) {
+			return nil, false, fmt.Errorf("entry %q is a sparse file of %d bytes (refused: an OCI layout has none)", h.Name, h.Size)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if h.Size > budget {
+				return nil, false, fmt.Errorf("entry %q declares %d bytes, more than is left of %s", h.Name, h.Size, where)
+			}
+			budget -= h.Size
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(name))
 		switch h.Typeflag {
@@ -107,6 +138,21 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		return nil, false, fmt.Errorf("empty archive")
 	}
 	return entries, gz, nil
+}
+
+// isSparse reports whether h is a sparse file (GNU's old format or the
+// PAX GNU.sparse records), whose data expands beyond what the archive
+// holds.
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // entryPath cleans a tar entry name and rejects names leaving the archive.

@@ -70,7 +70,7 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
 	if w.LockPath != "" {
-		l, err := lockFile(w.LockPath)
+		l, err := lockFile(ctx, w.LockPath)
 		if err != nil {
 			return nil, false, err
 		}

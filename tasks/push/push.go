@@ -119,7 +119,10 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 	if err := t.Ping(ctx); err != nil {
 		return nil, err
 	}
-	groups, res, err := selectSources(t.Config, o)
+	groups, res, err := selectSources(ctx, t.Config, o)
+	if err != nil && ctx.Err() != nil {
+		return nil, stopped(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +144,21 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 	}
 	o.Events.Emit(Started{URL: t.Config.URL, Namespace: t.Config.Namespace, Tags: tagSet.Tags, Arch: tagSet.Arch, AuthSource: t.AuthSource})
 	for _, g := range groups {
+		if ctx.Err() != nil {
+			break
+		}
 		if err := p.pushGroup(ctx, g); err != nil {
 			o.Events.Emit(ImageFailed{Image: g.name, Err: err})
 			sum.Failed = append(sum.Failed, g.name)
 			continue
 		}
 		sum.Images++
+	}
+	if ctx.Err() != nil {
+		// Stopped (a signal): every tag written so far references content
+		// already in the registry; no further tag is written.
+		sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
+		return sum, stopped(ctx)
 	}
 	p.verifyTags(ctx)
 	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
@@ -157,6 +169,11 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		return sum, &FailedError{Names: sum.Failed}
 	}
 	return sum, nil
+}
+
+// stopped is the error of a push whose context ended (a signal).
+func stopped(ctx context.Context) error {
+	return fmt.Errorf("push stopped before it finished: %w", context.Cause(ctx))
 }
 
 func (o *Options) defaults() {
@@ -237,15 +254,15 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 
 // selectSources discovers the deploy tree (or reads the given path) and
 // groups what to push by image name.
-func selectSources(c *config.Config, o Options) ([]*group, *deploy.Result, error) {
+func selectSources(ctx context.Context, c *config.Config, o Options) ([]*group, *deploy.Result, error) {
 	if o.Target != "" && isPath(o.Target) {
-		src, err := deploy.LoadPath(o.Target)
+		src, err := deploy.LoadPath(ctx, o.Target)
 		if err != nil {
 			return nil, nil, err
 		}
 		return []*group{{name: src.Name, sources: []*deploy.Source{src}}}, &deploy.Result{}, nil
 	}
-	res, err := deploy.Discover(c.DeployDirImages, c.DeployDirImage)
+	res, err := deploy.Discover(ctx, c.DeployDirImages, c.DeployDirImage)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -421,7 +438,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	for _, s := range g.sources {
 		for _, m := range s.Manifests {
 			ev.Emit(ManifestStarted{Image: g.name, Platform: platform.Short(m.Platform), Machine: s.Machine, Dir: s.Dir})
-			desc, err := p.pushManifest(ctx, repo, m, s.Dir)
+			desc, err := p.pushManifest(ctx, repo, m)
 			if err != nil {
 				return fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
@@ -446,6 +463,9 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	}
 	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
 	writeTag := func(tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ref := repo.Tag(tag)
 		r, err := tw.Write(ctx, ref, wants, asIs)
 		if err != nil {
@@ -502,7 +522,7 @@ func (p *pushRun) archSuffix(pl *v1.Platform) string {
 
 // pushManifest uploads the blobs of m the registry lacks, in parallel,
 // then puts the manifest by digest. It returns the index entry for m.
-func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest, dir string) (v1.Descriptor, error) {
+func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
 	img := m.Image
 	var blobs []v1.Layer
 	cl, err := partial.ConfigLayer(img)
@@ -566,7 +586,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 			presentBytes += b.size
 			continue
 		}
-		if err := deploy.CheckBlob(dir, b.d, b.size); err != nil {
+		if err := m.Layout.CheckBlob(b.d, b.size); err != nil {
 			return v1.Descriptor{}, err
 		}
 		missing = append(missing, b)

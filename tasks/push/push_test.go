@@ -167,7 +167,7 @@ func TestDiscover(t *testing.T) {
 	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := deploy.Discover(root, "")
+	res, err := deploy.Discover(context.Background(), root, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestDiscover(t *testing.T) {
 	}
 	// Without the link the newest stamp still wins.
 	os.Remove(filepath.Join(root, "qemux86-64", "container-base-latest-oci"))
-	res, _ = deploy.Discover(root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
+	res, _ = deploy.Discover(context.Background(), root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
 	if len(res.Sources) != 4 || len(res.Skipped) != 1 {
 		t.Fatalf("without link: %d sources %d skipped", len(res.Sources), len(res.Skipped))
 	}
@@ -306,7 +306,7 @@ func TestPushNestedIndexAsIs(t *testing.T) {
 	if err := sample.WriteNestedLayout(dir, "latest", imgs...); err != nil {
 		t.Fatal(err)
 	}
-	src, err := deploy.LoadPath(dir)
+	src, err := deploy.LoadPath(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,10 +79,14 @@ func ComputeTags(in TagInput) (*TagSet, error) {
 			}
 			add(tags...)
 		case "version":
-			if in.Version == "" {
-				ts.Notes = append(ts.Notes, "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag")
+			tag, note, err := versionTag(in.Version)
+			if err != nil {
+				return nil, err
 			}
-			add(imageref.SanitizeTag(in.Version))
+			if note != "" {
+				ts.Notes = append(ts.Notes, note)
+			}
+			add(tag)
 		case "latest":
 			add("latest")
 		case "arch":
@@ -104,6 +108,25 @@ func gitNote(strategy, kind, dir string, err error) string {
 		return fmt.Sprintf("strategy %s: %s is not in a git repository; no %s tag", strategy, dir, kind)
 	}
 	return fmt.Sprintf("strategy %s: reading the git repository of %s: %v; no %s tag", strategy, dir, err, kind)
+}
+
+// versionTag is the tag of the version strategy: the version itself when
+// it is a valid tag, else the version sanitised (1.0+git0 gives 1.0-git0)
+// with a note saying so. A version that does not start with a letter or
+// digit is refused: sanitising would drop its start ("../../x" would
+// silently become "x").
+func versionTag(v string) (tag, note string, err error) {
+	switch {
+	case v == "":
+		return "", "strategy version: no version given (--version, IMAGE_VERSION or PV); no version tag", nil
+	case imageref.ValidateTag(v) == nil:
+		return v, "", nil
+	}
+	tag = imageref.SanitizeTag(v)
+	if r := v[0]; !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		return "", "", fmt.Errorf("version %q does not start with a letter or digit; refusing to tag it %q", v, tag)
+	}
+	return tag, fmt.Sprintf("strategy version: %q is not a valid tag; tagged %q", v, tag), nil
 }
 
 func semverNote(v string) string {

@@ -39,6 +39,14 @@ type Options struct {
 	Getenv func(string) string
 	// Flag names for messages, e.g. "--creds" or "--src-creds".
 	CredsFlag, TokenFlag string
+	// FromStdin says the password of Creds, or Token, was read from
+	// standard input: it was never in an argument list, so no warning.
+	// CredsFlag and TokenFlag then name the stdin flags.
+	FromStdin bool
+	// PasswordStdinFlag and TokenStdinFlag name the flags that read the
+	// same secrets from standard input, for the warning about Creds or
+	// Token (default --password-stdin and --token-stdin).
+	PasswordStdinFlag, TokenStdinFlag string
 }
 
 // Resolved is the authenticator to use and a description of where it came
@@ -61,6 +69,13 @@ func Resolve(o Options, registry string) (*Resolved, error) {
 		getenv = os.Getenv
 	}
 	credsFlag, tokenFlag := or(o.CredsFlag, "--creds"), or(o.TokenFlag, "--token")
+	// argvWarning is the caution for a secret given as an argument.
+	argvWarning := func(flag, secret, stdinFlag string) []string {
+		if o.FromStdin {
+			return nil
+		}
+		return []string{fmt.Sprintf("%s: other local users can read the %s in this command's argument list (ps) while it runs, and your shell history keeps it; prefer %s, --credsfile or CONTAINER_REGISTRY_AUTH_MODE=env", flag, secret, stdinFlag)}
+	}
 	switch {
 	case o.Creds != "" && o.Token != "":
 		return nil, fmt.Errorf("%s and %s are exclusive; give one", credsFlag, tokenFlag)
@@ -68,7 +83,7 @@ func Resolve(o Options, registry string) (*Resolved, error) {
 		return &Resolved{
 			Auth:     tokenAuth(o.Token, getenv("CONTAINER_REGISTRY_USER")),
 			Source:   tokenFlag,
-			Warnings: []string{fmt.Sprintf("%s puts the token in your shell history; prefer --credsfile or CONTAINER_REGISTRY_AUTH_MODE=env", tokenFlag)},
+			Warnings: argvWarning(tokenFlag, "token", or(o.TokenStdinFlag, "--token-stdin")),
 		}, nil
 	case o.Creds != "":
 		user, pass, ok := strings.Cut(o.Creds, ":")
@@ -78,7 +93,7 @@ func Resolve(o Options, registry string) (*Resolved, error) {
 		return &Resolved{
 			Auth:     authn.FromConfig(authn.AuthConfig{Username: user, Password: pass}),
 			Source:   fmt.Sprintf("%s (user %s)", credsFlag, user),
-			Warnings: []string{fmt.Sprintf("%s puts the password in your shell history; prefer --credsfile or CONTAINER_REGISTRY_AUTH_MODE=env", credsFlag)},
+			Warnings: argvWarning(credsFlag, "password", or(o.PasswordStdinFlag, "--password-stdin")),
 		}, nil
 	}
 	switch o.Mode {
@@ -314,6 +329,85 @@ type Flags struct {
 	// CredsFlag and TokenFlag name the flags in messages (default
 	// --creds and --token).
 	CredsFlag, TokenFlag string
+
+	// PasswordStdin reads the password of the user named by Creds (the
+	// user alone, no ':') from Stdin; TokenStdin reads the token from
+	// Stdin. Either keeps the secret out of every argument list.
+	PasswordStdin, TokenStdin bool
+	Stdin                     io.Reader
+	// PasswordStdinFlag and TokenStdinFlag name them in messages
+	// (default --password-stdin and --token-stdin).
+	PasswordStdinFlag, TokenStdinFlag string
+}
+
+// MaxStdinSecret is the most a stdin flag reads: a password or a token,
+// never a file.
+const MaxStdinSecret = 64 << 10
+
+// ReadStdinSecret reads one secret from r for flag: all of it, without one
+// trailing newline ("\n" or "\r\n", as echo or a here-string leaves it).
+// Empty input, a second line and more than MaxStdinSecret bytes are errors;
+// no message quotes the input.
+func ReadStdinSecret(r io.Reader, flag string) (string, error) {
+	if r == nil {
+		return "", fmt.Errorf("%s: no standard input", flag)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxStdinSecret+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: reading standard input: %w", flag, err)
+	}
+	if len(data) > MaxStdinSecret {
+		return "", fmt.Errorf("%s: standard input holds more than %d bytes; want one secret", flag, MaxStdinSecret)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case s == "":
+		return "", fmt.Errorf("%s: standard input is empty; pipe the secret in (e.g. ... %s < FILE)", flag, flag)
+	case strings.ContainsAny(s, "\r\n\x00"):
+		return "", fmt.Errorf("%s: standard input holds more than one line (or a NUL byte); want the secret alone", flag)
+	}
+	return s, nil
+}
+
+// stdinSecret fills o.Creds or o.Token from f.Stdin when a stdin flag is
+// set, after checking that the flags given agree.
+func (f Flags) stdinSecret(o *Options) error {
+	pwFlag, tokFlag := or(f.PasswordStdinFlag, "--password-stdin"), or(f.TokenStdinFlag, "--token-stdin")
+	credsFlag, tokenFlag := or(f.CredsFlag, "--creds"), or(f.TokenFlag, "--token")
+	o.PasswordStdinFlag, o.TokenStdinFlag = pwFlag, tokFlag
+	switch {
+	case !f.PasswordStdin && !f.TokenStdin:
+		return nil
+	case f.PasswordStdin && f.TokenStdin:
+		return fmt.Errorf("%s and %s are exclusive (standard input holds one secret); give one", pwFlag, tokFlag)
+	case f.TokenStdin && f.Creds != "":
+		return fmt.Errorf("%s and %s are exclusive; give one", credsFlag, tokFlag)
+	case f.Token != "":
+		flag := pwFlag
+		if f.TokenStdin {
+			flag = tokFlag
+		}
+		return fmt.Errorf("%s and %s are exclusive; give one", tokenFlag, flag)
+	case f.PasswordStdin && f.Creds == "":
+		return fmt.Errorf("%s needs the user name: %s USER %s", pwFlag, credsFlag, pwFlag)
+	case f.PasswordStdin && strings.Contains(f.Creds, ":"):
+		return fmt.Errorf("%s USER:PASSWORD and %s both give a password; with %s, give %s the user name alone", credsFlag, pwFlag, pwFlag, credsFlag)
+	}
+	flag := tokFlag
+	if f.PasswordStdin {
+		flag = pwFlag
+	}
+	secret, err := ReadStdinSecret(f.Stdin, flag)
+	if err != nil {
+		return err
+	}
+	o.FromStdin = true
+	if f.PasswordStdin {
+		o.Creds, o.CredsFlag = f.Creds+":"+secret, pwFlag
+	} else {
+		o.Token, o.TokenFlag = secret, tokFlag
+	}
+	return nil
 }
 
 // DestinationOptions combines flags with the configured mode
@@ -322,6 +416,9 @@ type Flags struct {
 // sources are an error.
 func DestinationOptions(mode, authfile, credsfile string, f Flags, getenv func(string) string) (Options, error) {
 	o := Options{Mode: mode, Authfile: authfile, Credsfile: credsfile, Creds: f.Creds, Token: f.Token, Getenv: getenv, CredsFlag: f.CredsFlag, TokenFlag: f.TokenFlag}
+	if err := f.stdinSecret(&o); err != nil {
+		return o, err
+	}
 	var chosen []string
 	if f.AuthMode != "" {
 		o.Mode = f.AuthMode

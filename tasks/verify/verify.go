@@ -45,7 +45,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 // Verify walks the storage configured for c. It reads only, so it is safe
 // while the registry runs; content pushed during the walk may show up as
-// orphans.
+// orphans. It stops as soon as ctx ends, with an error.
 func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 	cfg, _, err := regconfig.Read(c)
 	if err != nil {
@@ -60,7 +60,11 @@ func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
 	v := &verifier{ctx: ctx, d: d, rep: &Report{}, blobs: map[digest.Digest]blobState{}, marked: map[digest.Digest]bool{}}
-	if err := v.walk(reg); err != nil {
+	err = v.walk(reg)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("verify stopped before it finished: %w", context.Cause(ctx))
+	}
+	if err != nil {
 		return nil, err
 	}
 	sort.Strings(v.rep.Problems)
@@ -92,6 +96,9 @@ func isNotFound(err error) bool {
 func (v *verifier) walk(reg distribution.Namespace) error {
 	repos := reg.(distribution.RepositoryEnumerator)
 	err := repos.Enumerate(v.ctx, func(name string) error {
+		if err := v.ctx.Err(); err != nil {
+			return err
+		}
 		v.rep.Repositories++
 		return v.repository(reg, name)
 	})
@@ -99,6 +106,9 @@ func (v *verifier) walk(reg distribution.Namespace) error {
 		return fmt.Errorf("listing repositories: %w", err)
 	}
 	err = reg.Blobs().Enumerate(v.ctx, func(dgst digest.Digest) error {
+		if err := v.ctx.Err(); err != nil {
+			return err
+		}
 		if v.marked[dgst] {
 			return nil
 		}
@@ -138,6 +148,9 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 	}
 	sort.Strings(tags)
 	for _, tag := range tags {
+		if v.ctx.Err() != nil {
+			return v.ctx.Err()
+		}
 		v.rep.Tags++
 		desc, err := repo.Tags(v.ctx).Get(v.ctx, tag)
 		if err != nil {
@@ -151,7 +164,7 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 	if en, ok := ms.(distribution.ManifestEnumerator); ok {
 		err := en.Enumerate(v.ctx, func(dgst digest.Digest) error {
 			v.manifest(repo, ms, name+"@"+dgst.String(), dgst, seen)
-			return nil
+			return v.ctx.Err()
 		})
 		if err != nil && !isNotFound(err) {
 			v.problem("%s: listing manifests: %v", name, err)
@@ -178,6 +191,9 @@ func (v *verifier) manifest(repo distribution.Repository, ms distribution.Manife
 		return
 	}
 	for _, ref := range m.References() {
+		if v.ctx.Err() != nil {
+			return
+		}
 		if len(ref.URLs) > 0 {
 			continue // non-distributable layer, stored elsewhere
 		}
@@ -226,7 +242,9 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 	}
 	defer r.Close()
 	h := dgst.Algorithm().Hash()
-	n, err := io.Copy(h, r)
+	// The storage driver's reader does not watch the context: a large
+	// blob would hold the walk for as long as it takes to hash it.
+	n, err := io.Copy(h, ctxReader{v.ctx, r})
 	if err != nil {
 		return n, fmt.Errorf("reading: %w", err)
 	}
@@ -240,4 +258,17 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 func blobPath(dgst digest.Digest) string {
 	hex := dgst.Encoded()
 	return fmt.Sprintf("/docker/registry/v2/blobs/%s/%s/%s/data", dgst.Algorithm(), hex[:2], hex)
+}
+
+// ctxReader stops reading when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
@@ -85,19 +87,27 @@ func TestVerifyCountsAndNeverWrites(t *testing.T) {
 	}
 }
 
-func TestVerifyFindsDamage(t *testing.T) {
-	c := storageWithImages(t)
-	// A layer blob whose content no longer matches its digest, and one
-	// that is gone.
+// layerBlobs lists the data files of the layer blobs in c's storage: the
+// gzip streams, not the configs and manifests (JSON).
+func layerBlobs(t *testing.T, c *config.Config) []string {
+	t.Helper()
 	var blobs []string
 	filepath.WalkDir(filepath.Join(c.DataDir(), "docker", "registry", "v2", "blobs"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Name() == "data" {
-			if info, _ := d.Info(); info.Size() > 400 { // layers, not configs or manifests
+			if data, _ := os.ReadFile(p); len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b {
 				blobs = append(blobs, p)
 			}
 		}
 		return nil
 	})
+	return blobs
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	c := storageWithImages(t)
+	// A layer blob whose content no longer matches its digest, and one
+	// that is gone.
+	blobs := layerBlobs(t, c)
 	if len(blobs) < 2 {
 		t.Fatalf("found %d layer blobs", len(blobs))
 	}
@@ -119,5 +129,41 @@ func TestVerifyFindsDamage(t *testing.T) {
 		if !strings.Contains(strings.ToLower(text), want) {
 			t.Errorf("problems lack %q:\n%s", want, text)
 		}
+	}
+}
+
+// Verify stops at once when its context ends, also in the middle of
+// hashing a large blob (here a layer grown into a 64 GiB sparse file,
+// which takes minutes to hash).
+func TestVerifyStopsWhenCancelled(t *testing.T) {
+	c := storageWithImages(t)
+	blobs := layerBlobs(t, c)
+	if len(blobs) == 0 {
+		t.Fatal("no layer blob")
+	}
+	if err := os.Truncate(blobs[0], 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Verify(ctx, c)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	cancelled := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("verify after cancel: %v", err)
+		}
+		if took := time.Since(cancelled); took > 2*time.Second {
+			t.Fatalf("verify took %v to stop", took)
+		} else {
+			t.Logf("verify stopped %v after cancel: %v", took, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("verify still hashing 30s after cancel")
 	}
 }

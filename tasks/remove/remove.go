@@ -1,4 +1,7 @@
-package tasks
+// Package remove deletes exactly one tag of a repository and then prunes
+// the manifests no remaining tag reaches (an index and its platform
+// manifests), so a plain gc frees their blobs.
+package remove
 
 import (
 	"bytes"
@@ -12,11 +15,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
-// DeleteUsage is the usage of `delete`, with examples.
-func DeleteUsage(script, namespace string) string {
+// Usage is the usage of `delete`, with examples.
+func Usage(script, namespace string) string {
 	return fmt.Sprintf(`Usage: %[1]s delete <image>:<tag>
 
 Deletes exactly one tag; other tags of the same image stay. When no other
@@ -39,8 +43,8 @@ func SplitImageTag(ref string) (image, tag string, ok bool) {
 	return ref[:colon], ref[colon+1:], true
 }
 
-// DeleteResult is what Delete did.
-type DeleteResult struct {
+// Result is what Tag did.
+type Result struct {
 	Repo, Tag string
 	Digest    string   // the manifest the tag pointed at
 	Pruned    []string // manifests removed because no other tag uses them
@@ -60,35 +64,35 @@ func (e *TagNotFoundError) Error() string {
 	return msg
 }
 
-// Delete removes exactly the tag of ref ("image:tag"; the namespace is added
+// Tag removes exactly the tag of ref ("image:tag"; the namespace is added
 // when image has no '/'). It uses the registry's tag deletion
 // (DELETE /v2/<name>/manifests/<tag>), which unlinks only that tag: other
 // tags on the same manifest survive. A registry that cannot delete a tag
 // alone is refused rather than deleting the manifest by digest, which would
 // take every tag on it. Manifests no other tag reaches are pruned after.
-func Delete(ctx context.Context, t *registry.Target, ref string) (*DeleteResult, error) {
+func Tag(ctx context.Context, t *registry.Target, ref string) (*Result, error) {
 	c := t.Config
-	usage := DeleteUsage(t.Script, c.Namespace)
+	usage := Usage(t.Script, c.Namespace)
 	image, tag, ok := SplitImageTag(ref)
 	if ref == "" || !ok || image == "" {
 		msg := "Tag required: use <image>:<tag>"
 		if ref != "" {
 			msg = fmt.Sprintf("Tag required: %q has no tag; use <image>:<tag>", ref)
 		}
-		return nil, &UsageError{Msg: msg, Usage: usage}
+		return nil, &tasks.UsageError{Msg: msg, Usage: usage}
 	}
 	repo, err := t.Repo(image)
 	if err != nil {
-		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}
 	tagRef, err := t.Tag(image, tag)
 	if err != nil {
-		return nil, &UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
+		return nil, &tasks.UsageError{Msg: fmt.Sprintf("invalid image reference %q: %v", ref, err), Usage: usage}
 	}
 	if err := t.Ping(ctx); err != nil {
 		return nil, err
 	}
-	res := &DeleteResult{Repo: repo.RepositoryStr(), Tag: tag}
+	res := &Result{Repo: repo.RepositoryStr(), Tag: tag}
 	desc, err := remote.Head(tagRef, t.Options(ctx)...)
 	if registry.IsNotFound(err) {
 		return nil, &TagNotFoundError{Repo: res.Repo, Tag: tag, Hint: t.Script + " tags " + image}

@@ -1,4 +1,4 @@
-package tasks
+package remove
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
@@ -70,7 +72,7 @@ func TestDeletePrunesOnlyUnreferencedManifests(t *testing.T) {
 	idx, kids := pushIndex(t, tg, "app", "v1", "latest")
 	other, _ := pushIndex(t, tg, "base", "v1")
 
-	res, err := Delete(ctx, tg, "app:v1")
+	res, err := Tag(ctx, tg, "app:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,12 +82,12 @@ func TestDeletePrunesOnlyUnreferencedManifests(t *testing.T) {
 	if !exists(t, tg, "app", idx) {
 		t.Fatal("the index went with a tag another tag still uses")
 	}
-	tags, _ := Tags(ctx, tg, "app")
+	tags, _ := query.Tags(ctx, tg, "app")
 	if len(tags.Tags) != 1 || tags.Tags[0] != "latest" {
 		t.Fatalf("tags after the first delete: %v", tags.Tags)
 	}
 
-	res, err = Delete(ctx, tg, "app:latest")
+	res, err = Tag(ctx, tg, "app:latest")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +108,32 @@ func TestDeleteErrors(t *testing.T) {
 	tg := deleteTarget(t)
 	ctx := context.Background()
 	pushIndex(t, tg, "app", "v1")
-	var ue *UsageError
+	var ue *tasks.UsageError
 	for _, ref := range []string{"", "app", "app:", "UPPER:v1", "app:bad:tag"} {
-		if _, err := Delete(ctx, tg, ref); !errors.As(err, &ue) {
+		if _, err := Tag(ctx, tg, ref); !errors.As(err, &ue) {
 			t.Errorf("%q: %v, want a usage error", ref, err)
 		}
 	}
 	var nf *TagNotFoundError
-	if _, err := Delete(ctx, tg, "app:nosuch"); !errors.As(err, &nf) {
+	if _, err := Tag(ctx, tg, "app:nosuch"); !errors.As(err, &nf) {
 		t.Errorf("unknown tag: %v", err)
+	}
+}
+
+func TestSplitImageTag(t *testing.T) {
+	for _, tc := range []struct {
+		in, image, tag string
+		ok             bool
+	}{
+		{"app:v1", "app", "v1", true},
+		{"yocto/app:latest", "yocto/app", "latest", true},
+		{"localhost:5000/yocto/app", "localhost:5000/yocto/app", "", false},
+		{"app", "app", "", false},
+		{"app:", "app:", "", false},
+	} {
+		image, tag, ok := SplitImageTag(tc.in)
+		if image != tc.image || tag != tc.tag || ok != tc.ok {
+			t.Errorf("SplitImageTag(%q) = %q %q %v", tc.in, image, tag, ok)
+		}
 	}
 }

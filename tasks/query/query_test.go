@@ -1,4 +1,4 @@
-package tasks
+package query
 
 import (
 	"context"
@@ -60,23 +60,5 @@ func TestRepositoriesPagination(t *testing.T) {
 	nosuch, _ := tgt.Repo("nosuch")
 	if _, err := tgt.Tags(context.Background(), nosuch); !errors.Is(err, registry.ErrImageNotFound) {
 		t.Fatalf("tags of unknown repo: %v", err)
-	}
-}
-
-func TestSplitImageTag(t *testing.T) {
-	for _, tc := range []struct {
-		in, image, tag string
-		ok             bool
-	}{
-		{"app:v1", "app", "v1", true},
-		{"yocto/app:latest", "yocto/app", "latest", true},
-		{"localhost:5000/yocto/app", "localhost:5000/yocto/app", "", false},
-		{"app", "app", "", false},
-		{"app:", "app:", "", false},
-	} {
-		image, tag, ok := SplitImageTag(tc.in)
-		if image != tc.image || tag != tc.tag || ok != tc.ok {
-			t.Errorf("SplitImageTag(%q) = %q %q %v", tc.in, image, tag, ok)
-		}
 	}
 }

@@ -1,4 +1,6 @@
-package tasks
+// Package query answers the read-only commands: catalog, list, tags (from
+// the registry through the Target) and info (from the configuration).
+package query
 
 import (
 	"context"
