@@ -36,6 +36,7 @@ type PKIReport struct {
 // OpenSSL and Go alike). Existing files are never replaced: a CA that exists
 // is reused to sign a missing server certificate, and a server certificate
 // that no longer covers the configured names is reported in Missing.
+// Existing keys are set to mode 0600.
 func ensurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
 	rep := &PKIReport{Dir: c.PKIDir(), CACert: c.CACert(), ServerCert: c.ServerCert()}
 	if err := MkdirPrivate(c.PKIDir()); err != nil {
@@ -43,6 +44,12 @@ func ensurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
 	}
 	caCertOK, caKeyOK := exists(c.CACert()), exists(c.CAKey())
 	srvCertOK, srvKeyOK := exists(c.ServerCert()), exists(c.ServerKey())
+	// Keys made by hand or by an older version may be readable by others.
+	for _, key := range []string{c.CAKey(), c.ServerKey()} {
+		if err := tightenKey(key); err != nil {
+			return nil, err
+		}
+	}
 
 	switch {
 	case caCertOK != caKeyOK:
@@ -175,6 +182,18 @@ func missingSANs(c *config.Config, cert *x509.Certificate) []string {
 		}
 	}
 	return out
+}
+
+// tightenKey sets an existing key file to mode 0600.
+func tightenKey(path string) error {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
+		return nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", path, err)
+	}
+	return nil
 }
 
 func exists(path string) bool {

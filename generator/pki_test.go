@@ -178,3 +178,35 @@ func TestPKIModes(t *testing.T) {
 		}
 	}
 }
+
+// Keys left readable by others (made by hand, or by an older version) are
+// set to 0600 the next time the PKI is ensured; they are not replaced.
+func TestPKIKeysTightened(t *testing.T) {
+	c := secureConfig(t, nil)
+	if _, err := ensurePKI(c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]string{}
+	for _, key := range []string{c.CAKey(), c.ServerKey()} {
+		if err := os.Chmod(key, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(key)
+		before[key] = string(data)
+	}
+	if _, err := ensurePKI(c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for key, data := range before {
+		st, err := os.Stat(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v after ensuring the PKI again, want 0600", key, st.Mode().Perm())
+		}
+		if now, _ := os.ReadFile(key); string(now) != data {
+			t.Errorf("%s was replaced", key)
+		}
+	}
+}

@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -125,6 +128,9 @@ func writeStartBanner(w io.Writer, r *server.StartResult) {
 		fmt.Fprintf(w, "Starting container registry...\n")
 	}
 	fmt.Fprintf(w, "  URL:     %s\n", r.URL)
+	if r.Listen != nil {
+		fmt.Fprintf(w, "  Listen:  %s\n", listenText(r.Listen))
+	}
 	fmt.Fprintf(w, "  Mode:    %s\n", r.Mode)
 	fmt.Fprintf(w, "  Storage: %s\n", r.Storage)
 	fmt.Fprintf(w, "  Config:  %s\n", r.Config)
@@ -136,6 +142,25 @@ func writeStartBanner(w io.Writer, r *server.StartResult) {
 	if r.Secrets != nil && r.Secrets.Auth != nil {
 		fmt.Fprintf(w, "  Auth:    %s (user %s)\n", r.Secrets.Auth.Dir, r.Secrets.Auth.User)
 	}
+}
+
+// listenText says where the registry listens: the addresses, or every
+// interface; and for a loopback registry, how to open it to the network.
+func listenText(l *regconfig.Listen) string {
+	if len(l.Addrs) == 1 {
+		// "", 0.0.0.0 and :: all listen on every interface.
+		if host, port, err := net.SplitHostPort(l.Addrs[0]); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			return "all interfaces, port " + port
+		}
+	}
+	text := strings.Join(l.Addrs, ", ")
+	switch {
+	case l.Loopback && l.Why != "CONTAINER_REGISTRY_LISTEN":
+		text += " (this host only; CONTAINER_REGISTRY_LISTEN=:: serves the network)"
+	case l.Loopback:
+		text += " (this host only)"
+	}
+	return text
 }
 
 // writeRestart writes what follows Restart's events (its stops were
@@ -162,7 +187,12 @@ func writeStop(w io.Writer, r *server.StopResult) {
 func writeStatus(w io.Writer, r *server.StatusResult, script string) {
 	if !r.Running {
 		fmt.Fprintf(w, "Registry not running\n")
-		if r.StalePidFile != "" {
+		switch {
+		case r.StalePidFile != "" && r.StaleAlive:
+			fmt.Fprintf(w, "  (stale pid file %s: pid %d is now another program, not the registry; `%s start` cleans it up)\n", r.StalePidFile, r.StalePid, script)
+		case r.StalePidFile != "" && r.StalePid == 0:
+			fmt.Fprintf(w, "  (unreadable pid file %s; `%s start` cleans it up)\n", r.StalePidFile, script)
+		case r.StalePidFile != "":
 			fmt.Fprintf(w, "  (stale pid file %s: pid %d is gone; `%s start` cleans it up)\n", r.StalePidFile, r.StalePid, script)
 		}
 		if r.Foreign {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -26,6 +27,7 @@ func insecureStart() *server.StartResult {
 // launched is r after a successful launch.
 func launched(r *server.StartResult, pid int) *server.StartResult {
 	r.Launched, r.Pid, r.Ready = true, pid, 37*time.Millisecond+412*time.Microsecond
+	r.Listen = &regconfig.Listen{Addrs: []string{"127.0.0.1:5000", "[::1]:5000"}, Loopback: true, Why: "loopback URL"}
 	return r
 }
 
@@ -64,7 +66,9 @@ func renderCases() []renderCase {
 	start := launched(insecureStart(), 4242)
 	secure := launched(secureStart(true), 4243)
 	secure.StalePidFile, secure.StalePid, secure.WroteConfig = "/STORAGE/registry-5000.pid", 999, true
+	secure.Listen = &regconfig.Listen{Addrs: []string{"127.0.0.1:5000"}, Loopback: true, Why: "CONTAINER_REGISTRY_LISTEN"}
 	tlsOnly := launched(secureStart(false), 4244)
+	tlsOnly.Listen = &regconfig.Listen{Addrs: []string{":5000"}, Why: "default"}
 	tlsOnly.Secrets.PKI.CreatedCA, tlsOnly.Secrets.PKI.CreatedServer = false, false
 	tlsOnly.Secrets.PKI.Missing = []string{"DNS:buildhost"}
 	already := insecureStart()
@@ -82,6 +86,8 @@ func renderCases() []renderCase {
 	hung.Healthy, hung.Probe = false, `Get "https://localhost:5000/v2/": context deadline exceeded`
 	down := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
 		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, Foreign: true}
+	reused := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
+		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, StaleAlive: true}
 
 	dry := gcReport(53, false)
 	dry.Manifests = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
@@ -114,6 +120,7 @@ func renderCases() []renderCase {
 		{"status-healthy", nil, healthy, func(w io.Writer) { writeStatus(w, healthy, goldenScript) }},
 		{"status-not-responding", nil, &hung, func(w io.Writer) { writeStatus(w, &hung, goldenScript) }},
 		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
+		{"status-pid-reused", nil, reused, func(w io.Writer) { writeStatus(w, reused, goldenScript) }},
 		{"gc-dry-run-only", dryOnlyEvents, dryOnly, func(w io.Writer) { writeGC(w, dryOnly, goldenScript) }},
 		{"gc-yes", []any{server.SweepStopping{}, server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop},
 			server.DryRun{Where: "/STORAGE/data", Report: small}, server.Collected{Removed: &removed},
@@ -153,7 +160,7 @@ func TestServerRenderGolden(t *testing.T) {
 // The words the drop-in contract promises scripts are in the text.
 func TestServerRenderContractWords(t *testing.T) {
 	want := map[string][]string{
-		"start-insecure":        {"Registry started (pid 4242, ready in 37ms)", "Stop it with: " + goldenScript + " stop"},
+		"start-insecure":        {"Registry started (pid 4242, ready in 37ms)", "Stop it with: " + goldenScript + " stop", "Listen:  127.0.0.1:5000, [::1]:5000 (this host only"},
 		"start-secure-auth":     {"Starting SECURE container registry", "https://localhost:5000", "secure (TLS + auth)", "container-registry-ca"},
 		"start-already-running": {"Registry already running (pid 4242)"},
 		"restart":               {"Registry stopped", "Registry started"},
@@ -162,6 +169,7 @@ func TestServerRenderContractWords(t *testing.T) {
 		"status-healthy":        {"Registry running (pid 4242)", "healthy", "secure (TLS + auth)"},
 		"status-not-responding": {"not responding", "context deadline exceeded"},
 		"status-not-running":    {"Registry not running", "stale pid file"},
+		"status-pid-reused":     {"Registry not running", "pid 999 is now another program"},
 		"gc-dry-run-only":       {"Would remove 53 blob(s) and 1 manifest(s) plus 1 partial upload(s)", "... and 3 more blob(s)", "gc --yes"},
 		"gc-yes":                {"Stopping the registry", "Garbage collection complete: removed 3 blob(s)", "Registry started (pid 4343"},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,6 +40,7 @@ const (
 	varInsecure = "CONTAINER_REGISTRY_INSECURE"
 	varAuth     = "CONTAINER_REGISTRY_AUTH"
 	varPassword = "CONTAINER_REGISTRY_PASSWORD"
+	varListen   = "CONTAINER_REGISTRY_LISTEN"
 )
 
 // Settings is every variable the tool reads, in the order Load parses them
@@ -86,6 +88,8 @@ var Settings = []Setting{
 		Parse: func(c *Config, v string) error { c.Images = strings.Fields(v); return nil }},
 	{Name: "CONTAINER_REGISTRY_SEARCH_FIRST", Default: "1", Class: true, Doc: "targets search the local registry before Docker Hub",
 		Parse: func(c *Config, v string) (err error) { c.SearchFirst, err = parseBool(v); return err }},
+	{Name: varListen, Default: "", Class: true, Doc: "address the registry listens on (empty: loopback when the URL host is loopback and targets reach it there, else all interfaces; :: or 0.0.0.0: all)",
+		Parse: parseListen, Bake: func(c *Config) string { return c.Listen() }},
 	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
 		Parse: parseTargetURL},
 	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
@@ -230,6 +234,22 @@ func parseTargetURL(c *Config, v string) error {
 	c.TargetURL = v
 	return nil
 }
+
+// parseListen checks CONTAINER_REGISTRY_LISTEN: empty, or an IP address
+// of this host (the registry reads it through Listen).
+func parseListen(c *Config, v string) error {
+	if v == "" {
+		return nil
+	}
+	if net.ParseIP(strings.Trim(v, "[]")) == nil {
+		return fmt.Errorf("%q is not an IP address (127.0.0.1: this host only; :: or 0.0.0.0: all interfaces; empty: chosen from CONTAINER_REGISTRY_URL)", v)
+	}
+	return nil
+}
+
+// Listen is the address CONTAINER_REGISTRY_LISTEN names, without brackets;
+// empty when the registry chooses (see regconfig.ListenAddrs).
+func (c *Config) Listen() string { return strings.Trim(c.raw(varListen), "[]") }
 
 func parseDeployImages(c *Config, v string) error {
 	if v == "" {

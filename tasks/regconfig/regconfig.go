@@ -88,6 +88,8 @@ type Adjustment string
 //   - http.tls.minimumtls defaults to tls1.2 in secure mode;
 //   - auth on adds auth.htpasswd with auth/htpasswd when the file has no
 //     htpasswd section (replacing auth: none), auth off removes it;
+//   - an in-memory blob descriptor cache over filesystem storage is
+//     dropped (see dropMemoryCache);
 //   - middleware entries with disabled: true are dropped;
 //   - (Load only) http.secret, when unset, is read from (or first written
 //     to) the storage's http.secret file (0600), so upload state survives
@@ -179,6 +181,10 @@ func reconcile(c *config.Config, cfg *configuration.Configuration) []Adjustment 
 		t.MinimumTLS = "tls1.2"
 	}
 
+	if a := dropMemoryCache(cfg); a != "" {
+		adj = append(adj, a)
+	}
+
 	_, hasHtpasswd := cfg.Auth["htpasswd"]
 	switch {
 	case c.Auth && !hasHtpasswd:
@@ -198,6 +204,32 @@ func reconcile(c *config.Config, cfg *configuration.Configuration) []Adjustment 
 		adj = append(adj, Adjustment("auth.htpasswd removed (auth is off)"))
 	}
 	return adj
+}
+
+// dropMemoryCache removes an in-memory blob descriptor cache in front of
+// filesystem storage. It remembers every blob the registry has seen and
+// keeps answering for it after its files are gone (data/ removed or
+// emptied under the running registry): a push then skips the upload,
+// writes its tags and reports success, and nothing pulls. Without it a
+// blob lookup reads two small files, which costs a re-push nothing
+// measurable.
+func dropMemoryCache(cfg *configuration.Configuration) Adjustment {
+	if cfg.Storage.Type() != "filesystem" {
+		return ""
+	}
+	p, ok := cfg.Storage["cache"]
+	if !ok {
+		return ""
+	}
+	key, v := "blobdescriptor", p["blobdescriptor"]
+	if v == nil {
+		key, v = "layerinfo", p["layerinfo"]
+	}
+	if v != "inmemory" {
+		return ""
+	}
+	delete(cfg.Storage, "cache")
+	return Adjustment("storage.cache." + key + " inmemory dropped: over filesystem storage it answers for blobs whose files are gone")
 }
 
 // dropDisabledMiddleware removes the middleware entries marked disabled,
@@ -649,13 +681,23 @@ var TLSVersions = map[string]uint16{
 	"tls1.3": tls.VersionTLS13,
 }
 
-// CipherSuite returns the id of a cipher suite named as in crypto/tls (and
-// distribution's documentation). Suites Go calls insecure are refused.
+// CipherSuite returns the id of a TLS 1.2 cipher suite named as in
+// crypto/tls (and distribution's documentation). Only AEAD suites (GCM,
+// ChaCha20-Poly1305) are allowed: CBC suites, which Go still counts as
+// secure, are refused with those Go calls insecure; TLS 1.3 suites are not
+// configurable.
 func CipherSuite(name string) (uint16, error) {
 	for _, s := range tls.CipherSuites() {
-		if s.Name == name {
-			return s.ID, nil
+		if s.Name != name {
+			continue
 		}
+		switch {
+		case !slices.Contains(s.SupportedVersions, tls.VersionTLS12):
+			return 0, fmt.Errorf("%s is a TLS 1.3 suite; TLS 1.3 suites are not configurable", name)
+		case !strings.Contains(name, "_GCM_") && !strings.Contains(name, "_CHACHA20_POLY1305"):
+			return 0, fmt.Errorf("%s is not an AEAD suite (CBC): only GCM and ChaCha20-Poly1305 suites are allowed", name)
+		}
+		return s.ID, nil
 	}
 	for _, s := range tls.InsecureCipherSuites() {
 		if s.Name == name {

@@ -2,6 +2,7 @@ package regconfig
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
@@ -40,5 +41,74 @@ func TestLoadConfigOverrides(t *testing.T) {
 	}
 	if cfg.HTTP.Secret != secret {
 		t.Fatalf("http.secret changed between loads")
+	}
+}
+
+// An in-memory blob descriptor cache goes only in front of filesystem
+// storage, where it outlives the files it describes.
+func TestDropMemoryCache(t *testing.T) {
+	for _, tc := range []struct {
+		storage string
+		dropped bool
+	}{
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    blobdescriptor: inmemory\n", true},
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    layerinfo: inmemory\n", true},
+		{"storage:\n  filesystem:\n    rootdirectory: /srv/data\n  cache:\n    blobdescriptor: redis\n", false},
+		{"storage:\n  inmemory:\n  cache:\n    blobdescriptor: inmemory\n", false},
+	} {
+		cfg, err := parseConfig([]byte("version: 0.1\n" + tc.storage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adj := dropMemoryCache(cfg)
+		_, kept := cfg.Storage["cache"]
+		if kept == tc.dropped || (adj != "") != tc.dropped {
+			t.Errorf("%q: cache kept %v, adjustment %q; want dropped %v", tc.storage, kept, adj, tc.dropped)
+		}
+	}
+}
+
+// Where the registry listens: CONTAINER_REGISTRY_LISTEN, else the host of
+// http.addr, else loopback for a loopback URL that targets reach through
+// the host's loopback, else every interface.
+func TestListenAddrs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		vars     config.Vars
+		addr     string // http.addr of the file
+		want     []string
+		loopback bool
+		why      string
+	}{
+		{"localhost", nil, ":5000", []string{"127.0.0.1:5000", "[::1]:5000"}, true, "loopback URL"},
+		{"127.0.0.2", config.Vars{"CONTAINER_REGISTRY_URL": "127.0.0.2:5000"}, ":5000", []string{"127.0.0.1:5000", "[::1]:5000", "127.0.0.2:5000"}, true, "loopback URL"},
+		{"explicit QEMU target", config.Vars{"CONTAINER_REGISTRY_TARGET_URL": "10.0.2.2:5000"}, ":5000", []string{"127.0.0.1:5000", "[::1]:5000"}, true, "loopback URL"},
+		{"host address", config.Vars{"CONTAINER_REGISTRY_URL": "192.0.2.10:5000"}, ":5000", []string{":5000"}, false, "default"},
+		{"targets on the network", config.Vars{"CONTAINER_REGISTRY_TARGET_URL": "192.0.2.10:5000"}, ":5000", []string{":5000"}, false, "default"},
+		{"listen all", config.Vars{"CONTAINER_REGISTRY_LISTEN": "0.0.0.0"}, ":5000", []string{"0.0.0.0:5000"}, false, "CONTAINER_REGISTRY_LISTEN"},
+		{"listen ::", config.Vars{"CONTAINER_REGISTRY_LISTEN": "[::]"}, "127.0.0.1:5000", []string{"[::]:5000"}, false, "CONTAINER_REGISTRY_LISTEN"},
+		{"listen loopback", config.Vars{"CONTAINER_REGISTRY_LISTEN": "::1", "CONTAINER_REGISTRY_URL": "192.0.2.10:5000"}, ":5000", []string{"[::1]:5000"}, true, "CONTAINER_REGISTRY_LISTEN"},
+		{"file host", nil, "192.0.2.20:5000", []string{"192.0.2.20:5000"}, false, "http.addr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_URL": "localhost:5000"}
+			c, err := config.FromVars(v.Overlay(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := parseConfig([]byte("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: " + tc.addr + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := ListenAddrs(c, cfg)
+			// localhost may also resolve to addresses of its own (all
+			// loopback): the expected ones come first.
+			if len(l.Addrs) < len(tc.want) || !slices.Equal(l.Addrs[:len(tc.want)], tc.want) || l.Loopback != tc.loopback || l.Why != tc.why {
+				t.Errorf("ListenAddrs = %+v, want %v loopback %v why %q", l, tc.want, tc.loopback, tc.why)
+			}
+		})
+	}
+	if _, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_LISTEN": "everywhere"}); err == nil {
+		t.Errorf("CONTAINER_REGISTRY_LISTEN=everywhere accepted")
 	}
 }

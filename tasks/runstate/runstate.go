@@ -137,9 +137,12 @@ type Running struct {
 	Stale bool // a pid file exists but its process is gone or another program
 	// StalePid is the pid a stale pid file named (0 when unreadable).
 	StalePid int
-	Err      error  // the pid file could not be read
-	File     string // the pid file
-	Port     string // the port it serves
+	// StaleAlive is true when StalePid is alive but another program (the
+	// pid was reused after the registry died).
+	StaleAlive bool
+	Err        error  // the pid file could not be read
+	File       string // the pid file
+	Port       string // the port it serves
 	// URL and Mode are what the running registry was started with ("" when
 	// its pid file predates them).
 	URL, Mode string
@@ -161,9 +164,8 @@ func Check(c *config.Config) Running {
 		r.Stale = true
 		return r
 	}
-	if !isOurServer(p, inspectProc(p.Pid)) {
-		r.Stale = true
-		r.StalePid = p.Pid
+	if ps := inspectProc(p.Pid); !isOurServer(p, ps) {
+		r.Stale, r.StalePid, r.StaleAlive = true, p.Pid, ps.Alive
 		return r
 	}
 	r.Pid, r.URL, r.Mode = p.Pid, p.URL, p.Mode
@@ -273,4 +275,17 @@ func holdsSocket(procDir string, inodes map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// Listens reports whether process pid holds a socket listening on TCP
+// port. known is false when the process table cannot tell (no /proc).
+func Listens(pid int, port string) (listens, known bool) {
+	if _, err := os.Stat(filepath.Join(procRoot, "net", "tcp")); err != nil {
+		return false, false
+	}
+	inodes := listenInodes(port)
+	if len(inodes) == 0 {
+		return false, true
+	}
+	return holdsSocket(filepath.Join(procRoot, strconv.Itoa(pid)), inodes), true
 }

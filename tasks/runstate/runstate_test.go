@@ -58,8 +58,13 @@ func TestCheckPidFile(t *testing.T) {
 	}
 	// Same pid, other start time: the pid was reused.
 	os.WriteFile(PidFile(c), []byte(strconv.Itoa(os.Getpid())+"\n1\n"), 0o644)
-	if r := Check(c); r.Pid != 0 || !r.Stale || r.StalePid != os.Getpid() {
+	if r := Check(c); r.Pid != 0 || !r.Stale || r.StalePid != os.Getpid() || !r.StaleAlive {
 		t.Fatalf("reused pid: %+v", r)
+	}
+	// A pid that is gone.
+	os.WriteFile(PidFile(c), []byte("999999\n1\n"), 0o644)
+	if r := Check(c); r.Pid != 0 || !r.Stale || r.StalePid != 999999 || r.StaleAlive {
+		t.Fatalf("dead pid: %+v", r)
 	}
 	os.WriteFile(PidFile(c), []byte("not a pid\n"), 0o644)
 	if r := Check(c); r.Pid != 0 || !r.Stale {

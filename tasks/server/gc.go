@@ -192,9 +192,27 @@ func untaggedKept(ctx context.Context, cfg *configuration.Configuration, dry *GC
 }
 
 // stopForSweep stops the registry of c when it runs, so nothing writes
-// while gc sweeps, and returns the function that starts it again (a no-op
-// when it was not running).
+// while gc sweeps, and returns the function that starts it again (when it
+// was running). It takes the port's lock and the returned function
+// releases it: no start can slip in during the sweep.
 func stopForSweep(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	restart, err := stopLocked(ctx, c, o, res)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return func() error {
+		defer unlock()
+		return restart()
+	}, nil
+}
+
+// stopLocked is stopForSweep with the port's lock held.
+func stopLocked(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
 	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
@@ -206,18 +224,18 @@ func stopForSweep(ctx context.Context, c *config.Config, o GCOptions, res *GCRes
 		return func() error { return nil }, nil
 	}
 	o.Events.Emit(SweepStopping{})
-	stop, err := Stop(c, o.Options)
+	stopped, err := stop(c, o.Options)
 	if err != nil {
 		return nil, err
 	}
-	res.Stopped = stop
-	o.Events.Emit(Stopped{Stop: stop})
+	res.Stopped = stopped
+	o.Events.Emit(Stopped{Stop: stopped})
 	return func() error {
 		o.Events.Emit(Restarting{})
-		start, err := Start(context.WithoutCancel(ctx), c, o.Options)
-		if start != nil {
-			res.Restarted = start
-			o.Events.Emit(Started{Start: start})
+		started, err := start(context.WithoutCancel(ctx), c, o.Options)
+		if started != nil {
+			res.Restarted = started
+			o.Events.Emit(Started{Start: started})
 		}
 		if err != nil {
 			return fmt.Errorf("restarting the registry after gc: %w", err)

@@ -65,6 +65,9 @@ type StartResult struct {
 	Storage string `json:"storage"`
 	Config  string `json:"config"`
 	Log     string `json:"log"`
+	// Listen is where the registry listens (nil when Start did not get
+	// that far, or found it running).
+	Listen *regconfig.Listen `json:"listen,omitempty"`
 
 	// StalePidFile is a pid file left by a registry that is gone, removed
 	// before starting; StalePid is the pid it named (0: unreadable).
@@ -80,18 +83,36 @@ type StartResult struct {
 	Launched bool `json:"-"`
 }
 
+// lockWait bounds how long start, stop and gc wait for another of them
+// working on the same registry (a start holds the lock until /v2/
+// answers, a gc until its sweep is done).
+const lockWait = 2 * time.Minute
+
 // Start launches `ocireg-tool serve` detached (its own session, stdin from
 // /dev/null, output to the per-port log file), records its pid and returns
 // once /v2/ answers. It first removes a stale pid file, ensures the
 // secrets (generator.EnsureSecrets) and writes a missing registry-config.yml.
-// On error the result, when not nil, says what was done before the failure.
+// It holds the port's lock (runstate.Lock) throughout, so concurrent
+// starts and stops of one registry take turns: one launches, the others
+// find it running. On error the result, when not nil, says what was done
+// before the failure.
 func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
-	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
-		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return start(ctx, c, o)
+}
+
+// start is Start with the port's lock held.
+func start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
+	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
+		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
 	if err := checkNotRunning(c, o.Script, res); err != nil || res.Already {
 		return res, err
 	}
@@ -137,8 +158,9 @@ func checkNotRunning(c *config.Config, script string, res *StartResult) error {
 	return nil
 }
 
-// prepare ensures the secrets and the registry configuration, and checks
-// that the configured port is free. It returns the address to serve.
+// prepare ensures the secrets and the registry configuration, decides
+// where the registry listens and checks that it can. It returns the
+// addresses, for the log.
 func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult) (string, error) {
 	secrets, err := generator.EnsureSecrets(c, time.Now(), generator.AtStart)
 	if secrets != nil && (secrets.PKI != nil || secrets.Auth != nil) {
@@ -154,20 +176,27 @@ func prepare(ctx context.Context, c *config.Config, o Options, res *StartResult)
 	if err != nil {
 		return "", err
 	}
-	if err := checkPortFree(ctx, c, cfg.HTTP.Addr, o.Script); err != nil {
+	listen := regconfig.ListenAddrs(c, cfg)
+	res.Listen = &listen
+	if err := checkPortFree(ctx, c, listen.Addrs, o.Script); err != nil {
 		return "", err
 	}
-	return cfg.HTTP.Addr, nil
+	return strings.Join(listen.Addrs, ", "), nil
 }
 
 // launch runs the server detached, records its pid and waits until it
 // answers; on failure it kills what it launched and removes the pid file.
 func launch(ctx context.Context, c *config.Config, o Options, addr string, res *StartResult) error {
-	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The log names repositories, users and client addresses: 0600, also
+	// when an older start made it 0644.
+	logf, err := os.OpenFile(runstate.LogFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening log file: %w", err)
 	}
 	defer logf.Close()
+	if err := logf.Chmod(0o600); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", runstate.LogFile(c), err)
+	}
 	fmt.Fprintf(logf, "=== %s: starting registry on %s\n", time.Now().Format(time.RFC3339), addr)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
@@ -190,7 +219,7 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 		_ = cmd.Process.Kill()
 		return err
 	}
-	if err := waitReady(ctx, c, o, launched, exited); err != nil {
+	if err := waitReady(ctx, c, o, cmd.Process.Pid, launched, exited); err != nil {
 		if !errors.Is(err, errExited) {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -207,17 +236,23 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 // errExited marks a server that exited while Start waited for it.
 var errExited = errors.New("registry exited during startup")
 
-// waitReady probes /v2/ until it answers, the server exits, ctx ends or
-// o.ReadyTimeout passes. It probes often while a healthy server is
-// expected (it answers within tens of milliseconds; start returns as soon
-// as it does), then backs off for a slow one.
-func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, exited <-chan error) error {
+// waitReady probes /v2/ until the server pid answers it, the server
+// exits, ctx ends or o.ReadyTimeout passes. It probes often while a
+// healthy server is expected (it answers within tens of milliseconds;
+// start returns as soon as it does), then backs off for a slow one.
+func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launched time.Time, exited <-chan error) error {
 	deadline := launched.Add(o.ReadyTimeout)
 	interval := 5 * time.Millisecond
 	for {
 		err := ping(ctx, c, o.Script)
 		if err == nil {
-			return nil
+			// Someone answers; it must be the server just launched (a
+			// program that took the port since checkPortFree would answer
+			// while ours fails to listen and exits).
+			if l, known := runstate.Listens(pid, c.Port); l || !known {
+				return nil
+			}
+			err = &registry.NotRespondingError{URL: c.BaseURL(), Err: fmt.Errorf("another process answers on port %s", c.Port)}
 		}
 		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
@@ -257,6 +292,9 @@ func serverEnv(environ []string, c *config.Config) []string {
 		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
 		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
 		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
+		// Where it listens depends on these too (regconfig.ListenAddrs).
+		"CONTAINER_REGISTRY_LISTEN="+c.Listen(),
+		"CONTAINER_REGISTRY_TARGET_URL="+c.TargetURL,
 	)
 }
 
@@ -270,10 +308,12 @@ func boolStr(b bool) string {
 // checkPortFree fails with a clear message when something else listens on
 // the registry's port: another registry of ours (its storage, mode and pid,
 // and both ways out), or another program.
-func checkPortFree(ctx context.Context, c *config.Config, addr, script string) error {
-	ln, err := net.Listen("tcp", addr)
+func checkPortFree(ctx context.Context, c *config.Config, addrs []string, script string) error {
+	lns, err := listenAll(addrs)
 	if err == nil {
-		ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return nil
 	}
 	other := fmt.Sprintf("CONTAINER_REGISTRY_URL=%s %s start", net.JoinHostPort(c.Host, freePortNear(c.Port)), script)
@@ -324,9 +364,22 @@ type StopResult struct {
 
 // Stop sends SIGTERM to the registry of c's port, waits for it to exit
 // (SIGKILL after o.StopTimeout) and removes the pid file. A registry that
-// is not running is not an error.
+// is not running is not an error. It holds the port's lock, as Start does.
 func Stop(c *config.Config, o Options) (*StopResult, error) {
 	o.defaults()
+	if _, err := os.Stat(c.Storage); os.IsNotExist(err) {
+		return &StopResult{}, nil // nothing ever ran here
+	}
+	unlock, err := runstate.Lock(context.Background(), c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return stop(c, o)
+}
+
+// stop is Stop with the port's lock held.
+func stop(c *config.Config, o Options) (*StopResult, error) {
 	run := runstate.Check(c)
 	if run.Err != nil {
 		return nil, run.Err
@@ -366,13 +419,13 @@ type RestartResult struct {
 }
 
 // Restart stops every registry of c's storage (on c's port and on any
-// other port it was started on) and starts it as c configures now. On
-// error the result says what was done before the failure.
+// other port it was started on) and starts it as c configures now,
+// holding c's port lock from its stop to its start. On error the result
+// says what was done before the failure.
 func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, error) {
 	o.defaults()
 	res := &RestartResult{}
-	stop := func(c *config.Config) error {
-		r, err := Stop(c, o)
+	stopped := func(r *StopResult, err error) error {
 		if err != nil {
 			return err
 		}
@@ -383,15 +436,22 @@ func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, 
 	for _, r := range runstate.Others(c) {
 		other := *c
 		other.Port = r.Port
-		if err := stop(&other); err != nil {
+		if err := stopped(Stop(&other, o)); err != nil {
 			return res, err
 		}
 	}
-	if err := stop(c); err != nil {
+	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
+		return res, fmt.Errorf("creating storage directory: %w", err)
+	}
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
 		return res, err
 	}
-	var err error
-	res.Start, err = Start(ctx, c, o)
+	defer unlock()
+	if err := stopped(stop(c, o)); err != nil {
+		return res, err
+	}
+	res.Start, err = start(ctx, c, o)
 	return res, err
 }
 
@@ -422,10 +482,12 @@ type StatusResult struct {
 	Storage string `json:"storage"`
 	Log     string `json:"log"`
 
-	// StalePidFile is a pid file whose process is gone (start removes
-	// it); StalePid is the pid it names (0: unreadable).
+	// StalePidFile is a pid file whose process is gone or another program
+	// (start removes it); StalePid is the pid it names (0: unreadable);
+	// StaleAlive is true when that pid lives as another program.
 	StalePidFile string `json:"stale_pid_file,omitempty"`
 	StalePid     int    `json:"stale_pid,omitempty"`
+	StaleAlive   bool   `json:"stale_pid_alive,omitempty"`
 	// Foreign is true when none of ours runs but a registry answers at
 	// the URL (one not started from this storage).
 	Foreign bool `json:"foreign,omitempty"`
@@ -452,7 +514,7 @@ func Status(ctx context.Context, c *config.Config, o Options) (*StatusResult, er
 		Storage: c.Storage, Log: runstate.LogFile(c)}
 	if !res.Running {
 		if run.Stale {
-			res.StalePidFile, res.StalePid = run.File, run.StalePid
+			res.StalePidFile, res.StalePid, res.StaleAlive = run.File, run.StalePid, run.StaleAlive
 		}
 		res.Foreign = ping(ctx, c, o.Script) == nil
 		return res, nil

@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -43,8 +45,13 @@ const defaultDrain = 30 * time.Second
 // and lets requests in flight finish for http.draintimeout (default 30s).
 // The configuration is registry-config.yml as LoadConfig makes it agree with
 // c; with http.debug.addr a second server answers the debug endpoints there.
-// Logs go to log.
+// Logs go to log, upload state tokens redacted. The process umask gains
+// 022 (Serve runs in a process of its own).
 func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
+	// distribution creates the storage tree with modes 0777 and 0666:
+	// whatever the caller's umask, nothing it writes may be writable by
+	// group or others.
+	syscall.Umask(syscall.Umask(0) | 0o022)
 	if _, err := regconfig.EnsureFile(c); err != nil {
 		return err
 	}
@@ -59,7 +66,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
-	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig()))
+	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), regconfig.ListenAddrs(c, cfg)))
 }
 
 // inFile names file in err: a *regconfig.KeyError becomes a *regconfig.ConfigError.
@@ -79,6 +86,8 @@ type instance struct {
 	debug http.Handler // nil without http.debug.addr
 	tls   *tls.Config  // nil for plain HTTP
 	log   *logrus.Entry
+	// timeouts are the connection timeouts of both servers.
+	timeouts Timeouts
 }
 
 // newInstance sets up logging from the log section, checks the files the
@@ -98,7 +107,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
-	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger}
+	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, timeouts: serverTimeouts()}
 	r.main = healthGate(checks, app)
 	if access != nil {
 		r.main = accessLog(access, r.main)
@@ -109,16 +118,20 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	return r, nil
 }
 
-// serve listens on http.addr (and http.debug.addr) and serves until ctx is
-// cancelled or a server fails.
-func (r *instance) serve(ctx context.Context, file string) error {
+// serve listens on the addresses of listen (and http.debug.addr) and
+// serves until ctx is cancelled or a server fails.
+func (r *instance) serve(ctx context.Context, file string, listen regconfig.Listen) error {
 	cfg := r.cfg
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	lns, err := listenAll(listen.Addrs)
 	if err != nil {
 		r.app.Shutdown()
-		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("listening: %w", err)
 	}
-	defer ln.Close()
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	var dln net.Listener
 	if r.debug != nil {
 		if dln, err = net.Listen("tcp", cfg.HTTP.Debug.Addr); err != nil {
@@ -126,21 +139,25 @@ func (r *instance) serve(ctx context.Context, file string) error {
 			return &regconfig.KeyError{Key: "http.debug.addr", Msg: fmt.Sprintf("listening: %v", err)}
 		}
 	}
-	errs := make(chan error, 2)
-	srv := &http.Server{Handler: r.main, ReadHeaderTimeout: 30 * time.Second, Protocols: protocols(cfg)}
-	if r.tls != nil {
-		ln = tls.NewListener(ln, r.tls)
-		r.log.Infof("listening on %s, tls (minimum %s, protocols %s), config %s", ln.Addr(), cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
-	} else {
-		r.log.Infof("listening on %s, config %s", ln.Addr(), file)
+	errs := make(chan error, len(lns)+1)
+	srv := &http.Server{Handler: r.main, Protocols: protocols(cfg)}
+	r.timeouts.apply(srv)
+	for _, ln := range lns {
+		if r.tls != nil {
+			ln = tls.NewListener(ln, r.tls)
+			r.log.Infof("listening on %s (%s), tls (minimum %s, protocols %s), config %s", ln.Addr(), listen.Why, cfg.HTTP.TLS.MinimumTLS, strings.Join(r.tls.NextProtos, ","), file)
+		} else {
+			r.log.Infof("listening on %s (%s), config %s", ln.Addr(), listen.Why, file)
+		}
+		go func() { errs <- srv.Serve(ln) }()
 	}
 	var dsrv *http.Server
 	if dln != nil {
-		dsrv = &http.Server{Handler: r.debug, ReadHeaderTimeout: 30 * time.Second}
+		dsrv = &http.Server{Handler: r.debug}
+		r.timeouts.apply(dsrv)
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
-	go func() { errs <- srv.Serve(ln) }()
 
 	select {
 	case err := <-errs:
@@ -149,10 +166,37 @@ func (r *instance) serve(ctx context.Context, file string) error {
 			dsrv.Close()
 		}
 		r.app.Shutdown()
-		return fmt.Errorf("serving on %s: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("serving on %s: %w", strings.Join(listen.Addrs, ", "), err)
 	case <-ctx.Done():
 	}
 	return r.shutdown(srv, dsrv)
+}
+
+// listenAll listens on every address. An address this host does not
+// have (::1 without IPv6) is skipped while another one listens; any other
+// failure closes what was opened and is the error.
+func listenAll(addrs []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	var missing error
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		switch {
+		case err == nil:
+			lns = append(lns, ln)
+			continue
+		case errors.Is(err, syscall.EADDRNOTAVAIL):
+			missing = err
+			continue
+		}
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, err
+	}
+	if len(lns) == 0 {
+		return nil, missing
+	}
+	return lns, nil
 }
 
 // shutdown drains the registry server for http.draintimeout and closes the
@@ -265,13 +309,55 @@ func logFormatter(name string) logrus.Formatter {
 	}
 }
 
-// fieldHooks adds log.fields to every entry that does not set them itself.
+// fieldHooks redacts upload state tokens from every entry and adds
+// log.fields to every entry that does not set them itself.
 func fieldHooks(fields map[string]any) logrus.LevelHooks {
 	hooks := logrus.LevelHooks{}
+	hooks.Add(redactHook{})
 	if len(fields) > 0 {
 		hooks.Add(fieldsHook(fields))
 	}
 	return hooks
+}
+
+// stateRe matches the upload state of a blob upload URL (the _state query
+// parameter): an HMAC-signed token that lets its holder go on with the
+// upload. distribution logs the request URI of every request.
+var stateRe = regexp.MustCompile(`_state=[^&\s"']*`)
+
+// redactHook replaces upload state tokens in an entry's message and
+// fields with "_state=REDACTED".
+type redactHook struct{}
+
+func (redactHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (redactHook) Fire(e *logrus.Entry) error {
+	e.Message = redactState(e.Message)
+	for k, v := range e.Data {
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+		case error:
+			s = v.Error()
+		case fmt.Stringer:
+			s = v.String()
+		default:
+			continue
+		}
+		if r := redactState(s); r != s {
+			e.Data[k] = r
+		}
+	}
+	return nil
+}
+
+// redactState replaces the value of every _state parameter in s.
+func redactState(s string) string {
+	if !strings.Contains(s, "_state=") {
+		return s
+	}
+	return stateRe.ReplaceAllString(s, "_state=REDACTED")
 }
 
 type fieldsHook map[string]any

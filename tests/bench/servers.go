@@ -136,7 +136,7 @@ func (o *ours) Addr() string    { return o.addr }
 func (o *ours) DataDir() string { return filepath.Join(o.storage, "data") }
 func (o *ours) Pid() int        { return o.pid }
 
-var readyRE = regexp.MustCompile(`Registry ready \(pid (\d+), ([0-9.]+[a-zµ]+)\)`)
+var readyRE = regexp.MustCompile(`Registry started \(pid (\d+), ready in ([0-9.]+[a-zµ]+)\)`)
 
 // Start runs `container-registry.sh start`; the time is the whole
 // command's, as a user or CI script sees it.
@@ -147,7 +147,7 @@ func (o *ours) Start(ctx context.Context) (time.Duration, error) {
 	}
 	m := readyRE.FindStringSubmatch(r.Stdout + r.Stderr)
 	if m == nil {
-		return 0, fmt.Errorf("start: no \"Registry ready\" line in:\n%s%s", r.Stdout, r.Stderr)
+		return 0, fmt.Errorf("start: no \"Registry started (pid N, ready in D)\" line in:\n%s%s", r.Stdout, r.Stderr)
 	}
 	o.pid, _ = strconv.Atoi(m[1])
 	o.ReadyInternal, _ = time.ParseDuration(m[2])
