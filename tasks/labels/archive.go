@@ -8,11 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
 )
 
 // applyArchive labels an OCI layout kept as a tar archive: it unpacks the
@@ -92,14 +93,14 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		name, err := entryPath(h.Name)
+		name, err := ocilayout.EntryName(h.Name)
 		if err != nil {
 			return nil, false, err
 		}
 		if len(entries) >= maxArchiveEntries {
 			return nil, false, fmt.Errorf("more than %d entries", maxArchiveEntries)
 		}
-		if isSparse(h) {
+		if ocilayout.IsSparse(h) {
 			return nil, false, fmt.Errorf("entry %q is a sparse file of %d bytes (refused: an OCI layout has none)", h.Name, h.Size)
 		}
 		if h.Typeflag == tar.TypeReg {
@@ -140,30 +141,6 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 	return entries, gz, nil
 }
 
-// isSparse reports whether h is a sparse file (GNU's old format or the
-// PAX GNU.sparse records), whose data expands beyond what the archive
-// holds.
-func isSparse(h *tar.Header) bool {
-	if h.Typeflag == tar.TypeGNUSparse {
-		return true
-	}
-	for k := range h.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return true
-		}
-	}
-	return false
-}
-
-// entryPath cleans a tar entry name and rejects names leaving the archive.
-func entryPath(name string) (string, error) {
-	clean := path.Clean(name)
-	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("entry %q leaves the archive", name)
-	}
-	return clean, nil
-}
-
 // repack writes the layout in dir over archive: the original entries in
 // their order with current contents, then files that are new (the labelled
 // blobs), named and stamped like index.json.
@@ -190,7 +167,7 @@ func repack(archive, dir string, entries []*tar.Header, gz bool) error {
 	var template *tar.Header
 	prefix := ""
 	for _, h := range entries {
-		name, _ := entryPath(h.Name)
+		name, _ := ocilayout.EntryName(h.Name)
 		seen[name] = true
 		if name == "index.json" {
 			template = h

@@ -152,11 +152,11 @@ func (s *tarStore) index(ctx context.Context) error {
 		if n >= MaxArchiveEntries {
 			return fmt.Errorf("more than %d entries", MaxArchiveEntries)
 		}
-		name, err := entryName(h.Name)
+		name, err := EntryName(h.Name)
 		if err != nil {
 			return err
 		}
-		if isSparse(h) {
+		if IsSparse(h) {
 			return fmt.Errorf("entry %q is a sparse file of %d bytes (refused: an OCI layout has none)", h.Name, h.Size)
 		}
 		off, err := s.f.Seek(0, io.SeekCurrent)
@@ -197,9 +197,9 @@ func (s *tarStore) checkEnd() error {
 	return nil
 }
 
-// isSparse reports whether h is a sparse file, whose data expands beyond
+// IsSparse reports whether h is a sparse file, whose data expands beyond
 // what the archive holds (GNU's old format or the PAX GNU.sparse records).
-func isSparse(h *tar.Header) bool {
+func IsSparse(h *tar.Header) bool {
 	if h.Typeflag == tar.TypeGNUSparse {
 		return true
 	}
@@ -211,8 +211,8 @@ func isSparse(h *tar.Header) bool {
 	return false
 }
 
-// entryName cleans a tar entry name and rejects names leaving the archive.
-func entryName(name string) (string, error) {
+// EntryName cleans a tar entry name and rejects names leaving the archive.
+func EntryName(name string) (string, error) {
 	clean := path.Clean(name)
 	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("entry %q leaves the archive", name)
