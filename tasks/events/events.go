@@ -5,6 +5,13 @@
 // only what happens on the way.
 package events
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
 // Sink receives a task's events as they happen. Emit may be called from
 // several goroutines at once; a Sink must be safe for that.
 type Sink interface {
@@ -26,4 +33,41 @@ func Or(s Sink) Sink {
 		return Discard
 	}
 	return s
+}
+
+// Recorder is a Sink that keeps every event, for tests and callers that
+// look at events after the fact.
+type Recorder struct {
+	mu     sync.Mutex
+	events []any
+}
+
+// Emit keeps e.
+func (r *Recorder) Emit(e any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// Events returns the events kept so far, in order.
+func (r *Recorder) Events() []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// Reset forgets the events kept so far.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
+}
+
+// String lists the events, one per line, for failure messages.
+func (r *Recorder) String() string {
+	var b strings.Builder
+	for _, e := range r.Events() {
+		fmt.Fprintf(&b, "%T %+v\n", e, e)
+	}
+	return b.String()
 }

@@ -3,12 +3,10 @@ package push
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -234,7 +233,7 @@ func TestPushMergeAndRepush(t *testing.T) {
 	root := t.TempDir()
 	sample.WriteTree(root, sample.DefaultBuilds())
 	c := testConfig(t, reg.Host, root)
-	var out recorder
+	var out events.Recorder
 	opts := Options{Strategy: "timestamp latest", Events: &out, Now: time.Date(2026, 1, 12, 14, 30, 22, 0, time.UTC)}
 	sum, err := Push(context.Background(), target(t, c), opts)
 	if err != nil {
@@ -261,7 +260,7 @@ func TestPushMergeAndRepush(t *testing.T) {
 		t.Fatalf("re-push: %+v %v\n%s", sum, err, out.String())
 	}
 	unchanged := 0
-	for _, e := range out.events {
+	for _, e := range out.Events() {
 		if tw, ok := e.(TagWritten); ok && tw.Unchanged {
 			unchanged++
 		}
@@ -312,7 +311,7 @@ func TestPushNestedIndexAsIs(t *testing.T) {
 	}
 	want, _ := src.Index.Digest()
 	c := testConfig(t, reg.Host, root)
-	var out recorder
+	var out events.Recorder
 	if _, err := Push(context.Background(), target(t, c), Options{Strategy: "latest", Events: &out}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -338,7 +337,7 @@ func TestPushInputErrors(t *testing.T) {
 		{Options{Strategy: "semver"}, "gives no tags"},
 	}
 	for _, tc := range cases {
-		var out recorder
+		var out events.Recorder
 		tc.o.Events = &out
 		_, err := Push(context.Background(), target(t, c), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -365,7 +364,7 @@ func TestConcurrentPushesKeepBothArches(t *testing.T) {
 		errs := make(chan error, 2)
 		for _, tree := range trees {
 			go func() {
-				var out recorder
+				var out events.Recorder
 				_, err := Push(context.Background(), target(t, testConfig(t, reg.Host, tree)), Options{Target: "racy", Tags: []string{tag, "shared"}, Events: &out})
 				errs <- err
 			}()
@@ -401,27 +400,4 @@ func target(t *testing.T, c *config.Config) *registry.Target {
 		t.Fatal(err)
 	}
 	return tg
-}
-
-// recorder keeps a push's events for assertions.
-type recorder struct {
-	mu     sync.Mutex
-	events []any
-}
-
-func (r *recorder) Emit(e any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) Reset() { r.events = nil }
-
-// String lists the events, one per line, for failure messages.
-func (r *recorder) String() string {
-	var b strings.Builder
-	for _, e := range r.events {
-		fmt.Fprintf(&b, "%T %+v\n", e, e)
-	}
-	return b.String()
 }

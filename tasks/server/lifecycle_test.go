@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -55,28 +55,17 @@ func serveChild() int {
 	return 0
 }
 
-// recorder is an events.Sink that keeps what it receives.
-type recorder struct {
-	mu     sync.Mutex
-	events []any
-}
-
-func (r *recorder) Emit(e any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
+// recorder keeps the events of a server task.
+type recorder struct{ events.Recorder }
 
 // kinds returns the type names of the events received, in order, and
 // forgets them.
 func (r *recorder) kinds() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for _, e := range r.events {
+	for _, e := range r.Events() {
 		out = append(out, reflect.TypeOf(e).Name())
 	}
-	r.events = nil
+	r.Reset()
 	return out
 }
 
@@ -238,9 +227,7 @@ func TestStopKills(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(stop, &StopResult{Stopped: true, Pid: start.Pid, Killed: true}) {
 		t.Fatalf("stop = %+v, %v", stop, err)
 	}
-	rec.mu.Lock()
-	events := append([]any(nil), rec.events...)
-	rec.mu.Unlock()
+	events := rec.Events()
 	want := []any{Stopping{Pid: start.Pid}, Killing{Pid: start.Pid, After: 300 * time.Millisecond}}
 	if !reflect.DeepEqual(events, want) {
 		t.Errorf("events = %+v, want %+v", events, want)
