@@ -204,13 +204,21 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 	}
 	defer devnull.Close()
 
+	listening, notify, err := readyPipe()
+	if err != nil {
+		return err
+	}
+	defer listening.Close()
 	cmd := exec.Command(o.Self, "serve")
-	cmd.Env = serverEnv(o.Environ, c)
+	cmd.Env = append(serverEnv(o.Environ, c), readyFDVar+"=3")
 	cmd.Dir = c.Storage
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.ExtraFiles = []*os.File{notify}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	launched := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	notify.Close() // the server holds the only write end now
+	if err != nil {
 		return fmt.Errorf("launching %s serve: %w", o.Self, err)
 	}
 	exited := make(chan error, 1)
@@ -219,7 +227,7 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 		_ = cmd.Process.Kill()
 		return err
 	}
-	if err := waitReady(ctx, c, o, cmd.Process.Pid, launched, exited); err != nil {
+	if err := waitReady(ctx, c, o, launched, listenSignal(listening), exited); err != nil {
 		if !errors.Is(err, errExited) {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -236,23 +244,30 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 // errExited marks a server that exited while Start waited for it.
 var errExited = errors.New("registry exited during startup")
 
-// waitReady probes /v2/ until the server pid answers it, the server
-// exits, ctx ends or o.ReadyTimeout passes. It probes often while a
-// healthy server is expected (it answers within tens of milliseconds;
-// start returns as soon as it does), then backs off for a slow one.
-func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launched time.Time, exited <-chan error) error {
-	deadline := launched.Add(o.ReadyTimeout)
+// waitReady waits until the server launched says it listens (see
+// readyPipe), then probes /v2/ until it answers, the server exits, ctx
+// ends or o.ReadyTimeout passes. The server's own word that it holds the
+// port is what tells it apart from a program that took the port since
+// checkPortFree; the probe then checks that /v2/ answers with the CA and
+// credentials clients will use.
+func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, listening <-chan struct{}, exited <-chan error) error {
+	deadline := time.NewTimer(time.Until(launched.Add(o.ReadyTimeout)))
+	defer deadline.Stop()
+	timedOut := fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
+	select {
+	case <-listening:
+	case werr := <-exited:
+		return fmt.Errorf("%w (%v)", errExited, werr)
+	case <-ctx.Done():
+		return errors.New("interrupted while waiting for the registry")
+	case <-deadline.C:
+		return timedOut
+	}
 	interval := 5 * time.Millisecond
 	for {
 		err := ping(ctx, c, o.Script)
 		if err == nil {
-			// Someone answers; it must be the server just launched (a
-			// program that took the port since checkPortFree would answer
-			// while ours fails to listen and exits).
-			if l, known := runstate.Listens(pid, c.Port); l || !known {
-				return nil
-			}
-			err = &registry.NotRespondingError{URL: c.BaseURL(), Err: fmt.Errorf("another process answers on port %s", c.Port)}
+			return nil
 		}
 		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
@@ -263,12 +278,11 @@ func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launch
 			return fmt.Errorf("%w (%v)", errExited, werr)
 		case <-ctx.Done():
 			return errors.New("interrupted while waiting for the registry")
+		case <-deadline.C:
+			return timedOut
 		case <-time.After(interval):
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
-		}
-		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
+		if interval < 200*time.Millisecond {
 			interval *= 2
 		}
 	}

@@ -158,6 +158,7 @@ func (r *instance) serve(ctx context.Context, file string, listen regconfig.List
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
+	notifyListening()
 
 	select {
 	case err := <-errs:
