@@ -79,7 +79,8 @@ CONTAINER_REGISTRY_TOOL = "${TOPDIR}/bin/ocireg-tool"
 CONTAINER_REGISTRY_TOOL_DEPENDS = ""
 CONTAINER_REGISTRY_TAG_STRATEGY = "sha branch latest"
 CONTAINER_REGISTRY_CERT_SAN = "DNS:myhost.local,IP:192.168.1.100"
-DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}'
+# Backslashes reach the tool as they are (a JSON escape here).
+DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime", "runtimeArgs": ["--sep=\\t"]}}'
 require conf/distro/include/container-registry.conf
 INHERIT += "oci-image-labels"
 
@@ -269,7 +270,7 @@ func (b *bitbakeBuild) generateInsecure(t *testing.T, url, storage string) confi
 		"CONTAINER_REGISTRY_TAG_STRATEGY": "sha branch latest",
 		"CONTAINER_REGISTRY_STORAGE":      storage,
 		"CONTAINER_REGISTRY_USERNAME":     "yocto",
-		"DOCKER_OCI_RUNTIMES":             `{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}`,
+		"DOCKER_OCI_RUNTIMES":             `{"vxn": {"path": "/usr/bin/vxn-oci-runtime", "runtimeArgs": ["--sep=\\t"]}}`,
 	} {
 		if env[k] != want {
 			t.Errorf("bitbake -e: %s = %q, want %q", k, env[k], want)
@@ -434,6 +435,11 @@ func (b *bitbakeBuild) installInsecure(t *testing.T, url string) {
 	}
 	if !slices.Equal(daemon.Insecure, []string{targetURL(url)}) || daemon.Runtimes["vxn"]["path"] != "/usr/bin/vxn-oci-runtime" {
 		t.Errorf("daemon.json: %+v, want %s insecure and the vxn runtime", daemon, targetURL(url))
+	}
+	// The class's dump keeps backslashes as bitbake does: the JSON escape
+	// \\ arrives as one, so the argument is a backslash and a t, not a tab.
+	if args, _ := daemon.Runtimes["vxn"]["runtimeArgs"].([]any); len(args) != 1 || args[0] != `--sep=\t` {
+		t.Errorf("daemon.json: vxn runtimeArgs %q, want [%q]", args, `--sep=\t`)
 	}
 	conf := string(b.imageFile(t, "container-oci-registry-config", "etc/containers/registries.conf.d/50-custom-registry.conf"))
 	if !strings.Contains(conf, targetURL(url)) || !regexp.MustCompile(`(?m)^insecure = true$`).MatchString(conf) {

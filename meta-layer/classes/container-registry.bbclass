@@ -174,9 +174,9 @@ python __anonymous() {
 }
 
 # Writes CONTAINER_REGISTRY_DUMP_VARS into CONTAINER_REGISTRY_ENV_DUMP as
-# NAME="value" lines, escaped as ocireg-tool's reader expects: \" for ",
-# \$ for $, and " \" before each newline of a multi-line value. Unset
-# variables are left out.
+# NAME="value" lines, escaped as `bitbake -e` writes them and ocireg-tool
+# reads them: \" for ", \` for `, \$ for $, " \" before each newline of a
+# multi-line value, backslashes as they are. Unset variables are left out.
 python container_registry_write_env() {
     import os
     path = d.getVar("CONTAINER_REGISTRY_ENV_DUMP")
@@ -185,7 +185,7 @@ python container_registry_write_env() {
         value = d.getVar(name)
         if value is None:
             continue
-        value = value.replace('"', '\\"').replace('$', '\\$').replace('\n', ' \\\n')
+        value = value.replace('"', '\\"').replace('`', '\\`').replace('$', '\\$').replace('\n', ' \\\n')
         lines.append('%s="%s"\n' % (name, value))
     bb.utils.mkdirhier(os.path.dirname(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
