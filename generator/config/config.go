@@ -346,9 +346,8 @@ func (c *Config) BakedVars() Vars {
 }
 
 var (
-	namespaceRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	strategyRe  = regexp.MustCompile(`^[a-z]+$`)
-	hostRe      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	strategyRe = regexp.MustCompile(`^[a-z]+$`)
+	hostRe     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
 // ParseStrategy splits and checks a tag strategy.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
 
 // Setting is one variable the tool reads. The table of settings drives
@@ -179,8 +181,8 @@ func parseURL(c *Config, v string) (err error) {
 }
 
 func parseNamespace(c *Config, v string) error {
-	if !namespaceRe.MatchString(v) {
-		return fmt.Errorf("%q is not a valid repository namespace (lowercase letters, digits, '.', '_', '-', '/')", v)
+	if err := imageref.ValidateRepository(v); err != nil {
+		return fmt.Errorf("%q is not a valid repository namespace: %w", v, err)
 	}
 	c.Namespace = v
 	return nil
