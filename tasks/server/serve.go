@@ -234,7 +234,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, checks *healt
 			app, err = nil, fmt.Errorf("invalid registry configuration: %v", r)
 		}
 	}()
-	app = handlers.NewApp(ctx, cfg)
+	app = handlers.NewApp(ctx, withAuthCache(cfg))
 	app.RegisterHealthChecks(checks)
 	return app, nil
 }
