@@ -250,6 +250,18 @@ func (b *bitbakeBuild) labelsClass(t *testing.T) {
 			t.Errorf("%s labels:\n  got  %v\n  want %v", ref, info.Labels, want)
 		}
 	}
+	// The -dir.tar archive holds the layout directory itself.
+	unpacked := t.TempDir()
+	if out, err := exec.Command("tar", "-C", unpacked, "-xf", filepath.Join(deploy, name+"-dir.tar")).CombinedOutput(); err != nil {
+		t.Fatalf("unpacking the -oci-dir.tar: %v\n%s", err, out)
+	}
+	var info struct{ Labels map[string]string }
+	if err := json.Unmarshal([]byte(skopeo(t, "inspect", "oci:"+filepath.Join(unpacked, name))), &info); err != nil {
+		t.Fatalf("skopeo inspect the layout of the -oci-dir.tar: %v", err)
+	}
+	if !maps.Equal(info.Labels, want) {
+		t.Errorf("-oci-dir.tar labels:\n  got  %v\n  want %v", info.Labels, want)
+	}
 	for _, suffix := range []string{"", ".tar", "-dir.tar"} {
 		link := filepath.Join(deploy, "oci-test-image-latest-oci"+suffix)
 		if target, err := os.Readlink(link); err != nil || target != name+suffix {

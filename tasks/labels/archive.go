@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -31,7 +32,11 @@ func applyArchive(archive string, l Labels) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpacking %q: %w", archive, err)
 	}
-	rep, err := applyDir(tmp, l)
+	index, _, err := layoutIndex(entries)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", archive, err)
+	}
+	rep, err := applyDir(filepath.Join(tmp, filepath.FromSlash(path.Dir(index))), l)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", archive, err)
 	}
@@ -43,6 +48,31 @@ func applyArchive(archive string, l Labels) (*Report, error) {
 		return nil, fmt.Errorf("writing %q: %w", archive, err)
 	}
 	return rep, nil
+}
+
+// layoutIndex finds the index.json of the layout in an archive's entries:
+// at the top (the *-oci.tar shape) or in one top-level directory (the
+// *-oci-dir.tar shape, the layout directory itself). It returns its clean
+// name and its header.
+func layoutIndex(entries []*tar.Header) (string, *tar.Header, error) {
+	var nested []*tar.Header
+	var names []string
+	for _, h := range entries {
+		name, _ := ocilayout.EntryName(h.Name)
+		switch {
+		case name == "index.json":
+			return name, h, nil
+		case path.Base(name) == "index.json" && !strings.Contains(path.Dir(name), "/"):
+			nested, names = append(nested, h), append(names, name)
+		}
+	}
+	switch len(nested) {
+	case 0:
+		return "", nil, fmt.Errorf("no index.json in the archive")
+	case 1:
+		return names[0], nested[0], nil
+	}
+	return "", nil, fmt.Errorf("more than one layout in the archive (%s)", strings.Join(names, ", "))
 }
 
 // maxArchiveEntries bounds the entries of an archive to label.
@@ -179,22 +209,19 @@ func repack(archive, dir string, entries []*tar.Header, gz bool) error {
 	}
 	tw := tar.NewWriter(w)
 
+	index, template, err := layoutIndex(entries)
+	if err != nil {
+		return err
+	}
+	// The spelling of the archive's names ("./" or not) for the new ones.
+	prefix := strings.TrimSuffix(template.Name, index)
 	seen := map[string]bool{}
-	var template *tar.Header
-	prefix := ""
 	for _, h := range entries {
 		name, _ := ocilayout.EntryName(h.Name)
 		seen[name] = true
-		if name == "index.json" {
-			template = h
-			prefix = strings.TrimSuffix(h.Name, "index.json")
-		}
 		if err := writeEntry(tw, dir, name, h); err != nil {
 			return err
 		}
-	}
-	if template == nil {
-		return fmt.Errorf("no index.json in the archive")
 	}
 	added, err := newFiles(dir, seen)
 	if err != nil {
