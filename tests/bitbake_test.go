@@ -83,6 +83,9 @@ CONTAINER_REGISTRY_CERT_SAN = "DNS:myhost.local,IP:192.168.1.100"
 DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime", "runtimeArgs": ["--sep=\\t"]}}'
 require conf/distro/include/container-registry.conf
 INHERIT += "oci-image-labels"
+# The class default where the global labels class once made the tool's own
+# build depend on the tool (see labelsInherit).
+CONTAINER_REGISTRY_TOOL_DEPENDS:pn-go-binary-native = "ocireg-tool-native"
 
 # The Go module fetch: the only recipe allowed on the network, from the Go
 # module proxy this machine uses, into a download directory of its own.
@@ -138,6 +141,7 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 	step("parse", func(t *testing.T) { b.parse(t, layer, testLayer) })
 	var indexEnv config.Vars
 	step("labels-class", func(t *testing.T) { b.labelsClass(t) })
+	step("labels-inherit", func(t *testing.T) { b.labelsInherit(t) })
 	step("generate-insecure", func(t *testing.T) { indexEnv = b.generateInsecure(t, url, storage) })
 	step("script", func(t *testing.T) { b.scriptPush(t, reg, indexEnv["DEPLOY_DIR"]) })
 	step("populate-task", func(t *testing.T) {
@@ -266,6 +270,32 @@ func (b *bitbakeBuild) labelsClass(t *testing.T) {
 		link := filepath.Join(deploy, "oci-test-image-latest-oci"+suffix)
 		if target, err := os.Readlink(link); err != nil || target != name+suffix {
 			t.Errorf("%s: %q, %v; want a link to %s", link, target, err, name+suffix)
+		}
+	}
+}
+
+// labelsInherit: INHERIT += "oci-image-labels" gives container-registry,
+// and with it CONTAINER_REGISTRY_TOOL_DEPENDS, to image recipes only. Were
+// every recipe to get it, the recipes the tool itself is built with would
+// depend on the tool, and bitbake would refuse the task graph of any build
+// (a circular dependency through go-binary-native). local.conf gives
+// go-binary-native the class default (every recipe has it when the tool is
+// not prebuilt); the task graph of the tool's recipe must build and hold no
+// edge from go-binary-native to the tool.
+func (b *bitbakeBuild) labelsInherit(t *testing.T) {
+	dot := filepath.Join(b.dir, "task-depends.dot")
+	os.Remove(dot)
+	b.run(t, "-g", "ocireg-tool-native")
+	graph, err := os.ReadFile(dot)
+	if err != nil {
+		t.Fatalf("bitbake -g wrote no task graph: %v", err)
+	}
+	if !strings.Contains(string(graph), `"go-binary-native.do_populate_sysroot"`) {
+		t.Fatal("the task graph of ocireg-tool-native does not hold go-binary-native: the check below would prove nothing")
+	}
+	for _, line := range strings.Split(string(graph), "\n") {
+		if strings.HasPrefix(line, `"go-binary-native.`) && strings.Contains(line, `-> "ocireg-tool-native.`) {
+			t.Errorf("go-binary-native depends on the tool: %s", line)
 		}
 	}
 }
