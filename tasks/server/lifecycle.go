@@ -98,15 +98,21 @@ const lockWait = 2 * time.Minute
 // before the failure.
 func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
-	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
-		return nil, fmt.Errorf("creating storage directory: %w", err)
-	}
-	unlock, err := runstate.Lock(ctx, c, lockWait)
+	unlock, err := lockStorage(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	return start(ctx, c, o)
+}
+
+// lockStorage creates the storage directory when missing and takes the
+// port's lock (runstate.Lock), waiting up to lockWait.
+func lockStorage(ctx context.Context, c *config.Config) (func(), error) {
+	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
+		return nil, fmt.Errorf("creating storage directory: %w", err)
+	}
+	return runstate.Lock(ctx, c, lockWait)
 }
 
 // start is Start with the port's lock held.
@@ -454,10 +460,7 @@ func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, 
 			return res, err
 		}
 	}
-	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
-		return res, fmt.Errorf("creating storage directory: %w", err)
-	}
-	unlock, err := runstate.Lock(ctx, c, lockWait)
+	unlock, err := lockStorage(ctx, c)
 	if err != nil {
 		return res, err
 	}
