@@ -70,6 +70,7 @@ type Config struct {
 	Images      []string // CONTAINER_REGISTRY_IMAGES filter for populate
 	SearchFirst bool
 	TargetURL   string // host:port targets use
+	UI          bool   // serve the registry browser
 
 	DockerInsecure       []string
 	DockerOCIRuntimes    string // raw JSON object
