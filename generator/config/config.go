@@ -306,6 +306,18 @@ func (c *Config) Scheme() string {
 // BaseURL is the local registry's URL with its scheme.
 func (c *Config) BaseURL() string { return c.Scheme() + "://" + c.URL }
 
+// UIPath is where serve answers browsers (its registry browser).
+const UIPath = "/ui/"
+
+// UIURL is the address of the registry browser, or "" when
+// CONTAINER_REGISTRY_UI=0.
+func (c *Config) UIURL() string {
+	if !c.UI {
+		return ""
+	}
+	return c.BaseURL() + UIPath
+}
+
 // PKIDir, AuthDir and friends name the files under the storage directory.
 func (c *Config) PKIDir() string       { return filepath.Join(c.Storage, "pki") }
 func (c *Config) CACert() string       { return filepath.Join(c.PKIDir(), "ca.crt") }

@@ -18,7 +18,7 @@ import (
 )
 
 // Prefix is where the browser lives; "/" redirects there.
-const Prefix = "/ui/"
+const Prefix = config.UIPath
 
 // csp allows the page's own style sheet and script and nothing else: no
 // inline code, no frames, forms only to this site.
