@@ -1,11 +1,13 @@
 package ui
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"path"
 	"slices"
@@ -34,8 +36,10 @@ type repoRows struct {
 	Name   string
 	Tags   []tagRow
 	Filter string // lower-case name and tags, for the filter box
-	seq    uint64
-	built  time.Time
+	// HTML is the repository's part of the index page, rendered once.
+	HTML  template.HTML
+	seq   uint64
+	built time.Time
 }
 
 // tagRow is one tag as the index shows it.
@@ -155,6 +159,11 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 		return cmp.Compare(a.Name, b.Name)
 	})
 	r.Filter = strings.ToLower(strings.Join(filter, " "))
+	var buf bytes.Buffer
+	if err := s.pages["index"].ExecuteTemplate(&buf, "repo", r); err != nil {
+		return nil, err
+	}
+	r.HTML = template.HTML(buf.String())
 	s.cache.putRepo(r)
 	return r, nil
 }
