@@ -179,7 +179,26 @@ func TestUIBrowser(t *testing.T) {
 	if !strings.Contains(strings.Join(tags, " "), "v9") {
 		t.Errorf("after push --tag v9 the index shows tags %q", tags)
 	}
+	readmeShot(t, ctx, base)
 	checkPhoneAndDark(t, ctx, base)
+}
+
+// readmeShot saves the top of the image page in a laptop-sized window as
+// build/ui-screenshots/readme.png: the README shows it as docs/ui.png.
+func readmeShot(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 640),
+		chromedp.Navigate(base+"/ui/yocto/app-server:latest"), chromedp.WaitVisible("section.platform"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shotDir, "readme.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkImagePage checks the image page of the multi-arch app-server.
