@@ -311,6 +311,21 @@ func TestUIWithoutJavaScript(t *testing.T) {
 	if r, err := http.Post(base+"/ui/", "text/plain", nil); err != nil || r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /ui/: %v %v, want 405", r.StatusCode, err)
 	}
+
+	// A deleted tag is gone from the pages at once.
+	if r := e.Run("delete", "yocto/app-server:latest"); r.Code != 0 {
+		t.Fatalf("delete: %s", r.Out())
+	}
+	if resp, err = http.Get(base + "/ui/yocto/app-server:latest"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("image page of a deleted tag: %v %v, want 404", resp.StatusCode, err)
+	}
+	resp, err = http.Get(base + "/ui/?q=app-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); strings.Contains(body, "app-server:latest") || !strings.Contains(body, "yocto/app-server") {
+		t.Errorf("index after deleting app-server:latest:\n%s", body)
+	}
 	if r := e.Run("stop"); r.Code != 0 {
 		t.Fatal(r.Out())
 	}

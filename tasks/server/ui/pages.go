@@ -138,12 +138,12 @@ func (s *Site) indexData(ctx context.Context, q url.Values) (*indexData, error) 
 		d.Page = n
 	}
 	needle := strings.ToLower(d.Query)
+	all, err := s.repos(ctx, names)
+	if err != nil {
+		return nil, err
+	}
 	var matched []*repoRows
-	for _, n := range names {
-		rows, err := s.repo(ctx, n)
-		if err != nil {
-			return nil, err
-		}
+	for _, rows := range all {
 		if len(rows.Tags) > 0 && strings.Contains(rows.Filter, needle) {
 			matched = append(matched, rows)
 		}

@@ -55,11 +55,11 @@ func (s *Site) registryData(ctx context.Context) (*registryData, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		rows, err := s.repo(ctx, n)
-		if err != nil {
-			return nil, err
-		}
+	all, err := s.repos(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, rows := range all {
 		if len(rows.Tags) > 0 {
 			d.Repos++
 			d.Tags += len(rows.Tags)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 )
@@ -110,6 +110,24 @@ func (s *Site) catalog(ctx context.Context) ([]string, error) {
 	slices.Sort(names)
 	s.cache.putCatalog(names, seq)
 	return names, nil
+}
+
+// readers is how many repositories are read from storage at once.
+const readers = 4
+
+// repos reads the tags of every repository of names (readers at a time
+// while the cache is cold).
+func (s *Site) repos(ctx context.Context, names []string) ([]*repoRows, error) {
+	out := make([]*repoRows, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readers)
+	for i, n := range names {
+		g.Go(func() (err error) {
+			out[i], err = s.repo(gctx, n)
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // repo reads the tags of repository name with their push times and image
@@ -268,13 +286,13 @@ func readConfig(ctx context.Context, repo distribution.Repository, d v1.Descript
 	if d.Size > maxJSON {
 		return nil, fmt.Errorf("config %s: %d bytes, more than the page reads", d.Digest, d.Size)
 	}
-	rc, err := repo.Blobs(ctx).Open(ctx, d.Digest)
+	// Get reads the blob whole (Open would buffer 4 MiB for each).
+	data, err := repo.Blobs(ctx).Get(ctx, d.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
-	defer rc.Close()
 	var cfg v1.Image
-	if err := json.NewDecoder(io.LimitReader(rc, maxJSON)).Decode(&cfg); err != nil {
+	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
 	return &cfg, nil
