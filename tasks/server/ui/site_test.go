@@ -88,7 +88,7 @@ func TestPagesFollowPushAndDelete(t *testing.T) {
 	}
 	push(t, srv, "yocto/app:two")
 	push(t, srv, "yocto/other:one")
-	_, body := get(t, srv.URL + "/ui/")
+	_, body := get(t, srv.URL+"/ui/")
 	for _, want := range []string{`href="/ui/yocto/app:two"`, `href="/ui/yocto/other:one"`, "2 of 2 images"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("after more pushes, index lacks %s:\n%s", want, body)
@@ -98,7 +98,7 @@ func TestPagesFollowPushAndDelete(t *testing.T) {
 	if err := remote.Delete(ref); err != nil {
 		t.Fatal(err)
 	}
-	if _, body := get(t, srv.URL + "/ui/"); strings.Contains(body, "/ui/yocto/app:one") || !strings.Contains(body, "/ui/yocto/app:two") {
+	if _, body := get(t, srv.URL+"/ui/"); strings.Contains(body, "/ui/yocto/app:one") || !strings.Contains(body, "/ui/yocto/app:two") {
 		t.Errorf("after deleting yocto/app:one:\n%s", body)
 	}
 	if code, _ := get(t, srv.URL+"/ui/yocto/app:one"); code != 404 {
