@@ -156,12 +156,18 @@ func TestUIBrowser(t *testing.T) {
 	checkImagePage(t, ctx, base, port)
 	checkCopyButton(t, ctx, base, port)
 
-	// The registry page.
+	// The registry page, with the last verify and gc they recorded.
+	for _, cmd := range [][]string{{"verify"}, {"gc", "--yes"}} {
+		if r := e.Run(cmd...); r.Code != 0 {
+			t.Fatalf("%v: %s", cmd, r.Out())
+		}
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/-/registry"), chromedp.WaitVisible("#registry")); err != nil {
 		t.Fatal(err)
 	}
-	reg := js[string](t, ctx, `document.getElementById("registry").innerText`)
-	for _, want := range []string{"insecure (HTTP)", "2 (4 tags)", "10.0.2.2:" + port, "filesystem storage", e.Storage} {
+	reg := js[string](t, ctx, `document.querySelector("main").innerText`)
+	for _, want := range []string{"insecure (HTTP)", "2 (4 tags)", "10.0.2.2:" + port, "filesystem storage", e.Storage,
+		"Last verify\t20", "OK, 2 repositories, 4 tags", "Last gc\t20", "container-registry.sh gc"} {
 		if !strings.Contains(reg, want) {
 			t.Errorf("registry page lacks %q:\n%s", want, reg)
 		}

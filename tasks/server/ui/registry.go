@@ -7,6 +7,8 @@ import (
 	"path"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // blobRoot is where distribution's storage layout keeps blob data.
@@ -46,6 +48,10 @@ type registryData struct {
 	Repos, Tags                           int
 	Stats                                 *Stats
 	Commands                              []pull
+	// The last gc and verify, as they recorded themselves (nil: none).
+	GC        *runstate.GCRecord
+	Verify    *runstate.VerifyRecord
+	RecordErr string
 }
 
 func (s *Site) registryData(ctx context.Context) (*registryData, error) {
@@ -67,6 +73,12 @@ func (s *Site) registryData(ctx context.Context) (*registryData, error) {
 	}
 	if d.Stats, err = s.stats(ctx); err != nil {
 		return nil, err
+	}
+	var gcErr, verifyErr error
+	d.GC, gcErr = runstate.ReadGCRecord(c)
+	d.Verify, verifyErr = runstate.ReadVerifyRecord(c)
+	if err := errors.Join(gcErr, verifyErr); err != nil {
+		d.RecordErr = err.Error()
 	}
 	script := c.Script()
 	d.Commands = []pull{
