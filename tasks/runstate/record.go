@@ -14,7 +14,7 @@ import (
 )
 
 // GCRecord is what the last gc of a storage did (last-gc.json), for the
-// registry browser.
+// registry browser. (verify records nothing: it never writes.)
 type GCRecord struct {
 	At time.Time `json:"at"`
 	// Removed is false when gc stopped after its dry run.
@@ -25,18 +25,6 @@ type GCRecord struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// VerifyRecord is what the last verify of a storage found
-// (last-verify.json), for the registry browser.
-type VerifyRecord struct {
-	At           time.Time `json:"at"`
-	Repositories int       `json:"repositories"`
-	Tags         int       `json:"tags"`
-	Blobs        int       `json:"blobs"`
-	Problems     int       `json:"problems"`
-	OrphanBytes  int64     `json:"orphan_bytes"`
-	Error        string    `json:"error,omitempty"`
-}
-
 // recordFile is where the last outcome of op is kept.
 func recordFile(c *config.Config, op string) string {
 	return filepath.Join(c.Storage, "last-"+op+".json")
@@ -45,21 +33,11 @@ func recordFile(c *config.Config, op string) string {
 // WriteGCRecord keeps r as the last gc of c's storage.
 func WriteGCRecord(c *config.Config, r GCRecord) error { return writeRecord(c, "gc", r) }
 
-// WriteVerifyRecord keeps r as the last verify of c's storage.
-func WriteVerifyRecord(c *config.Config, r VerifyRecord) error { return writeRecord(c, "verify", r) }
-
 // ReadGCRecord returns the last gc of c's storage, nil when none was
 // recorded.
 func ReadGCRecord(c *config.Config) (*GCRecord, error) {
 	var r GCRecord
 	return readRecord(c, "gc", &r)
-}
-
-// ReadVerifyRecord returns the last verify of c's storage, nil when none
-// was recorded.
-func ReadVerifyRecord(c *config.Config) (*VerifyRecord, error) {
-	var r VerifyRecord
-	return readRecord(c, "verify", &r)
 }
 
 func writeRecord(c *config.Config, op string, v any) error {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"time"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
-	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Report is what Verify found.
@@ -45,13 +43,10 @@ type Orphan struct {
 // OK reports whether no problem was found.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
-// Verify walks the storage configured for c. It reads only the registry's
-// data, so it is safe while the registry runs; content pushed during the
-// walk may show up as orphans. It stops as soon as ctx ends, with an
-// error. What it found is kept in last-verify.json in the storage for the
-// registry browser.
-func Verify(ctx context.Context, c *config.Config) (rep *Report, err error) {
-	defer func() { record(c, rep, err) }()
+// Verify walks the storage configured for c. It reads only, so it is safe
+// while the registry runs; content pushed during the walk may show up as
+// orphans. It stops as soon as ctx ends, with an error.
+func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 	cfg, _, err := regconfig.Read(c)
 	if err != nil {
 		return nil, err
@@ -74,20 +69,6 @@ func Verify(ctx context.Context, c *config.Config) (rep *Report, err error) {
 	}
 	sort.Strings(v.rep.Problems)
 	return v.rep, nil
-}
-
-// record keeps what Verify found for the registry browser. The record is
-// advisory: a storage directory that cannot take it loses only the record.
-func record(c *config.Config, rep *Report, err error) {
-	rec := runstate.VerifyRecord{At: time.Now().UTC()}
-	if rep != nil {
-		rec.Repositories, rec.Tags, rec.Blobs = rep.Repositories, rep.Tags, rep.Blobs
-		rec.Problems, rec.OrphanBytes = len(rep.Problems), rep.OrphanBytes
-	}
-	if err != nil {
-		rec.Error = err.Error()
-	}
-	_ = runstate.WriteVerifyRecord(c, rec)
 }
 
 type blobState struct {

@@ -48,9 +48,8 @@ type registryData struct {
 	Repos, Tags                           int
 	Stats                                 *Stats
 	Commands                              []pull
-	// The last gc and verify, as they recorded themselves (nil: none).
+	// The last gc, as it recorded itself (nil: none).
 	GC        *runstate.GCRecord
-	Verify    *runstate.VerifyRecord
 	RecordErr string
 }
 
@@ -74,10 +73,7 @@ func (s *Site) registryData(ctx context.Context) (*registryData, error) {
 	if d.Stats, err = s.stats(ctx); err != nil {
 		return nil, err
 	}
-	var gcErr, verifyErr error
-	d.GC, gcErr = runstate.ReadGCRecord(c)
-	d.Verify, verifyErr = runstate.ReadVerifyRecord(c)
-	if err := errors.Join(gcErr, verifyErr); err != nil {
+	if d.GC, err = runstate.ReadGCRecord(c); err != nil {
 		d.RecordErr = err.Error()
 	}
 	script := c.Script()
