@@ -98,8 +98,12 @@ func (s *Site) catalog(ctx context.Context) ([]string, error) {
 		return names, nil
 	}
 	seq := s.cache.now()
+	enum, ok := s.ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return nil, errors.New("the registry cannot list its repositories")
+	}
 	var names []string
-	err := s.ns.(distribution.RepositoryEnumerator).Enumerate(ctx, func(n string) error {
+	err := enum.Enumerate(ctx, func(n string) error {
 		names = append(names, n)
 		return nil
 	})
