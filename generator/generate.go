@@ -104,6 +104,7 @@ func templateData(c *config.Config) map[string]any {
 		"Strategy":     strings.Join(c.TagStrategy, " "),
 		"Strategies":   config.Strategies,
 		"Script":       c.Script(),
+		"UI":           c.UIURL(),
 	}
 }
 

@@ -59,7 +59,10 @@ type StartResult struct {
 	// Ready is the time from launch to the first answer of /v2/.
 	Ready time.Duration `json:"ready_ns,omitempty"`
 
-	URL     string `json:"url"`
+	URL string `json:"url"`
+	// UI is the address of the registry browser (empty when
+	// CONTAINER_REGISTRY_UI=0).
+	UI      string `json:"ui_url,omitempty"`
 	Mode    string `json:"mode"`
 	Secure  bool   `json:"secure"`
 	Storage string `json:"storage"`
@@ -118,7 +121,7 @@ func lockStorage(ctx context.Context, c *config.Config) (func(), error) {
 // start is Start with the port's lock held.
 func start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
-		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
+		Config: c.RegistryConfig(), Log: runstate.LogFile(c), UI: c.UIURL()}
 	if err := checkNotRunning(c, o.Script, res); err != nil || res.Already {
 		return res, err
 	}
