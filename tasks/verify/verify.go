@@ -34,9 +34,9 @@ type Report struct {
 	OrphanBytes  int64    `json:"orphanBytes"`
 	// Referrers counts the referrer records, StaleReferrers those whose
 	// manifest is not stored (gc removes them).
-	Referrers      int `json:"referrers,omitempty"`
-	StaleReferrers int `json:"staleReferrers,omitempty"`
-	Problems     []string `json:"problems"`
+	Referrers      int      `json:"referrers,omitempty"`
+	StaleReferrers int      `json:"staleReferrers,omitempty"`
+	Problems       []string `json:"problems"`
 }
 
 // Orphan is a stored blob no manifest references.
