@@ -320,8 +320,29 @@ func checkPages(t *testing.T, r *regHTTP, repo string, subject v1.Hash, want map
 // and collects again: its referrers and their records go.
 func referrersGC(t *testing.T, e *Env, r *regHTTP, repo string, subj v1.Descriptor, want map[string]string, sig v1.Descriptor) {
 	t.Helper()
+	// An SBOM of one platform of a tagged multi-platform image: its
+	// subject is untagged, but the tag's index keeps it.
+	idx, err := random.Index(256, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const multi = "yocto/refs-multi"
+	ref, _ := name.NewTag(e.URL+"/"+multi+":latest", name.Insecure)
+	if err := remote.WriteIndex(ref, idx, e.remoteOpts(t)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(ref.Context(), static.NewLayer([]byte(emptyJSON), "application/vnd.oci.empty.v1+json"), e.remoteOpts(t)...); err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	platSBOM := r.putArtifact(t, multi, artifact(im.Manifests[1], "application/spdx+json", "platform"), im.Manifests[1].Digest)
+
 	res := e.mustRun(t, 0, "gc", "--delete-untagged", "--yes")
 	sameSet(t, "after gc --delete-untagged", e.referrerSet(t, repo, subj.Digest), want)
+	sameSet(t, "SBOM of a platform after gc --delete-untagged", e.referrerSet(t, multi, im.Manifests[1].Digest), map[string]string{platSBOM.Digest.String(): "application/spdx+json"})
 	for d := range want {
 		if resp, _ := r.do(t, http.MethodHead, "/v2/"+repo+"/manifests/"+d, nil, "", false); resp.StatusCode != http.StatusOK {
 			t.Errorf("referrer %s after gc: %s\n%s", d, resp.Status, res.Out())
@@ -330,7 +351,7 @@ func referrersGC(t *testing.T, e *Env, r *regHTTP, repo string, subj v1.Descript
 	if resp, _ := r.do(t, http.MethodHead, "/v2/"+repo+"/manifests/"+sig.Digest.String(), nil, "", false); resp.StatusCode != http.StatusOK {
 		t.Errorf("the referrer of a referrer went with gc: %s", resp.Status)
 	}
-	if v := e.Run("verify"); v.Code != 0 || !strings.Contains(v.Stdout, "3 referrer records") {
+	if v := e.Run("verify"); v.Code != 0 || !strings.Contains(v.Stdout, "4 referrer records") {
 		t.Errorf("verify after gc: exit %d\n%s", v.Code, v.Out())
 	}
 	if resp, data := r.do(t, http.MethodDelete, "/v2/"+repo+"/manifests/"+subj.Digest.String(), nil, "", false); resp.StatusCode != http.StatusAccepted {
