@@ -351,7 +351,7 @@ func referrersGC(t *testing.T, e *Env, r *regHTTP, repo string, subj v1.Descript
 	if resp, _ := r.do(t, http.MethodHead, "/v2/"+repo+"/manifests/"+sig.Digest.String(), nil, "", false); resp.StatusCode != http.StatusOK {
 		t.Errorf("the referrer of a referrer went with gc: %s", resp.Status)
 	}
-	if v := e.Run("verify"); v.Code != 0 || !strings.Contains(v.Stdout, "4 referrer records") {
+	if v := e.Run("verify"); v.Code != 0 || !strings.Contains(v.Stdout, "4 referrer record(s)") {
 		t.Errorf("verify after gc: exit %d\n%s", v.Code, v.Out())
 	}
 	if resp, data := r.do(t, http.MethodDelete, "/v2/"+repo+"/manifests/"+subj.Digest.String(), nil, "", false); resp.StatusCode != http.StatusAccepted {

@@ -47,7 +47,7 @@ func renderVerify(w io.Writer, dataDir string, r *verify.Report) {
 		fmt.Fprintf(w, "  no unreferenced blobs\n")
 	}
 	if r.Referrers > 0 {
-		fmt.Fprintf(w, "  %d referrer records", r.Referrers)
+		fmt.Fprintf(w, "  %d referrer record(s)", r.Referrers)
 		if r.StaleReferrers > 0 {
 			fmt.Fprintf(w, ", %d of manifests not stored (gc would remove them)", r.StaleReferrers)
 		}
