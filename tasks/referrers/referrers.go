@@ -33,6 +33,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Root is where the records live in the storage, beside distribution's
@@ -244,28 +245,60 @@ func (s *Store) List(ctx context.Context, repo string, subject digest.Digest, q 
 	if err != nil {
 		return nil, false, fmt.Errorf("listing referrers of %s in %s: %w", subject, repo, err)
 	}
-	dgsts := recordDigests(names)
-	page = []v1.Descriptor{}
-	for _, d := range dgsts {
-		if q.Last != "" && d <= q.Last {
-			continue
+	var todo []digest.Digest
+	for _, d := range recordDigests(names) {
+		if q.Last == "" || d > q.Last {
+			todo = append(todo, d)
 		}
-		info, ok, err := s.Lookup(ctx, repo, d)
+	}
+	page = []v1.Descriptor{}
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), lookupBatch)]
+		todo = todo[len(batch):]
+		infos, err := s.lookupAll(ctx, repo, batch)
 		if err != nil {
 			return nil, false, err
 		}
-		if !ok || info.Subject != subject {
-			continue
+		for _, info := range infos {
+			if info == nil || info.Subject != subject {
+				continue
+			}
+			if q.ArtifactType != "" && info.Descriptor.ArtifactType != q.ArtifactType {
+				continue
+			}
+			if len(page) == q.N {
+				return page, true, nil
+			}
+			page = append(page, info.Descriptor)
 		}
-		if q.ArtifactType != "" && info.Descriptor.ArtifactType != q.ArtifactType {
-			continue
-		}
-		if len(page) == q.N {
-			return page, true, nil
-		}
-		page = append(page, info.Descriptor)
 	}
 	return page, false, nil
+}
+
+// lookupBatch and lookupParallel bound how many records a listing checks
+// at a time, and how many of those at once (a stat is a round trip on
+// object storage).
+const (
+	lookupBatch    = 256
+	lookupParallel = 8
+)
+
+// lookupAll looks dgsts up in repo concurrently: the result holds the
+// Info of each, in order, nil for a manifest the repository does not hold.
+func (s *Store) lookupAll(ctx context.Context, repo string, dgsts []digest.Digest) ([]*Info, error) {
+	out := make([]*Info, len(dgsts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lookupParallel)
+	for i, d := range dgsts {
+		g.Go(func() error {
+			info, ok, err := s.Lookup(gctx, repo, d)
+			if ok {
+				out[i] = &info
+			}
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // recordDigests turns the record paths of one subject directory into the
