@@ -301,16 +301,25 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
-	scan, err := scanManifests(ctx, reg)
+	// Referrers matter when untagged manifests go, or records are stored.
+	_, recErr := d.Stat(ctx, referrers.Root)
+	withReferrers := removeUntagged || recErr == nil
+	ns := reg
+	var scan map[string]*repoManifests
+	if withReferrers {
+		if scan, err = scanManifests(ctx, reg); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
+		ns = newGCNamespace(reg, scan)
+	}
+	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
 	if err != nil {
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
-	err = storage.MarkAndSweep(ctx, rec, newGCNamespace(reg, scan), storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
-	if err != nil {
-		return nil, fmt.Errorf("garbage collection: %w", err)
-	}
-	if err := rec.sweepRecords(ctx, scan); err != nil {
-		return nil, fmt.Errorf("garbage collection: %w", err)
+	if withReferrers {
+		if err := rec.sweepRecords(ctx, scan); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
 	}
 	if err := rec.purgeUploads(ctx); err != nil {
 		return nil, fmt.Errorf("garbage collection: %w", err)
