@@ -119,6 +119,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	}
 	api, err := refs.handler(ctx, app, logger)
 	if err != nil {
+		app.Shutdown()
 		return nil, err
 	}
 	h, err := site.Handler(api)

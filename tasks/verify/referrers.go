@@ -54,7 +54,7 @@ func (v *verifier) checkReferrers() error {
 		for dgst, subject := range m {
 			key := repo + "@" + dgst.String()
 			if !recorded[key+" "+subject.String()] {
-				v.problem("%s: its subject is %s, but it is missing from the referrers of %s", key, subject, subject)
+				v.problem("%s: its subject is %s, but it is missing from the referrers of %s (pushing the manifest again records it)", key, subject, subject)
 			}
 		}
 	}
