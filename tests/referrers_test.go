@@ -280,6 +280,7 @@ func TestReferrersAPI(t *testing.T) {
 			if n := len(recordFiles(e, repo)); n != 3 {
 				t.Errorf("%d records after DELETE, want 3: %v", n, recordFiles(e, repo))
 			}
+			lostRecord(t, e, r, repo, subj.Digest, artifact(subj, "application/spdx+json", "cve"), cve.Digest.String())
 			referrersGC(t, e, r, repo, subj, want, sig)
 		})
 	}
@@ -371,5 +372,24 @@ func referrersGC(t *testing.T, e *Env, r *regHTTP, repo string, subj v1.Descript
 	}
 	if v := e.Run("verify"); v.Code != 0 {
 		t.Errorf("verify after the image went: exit %d\n%s", v.Code, v.Out())
+	}
+}
+
+// lostRecord removes the record of referrer (body) from the storage, as a
+// registry from before referrers support would have left it: verify names
+// the manifest, and pushing it again records it.
+func lostRecord(t *testing.T, e *Env, r *regHTTP, repo string, subject v1.Hash, body []byte, referrer string) {
+	t.Helper()
+	file := filepath.Join(e.Storage, "data", "ocireg", "v1", "referrers", repo, "_subjects", "sha256", subject.Hex, strings.Replace(referrer, ":", "-", 1))
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	v := e.Run("verify")
+	if v.Code != 1 || !strings.Contains(v.Stdout, repo+"@"+referrer+": its subject is "+subject.String()+", but it is missing from the referrers") {
+		t.Errorf("verify with a lost record: exit %d\n%s", v.Code, v.Out())
+	}
+	r.putArtifact(t, repo, body, subject)
+	if v := e.Run("verify"); v.Code != 0 {
+		t.Errorf("verify after pushing again: exit %d\n%s", v.Code, v.Out())
 	}
 }
