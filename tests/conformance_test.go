@@ -35,7 +35,7 @@ type junitSuite struct {
 		Status  string    `xml:"status,attr"`
 		Failure *struct{} `xml:"failure"`
 		Error   *struct{} `xml:"error"`
-	} `xml:"testcase"`
+	} `xml:"testsuite>testcase"`
 }
 
 // The official OCI distribution-spec conformance suite passes against the

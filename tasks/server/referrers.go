@@ -270,7 +270,11 @@ func (api *referrersAPI) put(w http.ResponseWriter, r *http.Request, name, ref s
 		_ = errcode.ServeJSON(w, v2.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("reading the body: %v", err)))
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	// What was read, then the rest: the application judges the size.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
 	alg := digest.Canonical
 	if d, err := digest.Parse(ref); err == nil {
 		alg = d.Algorithm()
