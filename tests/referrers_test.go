@@ -62,7 +62,9 @@ func (r *regHTTP) do(t *testing.T, method, path string, body []byte, ctype strin
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	req.Header.Set("Accept", strings.Join([]string{string(types.OCIManifestSchema1), string(types.OCIImageIndex), string(types.DockerManifestSchema2), string(types.DockerManifestList)}, ", "))
+	if strings.Contains(path, "/manifests/") {
+		req.Header.Set("Accept", strings.Join([]string{string(types.OCIManifestSchema1), string(types.OCIImageIndex), string(types.DockerManifestSchema2), string(types.DockerManifestList)}, ", "))
+	}
 	if r.user != "" && !anonymous {
 		req.SetBasicAuth(r.user, r.pass)
 	}
@@ -236,6 +238,12 @@ func TestReferrersAPI(t *testing.T) {
 			want := map[string]string{sbom.Digest.String(): "application/spdx+json", cve.Digest.String(): "application/spdx+json", list.Digest.String(): "text/plain"}
 			sameSet(t, "remote.Referrers", e.referrerSet(t, repo, subj.Digest), want)
 			sameSet(t, "referrers of the SBOM", e.referrerSet(t, repo, sbom.Digest), map[string]string{sig.Digest.String(): "application/vnd.example.signature"})
+
+			// The registry browser lists them on the image page.
+			if resp, page := r.do(t, http.MethodGet, "/ui/"+repo+":v1", nil, "", false); resp.StatusCode != http.StatusOK ||
+				!bytes.Contains(page, []byte(`class="artifacts"`)) || bytes.Count(page, []byte("<td>application/spdx&#43;json</td>")) != 2 || !bytes.Contains(page, []byte("<td>text/plain</td>")) {
+				t.Errorf("image page: %s, attached artifacts not listed:\n%s", resp.Status, page)
+			}
 
 			im, resp := r.referrers(t, repo, subj.Digest, "?artifactType=application/spdx%2Bjson")
 			if len(im.Manifests) != 2 || resp.Header.Get("OCI-Filters-Applied") != "artifactType" {

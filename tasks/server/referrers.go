@@ -28,6 +28,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
 )
 
 // The OCI 1.1 referrers API in front of distribution's application, which
@@ -85,8 +86,10 @@ type referrersAPI struct {
 // names (the application builds its own, alike).
 func newReferrers(cfg *configuration.Configuration) (*referrersAPI, *configuration.Configuration, error) {
 	api := &referrersAPI{}
-	if t := cfg.Auth.Type(); t != "" && !strings.EqualFold(t, "none") {
-		ac, err := auth.GetAccessController(t, cfg.Auth.Parameters())
+	// The same (caching) access controller as the application's.
+	if a := withAuthCache(cfg).Auth; a.Type() != "" && !strings.EqualFold(a.Type(), "none") {
+		t := a.Type()
+		ac, err := auth.GetAccessController(t, a.Parameters())
 		if err != nil {
 			return nil, nil, fmt.Errorf("configuring %s authorization: %w", t, err)
 		}
@@ -332,5 +335,25 @@ func (api *referrersAPI) delete(w http.ResponseWriter, r *http.Request, name, re
 	}
 	if err := api.store.Remove(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
 		api.log.Warnf("referrers: %v", err)
+	}
+}
+
+// Artifacts lists the referrers of subject in repo for the registry
+// browser's image page (every page of them).
+func (api *referrersAPI) Artifacts(ctx context.Context, repo string, subject digest.Digest) ([]ui.Artifact, error) {
+	var out []ui.Artifact
+	q := referrers.Query{N: pageMax}
+	for {
+		page, more, err := api.store.List(ctx, repo, subject, q)
+		if err != nil {
+			return out, err
+		}
+		for _, d := range page {
+			out = append(out, ui.Artifact{ArtifactType: d.ArtifactType, MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Title: d.Annotations[v1.AnnotationTitle]})
+		}
+		if !more {
+			return out, nil
+		}
+		q.Last = page[len(page)-1].Digest
 	}
 }

@@ -122,6 +122,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 		app.Shutdown()
 		return nil, err
 	}
+	site.SetArtifacts(refs)
 	h, err := site.Handler(api)
 	if err != nil {
 		app.Shutdown()
