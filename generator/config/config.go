@@ -58,13 +58,13 @@ type Config struct {
 	TagStrategy []string
 	// Attach are the kinds of build documents push attaches (AttachKinds);
 	// empty: none.
-	Attach []string
-	Storage     string
-	Username    string
-	Password    string // never baked into generated files
-	CertDays    int
-	CADays      int
-	CertSANs    []SAN
+	Attach   []string
+	Storage  string
+	Username string
+	Password string // never baked into generated files
+	CertDays int
+	CADays   int
+	CertSANs []SAN
 
 	AuthMode  string
 	Authfile  string

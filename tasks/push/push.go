@@ -94,7 +94,7 @@ type Summary struct {
 	// Attached are the build documents attached to the pushed images (or
 	// found already attached).
 	Attached []Attached
-	Catalog     []string         // the registry's repositories after the push
+	Catalog  []string // the registry's repositories after the push
 }
 
 // FailedError says which images failed; their messages were printed.
