@@ -21,12 +21,49 @@ const (
 	DocManifest = "manifest" // ${IMAGE_NAME}.manifest
 )
 
-// docSuffixes maps each document kind to its file name suffix, in the
-// order documents are attached.
-var docSuffixes = []struct{ kind, suffix string }{
-	{DocSBOM, ".spdx.json"},
-	{DocCVECheck, ".sbom-cve-check.spdx.json"},
-	{DocManifest, ".manifest"},
+// Artifact types of the documents when pushed as OCI artifacts (the
+// manifest's artifactType; the blob's media type is DocKind.MediaType):
+//
+//   - SPDX document: application/spdx+json, the IANA-registered type of
+//     SPDX JSON and the one OCI tools look for (oras discover
+//     --artifact-type, the distribution-spec's referrers filter, scanners
+//     reading SBOM referrers).
+//   - sbom-cve-check SPDX: application/vnd.yocto.sbom-cve-check.spdx+json:
+//     SPDX as well (the SBOM plus vulnerabilities; its blob is
+//     application/spdx+json), but of another role, so a filter for the SBOM
+//     finds the SBOM alone.
+//   - package list: application/vnd.yocto.image-manifest.v1+text, blob
+//     text/plain: Yocto's own format, which has no registered type.
+const (
+	ArtifactSBOM     = "application/spdx+json"
+	ArtifactCVECheck = "application/vnd.yocto.sbom-cve-check.spdx+json"
+	ArtifactManifest = "application/vnd.yocto.image-manifest.v1+text"
+)
+
+// DocKind is one kind of build document: its file name suffix after
+// IMAGE_NAME and how it is pushed.
+type DocKind struct {
+	Kind, Suffix string
+	// ArtifactType is the artifact manifest's artifactType, MediaType its
+	// one blob's.
+	ArtifactType, MediaType string
+}
+
+// DocKinds are the build documents, in the order they are attached.
+var DocKinds = []DocKind{
+	{DocSBOM, ".spdx.json", ArtifactSBOM, "application/spdx+json"},
+	{DocCVECheck, ".sbom-cve-check.spdx.json", ArtifactCVECheck, "application/spdx+json"},
+	{DocManifest, ".manifest", ArtifactManifest, "text/plain"},
+}
+
+// KindOf returns the DocKind called kind.
+func KindOf(kind string) (DocKind, bool) {
+	for _, k := range DocKinds {
+		if k.Kind == kind {
+			return k, true
+		}
+	}
+	return DocKind{}, false
 }
 
 // Document is one build document of a chosen image.
@@ -55,9 +92,9 @@ func Documents(dir string) []Document {
 		}
 	}
 	var out []Document
-	for _, ds := range docSuffixes {
+	for _, ds := range DocKinds {
 		for _, n := range names {
-			p := filepath.Join(mdir, n+ds.suffix)
+			p := filepath.Join(mdir, n+ds.Suffix)
 			fi, err := os.Stat(p)
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
@@ -66,7 +103,7 @@ func Documents(dir string) []Document {
 			if err != nil {
 				continue
 			}
-			out = append(out, Document{Kind: ds.kind, Path: p, Real: real})
+			out = append(out, Document{Kind: ds.Kind, Path: p, Real: real})
 			break
 		}
 	}

@@ -23,38 +23,6 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
-// Artifact types of the attached build documents (the manifest's
-// artifactType; the blob's media type in brackets):
-//
-//   - SPDX document: application/spdx+json [application/spdx+json], the
-//     IANA-registered type of SPDX JSON, the one OCI tools look for (oras
-//     discover --artifact-type, the distribution-spec's referrers filter
-//     examples, scanners reading SBOM referrers).
-//   - sbom-cve-check SPDX: application/vnd.yocto.sbom-cve-check.spdx+json
-//     [application/spdx+json]: also SPDX (the SBOM plus vulnerabilities),
-//     but of another role, so a filter for the SBOM gets the SBOM alone.
-//   - package list: application/vnd.yocto.image-manifest.v1+text
-//     [text/plain]: Yocto's own format, no registered type.
-const (
-	ArtifactSBOM     = "application/spdx+json"
-	ArtifactCVECheck = "application/vnd.yocto.sbom-cve-check.spdx+json"
-	ArtifactManifest = "application/vnd.yocto.image-manifest.v1+text"
-)
-
-// ArtifactTypes maps deploy's document kinds to their artifact types.
-var ArtifactTypes = map[string]string{
-	deploy.DocSBOM:     ArtifactSBOM,
-	deploy.DocCVECheck: ArtifactCVECheck,
-	deploy.DocManifest: ArtifactManifest,
-}
-
-// layerTypes are the media types of the document blobs.
-var layerTypes = map[string]types.MediaType{
-	deploy.DocSBOM:     ArtifactSBOM,
-	deploy.DocCVECheck: ArtifactSBOM,
-	deploy.DocManifest: "text/plain",
-}
-
 // emptyConfig is the OCI empty descriptor's content (image-spec 1.1:
 // artifacts without a config of their own).
 var emptyConfig = static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
@@ -158,8 +126,9 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 	if err != nil {
 		return nil, err
 	}
-	layer := static.NewLayer(data, layerTypes[d.Kind])
-	raw, desc, err := artifactManifest(src, d, layer, subject)
+	kind, _ := deploy.KindOf(d.Kind)
+	layer := static.NewLayer(data, types.MediaType(kind.MediaType))
+	raw, desc, err := artifactManifest(src, d, kind.ArtifactType, layer, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +168,7 @@ func readDocument(path string) ([]byte, error) {
 // whose subject is subject, and its descriptor as a referrers list
 // carries it. It depends only on the document and the build, so a re-push
 // of an unchanged build gives the same digest.
-func artifactManifest(src *deploy.Source, d deploy.Document, layer v1.Layer, subject v1.Descriptor) ([]byte, v1.Descriptor, error) {
+func artifactManifest(src *deploy.Source, d deploy.Document, artifactType string, layer v1.Layer, subject v1.Descriptor) ([]byte, v1.Descriptor, error) {
 	ld, err := descriptorOf(layer)
 	if err != nil {
 		return nil, v1.Descriptor{}, err
@@ -214,7 +183,7 @@ func artifactManifest(src *deploy.Source, d deploy.Document, layer v1.Layer, sub
 		annotations["org.opencontainers.image.created"] = t.UTC().Format(time.RFC3339)
 	}
 	m := v1.Manifest{
-		SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: ArtifactTypes[d.Kind],
+		SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: artifactType,
 		Config: cd, Layers: []v1.Descriptor{ld}, Annotations: annotations,
 		Subject: &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
 	}
