@@ -90,15 +90,27 @@ func rawIndex(t *testing.T, ref string) (string, map[string]string) {
 	return raw, out
 }
 
+// listTags lists the tags of image with skopeo, leaving out the referrers
+// tags (sha256-<hex>) that list the build documents push attaches while
+// the registry has no referrers API (attach_test.go checks those).
 func listTags(t *testing.T, e *Env, image string) []string {
 	t.Helper()
 	var r struct{ Tags []string }
 	if err := json.Unmarshal([]byte(skopeo(t, "list-tags", "--tls-verify=false", "docker://"+e.URL+"/yocto/"+image)), &r); err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(r.Tags)
-	return r.Tags
+	tags := []string{}
+	for _, tag := range r.Tags {
+		if !referrersTagRe.MatchString(tag) {
+			tags = append(tags, tag)
+		}
+	}
+	sort.Strings(tags)
+	return tags
 }
+
+// referrersTagRe matches the distribution-spec's referrers tag schema.
+var referrersTagRe = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
 
 var uploadedRe = regexp.MustCompile(`uploaded (\d+) bytes`)
 

@@ -129,7 +129,7 @@ func attachNote(a push.Attached) string {
 		note += "; unchanged"
 	}
 	if a.Fallback {
-		note += "; listed in the referrers tag: the registry has no referrers API"
+		note += "; in the referrers tag: no referrers API"
 	}
 	return note
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -137,14 +139,30 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 		art.listed = true
 		return art, nil
 	}
-	for _, l := range []v1.Layer{emptyConfig, layer} {
-		if err := p.uploadIfMissing(ctx, repo, l); err != nil {
-			return nil, err
+	// A registry may lose sight of a blob another pusher uploads at the
+	// same moment (distribution 2.8 answers MANIFEST_BLOB_UNKNOWN then):
+	// check and upload again, then put again.
+	for attempt := 1; ; attempt++ {
+		for _, l := range []v1.Layer{emptyConfig, layer} {
+			if err := p.uploadIfMissing(ctx, repo, l); err != nil {
+				return nil, err
+			}
+		}
+		art.api, err = p.putArtifact(ctx, repo, desc.Digest, raw)
+		if err == nil || !errors.Is(err, errBlobUnknown) || attempt == maxIndexAttempts {
+			return art, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
 		}
 	}
-	art.api, err = p.putArtifact(ctx, repo, desc.Digest, raw)
-	return art, err
 }
+
+// errBlobUnknown marks a manifest put the registry refused for a blob it
+// does not (yet) see.
+var errBlobUnknown = errors.New("MANIFEST_BLOB_UNKNOWN")
 
 // readDocument reads a build document, bounded.
 func readDocument(path string) ([]byte, error) {
@@ -253,7 +271,11 @@ func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return false, fmt.Errorf("putting artifact manifest: %s: %s", resp.Status, bytes.TrimSpace(body))
+		err := fmt.Errorf("putting artifact manifest: %s: %s", resp.Status, bytes.TrimSpace(body))
+		if bytes.Contains(body, []byte(errBlobUnknown.Error())) {
+			err = fmt.Errorf("%w (%w)", err, errBlobUnknown)
+		}
+		return false, err
 	}
 	return resp.Header.Get("OCI-Subject") != "", nil
 }
@@ -272,6 +294,11 @@ func (p *pushRun) mergeReferrers(ctx context.Context, tag name.Tag, wants []v1.D
 		done, err := p.mergeReferrersOnce(ctx, tag, wants)
 		if err != nil || done {
 			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("referrers tag %s kept changing while merging (%d attempts); try again", tag.TagStr(), maxIndexAttempts)
@@ -308,6 +335,12 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 		return false, err
 	}
 	if err := p.pusher.Put(ctx, tag, rawManifest{data: data, mt: types.OCIImageIndex}); err != nil {
+		if isBlobUnknown(err) {
+			// An entry another pusher is putting at this moment
+			// (distribution 2.8 hides a manifest while it is rewritten):
+			// merge again.
+			return false, nil
+		}
 		return false, fmt.Errorf("writing referrers tag %s: %w", tag.TagStr(), err)
 	}
 	back, _, err := p.t.ReadFallback(ctx, tag, p.ropts...)
@@ -334,4 +367,19 @@ func (p *pushRun) verifyReferrers(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// isBlobUnknown reports whether a registry refused a manifest for a blob
+// or manifest it references that it does not see.
+func isBlobUnknown(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ErrorCode(errBlobUnknown.Error()) {
+			return true
+		}
+	}
+	return false
 }
