@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,6 +29,10 @@ import (
 // emptyConfig is the OCI empty descriptor's content (image-spec 1.1:
 // artifacts without a config of their own).
 var emptyConfig = static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
+
+// maxReferrersAttempts bounds the read-modify-writes of one referrers
+// tag: every pusher of an image's build documents meets the others there.
+const maxReferrersAttempts = 10
 
 // maxDocumentBytes bounds a build document read into memory.
 const maxDocumentBytes = 256 << 20
@@ -290,18 +295,19 @@ func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1
 // pushers that read the same index each write theirs, and the later one
 // drops the other's entry.
 func (p *pushRun) mergeReferrers(ctx context.Context, tag name.Tag, wants []v1.Descriptor) error {
-	for attempt := 1; attempt <= maxIndexAttempts; attempt++ {
+	for attempt := 1; attempt <= maxReferrersAttempts; attempt++ {
 		done, err := p.mergeReferrersOnce(ctx, tag, wants)
 		if err != nil || done {
 			return err
 		}
+		// Jittered back-off: pushers that collided retry apart.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(30*time.Millisecond)))):
 		}
 	}
-	return fmt.Errorf("referrers tag %s kept changing while merging (%d attempts); try again", tag.TagStr(), maxIndexAttempts)
+	return fmt.Errorf("referrers tag %s kept changing while merging (%d attempts); try again", tag.TagStr(), maxReferrersAttempts)
 }
 
 func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []v1.Descriptor) (bool, error) {
@@ -352,20 +358,42 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 
 // verifyReferrers reads every referrers tag this run merged into once
 // more (after verifyTags' settle delay) and merges again when a
-// concurrent pusher's write dropped our entries.
+// concurrent pusher's write dropped our entries. A merge made here is
+// checked again after another (jittered) delay, until a check finds every
+// entry: a later pusher can only drop ours between its own check and its
+// PUT, a window far shorter than the delay.
 func (p *pushRun) verifyReferrers(ctx context.Context) {
-	for _, w := range p.fallbacks {
-		im, _, err := p.t.ReadFallback(ctx, w.ref, p.ropts...)
-		if err == nil && !containsAll(im.Manifests, w.wants) {
-			p.o.Events.Emit(Remerged{Tag: w.ref.TagStr()})
-			err = p.mergeReferrers(ctx, w.ref, w.wants)
+	pending := p.fallbacks
+	for round := 1; len(pending) > 0; round++ {
+		if round > 1 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(settleDelay + time.Duration(rand.Int64N(int64(settleDelay)))):
+			}
 		}
-		if err != nil {
+		var again []written
+		for _, w := range pending {
+			im, _, err := p.t.ReadFallback(ctx, w.ref, p.ropts...)
+			if err == nil && containsAll(im.Manifests, w.wants) {
+				continue
+			}
+			if err == nil && round <= maxIndexAttempts {
+				p.o.Events.Emit(Remerged{Tag: w.ref.TagStr()})
+				if err = p.mergeReferrers(ctx, w.ref, w.wants); err == nil {
+					again = append(again, w)
+					continue
+				}
+			}
+			if err == nil {
+				err = fmt.Errorf("referrers tag %s kept losing entries to concurrent pushes (%d merges); push again", w.ref.TagStr(), maxIndexAttempts)
+			}
 			p.o.Events.Emit(ImageFailed{Image: w.group, Err: err})
 			if !slices.Contains(p.sum.Failed, w.group) {
 				p.sum.Failed = append(p.sum.Failed, w.group)
 			}
 		}
+		pending = again
 	}
 }
 
