@@ -95,8 +95,14 @@ func rawIndex(t *testing.T, ref string) (string, map[string]string) {
 // the registry has no referrers API (attach_test.go checks those).
 func listTags(t *testing.T, e *Env, image string) []string {
 	t.Helper()
+	return listRepoTags(t, e.URL+"/yocto/"+image)
+}
+
+// listRepoTags is listTags of a repository reference host:port/name.
+func listRepoTags(t *testing.T, repo string) []string {
+	t.Helper()
 	var r struct{ Tags []string }
-	if err := json.Unmarshal([]byte(skopeo(t, "list-tags", "--tls-verify=false", "docker://"+e.URL+"/yocto/"+image)), &r); err != nil {
+	if err := json.Unmarshal([]byte(skopeo(t, "list-tags", "--tls-verify=false", "docker://"+repo)), &r); err != nil {
 		t.Fatal(err)
 	}
 	tags := []string{}
@@ -263,11 +269,9 @@ func TestPushStrategies(t *testing.T) {
 		if r.Code != 0 {
 			t.Fatalf("%v: %s", c.args, r.Out())
 		}
-		var got struct{ Tags []string }
-		json.Unmarshal([]byte(skopeo(t, "list-tags", "--tls-verify=false", "docker://"+e.URL+"/s"+string(rune('a'+i))+"/app")), &got)
-		sort.Strings(got.Tags)
-		if strings.Join(got.Tags, " ") != strings.Join(c.want, " ") {
-			t.Errorf("%v %v: tags %v, want %v", c.env, c.args, got.Tags, c.want)
+		got := listRepoTags(t, e.URL+"/s"+string(rune('a'+i))+"/app")
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%v %v: tags %v, want %v", c.env, c.args, got, c.want)
 		}
 	}
 	// Arch tags hold only their platform.
