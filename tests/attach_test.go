@@ -202,6 +202,18 @@ func TestAttachOnPush(t *testing.T) {
 	}
 	r = e.mustRun(t, 1, "sbom", "app-server:v1", "--platform", "linux/arm64")
 	wantOut(t, r, "sbom of a bare image", "no such document attached: nothing of type application/spdx+json")
+
+	// Bad input: a clear message, the right exit status, no file written.
+	r = e.mustRun(t, 1, "sbom", "nope:v1")
+	wantOut(t, r, "unknown image", "Image not found: yocto/nope:v1")
+	r = e.mustRun(t, 2, "sbom", "container-base:v1", "--platform", "arm64")
+	wantOut(t, r, "bad platform", `--platform "arm64": want OS/ARCH`)
+	r = e.mustRun(t, 2, "sbom", "container-base:v1", "--platform", "linux/arm64", "--kind", "spdx")
+	wantOut(t, r, "bad kind", "--kind")
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	r = e.mustRun(t, 1, "sbom", "container-base:v1", "--platform", "linux/arm64", "--output", filepath.Join(file, "x.json"))
+	wantOut(t, r, "unwritable output", "--output "+filepath.Join(file, "x.json"))
 }
 
 // dockerRegistry starts Debian's docker-registry (distribution 2.8, no
@@ -344,5 +356,29 @@ func TestAttachConcurrentFallback(t *testing.T) {
 			t.Logf("pusher %d:\n%s", i, r.Stdout)
 		}
 		t.Fatalf("referrers tag lists %d SBOMs and %d CVE-check SBOMs, want %d and 1", sboms, cves, pushers)
+	}
+}
+
+// Secure mode (TLS + htpasswd): the documents go up and come back with
+// the local registry's CA and credentials; a wrong password is refused
+// before anything is fetched.
+func TestAttachSecureMode(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images")
+	b := sample.Build{Spec: sample.Spec{Name: "app", Machine: "qemux86-64", Arch: "x86_64", Stamp: "20260108123456"}, Latest: true}
+	if _, err := sample.WriteTree(root, []sample.Build{b}); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1"})
+	e.mustRun(t, 0, "start")
+	r := e.mustRun(t, 0, "push", "app", "--tag", "v1")
+	wantOut(t, r, "secure push", "Attached: 3 document(s), 3 new, 0 unchanged")
+	// One platform: no --platform needed.
+	r = e.mustRun(t, 0, "sbom", "app:v1")
+	if r.Stdout != string(deployDoc(t, root, b.Machine, b.ImageName(), ".spdx.json")) {
+		t.Fatalf("sbom in secure mode:\n%.300s", r.Stdout)
+	}
+	r = e.RunEnv(map[string]string{"CONTAINER_REGISTRY_PASSWORD": "wrong"}, "sbom", "app:v1")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "rejected the credentials") {
+		t.Fatalf("wrong password: %d\n%s", r.Code, r.Out())
 	}
 }
