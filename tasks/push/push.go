@@ -1,8 +1,10 @@
 // Package push uploads the OCI images of Yocto deploy directories to a
 // registry: it picks the images (deploy.Discover), computes their tags
 // (strategies or explicit), uploads only the blobs the registry lacks, in
-// parallel, puts every platform manifest by digest and finally writes one
-// OCI image index per tag, merged with the platforms already there.
+// parallel, puts every platform manifest by digest, attaches the build's
+// SPDX documents and package list to each as OCI referrers (attach.go),
+// and finally writes one OCI image index per tag, merged with the
+// platforms already there.
 package push
 
 import (
