@@ -47,13 +47,15 @@ type DocKind struct {
 	// ArtifactType is the artifact manifest's artifactType, MediaType its
 	// one blob's.
 	ArtifactType, MediaType string
+	// Setting is the CONTAINER_REGISTRY_ATTACH word that attaches it.
+	Setting string
 }
 
 // DocKinds are the build documents, in the order they are attached.
 var DocKinds = []DocKind{
-	{DocSBOM, ".spdx.json", ArtifactSBOM, "application/spdx+json"},
-	{DocCVECheck, ".sbom-cve-check.spdx.json", ArtifactCVECheck, "application/spdx+json"},
-	{DocManifest, ".manifest", ArtifactManifest, "text/plain"},
+	{DocSBOM, ".spdx.json", ArtifactSBOM, "application/spdx+json", "sbom"},
+	{DocCVECheck, ".sbom-cve-check.spdx.json", ArtifactCVECheck, "application/spdx+json", "sbom"},
+	{DocManifest, ".manifest", ArtifactManifest, "text/plain", "manifest"},
 }
 
 // KindOf returns the DocKind called kind.

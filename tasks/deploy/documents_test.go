@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
@@ -58,5 +60,22 @@ func TestDocuments(t *testing.T) {
 	}
 	if d := deploy.Documents(filepath.Join(dir, "img-m2-20260103000000.rootfs-oci")); len(d) != 1 || d[0].Kind != deploy.DocSBOM {
 		t.Errorf("older naming: %v", d)
+	}
+}
+
+// Every document kind is attached by a word CONTAINER_REGISTRY_ATTACH
+// accepts, and every word attaches something.
+func TestDocKindSettings(t *testing.T) {
+	used := map[string]bool{}
+	for _, k := range deploy.DocKinds {
+		if !slices.Contains(config.AttachKinds, k.Setting) {
+			t.Errorf("%s: setting word %q is not in config.AttachKinds %v", k.Kind, k.Setting, config.AttachKinds)
+		}
+		used[k.Setting] = true
+	}
+	for _, w := range config.AttachKinds {
+		if !used[w] {
+			t.Errorf("CONTAINER_REGISTRY_ATTACH word %q attaches no document", w)
+		}
 	}
 }

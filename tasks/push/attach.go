@@ -65,12 +65,9 @@ func (p *pushRun) attachKinds() []string {
 		}
 	}
 	var out []string
-	for _, k := range kinds {
-		switch k {
-		case "sbom":
-			out = append(out, deploy.DocSBOM, deploy.DocCVECheck)
-		case "manifest":
-			out = append(out, deploy.DocManifest)
+	for _, k := range deploy.DocKinds {
+		if slices.Contains(kinds, k.Setting) {
+			out = append(out, k.Kind)
 		}
 	}
 	return out
