@@ -202,9 +202,14 @@ func TestAttachOnPush(t *testing.T) {
 	}
 	r = e.mustRun(t, 1, "sbom", "app-server:v1", "--platform", "linux/arm64")
 	wantOut(t, r, "sbom of a bare image", "no such document attached: nothing of type application/spdx+json")
+	sbomBadInput(t, e)
+}
 
-	// Bad input: a clear message, the right exit status, no file written.
-	r = e.mustRun(t, 1, "sbom", "nope:v1")
+// sbomBadInput: a clear message and the right exit status, no file
+// written.
+func sbomBadInput(t *testing.T, e *Env) {
+	t.Helper()
+	r := e.mustRun(t, 1, "sbom", "nope:v1")
 	wantOut(t, r, "unknown image", "Image not found: yocto/nope:v1")
 	r = e.mustRun(t, 2, "sbom", "container-base:v1", "--platform", "arm64")
 	wantOut(t, r, "bad platform", `--platform "arm64": want OS/ARCH`)
