@@ -105,6 +105,7 @@ func templateData(c *config.Config) map[string]any {
 		"Strategies":   config.Strategies,
 		"Attach":       config.AttachString(c.Attach),
 		"Script":       c.Script(),
+		"UI":           c.UIURL(),
 	}
 }
 

@@ -255,6 +255,7 @@ func methodNotes(b *bench) []string {
 		"pull: `skopeo copy --all docker://…:latest oci:…` of every image of the pushed tree, from our server and from docker-registry serving a copy of our storage directory.",
 		"memory: peak RSS (`/usr/bin/time -f %M`, which forks and execs the script, which execs the tool; wait4 rusage from the bench process itself would include the bench's own peak, since os/exec shares its memory until the exec) of `container-registry.sh push <layout>` for a layout with one image whose only layer is the ingest blob.",
 		"generate: `ocireg-tool generate --env-dump` in secure mode on a fresh storage directory (writes the script, the tool copy, the configuration, CA and server certificate), timed with hyperfine (`--prepare` removes the storage; twice as many runs, at least 10).",
+		"ui: the registry browser's Go benchmarks (`go test -bench ./tasks/server/ui`): the index page served for 1,000 repositories × 20 tags (single-platform images put through distribution's storage API on in-memory storage, 250 repositories per page, every repository filtered and counted), the same 1,000 rendered into one page, and the first page with an empty cache; ns/op of each `-count` run.",
 		"gc: the gc tree is pushed (strategy `latest`), half of its images deleted with `container-registry.sh delete`, the registry stopped and its storage copied; each run restores a fresh copy and times `container-registry.sh gc --yes` (dry run + sweep, registry stopped) or `docker-registry garbage-collect <config>` (output discarded).",
 	}
 }
