@@ -26,9 +26,9 @@ import (
 // each image's SPDX, CVE-check SPDX and package list of the same build,
 // attaches them as OCI artifacts whose subject is the platform manifest,
 // and `sbom`, `tags --json` and an independent OCI 1.1 client (oras-go)
-// find them. Against our serve they go through whichever path the
-// registry offers: the referrers API when serve has it, else the
-// referrers tag schema; every assertion here holds both ways.
+// find them. Our serve has the referrers API, so nothing there takes the
+// referrers tag schema (sha256-<hex> tags); Debian's docker-registry has
+// none, and the fallback is tested against it.
 
 const (
 	spdxType     = "application/spdx+json"
@@ -144,10 +144,19 @@ func TestAttachOnPush(t *testing.T) {
 	}
 	r = e.mustRun(t, 0, "push", "container-base", "--tag", "v1")
 	wantOut(t, r, "re-push", "Attached: 6 document(s), 0 new, 6 unchanged", "uploaded 0 bytes")
+	// The referrers API, not the tag schema: no note about the referrers
+	// tag, no sha256- tag in the repository.
+	if strings.Contains(r.Stdout, "referrers tag") {
+		t.Errorf("push against serve used the referrers tag:\n%s", r.Stdout)
+	}
+	if tags := skopeo(t, "list-tags", "--tls-verify=false", "docker://"+e.URL+"/yocto/container-base"); strings.Contains(tags, "sha256-") {
+		t.Errorf("serve holds a referrers tag: %s", tags)
+	}
 
 	for _, c := range []struct{ machine, arch, name string }{{"qemux86-64", "amd64", x86}, {"qemuarm64", "arm64", arm}} {
 		out := filepath.Join(t.TempDir(), "sbom.spdx.json")
-		e.mustRun(t, 0, "sbom", "container-base:v1", "--platform", "linux/"+c.arch, "--output", out)
+		r = e.mustRun(t, 0, "sbom", "container-base:v1", "--platform", "linux/"+c.arch, "--output", out)
+		wantOut(t, r, "sbom", "from referrers API")
 		got, err := os.ReadFile(out)
 		if err != nil || !bytes.Equal(got, deployDoc(t, root, c.machine, c.name, ".spdx.json")) {
 			t.Fatalf("sbom --platform linux/%s: %v, not %s.spdx.json:\n%.300s", c.arch, err, c.name, got)
@@ -160,8 +169,12 @@ func TestAttachOnPush(t *testing.T) {
 		if r.Stdout != string(deployDoc(t, root, c.machine, c.name, ".manifest")) {
 			t.Errorf("sbom --kind manifest %s:\n%s", c.arch, r.Stdout)
 		}
-		// oras-go, an OCI 1.1 client that is not ours.
+		// oras-go, an OCI 1.1 client that is not ours, told to use the
+		// referrers API (it fails where there is none).
 		or := orasRepo(t, e.URL, "yocto/container-base")
+		if err := or.SetReferrersCapability(true); err != nil {
+			t.Fatal(err)
+		}
 		docs := orasReferrers(t, or, orasPlatform(t, or, "v1", c.arch))
 		for typ, suffix := range map[string]string{spdxType: ".spdx.json", cveType: ".sbom-cve-check.spdx.json", manifestType: ".manifest"} {
 			if !bytes.Equal(docs[typ], deployDoc(t, root, c.machine, c.name, suffix)) {
@@ -276,6 +289,14 @@ func TestAttachFallbackDockerRegistry(t *testing.T) {
 	wantOut(t, r, "push", "Attached: 6 document(s), 6 new, 0 unchanged", "in the referrers tag: no referrers API")
 	r = e.mustRun(t, 0, "push", "container-base", "--tag", "v1")
 	wantOut(t, r, "re-push", "Attached: 6 document(s), 0 new, 6 unchanged", "uploaded 0 bytes")
+	// The referrers API, not the tag schema: no note about the referrers
+	// tag, no sha256- tag in the repository.
+	if strings.Contains(r.Stdout, "referrers tag") {
+		t.Errorf("push against serve used the referrers tag:\n%s", r.Stdout)
+	}
+	if tags := skopeo(t, "list-tags", "--tls-verify=false", "docker://"+e.URL+"/yocto/container-base"); strings.Contains(tags, "sha256-") {
+		t.Errorf("serve holds a referrers tag: %s", tags)
+	}
 
 	arm := "container-base-qemuarm64.rootfs-20260108130000"
 	r = e.mustRun(t, 0, "sbom", "container-base:v1", "--platform", "linux/arm64", "--kind", "cve")

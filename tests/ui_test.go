@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,10 +87,7 @@ func uiRegistry(t *testing.T, vars map[string]string) *Env {
 	if r := RunTool(t, lv, "labels", "--apply", layout[0]); r.Code != 0 {
 		t.Fatalf("labels --apply: %s", r.Out())
 	}
-	// The browser pages are checked without attached build documents:
-	// while serve has no referrers API they would add a referrers tag
-	// (sha256-<hex>) per image (tests/attach_test.go covers them).
-	all := map[string]string{"DEPLOY_DIR_IMAGES": deploy, "CONTAINER_REGISTRY_ATTACH": "none"}
+	all := map[string]string{"DEPLOY_DIR_IMAGES": deploy}
 	for k, v := range vars {
 		all[k] = v
 	}
@@ -244,10 +242,59 @@ func checkImagePage(t *testing.T, ctx context.Context, base, port string) {
 	if layers != 6 {
 		t.Errorf("%d layer rows, want 2 platforms x (config + 2 layers)", layers)
 	}
-	if a := js[string](t, ctx, `document.getElementById("artifacts").innerText`); !strings.Contains(a, "Nothing attached") {
-		t.Errorf("artifacts section: %q", a)
-	}
+	checkArtifacts(t, ctx, base)
 	shot(t, ctx, "image")
+}
+
+// checkArtifacts: the image page lists the build documents push attached
+// (SBOM, CVE-check SBOM, package list of each platform) and links each to
+// the document, viewed as JSON or text, or downloaded under its file name.
+func checkArtifacts(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	rows := js[int](t, ctx, `document.querySelectorAll("#artifacts tbody tr").length`)
+	text := js[string](t, ctx, `document.getElementById("artifacts").innerText`)
+	if rows != 6 || !strings.Contains(text, "application/spdx+json") || !strings.Contains(text, ".spdx.json") || !strings.Contains(text, ".manifest") {
+		t.Fatalf("artifacts section: %d rows, want 2 platforms x 3 documents:\n%s", rows, text)
+	}
+	href := js[string](t, ctx, `[...document.querySelectorAll("#artifacts tbody tr")].find(r => r.innerText.includes("application/spdx+json")).querySelector("a").getAttribute("href")`)
+	resp, err := http.Get(base + href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	var doc map[string]any
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(body), &doc) != nil || doc["@context"] == nil {
+		t.Errorf("view %s: %d %s, not the SPDX document:\n%.200s", href, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	resp, err = http.Get(base + href + "?download=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.Contains(cd, ".spdx.json") || readAll(t, resp) != body {
+		t.Errorf("download %s: Content-Disposition %q", href, cd)
+	}
+	manifest := js[string](t, ctx, `[...document.querySelectorAll("#artifacts tbody tr")].find(r => r.innerText.includes(".manifest")).querySelector("a").getAttribute("href")`)
+	if resp, err = http.Get(base + manifest); err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !strings.Contains(body, "busybox") {
+		t.Errorf("package list %s: %s\n%s", manifest, resp.Header.Get("Content-Type"), body)
+	}
+	// Only a stored artifact with a subject and one file is served: not
+	// an image (the platform manifest), nothing unknown.
+	platform := js[string](t, ctx, `document.querySelector("section.platform code").innerText`)
+	if !strings.HasPrefix(platform, "sha256:") {
+		t.Fatalf("the first platform's digest on the page: %q", platform)
+	}
+	for _, bad := range []string{"yocto/app-server@" + platform, "yocto/app-server@sha256:" + strings.Repeat("0", 64), "yocto/app-server", "Bad@x"} {
+		resp, err := http.Get(base + "/ui/-/artifact/" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/ui/-/artifact/%s: %d, want 404\n%.200s", bad, resp.StatusCode, body)
+		}
+	}
 }
 
 // checkCopyButton clicks the copy button of the target's podman command

@@ -60,7 +60,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	site, err := ui.New(c, cfg)
+	site, err := ui.New(c, cfg, withAuthCache(cfg).Auth)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,9 @@ func (s *Site) attachedTo(ctx context.Context, repo string, im *Image) ([]attach
 	add := func(what string, d digest.Digest) error {
 		list, err := s.artifacts.Artifacts(ctx, repo, d)
 		for _, a := range list {
+			if a.Href == "" {
+				a.Href = artifactHref(repo, a.Digest)
+			}
 			out = append(out, attached{For: what, Artifact: a})
 		}
 		return err

@@ -59,6 +59,8 @@ func (s *Site) route(w http.ResponseWriter, r *http.Request, rest string) {
 	case rest == "-/registry":
 		data, err := s.registryData(ctx)
 		s.render(w, "registry", "Registry", data, err)
+	case strings.HasPrefix(rest, artifactRoute):
+		s.document(w, r, strings.TrimPrefix(rest, artifactRoute))
 	default:
 		s.imagePage(w, r, rest)
 	}

@@ -43,12 +43,14 @@ type Site struct {
 // New makes the browser of the registry cfg configures (cfg agrees with c,
 // see regconfig.Load), or returns nil when CONTAINER_REGISTRY_UI=0. It adds
 // its registry middleware to cfg: build the application from cfg after
-// New, then wrap it with Handler.
-func New(c *config.Config, cfg *configuration.Configuration) (*Site, error) {
+// New, then wrap it with Handler. Pages are behind the access controller
+// access names (serve passes the application's, so the UI's requests cost
+// what the API's do).
+func New(c *config.Config, cfg *configuration.Configuration, access configuration.Auth) (*Site, error) {
 	if !c.UI {
 		return nil, nil
 	}
-	s := &Site{c: c, cache: newCache(), authCfg: cfg.Auth}
+	s := &Site{c: c, cache: newCache(), authCfg: access}
 	if cfg.Middleware == nil {
 		cfg.Middleware = map[string][]configuration.Middleware{}
 	}

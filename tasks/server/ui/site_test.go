@@ -31,7 +31,7 @@ func testServer(t *testing.T) (*Site, *httptest.Server) {
 	cfg.HTTP.Secret = "test"
 	cfg.Log.AccessLog.Disabled = true
 	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"}
-	s, err := New(c, cfg)
+	s, err := New(c, cfg, cfg.Auth)
 	if err != nil {
 		t.Fatal(err)
 	}
