@@ -186,71 +186,24 @@ type group struct {
 }
 
 func discoverMachine(ctx context.Context, res *Result, mdir string) error {
-	machine := filepath.Base(mdir)
 	entries, err := os.ReadDir(mdir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", mdir, err)
 	}
-	groups := map[string]*group{}
-	get := func(name string) *group {
-		g := groups[name]
-		if g == nil {
-			g = &group{name: name, machine: machine, builds: map[string]*candidate{}}
-			groups[name] = g
-		}
-		return g
-	}
+	groups := machineGroups{machine: filepath.Base(mdir), byName: map[string]*group{}}
 	var links []os.DirEntry
 	for _, e := range entries {
-		p := filepath.Join(mdir, e.Name())
 		if e.Type()&os.ModeSymlink != 0 {
 			links = append(links, e)
 			continue
 		}
-		if !e.IsDir() || !isLayout(p) {
-			continue
-		}
-		name, stamp, _, ok := ParseName(e.Name(), machine)
-		if !ok {
-			continue
-		}
-		fi, _ := os.Stat(filepath.Join(p, "index.json"))
-		c := &candidate{dir: p, base: e.Name(), stamp: stamp}
-		if fi != nil {
-			c.mtime = fi.ModTime()
-		}
-		get(name).builds[p] = c
+		groups.addBuild(mdir, e)
 	}
 	for _, e := range links {
-		p := filepath.Join(mdir, e.Name())
-		name, _, _, ok := ParseName(e.Name(), machine)
-		if !ok {
-			continue
-		}
-		target, err := filepath.EvalSymlinks(p)
-		if err != nil || !isLayout(target) {
-			continue // dangling link: the builds themselves still count
-		}
-		realMdir, _ := filepath.EvalSymlinks(mdir)
-		if filepath.Dir(target) == realMdir {
-			target = filepath.Join(mdir, filepath.Base(target))
-		}
-		g := get(name)
-		if _, ok := g.builds[target]; !ok {
-			// A link named after one image pointing at a build whose name
-			// parses to another (or outside): trust the link.
-			_, stamp, _, _ := ParseName(filepath.Base(target), machine)
-			g.builds[target] = &candidate{dir: target, base: filepath.Base(target), stamp: stamp}
-			for _, og := range groups {
-				if og != g {
-					delete(og.builds, target)
-				}
-			}
-		}
-		g.link, g.linkTarget = e.Name(), target
+		groups.addLink(mdir, e)
 	}
-	names := make([]string, 0, len(groups))
-	for n := range groups {
+	names := make([]string, 0, len(groups.byName))
+	for n := range groups.byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -258,39 +211,110 @@ func discoverMachine(ctx context.Context, res *Result, mdir string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		g := groups[n]
-		if len(g.builds) == 0 {
-			continue
-		}
-		chosen := g.linkTarget
-		if chosen == "" {
-			var best *candidate
-			for _, c := range g.builds {
-				if best == nil || newer(c, best) {
-					best = c
-				}
+		if g := groups.byName[n]; len(g.builds) > 0 {
+			if err := choose(ctx, res, g); err != nil {
+				return err
 			}
-			chosen = best.dir
 		}
-		for _, c := range sortedCandidates(g.builds) {
-			if c.dir == chosen {
-				continue
+	}
+	return nil
+}
+
+// machineGroups are the builds of one machine directory, by image name.
+type machineGroups struct {
+	machine string
+	byName  map[string]*group
+}
+
+func (m *machineGroups) get(name string) *group {
+	g := m.byName[name]
+	if g == nil {
+		g = &group{name: name, machine: m.machine, builds: map[string]*candidate{}}
+		m.byName[name] = g
+	}
+	return g
+}
+
+// addBuild adds the entry e of mdir when it is an OCI layout named like a
+// deploy image.
+func (m *machineGroups) addBuild(mdir string, e os.DirEntry) {
+	p := filepath.Join(mdir, e.Name())
+	if !e.IsDir() || !isLayout(p) {
+		return
+	}
+	name, stamp, _, ok := ParseName(e.Name(), m.machine)
+	if !ok {
+		return
+	}
+	c := &candidate{dir: p, base: e.Name(), stamp: stamp}
+	if fi, _ := os.Stat(filepath.Join(p, "index.json")); fi != nil {
+		c.mtime = fi.ModTime()
+	}
+	m.get(name).builds[p] = c
+}
+
+// addLink records the link e of mdir (IMAGE_LINK_NAME) as its image's
+// chosen build. A link named after one image pointing at a build whose
+// name parses to another (or outside the directory) is trusted: the
+// build moves to the link's image.
+func (m *machineGroups) addLink(mdir string, e os.DirEntry) {
+	p := filepath.Join(mdir, e.Name())
+	name, _, _, ok := ParseName(e.Name(), m.machine)
+	if !ok {
+		return
+	}
+	target, err := filepath.EvalSymlinks(p)
+	if err != nil || !isLayout(target) {
+		return // dangling link: the builds themselves still count
+	}
+	realMdir, _ := filepath.EvalSymlinks(mdir)
+	if filepath.Dir(target) == realMdir {
+		target = filepath.Join(mdir, filepath.Base(target))
+	}
+	g := m.get(name)
+	if _, ok := g.builds[target]; !ok {
+		_, stamp, _, _ := ParseName(filepath.Base(target), m.machine)
+		g.builds[target] = &candidate{dir: target, base: filepath.Base(target), stamp: stamp}
+		for _, og := range m.byName {
+			if og != g {
+				delete(og.builds, target)
 			}
-			res.Skipped = append(res.Skipped, Skipped{Dir: c.dir, Name: g.name, Machine: machine,
+		}
+	}
+	g.link, g.linkTarget = e.Name(), target
+}
+
+// choose loads the build of g to push (the link's target, else the
+// newest) into res and lists the others as skipped; a build that does
+// not load is listed as broken.
+func choose(ctx context.Context, res *Result, g *group) error {
+	chosen := g.linkTarget
+	if chosen == "" {
+		var best *candidate
+		for _, c := range g.builds {
+			if best == nil || newer(c, best) {
+				best = c
+			}
+		}
+		chosen = best.dir
+	}
+	for _, c := range sortedCandidates(g.builds) {
+		if c.dir != chosen {
+			res.Skipped = append(res.Skipped, Skipped{Dir: c.dir, Name: g.name, Machine: g.machine,
 				Reason: "older build; newest is " + filepath.Base(chosen)})
 		}
-		src, err := Load(ctx, chosen, g.name, machine)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			res.Broken = append(res.Broken, Skipped{Dir: chosen, Name: g.name, Machine: machine, Reason: err.Error()})
-			continue
-		}
-		src.Link = g.link
-		src.Stamp = g.builds[chosen].stamp
-		res.Sources = append(res.Sources, src)
 	}
+	src, err := Load(ctx, chosen, g.name, g.machine)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		res.Broken = append(res.Broken, Skipped{Dir: chosen, Name: g.name, Machine: g.machine, Reason: err.Error()})
+		return nil
+	}
+	src.Link = g.link
+	src.Stamp = g.builds[chosen].stamp
+	res.Sources = append(res.Sources, src)
 	return nil
 }
 
