@@ -442,11 +442,51 @@ func (p *pushRun) storageFull(need int64) string {
 
 // pushGroup pushes every manifest of one image, then writes its tags.
 func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
-	ev := p.o.Events
 	repo, err := p.t.Repo(g.name)
 	if err != nil {
 		return fmt.Errorf("image name %q: %w", g.name, err)
 	}
+	all, err := p.pushManifests(ctx, repo, g)
+	if err != nil {
+		return err
+	}
+	// One nested multi-arch layout alone is pushed as the index it is.
+	var asIs v1.ImageIndex
+	if len(g.sources) == 1 {
+		asIs = g.sources[0].Index
+	}
+	testhook.Pause("push-before-index")
+	for _, tag := range p.tags.Tags {
+		if err := p.writeTag(ctx, repo, g, tag, all, asIs); err != nil {
+			return err
+		}
+	}
+	if !p.tags.Arch {
+		return nil
+	}
+	for _, d := range all {
+		suffix := p.archSuffix(d.Platform)
+		for _, tag := range p.tags.Tags {
+			if tag == "latest" {
+				continue
+			}
+			t := tag + "-" + suffix
+			if err := imageref.ValidateTag(t); err != nil {
+				return err
+			}
+			if err := p.writeTag(ctx, repo, g, t, []v1.Descriptor{d}, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pushManifests pushes every platform manifest of g (and attaches its
+// documents) and returns their descriptors, one per platform in the order
+// first seen; a later build of a platform replaces an earlier one.
+func (p *pushRun) pushManifests(ctx context.Context, repo name.Repository, g *group) ([]v1.Descriptor, error) {
+	ev := p.o.Events
 	byPlatform := map[string]v1.Descriptor{}
 	var order []string
 	for _, s := range g.sources {
@@ -454,7 +494,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 			ev.Emit(ManifestStarted{Image: g.name, Platform: platform.Short(m.Platform), Machine: s.Machine, Dir: s.Dir})
 			desc, err := p.pushManifest(ctx, repo, m)
 			if err != nil {
-				return fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
+				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
 			ev.Emit(ManifestDone{Digest: desc.Digest})
 			if err := p.attach(ctx, repo, s, desc, platform.Short(m.Platform)); err != nil {
@@ -474,59 +514,34 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 			byPlatform[key] = desc
 		}
 	}
-	var all []v1.Descriptor
+	all := make([]v1.Descriptor, 0, len(order))
 	for _, k := range order {
 		all = append(all, byPlatform[k])
 	}
-	// One nested multi-arch layout alone is pushed as the index it is.
-	var asIs v1.ImageIndex
-	if len(g.sources) == 1 {
-		asIs = g.sources[0].Index
+	return all, nil
+}
+
+// writeTag writes tag of repo as an index of wants (or asIs), through the
+// TagWriter's merge, and reports it.
+func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
+	ref := repo.Tag(tag)
 	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
-	writeTag := func(tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ref := repo.Tag(tag)
-		r, err := tw.Write(ctx, ref, wants, asIs)
-		if err != nil {
-			return err
-		}
-		var plats []string
-		for _, e := range r.Entries {
-			plats = append(plats, strings.TrimPrefix(platform.Key(e.Platform), "linux/"))
-		}
-		if !r.Unchanged {
-			p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
-		}
-		ev.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
-		p.sum.Tags++
-		return nil
+	r, err := tw.Write(ctx, ref, wants, asIs)
+	if err != nil {
+		return err
 	}
-	testhook.Pause("push-before-index")
-	for _, tag := range p.tags.Tags {
-		if err := writeTag(tag, all, asIs); err != nil {
-			return err
-		}
+	var plats []string
+	for _, e := range r.Entries {
+		plats = append(plats, strings.TrimPrefix(platform.Key(e.Platform), "linux/"))
 	}
-	if p.tags.Arch {
-		for _, d := range all {
-			suffix := p.archSuffix(d.Platform)
-			for _, tag := range p.tags.Tags {
-				if tag == "latest" {
-					continue
-				}
-				t := tag + "-" + suffix
-				if err := imageref.ValidateTag(t); err != nil {
-					return err
-				}
-				if err := writeTag(t, []v1.Descriptor{d}, nil); err != nil {
-					return err
-				}
-			}
-		}
+	if !r.Unchanged {
+		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
 	}
+	p.o.Events.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
+	p.sum.Tags++
 	return nil
 }
 
