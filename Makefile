@@ -50,7 +50,7 @@ DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
 	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
 	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
-	tar:tar gzip:gzip bash:bash
+	tar:tar gzip:gzip bash:bash redis-server:redis-server
 
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
 	@missing=""; \
@@ -68,6 +68,8 @@ deps: ## Install what the tests need (Debian, as root; apt-get only when missing
 	  grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen; \
 	  locale-gen >/dev/null; \
 	fi
+	@# The S3 engine of the shared-storage tests, built once per machine.
+	@tests/seaweedfs.sh build
 
 FUZZTIME ?= 5m
 fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each

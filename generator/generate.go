@@ -104,6 +104,8 @@ func templateData(c *config.Config) map[string]any {
 		"Strategy":     strings.Join(c.TagStrategy, " "),
 		"Strategies":   config.Strategies,
 		"Script":       c.Script(),
+		"Backend":      c.Backend.URL,
+		"Redis":        c.Redis.Addr,
 	}
 }
 

@@ -161,6 +161,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		return sum, stopped(ctx)
 	}
 	p.verifyTags(ctx)
+	p.redis.close()
 	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
 	if repos, err := p.puller.Catalog(ctx, t.Registry); err == nil {
 		sum.Catalog = repos
@@ -249,6 +250,15 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
 		p.lockGuards = servedLocally(c)
 	}
+	if c.Backend.S3() {
+		// Replicas on other hosts share the backend: the storage's
+		// push.lock guards nothing there; redis, when configured, does.
+		p.lockGuards = false
+		if p.redis, err = newRedisLock(c); err != nil {
+			return nil, err
+		}
+		p.lockGuards = p.redis != nil
+	}
 	return p, nil
 }
 
@@ -330,9 +340,11 @@ type pushRun struct {
 	// (it is the local registry served from this storage), so no settle
 	// delay is needed after writing tags.
 	lockGuards bool
-	sum        *Summary
-	tags       *TagSet
-	written    []written
+	// redis is the shared push lock of a shared backend's replicas.
+	redis   *redisLock
+	sum     *Summary
+	tags    *TagSet
+	written []written
 	// clients caches one authenticated client per repository: setting one
 	// up pings the registry (and may fetch a token).
 	clients map[string]*http.Client
@@ -380,7 +392,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 		return
 	case <-time.After(settleDelay):
 	}
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
 		if err == nil && !ok {
@@ -461,7 +473,7 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 	if len(g.sources) == 1 {
 		asIs = g.sources[0].Index
 	}
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
 	writeTag := func(tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
 		if err := ctx.Err(); err != nil {
 			return err

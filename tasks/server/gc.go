@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -119,7 +120,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 	// write between it and the removal, so the removal carries out exactly
 	// the recorded dry run instead of marking everything again.
 	if o.Yes {
-		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+		if restart, err = stopForSweep(ctx, c, cfg, o, res); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, restart()) }()
@@ -142,7 +143,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 		res.Declined = true
 		return res, nil
 	default:
-		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+		if restart, err = stopForSweep(ctx, c, cfg, o, res); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, restart()) }()
@@ -170,7 +171,9 @@ func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
 	// better.
 	logrus.SetOutput(io.Discard)
 	where := c.DataDir()
-	if cfg.Storage.Type() != "filesystem" {
+	if c.Backend.S3() {
+		where = c.Backend.String()
+	} else if cfg.Storage.Type() != "filesystem" {
 		where = cfg.Storage.Type() + " storage"
 	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
 		where = root
@@ -193,9 +196,14 @@ func untaggedKept(ctx context.Context, cfg *configuration.Configuration, dry *GC
 
 // stopForSweep stops the registry of c when it runs, so nothing writes
 // while gc sweeps, and returns the function that starts it again (when it
-// was running). It takes the port's lock and the returned function
+// was running). On a shared backend it holds the writes of every replica
+// instead (holdWrites). It takes the port's lock and the returned function
 // releases it: no start can slip in during the sweep.
-func stopForSweep(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
+func stopForSweep(ctx context.Context, c *config.Config, cfg *configuration.Configuration, o GCOptions, res *GCResult) (func() error, error) {
+	if regconfig.S3(cfg) {
+		// Replicas on other hosts write to it too: hold them all.
+		return holdWrites(ctx, c, cfg, o)
+	}
 	unlock, err := runstate.Lock(ctx, c, lockWait)
 	if err != nil {
 		return nil, err
@@ -273,6 +281,9 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
 	}
 	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
+	if regconfig.S3(cfg) {
+		rec.keepAfter = time.Now().Add(-gcGrace)
+	}
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
 	}
@@ -352,10 +363,16 @@ type recordingDriver struct {
 	driver.StorageDriver
 	dry bool
 	rep *GCReport
+	// keepAfter, when set, keeps blob data and uploads written after it
+	// (a shared backend: see gcGrace).
+	keepAfter time.Time
 }
 
 // Delete records path and deletes it unless dry.
 func (r *recordingDriver) Delete(ctx context.Context, path string) error {
+	if r.young(ctx, path) {
+		return nil
+	}
 	size, err := r.size(ctx, path)
 	if err != nil {
 		return err
