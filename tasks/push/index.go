@@ -73,7 +73,9 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
 	if w.redis != nil {
-		unlock, err := w.redis.lock(ctx, ref.String())
+		// The tag without the registry's address: every replica's pushes
+		// share the lock.
+		unlock, err := w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
 		if err != nil {
 			return nil, false, err
 		}
