@@ -236,17 +236,19 @@ func TestS3EndpointDown(t *testing.T) {
 	e.mustRun(t, 0, "push", "--strategy", "latest")
 	before := e.snapshot(t)
 	c.s3.Stop()
-	r := e.Run("push", "--tag", "during-outage")
+	r := e.Run("push", "container-base", "--tag", "during-outage")
 	if r.Code == 0 {
 		t.Fatalf("push with the S3 endpoint down exited 0:\n%s", r.Out())
 	}
 	t.Logf("push with S3 down:\n%s", r.Out())
+	wantOut(t, r, "push with S3 down", "container-base", "could not read its storage s3://registry/farm", "is the S3 endpoint up?")
 	e.mustRun(t, 0, "stop")
 	r = e.Run("start")
 	if r.Code == 0 {
 		t.Fatalf("start with the S3 endpoint down exited 0:\n%s", r.Out())
 	}
 	wantOut(t, r, "start with S3 down", "/ocireg-tool/http.secret", "127.0.0.1")
+	t.Logf("start with S3 down:\n%s", r.Out())
 	r = e.Run("verify")
 	if r.Code == 0 || !strings.Contains(r.Out(), "127.0.0.1") {
 		t.Fatalf("verify with S3 down: exit %d\n%s", r.Code, r.Out())

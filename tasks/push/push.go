@@ -540,7 +540,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 		return v1.Descriptor{}, err
 	}
 	if err := p.markPresent(ctx, repo, all); err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, p.storageDown(err)
 	}
 	var missing []*blob
 	var missingBytes, presentBytes int64
@@ -563,6 +563,16 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	}
 	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: len(all) - len(missing), PresentBytes: presentBytes})
 	return p.putManifest(ctx, repo, m)
+}
+
+// storageDown adds to a server error of a registry on a shared backend
+// that the backend is the likely cause (distribution answers 500 when its
+// storage fails).
+func (p *pushRun) storageDown(err error) error {
+	if !p.c.Backend.S3() || !strings.Contains(err.Error(), "500 Internal Server Error") {
+		return err
+	}
+	return fmt.Errorf("%w (the registry could not read its storage %s; is the S3 endpoint up? The registry log says more)", err, p.c.Backend)
 }
 
 // blob is one blob of a manifest and whether the registry has it.
