@@ -282,7 +282,7 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 	}
 	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
 	if regconfig.S3(cfg) {
-		rec.keepAfter = time.Now().Add(-gcGrace)
+		rec.keepAfter = time.Now().Add(-sharedGCGrace())
 	}
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
