@@ -92,6 +92,17 @@ func TestS3ReplicasShareStorageAndUploads(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(a.Storage, "data")); len(entries) != 0 {
 		t.Errorf("data/ of replica A holds %d entries; the registry data belongs in the bucket", len(entries))
 	}
+
+	// Another prefix on the same redis database would be answered from
+	// this one's blob cache: refused; with a database of its own it runs.
+	other := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_BACKEND": c.s3.Backend("elsewhere"), "CONTAINER_REGISTRY_REDIS": c.redis})
+	other.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"] = a.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"]
+	r = other.Run("start")
+	if r.Code == 0 || !strings.Contains(r.Out(), "caches the blobs of another storage") {
+		t.Fatalf("a second backend on the same redis database: exit %d\n%s", r.Code, r.Out())
+	}
+	other.Extra["CONTAINER_REGISTRY_REDIS"] = c.redis + "/1"
+	other.mustRun(t, 0, "start")
 }
 
 // Two machines' builds of one image pushed at the same time through two

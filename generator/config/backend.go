@@ -48,6 +48,12 @@ func (b Backend) String() string {
 	return b.URL
 }
 
+// Identity names the storage the backend holds, whatever the query
+// spelling: endpoint, bucket and prefix.
+func (b Backend) Identity() string {
+	return strings.TrimRight(b.Endpoint, "/") + "/" + b.Bucket + "/" + b.Prefix
+}
+
 // Redis is the redis server of CONTAINER_REGISTRY_REDIS.
 type Redis struct {
 	Addr string // host:port

@@ -104,6 +104,9 @@ func joinCluster(ctx context.Context, c *config.Config, cfg *configuration.Confi
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := claimRedis(ctx, cfg, c.Backend); err != nil {
+		return nil, nil, err
+	}
 	host, _ := os.Hostname()
 	m := &member{d: d, log: log, rec: Replica{ID: replicaID(c), URL: c.URL, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
 	if err := m.beat(ctx); err != nil {

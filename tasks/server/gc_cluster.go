@@ -165,3 +165,32 @@ func (r *recordingDriver) young(ctx context.Context, p string) bool {
 	fi, err := r.StorageDriver.Stat(ctx, file)
 	return err == nil && fi.ModTime().After(r.keepAfter)
 }
+
+// redisOwnerKey names the backend whose blob descriptors a redis
+// database caches. distribution's cache has no key prefix: registries on
+// different storage sharing one database would answer for each other's
+// blobs (a push then skips uploads the registry does not have).
+const redisOwnerKey = "ocireg-tool:backend"
+
+// claimRedis records b as the owner of cfg's redis database, or fails
+// when another backend owns it.
+func claimRedis(ctx context.Context, cfg *configuration.Configuration, b config.Backend) error {
+	opts := cfg.Redis.Options
+	if len(opts.Addrs) == 0 {
+		return nil
+	}
+	cl := redis.NewClient(&redis.Options{Addr: opts.Addrs[0], DB: opts.DB, Username: opts.Username, Password: opts.Password})
+	defer cl.Close()
+	id := b.Identity()
+	if err := cl.SetNX(ctx, redisOwnerKey, id, 0).Err(); err != nil {
+		return fmt.Errorf("redis %s (db %d): %w", opts.Addrs[0], opts.DB, err)
+	}
+	owner, err := cl.Get(ctx, redisOwnerKey).Result()
+	if err != nil {
+		return fmt.Errorf("redis %s (db %d): %w", opts.Addrs[0], opts.DB, err)
+	}
+	if owner != id {
+		return fmt.Errorf("CONTAINER_REGISTRY_REDIS: database %d of %s caches the blobs of another storage (%s); give each backend a database of its own (host:port/db)", opts.DB, opts.Addrs[0], owner)
+	}
+	return nil
+}

@@ -29,6 +29,10 @@ type s3Engine struct {
 	creds            string // 0600 credentials file
 	redis            string
 	procs            []*exec.Cmd
+	// dbs maps each prefix to its redis database: distribution's blob
+	// descriptor cache has no key prefix, so registries on different
+	// storage must not share one.
+	dbs map[string]int
 }
 
 // startS3Engine starts SeaweedFS (the binary tests/seaweedfs.sh names,
@@ -134,9 +138,20 @@ func (e *s3Engine) onS3(ctx context.Context, o *ours, prefix string) error {
 	if err := o.Stop(); err != nil {
 		return err
 	}
+	if e.dbs == nil {
+		e.dbs = map[string]int{}
+	}
+	db, ok := e.dbs[prefix]
+	if !ok {
+		db = len(e.dbs)
+		e.dbs[prefix] = db
+	}
+	if db > 15 {
+		return fmt.Errorf("more than 16 S3 prefixes: redis has 16 databases (fewer -runs)")
+	}
 	o.env = []string{
 		fmt.Sprintf("CONTAINER_REGISTRY_BACKEND=s3://%s/%s?endpoint=%s&region=us-east-1", e.bucket, prefix, e.endpoint),
-		"CONTAINER_REGISTRY_REDIS=" + e.redis,
+		fmt.Sprintf("CONTAINER_REGISTRY_REDIS=%s/%d", e.redis, db),
 		"CONTAINER_REGISTRY_BACKEND_CREDENTIALS=" + e.creds,
 	}
 	_, err := o.Start(ctx)
