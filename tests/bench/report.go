@@ -256,6 +256,7 @@ func methodNotes(b *bench) []string {
 		"memory: peak RSS (`/usr/bin/time -f %M`, which forks and execs the script, which execs the tool; wait4 rusage from the bench process itself would include the bench's own peak, since os/exec shares its memory until the exec) of `container-registry.sh push <layout>` for a layout with one image whose only layer is the ingest blob.",
 		"generate: `ocireg-tool generate --env-dump` in secure mode on a fresh storage directory (writes the script, the tool copy, the configuration, CA and server certificate), timed with hyperfine (`--prepare` removes the storage; twice as many runs, at least 10).",
 		"gc: the gc tree is pushed (strategy `latest`), half of its images deleted with `container-registry.sh delete`, the registry stopped and its storage copied; each run restores a fresh copy and times `container-registry.sh gc --yes` (dry run + sweep, registry stopped) or `docker-registry garbage-collect <config>` (output discarded).",
+		"s3: SeaweedFS (`weed server`: master, volume, filer and S3 in one process, credentials required; built by `make deps`) and redis-server on loopback, on the same machine. The baseline is ours on the filesystem, run alternately in the same run. ingest as above into a replica on a fresh bucket prefix (each prefix with a redis database of its own). cold push: the whole push tree through one replica; then two replicas on one fresh prefix, each pushing one machine's builds at the same time (the index merges of both under the redis lock), timed until both finish.",
 	}
 }
 
