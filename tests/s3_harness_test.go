@@ -135,7 +135,7 @@ func (s *S3Server) Stop() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-s.exited:
-	case <-time.After(15 * time.Second):
+	case <-time.After(5 * time.Second): // SeaweedFS can take much longer
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.exited
 	}

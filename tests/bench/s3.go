@@ -125,7 +125,7 @@ func (e *s3Engine) Stop() {
 		go func() { c.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(15 * time.Second):
+		case <-time.After(5 * time.Second): // SeaweedFS can take much longer
 			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
