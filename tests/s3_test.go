@@ -319,3 +319,36 @@ func TestS3GCRemovesGarbage(t *testing.T) {
 	sameTags(t, "after gc", keep, b.snapshot(t))
 	pullAll(t, b, keep)
 }
+
+// list, tags, import, delete and verify behave on S3 as on the
+// filesystem, through either replica.
+func TestS3EverydayCommands(t *testing.T) {
+	c := newCluster(t, 2, true, map[string]string{"DEPLOY_DIR_IMAGES": deployTree(t)})
+	a, b := c.replicas[0], c.replicas[1]
+	a.mustRun(t, 0, "push", "--tag", "v1", "--tag", "latest", "container-base")
+	wantOut(t, b.mustRun(t, 0, "list"), "list via B", "yocto/container-base: latest v1")
+	wantOut(t, b.mustRun(t, 0, "tags", "container-base"), "tags via B", "latest", "v1")
+	dir, _ := goodLayout(t)
+	b.mustRun(t, 0, "import", "oci:"+dir, "thirdparty")
+	if got, want := a.snapshot(t)["yocto/thirdparty:latest"], layoutManifest(t, dir); got != want {
+		t.Fatalf("yocto/thirdparty:latest via A is %s, want %s", got, want)
+	}
+	a.mustRun(t, 0, "delete", "container-base:v1")
+	deleted := time.Now()
+	for {
+		r := b.mustRun(t, 0, "tags", "container-base")
+		if !strings.Contains(r.Stdout, "v1") {
+			break
+		}
+		if time.Since(deleted) > 60*time.Second {
+			t.Fatalf("v1 still listed via B 60s after its delete via A:\n%s", r.Stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("tag gone from the listing after %s", time.Since(deleted).Round(time.Millisecond))
+	b.mustRun(t, 1, "delete", "container-base:v1")
+	wantOut(t, a.mustRun(t, 0, "verify"), "verify", "OK: no problems found")
+	if err := skopeoPull(t, b, "yocto/container-base:latest"); err != nil {
+		t.Errorf("pull via B: %v", err)
+	}
+}
