@@ -124,6 +124,9 @@ func ensureSharedSecret(ctx context.Context, d driver.StorageDriver) (string, er
 	}
 	var nf driver.PathNotFoundError
 	if err != nil && !errors.As(err, &nf) {
+		if strings.Contains(err.Error(), "NoCredentialProviders") {
+			return "", fmt.Errorf("reading the shared upload secret %s from the backend: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or CONTAINER_REGISTRY_BACKEND_CREDENTIALS to a 0600 file of them", sharedSecretPath)
+		}
 		return "", fmt.Errorf("reading the shared upload secret %s from the backend: %w", sharedSecretPath, err)
 	}
 	b := make([]byte, 32)
