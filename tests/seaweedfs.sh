@@ -27,7 +27,8 @@ build)
 	fi
 	mkdir -p "$dir"
 	echo "building seaweedfs $VERSION into $dir (several minutes, once per machine)"
-	src=$(go mod download -json "github.com/seaweedfs/seaweedfs@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	# Outside any module, so that no go.mod or go.sum is touched.
+	src=$(cd "$dir" && GOFLAGS= go mod download -json "github.com/seaweedfs/seaweedfs@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 	[ -d "$src" ] || { echo "go mod download gave no module directory" >&2; exit 1; }
 	rm -rf "$dir/src"
 	cp -r "$src" "$dir/src"
