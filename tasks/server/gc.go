@@ -153,6 +153,11 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 	if err != nil {
 		return res, err
 	}
+	// A redis blob descriptor cache would go on answering for the removed
+	// blobs (before the registry starts again, or writes resume).
+	if err := purgeRedisCache(ctx, cfg); err != nil {
+		return res, err
+	}
 	o.Events.Emit(Collected{Removed: res.Removed})
 	return res, nil
 }
