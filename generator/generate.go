@@ -106,6 +106,7 @@ func templateData(c *config.Config) map[string]any {
 		"Script":       c.Script(),
 		"Backend":      c.Backend.URL,
 		"Redis":        c.Redis.Addr,
+		"UI":           c.UIURL(),
 	}
 }
 

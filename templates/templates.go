@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed *.tmpl
 var FS embed.FS
+
+// UI holds the registry browser of serve: html/template pages
+// (ui/*.html.tmpl) and the files served as they are (ui/static).
+//
+//go:embed ui
+var UI embed.FS

@@ -79,9 +79,13 @@ CONTAINER_REGISTRY_TOOL = "${TOPDIR}/bin/ocireg-tool"
 CONTAINER_REGISTRY_TOOL_DEPENDS = ""
 CONTAINER_REGISTRY_TAG_STRATEGY = "sha branch latest"
 CONTAINER_REGISTRY_CERT_SAN = "DNS:myhost.local,IP:192.168.1.100"
-DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}'
+# Backslashes reach the tool as they are (a JSON escape here).
+DOCKER_OCI_RUNTIMES = '{"vxn": {"path": "/usr/bin/vxn-oci-runtime", "runtimeArgs": ["--sep=\\t"]}}'
 require conf/distro/include/container-registry.conf
 INHERIT += "oci-image-labels"
+# The class default where the global labels class once made the tool's own
+# build depend on the tool (see labelsInherit).
+CONTAINER_REGISTRY_TOOL_DEPENDS:pn-go-binary-native = "ocireg-tool-native"
 
 # The Go module fetch: the only recipe allowed on the network, from the Go
 # module proxy this machine uses, into a download directory of its own.
@@ -137,6 +141,7 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 	step("parse", func(t *testing.T) { b.parse(t, layer, testLayer) })
 	var indexEnv config.Vars
 	step("labels-class", func(t *testing.T) { b.labelsClass(t) })
+	step("labels-inherit", func(t *testing.T) { b.labelsInherit(t) })
 	step("generate-insecure", func(t *testing.T) { indexEnv = b.generateInsecure(t, url, storage) })
 	step("script", func(t *testing.T) { b.scriptPush(t, reg, indexEnv["DEPLOY_DIR"]) })
 	step("populate-task", func(t *testing.T) {
@@ -249,10 +254,48 @@ func (b *bitbakeBuild) labelsClass(t *testing.T) {
 			t.Errorf("%s labels:\n  got  %v\n  want %v", ref, info.Labels, want)
 		}
 	}
+	// The -dir.tar archive holds the layout directory itself.
+	unpacked := t.TempDir()
+	if out, err := exec.Command("tar", "-C", unpacked, "-xf", filepath.Join(deploy, name+"-dir.tar")).CombinedOutput(); err != nil {
+		t.Fatalf("unpacking the -oci-dir.tar: %v\n%s", err, out)
+	}
+	var info struct{ Labels map[string]string }
+	if err := json.Unmarshal([]byte(skopeo(t, "inspect", "oci:"+filepath.Join(unpacked, name))), &info); err != nil {
+		t.Fatalf("skopeo inspect the layout of the -oci-dir.tar: %v", err)
+	}
+	if !maps.Equal(info.Labels, want) {
+		t.Errorf("-oci-dir.tar labels:\n  got  %v\n  want %v", info.Labels, want)
+	}
 	for _, suffix := range []string{"", ".tar", "-dir.tar"} {
 		link := filepath.Join(deploy, "oci-test-image-latest-oci"+suffix)
 		if target, err := os.Readlink(link); err != nil || target != name+suffix {
 			t.Errorf("%s: %q, %v; want a link to %s", link, target, err, name+suffix)
+		}
+	}
+}
+
+// labelsInherit: INHERIT += "oci-image-labels" gives container-registry,
+// and with it CONTAINER_REGISTRY_TOOL_DEPENDS, to image recipes only. Were
+// every recipe to get it, the recipes the tool itself is built with would
+// depend on the tool, and bitbake would refuse the task graph of any build
+// (a circular dependency through go-binary-native). local.conf gives
+// go-binary-native the class default (every recipe has it when the tool is
+// not prebuilt); the task graph of the tool's recipe must build and hold no
+// edge from go-binary-native to the tool.
+func (b *bitbakeBuild) labelsInherit(t *testing.T) {
+	dot := filepath.Join(b.dir, "task-depends.dot")
+	os.Remove(dot)
+	b.run(t, "-g", "ocireg-tool-native")
+	graph, err := os.ReadFile(dot)
+	if err != nil {
+		t.Fatalf("bitbake -g wrote no task graph: %v", err)
+	}
+	if !strings.Contains(string(graph), `"go-binary-native.do_populate_sysroot"`) {
+		t.Fatal("the task graph of ocireg-tool-native does not hold go-binary-native: the check below would prove nothing")
+	}
+	for _, line := range strings.Split(string(graph), "\n") {
+		if strings.HasPrefix(line, `"go-binary-native.`) && strings.Contains(line, `-> "ocireg-tool-native.`) {
+			t.Errorf("go-binary-native depends on the tool: %s", line)
 		}
 	}
 }
@@ -269,7 +312,7 @@ func (b *bitbakeBuild) generateInsecure(t *testing.T, url, storage string) confi
 		"CONTAINER_REGISTRY_TAG_STRATEGY": "sha branch latest",
 		"CONTAINER_REGISTRY_STORAGE":      storage,
 		"CONTAINER_REGISTRY_USERNAME":     "yocto",
-		"DOCKER_OCI_RUNTIMES":             `{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}`,
+		"DOCKER_OCI_RUNTIMES":             `{"vxn": {"path": "/usr/bin/vxn-oci-runtime", "runtimeArgs": ["--sep=\\t"]}}`,
 	} {
 		if env[k] != want {
 			t.Errorf("bitbake -e: %s = %q, want %q", k, env[k], want)
@@ -434,6 +477,11 @@ func (b *bitbakeBuild) installInsecure(t *testing.T, url string) {
 	}
 	if !slices.Equal(daemon.Insecure, []string{targetURL(url)}) || daemon.Runtimes["vxn"]["path"] != "/usr/bin/vxn-oci-runtime" {
 		t.Errorf("daemon.json: %+v, want %s insecure and the vxn runtime", daemon, targetURL(url))
+	}
+	// The class's dump keeps backslashes as bitbake does: the JSON escape
+	// \\ arrives as one, so the argument is a backslash and a t, not a tab.
+	if args, _ := daemon.Runtimes["vxn"]["runtimeArgs"].([]any); len(args) != 1 || args[0] != `--sep=\t` {
+		t.Errorf("daemon.json: vxn runtimeArgs %q, want [%q]", args, `--sep=\t`)
 	}
 	conf := string(b.imageFile(t, "container-oci-registry-config", "etc/containers/registries.conf.d/50-custom-registry.conf"))
 	if !strings.Contains(conf, targetURL(url)) || !regexp.MustCompile(`(?m)^insecure = true$`).MatchString(conf) {

@@ -73,6 +73,9 @@ func writeStart(w io.Writer, r *server.StartResult, script string) {
 	if r.Already {
 		fmt.Fprintf(w, "Registry already running (pid %d)\n", r.Pid)
 		fmt.Fprintf(w, "  URL: %s\n", r.URL)
+		if r.UI != "" {
+			fmt.Fprintf(w, "  UI:  %s\n", r.UI)
+		}
 		return
 	}
 	if !r.Launched {
@@ -132,6 +135,9 @@ func writeStartBanner(w io.Writer, r *server.StartResult) {
 		fmt.Fprintf(w, "Starting container registry...\n")
 	}
 	fmt.Fprintf(w, "  URL:     %s\n", r.URL)
+	if r.UI != "" {
+		fmt.Fprintf(w, "  UI:      %s (in a browser)\n", r.UI)
+	}
 	if r.Listen != nil {
 		fmt.Fprintf(w, "  Listen:  %s\n", listenText(r.Listen))
 	}

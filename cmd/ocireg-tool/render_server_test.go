@@ -20,7 +20,7 @@ import (
 const goldenScript = "/STORAGE/container-registry.sh"
 
 func insecureStart() *server.StartResult {
-	return &server.StartResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE",
+	return &server.StartResult{URL: "http://localhost:5000", UI: "http://localhost:5000/ui/", Mode: "insecure (HTTP)", Storage: "/STORAGE",
 		Config: "/STORAGE/registry-config.yml", Log: "/STORAGE/registry-5000.log"}
 }
 

@@ -70,6 +70,7 @@ type Config struct {
 	Images      []string // CONTAINER_REGISTRY_IMAGES filter for populate
 	SearchFirst bool
 	TargetURL   string // host:port targets use
+	UI          bool   // serve the registry browser
 
 	DockerInsecure       []string
 	DockerOCIRuntimes    string // raw JSON object
@@ -312,6 +313,18 @@ func (c *Config) Scheme() string {
 // BaseURL is the local registry's URL with its scheme.
 func (c *Config) BaseURL() string { return c.Scheme() + "://" + c.URL }
 
+// UIPath is where serve answers browsers (its registry browser).
+const UIPath = "/ui/"
+
+// UIURL is the address of the registry browser, or "" when
+// CONTAINER_REGISTRY_UI=0.
+func (c *Config) UIURL() string {
+	if !c.UI {
+		return ""
+	}
+	return c.BaseURL() + UIPath
+}
+
 // PKIDir, AuthDir and friends name the files under the storage directory.
 func (c *Config) PKIDir() string       { return filepath.Join(c.Storage, "pki") }
 func (c *Config) CACert() string       { return filepath.Join(c.PKIDir(), "ca.crt") }
@@ -353,9 +366,8 @@ func (c *Config) BakedVars() Vars {
 }
 
 var (
-	namespaceRe = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	strategyRe  = regexp.MustCompile(`^[a-z]+$`)
-	hostRe      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	strategyRe = regexp.MustCompile(`^[a-z]+$`)
+	hostRe     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
 // ParseStrategy splits and checks a tag strategy.

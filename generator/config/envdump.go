@@ -126,9 +126,9 @@ func ParseDump(r io.Reader, name string) (Vars, error) {
 }
 
 // parseValue decodes the right-hand side of an assignment. Double-quoted
-// values use bitbake's escapes (\" \$ \\ and backslash-newline for a value
-// that spans lines); single-quoted values are literal; unquoted values run to
-// the end of the line. next supplies continuation lines.
+// values use bitbake's escapes (see parseDoubleQuoted); single-quoted
+// values are literal; unquoted values run to the end of the line. next
+// supplies continuation lines.
 func parseValue(rest string, next func() (string, bool)) (string, error) {
 	switch {
 	case strings.HasPrefix(rest, "'"):
@@ -147,6 +147,13 @@ func parseValue(rest string, next func() (string, bool)) (string, error) {
 	}
 }
 
+// parseDoubleQuoted decodes a value the way `bitbake -e` (bb.data.emit_var)
+// and the class write it: \" \` and \$ stand for the character, " \" at the
+// end of a line for a newline, and any other backslash is itself (bitbake
+// does not double backslashes). A value ending in a backslash therefore
+// ends in \" at the end of its line: that backslash is the value's and the
+// quote closes it (a quote inside the value is never last on a line:
+// bitbake writes it as \" and closes the value after it).
 func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 	var b []byte
 	for {
@@ -166,7 +173,10 @@ func parseDoubleQuoted(s string, next func() (string, bool)) (string, error) {
 				b = append(b, '\n')
 				s = line
 				i = -1
-			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`' || s[i+1] == '\\'):
+			case c == '\\' && s[i+1] == '"' && strings.TrimSpace(s[i+2:]) == "":
+				b = append(b, c)
+				return string(b), nil
+			case c == '\\' && (s[i+1] == '"' || s[i+1] == '$' || s[i+1] == '`'):
 				b = append(b, s[i+1])
 				i++
 			case c == '"':
@@ -195,15 +205,16 @@ func clip(s string) string {
 	return s
 }
 
-// FormatDump writes vars in the class's dump format, sorted by name: the
-// inverse of ParseDump for any value without a carriage return.
+// FormatDump writes vars in the class's dump format (bitbake's escapes,
+// backslashes as they are), sorted by name: the inverse of ParseDump for
+// any value without a carriage return.
 func FormatDump(vars Vars) string {
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`", "\n", " \\\n")
+	esc := strings.NewReplacer(`"`, `\"`, `$`, `\$`, "`", "\\`", "\n", " \\\n")
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=\"%s\"\n", k, esc.Replace(vars[k]))

@@ -17,7 +17,12 @@ func TestParseDump(t *testing.T) {
 		{"escaped quotes", `A="{\"vxn\": {\"path\": \"/usr/bin/vxn\"}}"` + "\n", Vars{"A": `{"vxn": {"path": "/usr/bin/vxn"}}`}},
 		{"escaped dollar", `A="\${TOPDIR}/x"` + "\n", Vars{"A": "${TOPDIR}/x"}},
 		{"literal backslash", `A="find \( -name x \)"` + "\n", Vars{"A": `find \( -name x \)`}},
-		{"backslash before quote", `A="a\\"` + "\n", Vars{"A": `a\`}},
+		// bitbake writes backslashes as they are (bb.data.emit_var): a
+		// value ending in one ends in \" at the end of its line.
+		{"value ending in a backslash", `A="a\"` + "\n", Vars{"A": `a\`}},
+		{"two backslashes", `A="a\\b\\"` + "\n", Vars{"A": `a\\b\\`}},
+		{"backslash before an escaped quote", `A="a\\"b"` + "\n", Vars{"A": `a\"b`}},
+		{"backslash before an escaped dollar", `A="\\${X}"` + "\n", Vars{"A": `\${X}`}},
 		{"unexpanded reference", `A="${@d.getVar('X')}"` + "\n", Vars{"A": "${@d.getVar('X')}"}},
 		{"single quoted", "A='it is \"literal\" $x'\n", Vars{"A": `it is "literal" $x`}},
 		{"unquoted", "A=plain value\n", Vars{"A": "plain value"}},

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )
 
 // Setting is one variable the tool reads. The table of settings drives
@@ -96,6 +98,8 @@ var Settings = []Setting{
 		Parse: func(c *Config, v string) (err error) { c.SearchFirst, err = parseBool(v); return err }},
 	{Name: varListen, Default: "", Class: true, Doc: "address the registry listens on (empty: loopback when the URL host is loopback and targets reach it there, else all interfaces; :: or 0.0.0.0: all)",
 		Parse: parseListen, Bake: func(c *Config) string { return c.Listen() }},
+	{Name: "CONTAINER_REGISTRY_UI", Default: "1", Class: true, Doc: "1: serve answers browsers with a registry browser at /ui/ (0: the /v2/ API only)",
+		Parse: func(c *Config, v string) (err error) { c.UI, err = parseBool(v); return err }, Bake: func(c *Config) string { return boolStr(c.UI) }},
 	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
 		Parse: parseTargetURL},
 	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
@@ -185,8 +189,8 @@ func parseURL(c *Config, v string) (err error) {
 }
 
 func parseNamespace(c *Config, v string) error {
-	if !namespaceRe.MatchString(v) {
-		return fmt.Errorf("%q is not a valid repository namespace (lowercase letters, digits, '.', '_', '-', '/')", v)
+	if err := imageref.ValidateRepository(v); err != nil {
+		return fmt.Errorf("%q is not a valid repository namespace: %w", v, err)
 	}
 	c.Namespace = v
 	return nil

@@ -36,6 +36,7 @@
 #   CONTAINER_REGISTRY_TARGET_URL    address targets use (default: URL with localhost -> 10.0.2.2) [""]
 #   CONTAINER_REGISTRY_LISTEN        address the registry listens on; "::" every interface
 #                                    (default: loopback for a localhost URL and QEMU targets) [""]
+#   CONTAINER_REGISTRY_UI            1: the registry answers browsers (/ui/); 0: API only [1]
 #   CONTAINER_REGISTRY_BACKEND       shared object storage of the registry data,
 #                                    s3://bucket/prefix?endpoint=URL&region=R (empty: local data/) [""]
 #   CONTAINER_REGISTRY_REDIS         redis host:port[/db] shared by replicas (cache, push lock) [""]
@@ -98,6 +99,8 @@ CONTAINER_REGISTRY_TARGET_URL ?= ""
 CONTAINER_REGISTRY_TARGET_URL[doc] = "Registry address as targets see it; empty translates localhost to 10.0.2.2 (QEMU slirp)."
 CONTAINER_REGISTRY_LISTEN ?= ""
 CONTAINER_REGISTRY_LISTEN[doc] = "IP address the registry listens on; empty: loopback only when the URL host is loopback and targets reach it at 10.0.2.2, else every interface; '::' every interface."
+CONTAINER_REGISTRY_UI ?= "1"
+CONTAINER_REGISTRY_UI[doc] = "1: the registry answers browsers with a read-only registry browser at /ui/ (images, tags, platforms, labels, pull commands); 0: the /v2/ API only."
 CONTAINER_REGISTRY_BACKEND ?= ""
 CONTAINER_REGISTRY_BACKEND[doc] = "Shared object storage of the registry data, s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1 (any S3-compatible endpoint, path-style; ca=FILE for a private CA); empty: data/ under CONTAINER_REGISTRY_STORAGE. No credentials here: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS at run time."
 CONTAINER_REGISTRY_REDIS ?= ""
@@ -134,7 +137,7 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_CERT_DAYS CONTAINER_REGISTRY_CA_DAYS CONTAINER_REGISTRY_CERT_SAN \
     CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \
     CONTAINER_REGISTRY_IMAGES CONTAINER_REGISTRY_SEARCH_FIRST CONTAINER_REGISTRY_TARGET_URL \
-    CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_BACKEND CONTAINER_REGISTRY_REDIS \
+    CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_UI CONTAINER_REGISTRY_BACKEND CONTAINER_REGISTRY_REDIS \
     CONTAINER_REGISTRY_TOOL \
     DOCKER_REGISTRY_INSECURE DOCKER_OCI_RUNTIMES DOCKER_DEFAULT_RUNTIME \
     PODMAN_OCI_RUNTIME PODMAN_OCI_RUNTIME_PATH \
@@ -183,9 +186,9 @@ python __anonymous() {
 }
 
 # Writes CONTAINER_REGISTRY_DUMP_VARS into CONTAINER_REGISTRY_ENV_DUMP as
-# NAME="value" lines, escaped as ocireg-tool's reader expects: \" for ",
-# \$ for $, and " \" before each newline of a multi-line value. Unset
-# variables are left out.
+# NAME="value" lines, escaped as `bitbake -e` writes them and ocireg-tool
+# reads them: \" for ", \` for `, \$ for $, " \" before each newline of a
+# multi-line value, backslashes as they are. Unset variables are left out.
 python container_registry_write_env() {
     import os
     path = d.getVar("CONTAINER_REGISTRY_ENV_DUMP")
@@ -194,7 +197,7 @@ python container_registry_write_env() {
         value = d.getVar(name)
         if value is None:
             continue
-        value = value.replace('"', '\\"').replace('$', '\\$').replace('\n', ' \\\n')
+        value = value.replace('"', '\\"').replace('`', '\\`').replace('$', '\\$').replace('\n', ' \\\n')
         lines.append('%s="%s"\n' % (name, value))
     bb.utils.mkdirhier(os.path.dirname(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -72,21 +72,9 @@ type source struct {
 // Import copies o.Source into <url>/<namespace>/<name>:<tag> of t. The
 // registry is checked first, before the source is read.
 func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error) {
-	if o.Source == "" {
-		return nil, &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
-	}
-	var plats []v1.Platform
-	for _, p := range o.Platforms {
-		pl, err := platform.Parse(p)
-		if err != nil {
-			return nil, &tasks.UsageError{Msg: "--platform " + err.Error(), Usage: Usage}
-		}
-		plats = append(plats, pl)
-	}
-	if o.Tag != "" {
-		if err := imageref.ValidateTag(o.Tag); err != nil {
-			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
-		}
+	plats, err := checkOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	if err := t.Ping(ctx); err != nil {
 		return nil, err
@@ -103,47 +91,14 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		return nil, err
 	}
 	defer src.cleanup()
-	imgName := o.Name
-	if imgName == "" {
-		imgName = src.defaultName
-	}
-	tag := o.Tag
-	if tag == "" {
-		tag = src.defaultTag
-	}
-	if tag == "" {
-		tag = "latest"
-	}
-	if err := imageref.ValidateTag(tag); err != nil {
-		return nil, &tasks.UsageError{Msg: fmt.Sprintf("the tag of source %q: %v; give one with --tag", o.Source, err), Usage: Usage}
-	}
-	repo, err := t.Repo(imgName)
+	res, ref, err := destination(t, o, src)
 	if err != nil {
-		return nil, &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
+		return nil, err
 	}
-	ref := repo.Tag(tag)
-
-	var what remote.Taggable
-	var desc string
-	switch {
-	case src.idx != nil:
-		idx, list, err := filterIndex(src.idx, plats)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Source, err)
-		}
-		what, desc = idx, list
-	default:
-		cf, err := src.img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", o.Source, err)
-		}
-		p := platform.OfConfig(cf)
-		if len(plats) > 0 && !matchAny(p, plats) {
-			return nil, fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platform.String(p), strings.Join(o.Platforms, ", "))
-		}
-		what, desc = src.img, platform.String(p)
+	what, desc, err := selectPlatforms(src, o, plats)
+	if err != nil {
+		return nil, err
 	}
-
 	ropts := t.Options(ctx, remote.WithJobs(4))
 	switch w := what.(type) {
 	case v1.ImageIndex:
@@ -157,11 +112,78 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 	if err != nil {
 		return nil, fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
 	}
-	res := &Result{Source: o.Source, Name: imgName, Repo: repo.RepositoryStr(), Tag: tag, Platforms: desc}
+	res.Platforms = desc
 	if d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest(); err == nil {
 		res.Digest = d.String()
 	}
 	return res, nil
+}
+
+// checkOptions checks the options that need no source or registry and
+// returns the platforms asked for.
+func checkOptions(o Options) ([]v1.Platform, error) {
+	if o.Source == "" {
+		return nil, &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
+	}
+	var plats []v1.Platform
+	for _, p := range o.Platforms {
+		pl, err := platform.Parse(p)
+		if err != nil {
+			return nil, &tasks.UsageError{Msg: "--platform " + err.Error(), Usage: Usage}
+		}
+		plats = append(plats, pl)
+	}
+	if o.Tag != "" {
+		if err := imageref.ValidateTag(o.Tag); err != nil {
+			return nil, &tasks.UsageError{Msg: "--tag: " + err.Error(), Usage: Usage}
+		}
+	}
+	return plats, nil
+}
+
+// destination is where src goes: the name and tag given, else the
+// source's, else latest; the result names them.
+func destination(t *registry.Target, o Options, src *source) (*Result, name.Tag, error) {
+	imgName := o.Name
+	if imgName == "" {
+		imgName = src.defaultName
+	}
+	tag := o.Tag
+	if tag == "" {
+		tag = src.defaultTag
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	if err := imageref.ValidateTag(tag); err != nil {
+		return nil, name.Tag{}, &tasks.UsageError{Msg: fmt.Sprintf("the tag of source %q: %v; give one with --tag", o.Source, err), Usage: Usage}
+	}
+	repo, err := t.Repo(imgName)
+	if err != nil {
+		return nil, name.Tag{}, &tasks.UsageError{Msg: fmt.Sprintf("image name %q: %v", imgName, err), Usage: Usage}
+	}
+	return &Result{Source: o.Source, Name: imgName, Repo: repo.RepositoryStr(), Tag: tag}, repo.Tag(tag), nil
+}
+
+// selectPlatforms returns what to copy: an index narrowed to plats, or
+// the single image when it matches them; and the platforms as text.
+func selectPlatforms(src *source, o Options, plats []v1.Platform) (remote.Taggable, string, error) {
+	if src.idx != nil {
+		idx, list, err := filterIndex(src.idx, plats)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", o.Source, err)
+		}
+		return idx, list, nil
+	}
+	cf, err := src.img.ConfigFile()
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", o.Source, err)
+	}
+	p := platform.OfConfig(cf)
+	if len(plats) > 0 && !matchAny(p, plats) {
+		return nil, "", fmt.Errorf("%s is a single %s image; --platform %s does not match", o.Source, platform.String(p), strings.Join(o.Platforms, ", "))
+	}
+	return src.img, platform.String(p), nil
 }
 
 // stopped is the error of an import whose context ended (a signal). The
@@ -173,61 +195,83 @@ func stopped(ctx context.Context, source string) error {
 
 // open resolves a source string.
 func open(ctx context.Context, s string, auth authn.Authenticator, tag string) (*source, error) {
-	nop := func() {}
 	switch {
 	case strings.HasPrefix(s, "oci:"):
-		dir, ref := splitRef(strings.TrimPrefix(s, "oci:"))
-		l, err := ocilayout.Open(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		src, err := fromLayout(l, ref)
-		if err != nil {
-			return nil, err
-		}
-		src.defaultName = layoutName(dir)
-		src.cleanup = nop
-		return src, nil
+		return openLayout(ctx, strings.TrimPrefix(s, "oci:"))
 	case strings.HasPrefix(s, "oci-archive:"):
-		// Read in place: nothing is extracted, so an archive cannot fill
-		// a disk with data it does not hold (a sparse entry is refused).
-		file, ref := splitRef(strings.TrimPrefix(s, "oci-archive:"))
-		l, err := ocilayout.OpenArchive(ctx, file)
-		if err != nil {
-			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
-		}
-		src, err := fromLayout(l, ref)
-		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("oci-archive %s: %w", file, err)
-		}
-		src.defaultName = archiveName(file)
-		src.cleanup = func() { l.Close() }
-		return src, nil
+		return openOCIArchive(ctx, strings.TrimPrefix(s, "oci-archive:"))
 	case strings.HasPrefix(s, "docker-archive:"):
-		file, ref := splitRef(strings.TrimPrefix(s, "docker-archive:"))
-		var tagp *name.Tag
-		if ref != "" {
-			t, err := name.NewTag(ref)
-			if err != nil {
-				return nil, fmt.Errorf("docker-archive %s: reference %q: %w", file, ref, err)
-			}
-			tagp = &t
-		}
-		img, err := tarball.ImageFromPath(file, tagp)
-		if err != nil {
-			return nil, fmt.Errorf("docker-archive %s: %w", file, err)
-		}
-		if _, err := img.Manifest(); err != nil {
-			return nil, fmt.Errorf("docker-archive %s: %w", file, err)
-		}
-		src := &source{img: img, defaultName: archiveName(file), cleanup: nop}
-		if tagp != nil {
-			src.defaultName = lastElem(tagp.RepositoryStr())
-			src.defaultTag = tagp.TagStr()
-		}
-		return src, nil
+		return openDockerArchive(strings.TrimPrefix(s, "docker-archive:"))
 	}
+	return openRemote(ctx, s, auth, tag)
+}
+
+func nop() {}
+
+// openLayout opens "DIR[:REF]", an OCI layout directory.
+func openLayout(ctx context.Context, arg string) (*source, error) {
+	dir, ref := splitRef(arg)
+	l, err := ocilayout.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	src, err := fromLayout(l, ref)
+	if err != nil {
+		return nil, err
+	}
+	src.defaultName = layoutName(dir)
+	src.cleanup = nop
+	return src, nil
+}
+
+// openOCIArchive opens "FILE[:REF]", an OCI layout in a tar archive, read
+// in place: nothing is extracted, so an archive cannot fill a disk with
+// data it does not hold (a sparse entry is refused).
+func openOCIArchive(ctx context.Context, arg string) (*source, error) {
+	file, ref := splitRef(arg)
+	l, err := ocilayout.OpenArchive(ctx, file)
+	if err != nil {
+		return nil, fmt.Errorf("oci-archive %s: %w", file, err)
+	}
+	src, err := fromLayout(l, ref)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("oci-archive %s: %w", file, err)
+	}
+	src.defaultName = archiveName(file)
+	src.cleanup = func() { l.Close() }
+	return src, nil
+}
+
+// openDockerArchive opens "FILE[:REF]", a `docker save` archive.
+func openDockerArchive(arg string) (*source, error) {
+	file, ref := splitRef(arg)
+	var tagp *name.Tag
+	if ref != "" {
+		t, err := name.NewTag(ref)
+		if err != nil {
+			return nil, fmt.Errorf("docker-archive %s: reference %q: %w", file, ref, err)
+		}
+		tagp = &t
+	}
+	img, err := tarball.ImageFromPath(file, tagp)
+	if err != nil {
+		return nil, fmt.Errorf("docker-archive %s: %w", file, err)
+	}
+	if _, err := img.Manifest(); err != nil {
+		return nil, fmt.Errorf("docker-archive %s: %w", file, err)
+	}
+	src := &source{img: img, defaultName: archiveName(file), cleanup: nop}
+	if tagp != nil {
+		src.defaultName = lastElem(tagp.RepositoryStr())
+		src.defaultTag = tagp.TagStr()
+	}
+	return src, nil
+}
+
+// openRemote opens a registry reference (`docker://REF` or plain); a
+// digest reference needs the tag to create.
+func openRemote(ctx context.Context, s string, auth authn.Authenticator, tag string) (*source, error) {
 	refStr := strings.TrimPrefix(s, "docker://")
 	ref, err := name.ParseReference(refStr)
 	if err != nil {

@@ -284,3 +284,53 @@ func writeTar(t *testing.T, dir, archive string) {
 		t.Fatal(err)
 	}
 }
+
+// TestApplyDirArchive: the *-oci-dir.tar shape, the layout directory itself
+// in the archive (`tar -C deploy -cf x-oci-dir.tar x-oci`), is labelled
+// in that directory: the new blobs land beside the old ones, and the
+// unpacked layout reads with the labels.
+func TestApplyDirArchive(t *testing.T) {
+	needSkopeo(t)
+	dir, _ := newLayout(t)
+	archive := filepath.Join(t.TempDir(), "container-base-latest-oci-dir.tar")
+	if out, err := exec.Command("tar", "-C", filepath.Dir(dir), "-cf", archive, filepath.Base(dir)).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	rep, err := Apply(archive, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rewritten) != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-C", out, "-xf", archive).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, b)
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(dir) {
+		t.Fatalf("the archive unpacks to %v, want only %s", entries, filepath.Base(dir))
+	}
+	var got inspect
+	if err := json.Unmarshal([]byte(skopeo(t, "inspect", "oci:"+filepath.Join(out, filepath.Base(dir)))), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels[Revision] != want[Revision] || got.Labels["maintainer"] != "yocto" {
+		t.Errorf("labels in the directory archive: %v", got.Labels)
+	}
+
+	// Two layouts in one archive: which one to label is not guessed.
+	two := filepath.Join(t.TempDir(), "two.tar")
+	other, _ := newLayout(t)
+	os.Rename(other, filepath.Join(filepath.Dir(other), "other-oci"))
+	if b, err := exec.Command("tar", "-cf", two, "-C", filepath.Dir(dir), filepath.Base(dir), "-C", filepath.Dir(other), "other-oci").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, b)
+	}
+	before, _ := os.ReadFile(two)
+	if _, err := Apply(two, want); err == nil || !strings.Contains(err.Error(), "more than one layout") {
+		t.Errorf("two layouts: %v, want a refusal", err)
+	}
+	if after, _ := os.ReadFile(two); string(after) != string(before) {
+		t.Error("the refused archive was changed")
+	}
+}

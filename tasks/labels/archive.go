@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -31,7 +32,11 @@ func applyArchive(archive string, l Labels) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpacking %q: %w", archive, err)
 	}
-	rep, err := applyDir(tmp, l)
+	index, _, err := layoutIndex(entries)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", archive, err)
+	}
+	rep, err := applyDir(filepath.Join(tmp, filepath.FromSlash(path.Dir(index))), l)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", archive, err)
 	}
@@ -43,6 +48,31 @@ func applyArchive(archive string, l Labels) (*Report, error) {
 		return nil, fmt.Errorf("writing %q: %w", archive, err)
 	}
 	return rep, nil
+}
+
+// layoutIndex finds the index.json of the layout in an archive's entries:
+// at the top (the *-oci.tar shape) or in one top-level directory (the
+// *-oci-dir.tar shape, the layout directory itself). It returns its clean
+// name and its header.
+func layoutIndex(entries []*tar.Header) (string, *tar.Header, error) {
+	var nested []*tar.Header
+	var names []string
+	for _, h := range entries {
+		name, _ := ocilayout.EntryName(h.Name)
+		switch {
+		case name == "index.json":
+			return name, h, nil
+		case path.Base(name) == "index.json" && !strings.Contains(path.Dir(name), "/"):
+			nested, names = append(nested, h), append(names, name)
+		}
+	}
+	switch len(nested) {
+	case 0:
+		return "", nil, fmt.Errorf("no index.json in the archive")
+	case 1:
+		return names[0], nested[0], nil
+	}
+	return "", nil, fmt.Errorf("more than one layout in the archive (%s)", strings.Join(names, ", "))
 }
 
 // maxArchiveEntries bounds the entries of an archive to label.
@@ -75,13 +105,9 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		defer zr.Close()
 		r = zr
 	}
-	budget, where := st.Size(), "the archive's own size"
-	if gz {
-		var fs syscall.Statfs_t
-		if err := syscall.Statfs(dir, &fs); err != nil {
-			return nil, false, err
-		}
-		budget, where = int64(fs.Bavail)*int64(fs.Bsize), "the free space beside it"
+	b, err := newBudget(st.Size(), gz, dir)
+	if err != nil {
+		return nil, false, err
 	}
 	tr := tar.NewReader(r)
 	var entries []*tar.Header
@@ -93,45 +119,11 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		name, err := ocilayout.EntryName(h.Name)
-		if err != nil {
-			return nil, false, err
-		}
 		if len(entries) >= maxArchiveEntries {
 			return nil, false, fmt.Errorf("more than %d entries", maxArchiveEntries)
 		}
-		if ocilayout.IsSparse(h) {
-			return nil, false, fmt.Errorf("entry %q is a sparse file of %d bytes (refused: an OCI layout has none)", h.Name, h.Size)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if h.Size > budget {
-				return nil, false, fmt.Errorf("entry %q declares %d bytes, more than is left of %s", h.Name, h.Size, where)
-			}
-			budget -= h.Size
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return nil, false, err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return nil, false, err
-			}
-			out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-			if err != nil {
-				return nil, false, err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return nil, false, err
-			}
-		default:
-			return nil, false, fmt.Errorf("entry %q: unsupported type %q in an OCI layout archive", h.Name, h.Typeflag)
+		if err := extract(tr, h, dir, b); err != nil {
+			return nil, false, err
 		}
 		entries = append(entries, h)
 	}
@@ -139,6 +131,60 @@ func unpack(archive, dir string) ([]*tar.Header, bool, error) {
 		return nil, false, fmt.Errorf("empty archive")
 	}
 	return entries, gz, nil
+}
+
+// budget is what unpack may still write, and what bounds it.
+type budget struct {
+	left  int64
+	where string
+}
+
+// newBudget: a plain archive's entries fit in its own size; a compressed
+// one gets the free space of dir.
+func newBudget(size int64, gz bool, dir string) (*budget, error) {
+	if !gz {
+		return &budget{left: size, where: "the archive's own size"}, nil
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		return nil, err
+	}
+	return &budget{left: int64(fs.Bavail) * int64(fs.Bsize), where: "the free space beside it"}, nil
+}
+
+// extract writes the entry h of tr under dir, within b.
+func extract(tr *tar.Reader, h *tar.Header, dir string, b *budget) error {
+	name, err := ocilayout.EntryName(h.Name)
+	if err != nil {
+		return err
+	}
+	if ocilayout.IsSparse(h) {
+		return fmt.Errorf("entry %q is a sparse file of %d bytes (refused: an OCI layout has none)", h.Name, h.Size)
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(name))
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return os.MkdirAll(dst, 0o755)
+	case tar.TypeReg:
+	default:
+		return fmt.Errorf("entry %q: unsupported type %q in an OCI layout archive", h.Name, h.Typeflag)
+	}
+	if h.Size > b.left {
+		return fmt.Errorf("entry %q declares %d bytes, more than is left of %s", h.Name, h.Size, b.where)
+	}
+	b.left -= h.Size
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, tr)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // repack writes the layout in dir over archive: the original entries in
@@ -163,41 +209,24 @@ func repack(archive, dir string, entries []*tar.Header, gz bool) error {
 	}
 	tw := tar.NewWriter(w)
 
+	index, template, err := layoutIndex(entries)
+	if err != nil {
+		return err
+	}
+	// The spelling of the archive's names ("./" or not) for the new ones.
+	prefix := strings.TrimSuffix(template.Name, index)
 	seen := map[string]bool{}
-	var template *tar.Header
-	prefix := ""
 	for _, h := range entries {
 		name, _ := ocilayout.EntryName(h.Name)
 		seen[name] = true
-		if name == "index.json" {
-			template = h
-			prefix = strings.TrimSuffix(h.Name, "index.json")
-		}
 		if err := writeEntry(tw, dir, name, h); err != nil {
 			return err
 		}
 	}
-	if template == nil {
-		return fmt.Errorf("no index.json in the archive")
-	}
-	var added []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if rel = filepath.ToSlash(rel); !seen[rel] {
-			added = append(added, rel)
-		}
-		return nil
-	})
+	added, err := newFiles(dir, seen)
 	if err != nil {
 		return err
 	}
-	sort.Strings(added)
 	for _, rel := range added {
 		h := *template
 		h.Name = prefix + rel
@@ -223,6 +252,26 @@ func repack(archive, dir string, entries []*tar.Header, gz bool) error {
 		return err
 	}
 	return os.Rename(out.Name(), archive)
+}
+
+// newFiles lists, sorted, the files under dir that seen does not name.
+func newFiles(dir string, seen map[string]bool) ([]string, error) {
+	var added []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); !seen[rel] {
+			added = append(added, rel)
+		}
+		return nil
+	})
+	sort.Strings(added)
+	return added, err
 }
 
 func writeEntry(tw *tar.Writer, dir, name string, h *tar.Header) error {

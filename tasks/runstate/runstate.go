@@ -276,16 +276,3 @@ func holdsSocket(procDir string, inodes map[string]bool) bool {
 	}
 	return false
 }
-
-// Listens reports whether process pid holds a socket listening on TCP
-// port. known is false when the process table cannot tell (no /proc).
-func Listens(pid int, port string) (listens, known bool) {
-	if _, err := os.Stat(filepath.Join(procRoot, "net", "tcp")); err != nil {
-		return false, false
-	}
-	inodes := listenInodes(port)
-	if len(inodes) == 0 {
-		return false, true
-	}
-	return holdsSocket(filepath.Join(procRoot, strconv.Itoa(pid)), inodes), true
-}

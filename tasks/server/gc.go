@@ -115,6 +115,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 		return nil, err
 	}
 	res = &GCResult{Where: where, DeleteUntagged: o.DeleteUntagged}
+	defer func() { recordGC(c, res, err) }()
 	var restart func() error
 	// With --yes the registry is stopped before the dry run: nothing can
 	// write between it and the removal, so the removal carries out exactly
@@ -160,6 +161,24 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 	}
 	o.Events.Emit(Collected{Removed: res.Removed})
 	return res, nil
+}
+
+// recordGC keeps what this gc did for the registry browser
+// (last-gc.json in the storage). The record is advisory: a storage
+// directory that cannot take it loses only the record, never the gc.
+func recordGC(c *config.Config, res *GCResult, err error) {
+	rec := runstate.GCRecord{At: time.Now().UTC()}
+	rep := res.DryRun
+	if res.Removed != nil {
+		rep, rec.Removed = res.Removed, true
+	}
+	if rep != nil {
+		rec.Blobs, rec.Manifests, rec.Bytes = len(rep.Blobs), len(rep.Manifests), rep.Bytes
+	}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	_ = runstate.WriteGCRecord(c, rec)
 }
 
 // gcStorage loads the registry configuration (writing it when missing)

@@ -59,7 +59,10 @@ type StartResult struct {
 	// Ready is the time from launch to the first answer of /v2/.
 	Ready time.Duration `json:"ready_ns,omitempty"`
 
-	URL     string `json:"url"`
+	URL string `json:"url"`
+	// UI is the address of the registry browser (empty when
+	// CONTAINER_REGISTRY_UI=0).
+	UI      string `json:"ui_url,omitempty"`
 	Mode    string `json:"mode"`
 	Secure  bool   `json:"secure"`
 	Storage string `json:"storage"`
@@ -98,10 +101,7 @@ const lockWait = 2 * time.Minute
 // before the failure.
 func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	o.defaults()
-	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
-		return nil, fmt.Errorf("creating storage directory: %w", err)
-	}
-	unlock, err := runstate.Lock(ctx, c, lockWait)
+	unlock, err := lockStorage(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -109,10 +109,19 @@ func Start(ctx context.Context, c *config.Config, o Options) (*StartResult, erro
 	return start(ctx, c, o)
 }
 
+// lockStorage creates the storage directory when missing and takes the
+// port's lock (runstate.Lock), waiting up to lockWait.
+func lockStorage(ctx context.Context, c *config.Config) (func(), error) {
+	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
+		return nil, fmt.Errorf("creating storage directory: %w", err)
+	}
+	return runstate.Lock(ctx, c, lockWait)
+}
+
 // start is Start with the port's lock held.
 func start(ctx context.Context, c *config.Config, o Options) (*StartResult, error) {
 	res := &StartResult{URL: c.BaseURL(), Mode: c.Mode(), Secure: c.Secure, Storage: c.Storage,
-		Config: c.RegistryConfig(), Log: runstate.LogFile(c)}
+		Config: c.RegistryConfig(), Log: runstate.LogFile(c), UI: c.UIURL()}
 	if err := checkNotRunning(c, o.Script, res); err != nil || res.Already {
 		return res, err
 	}
@@ -204,13 +213,21 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 	}
 	defer devnull.Close()
 
+	listening, notify, err := readyPipe()
+	if err != nil {
+		return err
+	}
+	defer listening.Close()
 	cmd := exec.Command(o.Self, "serve")
-	cmd.Env = serverEnv(o.Environ, c)
+	cmd.Env = append(serverEnv(o.Environ, c), readyFDVar+"=3")
 	cmd.Dir = c.Storage
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.ExtraFiles = []*os.File{notify}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	launched := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	notify.Close() // the server holds the only write end now
+	if err != nil {
 		return fmt.Errorf("launching %s serve: %w", o.Self, err)
 	}
 	exited := make(chan error, 1)
@@ -219,7 +236,7 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 		_ = cmd.Process.Kill()
 		return err
 	}
-	if err := waitReady(ctx, c, o, cmd.Process.Pid, launched, exited); err != nil {
+	if err := waitReady(ctx, c, o, launched, listenSignal(listening), exited); err != nil {
 		if !errors.Is(err, errExited) {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -236,23 +253,30 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 // errExited marks a server that exited while Start waited for it.
 var errExited = errors.New("registry exited during startup")
 
-// waitReady probes /v2/ until the server pid answers it, the server
-// exits, ctx ends or o.ReadyTimeout passes. It probes often while a
-// healthy server is expected (it answers within tens of milliseconds;
-// start returns as soon as it does), then backs off for a slow one.
-func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launched time.Time, exited <-chan error) error {
-	deadline := launched.Add(o.ReadyTimeout)
+// waitReady waits until the server launched says it listens (see
+// readyPipe), then probes /v2/ until it answers, the server exits, ctx
+// ends or o.ReadyTimeout passes. The server's own word that it holds the
+// port is what tells it apart from a program that took the port since
+// checkPortFree; the probe then checks that /v2/ answers with the CA and
+// credentials clients will use.
+func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, listening <-chan struct{}, exited <-chan error) error {
+	deadline := time.NewTimer(time.Until(launched.Add(o.ReadyTimeout)))
+	defer deadline.Stop()
+	timedOut := fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
+	select {
+	case <-listening:
+	case werr := <-exited:
+		return fmt.Errorf("%w (%v)", errExited, werr)
+	case <-ctx.Done():
+		return errors.New("interrupted while waiting for the registry")
+	case <-deadline.C:
+		return timedOut
+	}
 	interval := 5 * time.Millisecond
 	for {
 		err := ping(ctx, c, o.Script)
 		if err == nil {
-			// Someone answers; it must be the server just launched (a
-			// program that took the port since checkPortFree would answer
-			// while ours fails to listen and exits).
-			if l, known := runstate.Listens(pid, c.Port); l || !known {
-				return nil
-			}
-			err = &registry.NotRespondingError{URL: c.BaseURL(), Err: fmt.Errorf("another process answers on port %s", c.Port)}
+			return nil
 		}
 		var nr *registry.NotRespondingError
 		if !errors.As(err, &nr) {
@@ -263,12 +287,11 @@ func waitReady(ctx context.Context, c *config.Config, o Options, pid int, launch
 			return fmt.Errorf("%w (%v)", errExited, werr)
 		case <-ctx.Done():
 			return errors.New("interrupted while waiting for the registry")
+		case <-deadline.C:
+			return timedOut
 		case <-time.After(interval):
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
-		}
-		if time.Since(launched) > time.Second && interval < 200*time.Millisecond {
+		if interval < 200*time.Millisecond {
 			interval *= 2
 		}
 	}
@@ -444,10 +467,7 @@ func Restart(ctx context.Context, c *config.Config, o Options) (*RestartResult, 
 			return res, err
 		}
 	}
-	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
-		return res, fmt.Errorf("creating storage directory: %w", err)
-	}
-	unlock, err := runstate.Lock(ctx, c, lockWait)
+	unlock, err := lockStorage(ctx, c)
 	if err != nil {
 		return res, err
 	}

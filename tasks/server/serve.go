@@ -34,6 +34,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
 )
 
 // defaultDrain is how long a graceful shutdown waits for requests in flight
@@ -59,7 +60,11 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := newInstance(ctx, cfg, log)
+	site, err := ui.New(c, cfg)
+	if err != nil {
+		return err
+	}
+	r, err := newInstance(ctx, cfg, log, site)
 	if err != nil {
 		return inFile(c.RegistryConfig(), err)
 	}
@@ -99,8 +104,9 @@ type instance struct {
 
 // newInstance sets up logging from the log section, checks the files the
 // configuration names and builds distribution's application with its
-// health checks (in a registry of its own, so tests can build several).
-func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.Writer) (*instance, error) {
+// health checks (in a registry of its own, so tests can build several),
+// with the registry browser site in front (nil: none).
+func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.Writer, site *ui.Site) (*instance, error) {
 	logger, access := configureLogging(cfg, out)
 	if err := checkFiles(cfg); err != nil {
 		return nil, err
@@ -114,8 +120,13 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
+	h, err := site.Handler(app)
+	if err != nil {
+		app.Shutdown()
+		return nil, err
+	}
 	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, timeouts: serverTimeouts()}
-	r.main = healthGate(checks, app)
+	r.main = healthGate(checks, h)
 	if access != nil {
 		r.main = accessLog(access, r.main)
 	}
@@ -165,6 +176,7 @@ func (r *instance) serve(ctx context.Context, file string, listen regconfig.List
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
+	notifyListening()
 
 	select {
 	case err := <-errs:
@@ -240,7 +252,7 @@ func newApp(ctx context.Context, cfg *configuration.Configuration, checks *healt
 			app, err = nil, fmt.Errorf("invalid registry configuration: %v", r)
 		}
 	}()
-	app = handlers.NewApp(ctx, cfg)
+	app = handlers.NewApp(ctx, withAuthCache(cfg))
 	app.RegisterHealthChecks(checks)
 	return app, nil
 }

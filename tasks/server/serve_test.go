@@ -76,7 +76,7 @@ func startInstance(t *testing.T, c *config.Config) *running {
 	}
 	buf := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	inst, err := newInstance(ctx, cfg, buf)
+	inst, err := newInstance(ctx, cfg, buf, nil)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

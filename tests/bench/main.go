@@ -97,7 +97,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "s3"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "s3"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -216,6 +216,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"memory", b.measureMemory},
 		{"generate", b.measureGenerate},
 		{"gc", b.measureGC},
+		{"ui", b.measureUI},
 		{"s3", b.measureS3},
 	}
 	for _, s := range steps {

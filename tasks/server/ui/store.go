@@ -1,0 +1,352 @@
+package ui
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks"
+)
+
+// repoRoot is where distribution's storage layout keeps repositories; a
+// tag's current link is written when the tag is pushed, so its time is the
+// push time (the API has no such field).
+const repoRoot = "/docker/registry/v2/repositories"
+
+// maxJSON bounds the manifests and configs the pages read.
+const maxJSON = 4 << 20
+
+// repoRows is one repository's tags, newest push first, ready to render.
+type repoRows struct {
+	Name   string
+	Tags   []tagRow
+	Filter string // lower-case name and tags, for the filter box
+	// HTML is the repository's part of the index page, rendered once.
+	HTML  template.HTML
+	seq   uint64
+	built time.Time
+}
+
+// tagRow is one tag as the index shows it.
+type tagRow struct {
+	Name      string
+	Digest    digest.Digest
+	Pushed    time.Time
+	Href      string
+	Platforms string
+	Size      string
+	PushedISO string
+	When      string
+}
+
+// Image is what one manifest (an index or a single image) holds.
+type Image struct {
+	Digest    digest.Digest
+	MediaType string
+	Index     bool
+	Size      int64 // compressed bytes of every distinct layer and config
+	Platforms []*Platform
+}
+
+// Platform is one image manifest: of an index, or the manifest itself.
+type Platform struct {
+	Name      string // os/arch[/variant]
+	Digest    digest.Digest
+	MediaType string
+	Config    Blob
+	Layers    []Blob
+	Size      int64 // config and layers
+	Info      ConfigInfo
+	Err       string // why the manifest or config could not be read
+}
+
+// Blob is a descriptor the page shows.
+type Blob struct {
+	Digest    digest.Digest
+	MediaType string
+	Size      int64
+}
+
+// ConfigInfo is what an image config says about running the image.
+type ConfigInfo struct {
+	Entrypoint, Cmd, Env, Ports []string
+	User, WorkingDir, Created   string
+	Labels                      []Label
+}
+
+// Label is one config label.
+type Label struct{ Key, Value string }
+
+// catalog lists every repository.
+func (s *Site) catalog(ctx context.Context) ([]string, error) {
+	if names := s.cache.getCatalog(); names != nil {
+		return names, nil
+	}
+	seq := s.cache.now()
+	enum, ok := s.ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return nil, errors.New("the registry cannot list its repositories")
+	}
+	var names []string
+	err := enum.Enumerate(ctx, func(n string) error {
+		names = append(names, n)
+		return nil
+	})
+	var pnf storagedriver.PathNotFoundError
+	if err != nil && !errors.As(err, &pnf) {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	slices.Sort(names)
+	s.cache.putCatalog(names, seq)
+	return names, nil
+}
+
+// readers is how many repositories are read from storage at once.
+const readers = 4
+
+// repos reads the tags of every repository of names (readers at a time
+// while the cache is cold).
+func (s *Site) repos(ctx context.Context, names []string) ([]*repoRows, error) {
+	out := make([]*repoRows, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readers)
+	for i, n := range names {
+		g.Go(func() (err error) {
+			out[i], err = s.repo(gctx, n)
+			return err
+		})
+	}
+	return out, g.Wait()
+}
+
+// repo reads the tags of repository name with their push times and image
+// summaries.
+func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
+	if r := s.cache.getRepo(name); r != nil {
+		return r, nil
+	}
+	seq := s.cache.now()
+	named, err := reference.WithName(name)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := s.ns.Repository(ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := repo.Tags(ctx).All(ctx)
+	var unknown distribution.ErrRepositoryUnknown
+	if err != nil && !errors.As(err, &unknown) {
+		return nil, fmt.Errorf("listing tags of %s: %w", name, err)
+	}
+	r := &repoRows{Name: name, seq: seq, built: time.Now()}
+	filter := []string{name}
+	for _, t := range tags {
+		desc, err := repo.Tags(ctx).Get(ctx, t)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		row := tagRow{Name: t, Digest: desc.Digest, Href: imageHref(name, t)}
+		if fi, err := s.driver.Stat(ctx, path.Join(repoRoot, name, "_manifests/tags", t, "current/link")); err == nil {
+			row.Pushed = fi.ModTime().UTC()
+			row.PushedISO = row.Pushed.Format(time.RFC3339)
+			row.When = row.Pushed.Format("2006-01-02 15:04")
+		}
+		if im, err := s.image(ctx, repo, desc.Digest); err == nil {
+			row.Platforms = strings.Join(im.platformNames(), ", ")
+			row.Size = tasks.HumanBytes(im.Size)
+		}
+		r.Tags = append(r.Tags, row)
+		filter = append(filter, t)
+	}
+	slices.SortStableFunc(r.Tags, func(a, b tagRow) int {
+		if c := b.Pushed.Compare(a.Pushed); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	r.Filter = strings.ToLower(strings.Join(filter, " "))
+	var buf bytes.Buffer
+	if err := s.pages["index"].ExecuteTemplate(&buf, "repo", r); err != nil {
+		return nil, err
+	}
+	r.HTML = template.HTML(buf.String())
+	s.cache.putRepo(r)
+	return r, nil
+}
+
+// image reads the manifest dgst of repo: an index with its platform
+// manifests, or one image manifest, with configs.
+func (s *Site) image(ctx context.Context, repo distribution.Repository, dgst digest.Digest) (*Image, error) {
+	if im := s.cache.getImage(dgst); im != nil {
+		return im, nil
+	}
+	ms, err := repo.Manifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mt, payload, err := manifestPayload(ctx, ms, dgst)
+	if err != nil {
+		return nil, err
+	}
+	im := &Image{Digest: dgst, MediaType: mt}
+	var idx v1.Index
+	if err := json.Unmarshal(payload, &idx); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", dgst, err)
+	}
+	if isIndex(mt, idx) {
+		im.Index = true
+		for _, d := range idx.Manifests {
+			p := s.platform(ctx, repo, ms, d.Digest, d.MediaType)
+			if d.Platform != nil {
+				p.Name = platformName(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
+			}
+			im.Platforms = append(im.Platforms, p)
+		}
+	} else {
+		im.Platforms = []*Platform{s.platformFrom(ctx, repo, dgst, mt, payload)}
+	}
+	seen := map[digest.Digest]bool{}
+	for _, p := range im.Platforms {
+		for _, b := range append([]Blob{p.Config}, p.Layers...) {
+			if b.Digest != "" && !seen[b.Digest] {
+				seen[b.Digest] = true
+				im.Size += b.Size
+			}
+		}
+	}
+	s.cache.putImage(im)
+	return im, nil
+}
+
+// isIndex tells an image index (or Docker manifest list) from a manifest.
+func isIndex(mt string, idx v1.Index) bool {
+	switch mt {
+	case v1.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	case v1.MediaTypeImageManifest, "application/vnd.docker.distribution.manifest.v2+json":
+		return false
+	}
+	return len(idx.Manifests) > 0
+}
+
+func manifestPayload(ctx context.Context, ms distribution.ManifestService, dgst digest.Digest) (string, []byte, error) {
+	m, err := ms.Get(ctx, dgst)
+	if err != nil {
+		return "", nil, fmt.Errorf("manifest %s: %w", dgst, err)
+	}
+	return m.Payload()
+}
+
+// platform reads one platform manifest of an index.
+func (s *Site) platform(ctx context.Context, repo distribution.Repository, ms distribution.ManifestService, dgst digest.Digest, mt string) *Platform {
+	mt2, payload, err := manifestPayload(ctx, ms, dgst)
+	if err != nil {
+		return &Platform{Digest: dgst, MediaType: mt, Err: err.Error()}
+	}
+	return s.platformFrom(ctx, repo, dgst, mt2, payload)
+}
+
+// platformFrom reads an image manifest's config.
+func (s *Site) platformFrom(ctx context.Context, repo distribution.Repository, dgst digest.Digest, mt string, payload []byte) *Platform {
+	p := &Platform{Digest: dgst, MediaType: mt}
+	var m v1.Manifest
+	if err := json.Unmarshal(payload, &m); err != nil {
+		p.Err = fmt.Sprintf("manifest %s: %v", dgst, err)
+		return p
+	}
+	p.Config = Blob{Digest: m.Config.Digest, MediaType: m.Config.MediaType, Size: m.Config.Size}
+	p.Size = m.Config.Size
+	for _, l := range m.Layers {
+		p.Layers = append(p.Layers, Blob{Digest: l.Digest, MediaType: l.MediaType, Size: l.Size})
+		p.Size += l.Size
+	}
+	cfg, err := readConfig(ctx, repo, m.Config)
+	if err != nil {
+		p.Err = err.Error()
+		return p
+	}
+	p.Name = platformName(cfg.OS, cfg.Architecture, cfg.Variant)
+	p.Info = configInfo(cfg)
+	return p
+}
+
+func readConfig(ctx context.Context, repo distribution.Repository, d v1.Descriptor) (*v1.Image, error) {
+	if d.Size > maxJSON {
+		return nil, fmt.Errorf("config %s: %d bytes, more than the page reads", d.Digest, d.Size)
+	}
+	// Get reads the blob whole (Open would buffer 4 MiB for each).
+	data, err := repo.Blobs(ctx).Get(ctx, d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	var cfg v1.Image
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	return &cfg, nil
+}
+
+func configInfo(cfg *v1.Image) ConfigInfo {
+	c := cfg.Config
+	info := ConfigInfo{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}
+	if cfg.Created != nil {
+		info.Created = cfg.Created.UTC().Format(time.RFC3339)
+	}
+	for p := range c.ExposedPorts {
+		info.Ports = append(info.Ports, p)
+	}
+	slices.Sort(info.Ports)
+	for k, v := range c.Labels {
+		info.Labels = append(info.Labels, Label{k, v})
+	}
+	slices.SortFunc(info.Labels, func(a, b Label) int { return cmp.Compare(a.Key, b.Key) })
+	return info
+}
+
+func platformName(os, arch, variant string) string {
+	n := os + "/" + arch
+	if variant != "" {
+		n += "/" + variant
+	}
+	if n == "/" {
+		return ""
+	}
+	return n
+}
+
+// platformNames lists the architectures of im (with variant), for the index.
+func (im *Image) platformNames() []string {
+	var out []string
+	for _, p := range im.Platforms {
+		n := p.Name
+		if _, arch, ok := strings.Cut(n, "/"); ok && strings.HasPrefix(n, "linux/") {
+			n = arch
+		}
+		if n == "" {
+			n = "?"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// imageHref is the image page of repo:tag.
+func imageHref(repo, tag string) string {
+	return "/ui/" + repo + ":" + tag
+}
