@@ -53,8 +53,9 @@ func weedBin(t *testing.T) string {
 }
 
 // StartS3 starts SeaweedFS with S3 credentials required and creates the
-// bucket. It is stopped when the test ends.
-func StartS3(t *testing.T) *S3Server {
+// bucket. It is stopped when the test ends. extra are more weed server
+// flags.
+func StartS3(t *testing.T, extra ...string) *S3Server {
 	t.Helper()
 	s := &S3Server{t: t, bin: weedBin(t), dir: t.TempDir(), Bucket: "registry", AccessKey: "AK" + randHex(t, 9), SecretKey: randHex(t, 20)}
 	ident := map[string]any{"identities": []any{map[string]any{
@@ -77,6 +78,7 @@ func StartS3(t *testing.T) *S3Server {
 		"-volume.port=" + p(), "-volume.port.grpc=" + p(), "-volume.max=0",
 		"-filer", "-filer.port=" + p(), "-filer.port.grpc=" + p(),
 		"-s3", "-s3.port=" + s3port, "-s3.port.grpc=" + p(), "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + conf}
+	s.args = append(s.args, extra...)
 	s.Start()
 	t.Cleanup(s.Stop)
 	deadline := time.Now().Add(90 * time.Second)

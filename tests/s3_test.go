@@ -2,8 +2,16 @@ package tests
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -351,4 +359,62 @@ func TestS3EverydayCommands(t *testing.T) {
 	if err := skopeoPull(t, b, "yocto/container-base:latest"); err != nil {
 		t.Errorf("pull via B: %v", err)
 	}
+}
+
+// An https endpoint whose certificate a private CA signed: with ca= the
+// registry runs on it (push, verify); without, start says why not.
+func TestS3EndpointPrivateCA(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, certFile, keyFile := privateCA(t, dir)
+	httpsPort := FreePort(t)
+	s3 := StartS3(t, "-s3.port.https="+httpsPort, "-s3.cert.file="+certFile, "-s3.key.file="+keyFile)
+	waitPort(t, "127.0.0.1:"+httpsPort, 30*time.Second)
+	backend := func(q string) string {
+		return "s3://" + s3.Bucket + "/tls?endpoint=https://127.0.0.1:" + httpsPort + "&region=us-east-1" + q
+	}
+	without := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_BACKEND": backend("")})
+	without.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"] = s3.CredsFile(t)
+	r := without.Run("start")
+	if r.Code == 0 || !strings.Contains(r.Out(), "certificate") {
+		t.Fatalf("start against the private CA without ca=: exit %d\n%s", r.Code, r.Out())
+	}
+	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_BACKEND": backend("&ca=" + caPEM), "DEPLOY_DIR_IMAGES": deployTree(t)})
+	e.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"] = s3.CredsFile(t)
+	e.mustRun(t, 0, "start")
+	e.mustRun(t, 0, "push", "--strategy", "latest")
+	e.mustRun(t, 0, "verify")
+	if keys := s3.Keys(t, "tls/docker/registry/v2/blobs/"); len(keys) == 0 {
+		t.Error("nothing stored through the https endpoint")
+	}
+}
+
+// privateCA writes a CA certificate and a server certificate and key for
+// 127.0.0.1 signed by it; it returns their paths.
+func privateCA(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test S3 CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "s3.crt"), filepath.Join(dir, "s3.key")
+	for f, b := range map[string]*pem.Block{caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
 }
