@@ -52,7 +52,7 @@ DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
 	tar:tar gzip:gzip bash:bash redis-server:redis-server chromium:chromium
 
-deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
+deps: ## Install what the tests need (Debian, as root; apt-get only when missing; SeaweedFS built once per machine)
 	@missing=""; \
 	for p in $(DEPS_COMMANDS); do \
 	  command -v $${p%%:*} >/dev/null 2>&1 || case " $$missing " in *" $${p#*:} "*) ;; *) missing="$$missing $${p#*:}";; esac; \
