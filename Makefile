@@ -43,14 +43,16 @@ lint: ## gofmt check and go vet
 	$(GO) vet ./...
 
 # command:package pairs `deps` installs when the command is missing: the
-# registry clients the tests use, chromium for the browser tests, and the host tools bitbake's HOSTTOOLS
+# registry clients the tests use (docker-registry: distribution 2.8, a
+# registry without the referrers API, for the attach fallback tests),
+# chromium for the browser tests, and the host tools bitbake's HOSTTOOLS
 # and the layer tests need (fakeroot runs do_install; wget is the gomod://
 # fetcher's downloader).
 DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
 	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
 	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
-	tar:tar gzip:gzip bash:bash redis-server:redis-server chromium:chromium
+	tar:tar gzip:gzip bash:bash redis-server:redis-server docker-registry:docker-registry chromium:chromium
 
 deps: ## Install what the tests need (Debian, as root; apt-get only when missing; SeaweedFS built once per machine)
 	@missing=""; \

@@ -16,6 +16,7 @@ type CLI struct {
 	GC           GCCmd           `cmd:"" name:"gc" help:"Garbage collect unreferenced blobs (dry run first; --yes to skip the question)."`
 	List         ListCmd         `cmd:"" help:"List all images with their tags."`
 	Tags         TagsCmd         `cmd:"" help:"List the tags of one image."`
+	SBOM         SBOMCmd         `cmd:"" name:"sbom" help:"Fetch the SPDX SBOM (or CVE-check SPDX, package list) attached to an image."`
 	Catalog      CatalogCmd      `cmd:"" help:"Raw API catalog output (JSON)."`
 	Info         InfoCmd         `cmd:"" help:"Show the configuration baked into the helper script."`
 	Verify       VerifyCmd       `cmd:"" help:"Check every tag, manifest and blob of the storage (like git fsck)."`

@@ -35,14 +35,20 @@ type PushCmd struct {
 	Tag      []string `short:"t" name:"tag" help:"Explicit tag (repeatable; needs an image name)."`
 	Strategy string   `short:"s" name:"strategy" help:"Tag strategies, e.g. \"sha branch latest\" (default: CONTAINER_REGISTRY_TAG_STRATEGY)."`
 	Version  string   `short:"v" name:"version" help:"Version for the semver and version strategies (default: IMAGE_VERSION)."`
+	AttachFlag
 	AuthFlags
+}
+
+// AttachFlag is --attach/--no-attach of push and populate.
+type AttachFlag struct {
+	Attach *bool `name:"attach" negatable:"" help:"Attach the build's SPDX SBOM, CVE-check SPDX and package list to each image as OCI referrers (--no-attach: nothing; default: CONTAINER_REGISTRY_ATTACH)."`
 }
 
 // Run resolves configuration and credentials and pushes.
 func (p *PushCmd) Run(app *App) error {
 	tty := isTerminal(app.Stderr)
 	return runPush(app, "", false, p.AuthFlags, app.Stderr, push.Options{
-		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version,
+		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version, Attach: p.Attach,
 		Events: &pushRenderer{w: app.Stderr, tty: tty}, Progress: tty,
 	})
 }

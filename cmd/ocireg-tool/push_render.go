@@ -66,6 +66,10 @@ func (r *pushRenderer) Emit(e any) {
 		fmt.Fprintf(w, "  -> %s/%s:%s (index %s: %s%s)\n", e.URL, e.Repo, e.Tag, shortDigest(e.Digest.String()), strings.Join(e.Platforms, ", "), note)
 	case push.ImageFailed:
 		fmt.Fprintf(w, "Error: %s: %v\n", e.Image, e.Err)
+	case push.ArtifactAttached:
+		fmt.Fprintf(w, "  attached: %s (%s, %s%s)\n", e.File, e.ArtifactType, shortDigest(e.Digest.String()), attachNote(e.Attached))
+	case push.AttachFailed:
+		fmt.Fprintf(w, "Error: %s (%s): %v\n", e.Image, e.Platform, e.Err)
 	case push.Remerged:
 		fmt.Fprintf(w, "  %s changed under a concurrent push; merging again\n", e.Tag)
 	}
@@ -100,6 +104,7 @@ func renderPushSummary(w io.Writer, sum *push.Summary) {
 	}
 	fmt.Fprintf(w, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
 		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
+	renderAttached(w, sum.Attached)
 	if sum.Catalog != nil {
 		fmt.Fprintln(w, "Catalog:")
 		for _, r := range sum.Catalog {
@@ -114,4 +119,39 @@ func shortDigest(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// attachNote says whether an attached document was already there and how
+// the registry lists it.
+func attachNote(a push.Attached) string {
+	note := ""
+	if a.Unchanged {
+		note += "; unchanged"
+	}
+	if a.Fallback {
+		note += "; in the referrers tag: no referrers API"
+	}
+	return note
+}
+
+// renderAttached lists the build documents a push attached, per image and
+// platform.
+func renderAttached(w io.Writer, all []push.Attached) {
+	if len(all) == 0 {
+		return
+	}
+	sent := 0
+	for _, a := range all {
+		if !a.Unchanged {
+			sent++
+		}
+	}
+	fmt.Fprintf(w, "Attached: %d document(s), %d new, %d unchanged\n", len(all), sent, len(all)-sent)
+	for _, a := range all {
+		state := "new"
+		if a.Unchanged {
+			state = "unchanged"
+		}
+		fmt.Fprintf(w, "  %s (%s): %s as %s (%s, %s)\n", a.Image, a.Platform, a.File, a.ArtifactType, shortDigest(a.Digest.String()), state)
+	}
 }

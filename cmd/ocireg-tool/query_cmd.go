@@ -76,7 +76,7 @@ func (cmd TagsCmd) Run(app *App) error {
 		s := t.Script
 		return &tasks.UsageError{Msg: "Image name required", Usage: "Usage: " + s + " tags <image> [--json]\n\nExamples:\n  " + s + " tags container-base\n  " + s + " tags " + t.Config.Namespace + "/container-base --json"}
 	}
-	repo, err := query.Tags(app.Ctx, t, cmd.Image)
+	repo, err := query.Tags(app.Ctx, t, cmd.Image, cmd.JSON)
 	if err != nil {
 		return err
 	}

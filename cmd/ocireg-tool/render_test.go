@@ -102,12 +102,19 @@ func TestRenderGolden(t *testing.T) {
 				push.TagWritten{URL: "localhost:5000", Repo: "yocto/app", Tag: "latest", Digest: digestA, Platforms: []string{"amd64", "arm64"}},
 				push.TagWritten{URL: "localhost:5000", Repo: "yocto/app", Tag: "v1", Digest: digestA, Platforms: []string{"arm64"}, Unchanged: true},
 				push.ImageFailed{Image: "other", Err: errors.New("uploading blob: 500")},
+				push.ArtifactAttached{Attached: push.Attached{Image: "app", Platform: "linux/arm64", File: "app-qemuarm64.rootfs-20260112143022.spdx.json", ArtifactType: deploy.ArtifactSBOM, Digest: digestA, Fallback: true}},
+				push.ArtifactAttached{Attached: push.Attached{Image: "app", Platform: "linux/arm64", File: "app-qemuarm64.rootfs-20260112143022.manifest", ArtifactType: deploy.ArtifactManifest, Digest: digestA, Unchanged: true}},
+				push.AttachFailed{Image: "app", Platform: "linux/arm64", Err: errors.New("putting artifact manifest: 400 Bad Request")},
 				push.Remerged{Tag: "latest"},
 			} {
 				r.Emit(e)
 			}
 			renderPushSummary(w, &push.Summary{Pushed: true, Images: 1, Manifests: 1, Tags: 2, Uploaded: 2048, Skipped: 10, Elapsed: 1500 * time.Millisecond,
-				OlderBuilds: []deploy.Skipped{{Dir: "/d/app-20260101-oci", Machine: "qemuarm64", Reason: "older than 20260112"}}, Catalog: []string{"yocto/app"}})
+				OlderBuilds: []deploy.Skipped{{Dir: "/d/app-20260101-oci", Machine: "qemuarm64", Reason: "older than 20260112"}}, Catalog: []string{"yocto/app"},
+				Attached: []push.Attached{
+					{Image: "app", Platform: "linux/arm64", File: "app-qemuarm64.rootfs-20260112143022.spdx.json", ArtifactType: deploy.ArtifactSBOM, Digest: digestA},
+					{Image: "app", Platform: "linux/arm64", File: "app-qemuarm64.rootfs-20260112143022.manifest", ArtifactType: deploy.ArtifactManifest, Digest: digestA, Unchanged: true},
+				}})
 			return nil
 		},
 		"push-progress.txt": func(w *bytes.Buffer) error {

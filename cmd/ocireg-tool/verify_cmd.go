@@ -50,6 +50,13 @@ func renderVerify(w io.Writer, dataDir string, r *verify.Report) {
 	} else {
 		fmt.Fprintf(w, "  no unreferenced blobs\n")
 	}
+	if r.Referrers > 0 {
+		fmt.Fprintf(w, "  %d referrer record(s)", r.Referrers)
+		if r.StaleReferrers > 0 {
+			fmt.Fprintf(w, ", %d of manifests not stored (gc would remove them)", r.StaleReferrers)
+		}
+		fmt.Fprintln(w)
+	}
 	if r.OK() {
 		fmt.Fprintf(w, "OK: no problems found\n")
 		return

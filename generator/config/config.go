@@ -56,12 +56,15 @@ type Config struct {
 	// secure mode unless CONTAINER_REGISTRY_AUTH=0.
 	Auth        bool
 	TagStrategy []string
-	Storage     string
-	Username    string
-	Password    string // never baked into generated files
-	CertDays    int
-	CADays      int
-	CertSANs    []SAN
+	// Attach are the kinds of build documents push attaches (AttachKinds);
+	// empty: none.
+	Attach   []string
+	Storage  string
+	Username string
+	Password string // never baked into generated files
+	CertDays int
+	CADays   int
+	CertSANs []SAN
 
 	AuthMode  string
 	Authfile  string
@@ -385,6 +388,45 @@ func ParseStrategy(s string) ([]string, error) {
 		}
 	}
 	return words, nil
+}
+
+// ParseAttach parses CONTAINER_REGISTRY_ATTACH: words of AttachKinds, or
+// "none" alone (an empty list).
+func ParseAttach(s string) ([]string, error) {
+	words := strings.Fields(s)
+	if len(words) == 0 {
+		return nil, fmt.Errorf("empty (valid: %s, or none)", strings.Join(AttachKinds, " "))
+	}
+	if len(words) == 1 && words[0] == "none" {
+		return []string{}, nil
+	}
+	var out []string
+	for _, w := range words {
+		if !slices.Contains(AttachKinds, w) {
+			return nil, fmt.Errorf("unknown kind %q (valid: %s, or none alone)", w, strings.Join(AttachKinds, " "))
+		}
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// AttachDefault is the default kinds of CONTAINER_REGISTRY_ATTACH (what
+// --attach turns on when the setting says none).
+func AttachDefault() []string {
+	s, _ := Lookup("CONTAINER_REGISTRY_ATTACH")
+	kinds, _ := ParseAttach(s.Default)
+	return kinds
+}
+
+// AttachString spells kinds as CONTAINER_REGISTRY_ATTACH does ("none"
+// when empty).
+func AttachString(kinds []string) string {
+	if len(kinds) == 0 {
+		return "none"
+	}
+	return strings.Join(kinds, " ")
 }
 
 // ParseSANs parses "DNS:name,IP:addr" entries (comma or space separated).

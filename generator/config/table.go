@@ -36,6 +36,11 @@ var AuthModes = []string{"none", "home", "authfile", "credsfile", "env"}
 // Strategies are the valid words of CONTAINER_REGISTRY_TAG_STRATEGY.
 var Strategies = []string{"timestamp", "sha", "git", "branch", "semver", "version", "latest", "arch"}
 
+// AttachKinds are the valid words of CONTAINER_REGISTRY_ATTACH: sbom (the
+// image's SPDX document and, when the build has one, its sbom-cve-check
+// SPDX) and manifest (the package list); "none" alone turns attaching off.
+var AttachKinds = []string{"sbom", "manifest"}
+
 // The mode settings are resolved together (see resolveMode).
 const (
 	varSecure   = "CONTAINER_REGISTRY_SECURE"
@@ -65,6 +70,11 @@ var Settings = []Setting{
 			c.TagStrategy, err = ParseStrategy(v)
 			return err
 		}, Bake: func(c *Config) string { return strings.Join(c.TagStrategy, " ") }},
+	{Name: "CONTAINER_REGISTRY_ATTACH", Default: "sbom manifest", Class: true, Doc: "build documents push attaches to every image as OCI referrers: sbom (SPDX, with the sbom-cve-check SPDX), manifest (package list); none: nothing",
+		Parse: func(c *Config, v string) (err error) {
+			c.Attach, err = ParseAttach(v)
+			return err
+		}, Bake: func(c *Config) string { return AttachString(c.Attach) }},
 	{Name: "CONTAINER_REGISTRY_STORAGE", Default: "${TOPDIR}/container-registry", Class: true, Doc: "registry data, script, PKI and auth",
 		Parse: parseStorage, Bake: func(c *Config) string { return c.Storage }},
 	{Name: "CONTAINER_REGISTRY_BACKEND", Default: "", Class: true, Doc: "shared object storage of the registry data: s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1[&ca=FILE] (empty: data/ of the storage directory); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS",

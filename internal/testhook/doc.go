@@ -14,6 +14,10 @@
 //	push-before-index  push put every manifest of an image by digest and is
 //	                   about to write the first tag's index
 //	gc-delete          gc removed one more path of a real (not dry) sweep
+//	referrer-recorded  serve recorded the referrer of a manifest PUT with a
+//	                   subject and is about to let distribution store it
+//	referrer-stored    distribution stored and tagged that manifest; the
+//	                   201 (with OCI-Subject) is not sent yet
 package testhook
 
 // EnvVar names the variable that arms a pause point.

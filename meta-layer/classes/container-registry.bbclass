@@ -23,6 +23,9 @@
 #   CONTAINER_REGISTRY_SECURE        1: TLS with a generated CA, htpasswd auth [0]
 #   CONTAINER_REGISTRY_AUTH          0: TLS without auth in secure mode; 1: force auth [""]
 #   CONTAINER_REGISTRY_TAG_STRATEGY  timestamp sha git branch semver version latest arch [timestamp latest]
+#   CONTAINER_REGISTRY_ATTACH        build documents attached to pushed images as OCI referrers:
+#                                    sbom (SPDX + sbom-cve-check SPDX), manifest (package list);
+#                                    none: nothing [sbom manifest]
 #   CONTAINER_REGISTRY_STORAGE       script, config, PKI and data [${TOPDIR}/container-registry]
 #   CONTAINER_REGISTRY_USERNAME      htpasswd user in secure mode [yocto]
 #   CONTAINER_REGISTRY_CERT_DAYS     server certificate validity [365]
@@ -75,6 +78,8 @@ CONTAINER_REGISTRY_AUTH ?= ""
 CONTAINER_REGISTRY_AUTH[doc] = "Secure mode authentication: empty follows SECURE, 0 is TLS only, 1 forces it (and SECURE)."
 CONTAINER_REGISTRY_TAG_STRATEGY ?= "timestamp latest"
 CONTAINER_REGISTRY_TAG_STRATEGY[doc] = "Space-separated tag strategies: timestamp sha git branch semver version latest arch."
+CONTAINER_REGISTRY_ATTACH ?= "sbom manifest"
+CONTAINER_REGISTRY_ATTACH[doc] = "Build documents pushed as OCI referrers of each image: sbom (the image's .spdx.json and .sbom-cve-check.spdx.json), manifest (the .manifest package list); none: nothing."
 CONTAINER_REGISTRY_STORAGE ?= "${TOPDIR}/container-registry"
 CONTAINER_REGISTRY_STORAGE[doc] = "Persistent directory (outside tmp/) for the helper script, registry config, PKI and data."
 CONTAINER_REGISTRY_USERNAME ?= "yocto"
@@ -133,6 +138,7 @@ CONTAINER_REGISTRY_ENV_DUMP[doc] = "Env dump the class writes for ocireg-tool --
 CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_URL CONTAINER_REGISTRY_NAMESPACE CONTAINER_REGISTRY_INSECURE \
     CONTAINER_REGISTRY_SECURE CONTAINER_REGISTRY_AUTH CONTAINER_REGISTRY_TAG_STRATEGY \
+    CONTAINER_REGISTRY_ATTACH \
     CONTAINER_REGISTRY_STORAGE CONTAINER_REGISTRY_USERNAME CONTAINER_REGISTRY_PASSWORD \
     CONTAINER_REGISTRY_CERT_DAYS CONTAINER_REGISTRY_CA_DAYS CONTAINER_REGISTRY_CERT_SAN \
     CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \

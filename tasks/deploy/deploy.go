@@ -46,6 +46,9 @@ type Source struct {
 	// is when nothing else shares its tag; nil for single images.
 	Index     v1.ImageIndex
 	Manifests []Manifest
+	// Documents are the build's SBOM, CVE-check SBOM and package list
+	// found beside the layout (see Documents).
+	Documents []Document
 }
 
 // Arches lists the platforms of s for messages, e.g. "amd64" or
@@ -361,7 +364,7 @@ func Load(ctx context.Context, dir, name, machine string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := &Source{Name: name, Machine: machine, Dir: dir}
+	src := &Source{Name: name, Machine: machine, Dir: dir, Documents: Documents(dir)}
 	entries := l.Manifests()
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s/index.json lists no manifests", dir)

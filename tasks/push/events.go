@@ -60,3 +60,14 @@ type ImageFailed struct {
 
 // Remerged is a tag a concurrent push replaced, merged again.
 type Remerged struct{ Tag string }
+
+// ArtifactAttached is one build document attached to an image manifest
+// (or found already attached: Unchanged).
+type ArtifactAttached struct{ Attached }
+
+// AttachFailed is a build document that could not be attached; the
+// image's tags are still written and the push fails at the end.
+type AttachFailed struct {
+	Image, Platform string
+	Err             error
+}

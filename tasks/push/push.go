@@ -1,8 +1,10 @@
 // Package push uploads the OCI images of Yocto deploy directories to a
 // registry: it picks the images (deploy.Discover), computes their tags
 // (strategies or explicit), uploads only the blobs the registry lacks, in
-// parallel, puts every platform manifest by digest and finally writes one
-// OCI image index per tag, merged with the platforms already there.
+// parallel, puts every platform manifest by digest, attaches the build's
+// SPDX documents and package list to each as OCI referrers (attach.go),
+// and finally writes one OCI image index per tag, merged with the
+// platforms already there.
 package push
 
 import (
@@ -68,6 +70,10 @@ type Options struct {
 	Now time.Time
 	// Jobs bounds parallel blob uploads (default 4).
 	Jobs int
+	// Attach overrides CONTAINER_REGISTRY_ATTACH: false attaches nothing
+	// (--no-attach), true the configured kinds or, when the setting says
+	// none, the default ones (--attach); nil follows the setting.
+	Attach *bool
 }
 
 // Summary is what a push did.
@@ -87,7 +93,10 @@ type Summary struct {
 	// OlderBuilds, Catalog and the counts above describe it.
 	Pushed      bool
 	OlderBuilds []deploy.Skipped // found but not the newest build
-	Catalog     []string         // the registry's repositories after the push
+	// Attached are the build documents attached to the pushed images (or
+	// found already attached).
+	Attached []Attached
+	Catalog  []string // the registry's repositories after the push
 }
 
 // FailedError says which images failed; their messages were printed.
@@ -245,7 +254,7 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 		return nil, err
 	}
 	c := t.Config
-	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet}
+	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts}
 	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
 		p.lockGuards = servedLocally(c)
@@ -345,6 +354,10 @@ type pushRun struct {
 	sum     *Summary
 	tags    *TagSet
 	written []written
+	// fallbacks are the referrers tags this run merged into, checked
+	// again at the end like written.
+	fallbacks []written
+	ropts     []remote.Option
 	// clients caches one authenticated client per repository: setting one
 	// up pings the registry (and may fetch a token).
 	clients map[string]*http.Client
@@ -384,7 +397,7 @@ const settleDelay = 150 * time.Millisecond
 // push.lock around their read-modify-writes (the design's lock for the
 // local registry), so a local push does not pay the delay.
 func (p *pushRun) verifyTags(ctx context.Context) {
-	if len(p.written) == 0 || p.lockGuards {
+	if len(p.written)+len(p.fallbacks) == 0 || p.lockGuards {
 		return
 	}
 	select {
@@ -392,6 +405,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 		return
 	case <-time.After(settleDelay):
 	}
+	p.verifyReferrers(ctx)
 	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
@@ -455,6 +469,14 @@ func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
 				return fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
 			ev.Emit(ManifestDone{Digest: desc.Digest})
+			if err := p.attach(ctx, repo, s, desc, platform.Short(m.Platform)); err != nil {
+				// The image itself is complete: its tags are still
+				// written, the push fails at the end.
+				ev.Emit(AttachFailed{Image: g.name, Platform: platform.Short(m.Platform), Err: err})
+				if !slices.Contains(p.sum.Failed, g.name) {
+					p.sum.Failed = append(p.sum.Failed, g.name)
+				}
+			}
 			key := platform.Key(desc.Platform)
 			if _, dup := byPlatform[key]; dup {
 				ev.Emit(DuplicateBuild{Image: g.name, Platform: key, Machine: s.Machine})

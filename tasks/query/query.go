@@ -24,6 +24,9 @@ func Catalog(ctx context.Context, t *registry.Target) ([]string, error) {
 type Repo struct {
 	Name string   `json:"name"`
 	Tags []string `json:"tags"`
+	// Artifacts are the referrers of its images (Tags with
+	// WithArtifacts).
+	Artifacts []ImageArtifacts `json:"artifacts,omitempty"`
 }
 
 // List returns every repository with its tags.
@@ -57,8 +60,8 @@ func (e *ImageNotFoundError) Error() string {
 }
 
 // Tags returns the tags of image (the namespace is added when the name has
-// no '/').
-func Tags(ctx context.Context, t *registry.Target, image string) (*Repo, error) {
+// no '/'); withArtifacts adds what is attached to each platform image.
+func Tags(ctx context.Context, t *registry.Target, image string, withArtifacts bool) (*Repo, error) {
 	r, err := t.Repo(image)
 	if err != nil {
 		return nil, fmt.Errorf("invalid image name %q: %w", image, err)
@@ -73,7 +76,13 @@ func Tags(ctx context.Context, t *registry.Target, image string) (*Repo, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Repo{Name: r.RepositoryStr(), Tags: tags}, nil
+	res := &Repo{Name: r.RepositoryStr(), Tags: tags}
+	if withArtifacts {
+		if res.Artifacts, err = Artifacts(ctx, t, r, tags); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 // InfoData is the configuration `info` shows.

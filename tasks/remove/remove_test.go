@@ -82,7 +82,7 @@ func TestDeletePrunesOnlyUnreferencedManifests(t *testing.T) {
 	if !exists(t, tg, "app", idx) {
 		t.Fatal("the index went with a tag another tag still uses")
 	}
-	tags, _ := query.Tags(ctx, tg, "app")
+	tags, _ := query.Tags(ctx, tg, "app", false)
 	if len(tags.Tags) != 1 || tags.Tags[0] != "latest" {
 		t.Fatalf("tags after the first delete: %v", tags.Tags)
 	}

@@ -167,6 +167,9 @@ type Build struct {
 	Spec
 	// Latest makes a <name>-latest-oci symlink point at this build.
 	Latest bool
+	// NoDocuments leaves out the SPDX documents and package list oe-core
+	// writes beside the image.
+	NoDocuments bool
 }
 
 // DirName is the deploy directory name Yocto gives a build:
@@ -176,7 +179,8 @@ func (b Build) DirName() string {
 }
 
 // WriteBuild writes one build below deployImages/<machine>/, plus its
-// -latest-oci link and a .tar file beside it like Yocto leaves.
+// -latest-oci link, a .tar file, and the SPDX 3.0 documents and package
+// list (with their IMAGE_LINK_NAME links) beside it like Yocto leaves.
 func WriteBuild(deployImages string, b Build) (string, error) {
 	img, err := Image(b.Spec)
 	if err != nil {
@@ -196,6 +200,11 @@ func WriteBuild(deployImages string, b Build) (string, error) {
 	tarName := fmt.Sprintf("%s-%s.rootfs-%s.tar", b.Name, b.Machine, b.Stamp)
 	if err := os.WriteFile(filepath.Join(mdir, tarName), []byte("not a real rootfs tarball\n"), 0o644); err != nil {
 		return "", err
+	}
+	if !b.NoDocuments {
+		if err := writeDocuments(mdir, b); err != nil {
+			return "", err
+		}
 	}
 	if b.Latest {
 		link := filepath.Join(mdir, b.Name+"-latest-oci")

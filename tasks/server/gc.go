@@ -19,6 +19,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -315,9 +316,25 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
-	err = storage.MarkAndSweep(ctx, rec, reg, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
+	// Referrers matter when untagged manifests go, or records are stored.
+	_, recErr := d.Stat(ctx, referrers.Root)
+	withReferrers := removeUntagged || recErr == nil
+	ns := reg
+	var scan map[string]*repoManifests
+	if withReferrers {
+		if scan, err = scanManifests(ctx, reg); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
+		ns = newGCNamespace(reg, scan)
+	}
+	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
 	if err != nil {
 		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
+	if withReferrers {
+		if err := rec.sweepRecords(ctx, scan); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
 	}
 	if err := rec.purgeUploads(ctx); err != nil {
 		return nil, fmt.Errorf("garbage collection: %w", err)
@@ -416,6 +433,9 @@ func (r *recordingDriver) Delete(ctx context.Context, path string) error {
 	case strings.Contains(path, "/blobs/") && len(parts) >= 3:
 		rm.Name = parts[len(parts)-3] + ":" + parts[len(parts)-1]
 		r.rep.Blobs = append(r.rep.Blobs, rm)
+	case strings.HasPrefix(path, referrers.Root+"/"):
+		rm.Name = strings.TrimPrefix(path, referrers.Root+"/")
+		r.rep.Other = append(r.rep.Other, rm)
 	case strings.Contains(path, "/_manifests/revisions/") && len(parts) >= 2:
 		repo := strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_manifests/", 2)[0]
 		rm.Name = repo + "@" + parts[len(parts)-2] + ":" + parts[len(parts)-1]

@@ -115,12 +115,22 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
-	checks := health.NewRegistry()
-	app, err := newApp(ctx, cfg, checks)
+	refs, appCfg, err := newReferrers(cfg)
 	if err != nil {
 		return nil, err
 	}
-	h, err := site.Handler(app)
+	checks := health.NewRegistry()
+	app, err := newApp(ctx, appCfg, checks)
+	if err != nil {
+		return nil, err
+	}
+	api, err := refs.handler(ctx, app, logger)
+	if err != nil {
+		app.Shutdown()
+		return nil, err
+	}
+	site.SetArtifacts(refs)
+	h, err := site.Handler(api)
 	if err != nil {
 		app.Shutdown()
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
@@ -31,7 +32,11 @@ type Report struct {
 	Bytes        int64    `json:"bytes"`
 	Orphans      []Orphan `json:"orphans"`
 	OrphanBytes  int64    `json:"orphanBytes"`
-	Problems     []string `json:"problems"`
+	// Referrers counts the referrer records, StaleReferrers those whose
+	// manifest is not stored (gc removes them).
+	Referrers      int      `json:"referrers,omitempty"`
+	StaleReferrers int      `json:"staleReferrers,omitempty"`
+	Problems       []string `json:"problems"`
 }
 
 // Orphan is a stored blob no manifest references.
@@ -82,6 +87,8 @@ type verifier struct {
 	rep    *Report
 	blobs  map[digest.Digest]blobState // hashed blobs
 	marked map[digest.Digest]bool      // referenced by some manifest
+	// subjects are repository -> manifest -> the subject it names.
+	subjects map[string]map[digest.Digest]digest.Digest
 }
 
 func (v *verifier) problem(format string, a ...any) {
@@ -123,7 +130,7 @@ func (v *verifier) walk(reg distribution.Namespace) error {
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("listing blobs: %w", err)
 	}
-	return nil
+	return v.checkReferrers()
 }
 
 func (v *verifier) repository(reg distribution.Namespace, name string) error {
@@ -196,6 +203,11 @@ func (v *verifier) manifest(repo distribution.Repository, ms distribution.Manife
 	if err != nil {
 		v.problem("%s: manifest %s unreadable: %v", where, dgst, err)
 		return
+	}
+	if mt, payload, err := m.Payload(); err == nil {
+		if info, err := referrers.Parse(mt, payload, dgst); err == nil && info.Subject != "" {
+			v.noteSubject(repo.Named().Name(), dgst, info.Subject)
+		}
 	}
 	for _, ref := range m.References() {
 		if v.ctx.Err() != nil {

@@ -97,7 +97,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "s3"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "referrers", "s3"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -217,6 +217,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"generate", b.measureGenerate},
 		{"gc", b.measureGC},
 		{"ui", b.measureUI},
+		{"referrers", b.measureReferrers},
 		{"s3", b.measureS3},
 	}
 	for _, s := range steps {

@@ -29,12 +29,11 @@ func benchSite(b *testing.B, repos, tags int) *Site {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pages, err := parsePages()
-	if err != nil {
+	if _, err := pages(); err != nil {
 		b.Fatal(err)
 	}
 	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"}
-	s := &Site{c: c, pages: pages, cache: newCache(), ns: ns, driver: d}
+	s := &Site{c: c, cache: newCache(), ns: ns, driver: d}
 	for i := range repos {
 		name, _ := reference.WithName(fmt.Sprintf("yocto/image-%04d", i))
 		repo, err := ns.Repository(ctx, name)

@@ -105,7 +105,11 @@ func (s *Site) render(w http.ResponseWriter, name, title string, body any, err e
 	}
 	var buf bytes.Buffer
 	p := page{Title: title, Registry: s.c.URL, Mode: s.c.Mode(), Body: body}
-	if err := s.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+	tmpls, err := pages()
+	if err == nil {
+		err = tmpls[name].ExecuteTemplate(&buf, "layout", p)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

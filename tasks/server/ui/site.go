@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
@@ -28,7 +29,6 @@ const csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 's
 // Site is the registry browser of one embedded registry.
 type Site struct {
 	c     *config.Config
-	pages map[string]*template.Template
 	cache *cache
 
 	// Set by the registry middleware while distribution builds the app.
@@ -48,11 +48,7 @@ func New(c *config.Config, cfg *configuration.Configuration) (*Site, error) {
 	if !c.UI {
 		return nil, nil
 	}
-	pages, err := parsePages()
-	if err != nil {
-		return nil, err
-	}
-	s := &Site{c: c, pages: pages, cache: newCache(), authCfg: cfg.Auth}
+	s := &Site{c: c, cache: newCache(), authCfg: cfg.Auth}
 	if cfg.Middleware == nil {
 		cfg.Middleware = map[string][]configuration.Middleware{}
 	}
@@ -60,6 +56,12 @@ func New(c *config.Config, cfg *configuration.Configuration) (*Site, error) {
 		configuration.Middleware{Name: middlewareName, Options: configuration.Parameters{"site": s}})
 	return s, nil
 }
+
+// pages are the page templates, parsed on first use: a registry nobody
+// browses does not pay for them at start (start-to-ready is measured).
+// They are embedded, so an error is a defect of the build (the tests parse
+// them).
+var pages = sync.OnceValues(parsePages)
 
 // parsePages parses each page with the shared layout.
 func parsePages() (map[string]*template.Template, error) {

@@ -182,7 +182,11 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 	})
 	r.Filter = strings.ToLower(strings.Join(filter, " "))
 	var buf bytes.Buffer
-	if err := s.pages["index"].ExecuteTemplate(&buf, "repo", r); err != nil {
+	tmpls, err := pages()
+	if err != nil {
+		return nil, err
+	}
+	if err := tmpls["index"].ExecuteTemplate(&buf, "repo", r); err != nil {
 		return nil, err
 	}
 	r.HTML = template.HTML(buf.String())

@@ -1,0 +1,359 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	"github.com/distribution/distribution/v3/registry/auth"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
+	"github.com/distribution/reference"
+	"github.com/felixge/httpsnoop"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
+)
+
+// The OCI 1.1 referrers API in front of distribution's application, which
+// stores manifests with a subject but cannot list them: GET
+// /v2/<name>/referrers/<digest>, the OCI-Subject header on manifest PUTs,
+// and the records (package referrers) kept up to date by manifest PUT and
+// DELETE. Its records go through the storage driver the application uses,
+// captured with a storage middleware.
+
+const (
+	// captureMiddleware is the storage middleware that hands the
+	// application's storage driver to the referrers API.
+	captureMiddleware = "ocireg-referrers"
+	// maxManifest is the largest manifest body distribution accepts.
+	maxManifest = 4 << 20
+	// pageDefault and pageMax bound the descriptors of one referrers page
+	// (the n query parameter, as for tags): go-containerregistry reads
+	// only the first page.
+	pageDefault = 1000
+	pageMax     = 10000
+)
+
+func init() {
+	_ = storagemiddleware.Register(captureMiddleware, func(_ context.Context, d driver.StorageDriver, opts map[string]any) (driver.StorageDriver, error) {
+		slot, ok := opts["slot"].(*driverSlot)
+		if !ok {
+			return nil, errors.New("no driver slot")
+		}
+		slot.set(d)
+		return d, nil
+	})
+}
+
+// driverSlot receives the application's storage driver.
+type driverSlot struct {
+	once sync.Once
+	d    driver.StorageDriver
+}
+
+func (s *driverSlot) set(d driver.StorageDriver) { s.once.Do(func() { s.d = d }) }
+
+// referrersAPI serves the referrers API of one instance.
+type referrersAPI struct {
+	slot     driverSlot
+	ac       auth.AccessController // nil without auth
+	readOnly bool
+	store    *referrers.Store
+	next     http.Handler
+	log      *logrus.Entry
+}
+
+// newReferrers prepares the referrers API for cfg: it returns a copy of
+// cfg whose storage middleware hands the application's driver over, for
+// handlers.NewApp, and builds the access controller cfg's auth section
+// names (the application builds its own, alike).
+func newReferrers(cfg *configuration.Configuration) (*referrersAPI, *configuration.Configuration, error) {
+	api := &referrersAPI{}
+	// The same (caching) access controller as the application's.
+	if a := withAuthCache(cfg).Auth; a.Type() != "" && !strings.EqualFold(a.Type(), "none") {
+		t := a.Type()
+		ac, err := auth.GetAccessController(t, a.Parameters())
+		if err != nil {
+			return nil, nil, fmt.Errorf("configuring %s authorization: %w", t, err)
+		}
+		api.ac = ac
+	}
+	if m, ok := cfg.Storage["maintenance"]; ok {
+		if ro, ok := m["readonly"].(map[any]any); ok {
+			api.readOnly, _ = ro["enabled"].(bool)
+		}
+	}
+	c := *cfg
+	c.Middleware = map[string][]configuration.Middleware{}
+	for k, v := range cfg.Middleware {
+		c.Middleware[k] = v
+	}
+	c.Middleware["storage"] = append(append([]configuration.Middleware(nil), cfg.Middleware["storage"]...),
+		configuration.Middleware{Name: captureMiddleware, Options: configuration.Parameters{"slot": &api.slot}})
+	return api, &c, nil
+}
+
+// handler serves the referrers API in front of next, the application
+// built with the configuration newReferrers returned.
+func (api *referrersAPI) handler(ctx context.Context, next http.Handler, log *logrus.Entry) (http.Handler, error) {
+	if api.slot.d == nil {
+		return nil, errors.New("referrers: the application's storage driver was not handed over")
+	}
+	store, err := referrers.New(ctx, api.slot.d)
+	if err != nil {
+		return nil, err
+	}
+	api.store, api.next, api.log = store, next, log
+	return api, nil
+}
+
+// ServeHTTP routes referrers queries and manifest PUTs and DELETEs; the
+// rest goes to the application unchanged.
+func (api *referrersAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v2/")
+	if !ok {
+		api.next.ServeHTTP(w, r)
+		return
+	}
+	if name, dg, ok := cutRoute(rest, "/referrers/"); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		api.list(w, r, name, dg)
+		return
+	}
+	if name, ref, ok := cutRoute(rest, "/manifests/"); ok {
+		switch r.Method {
+		case http.MethodPut:
+			api.put(w, r, name, ref)
+			return
+		case http.MethodDelete:
+			api.delete(w, r, name, ref)
+			return
+		}
+	}
+	api.next.ServeHTTP(w, r)
+}
+
+// cutRoute splits <name><sep><last> where name is a repository name and
+// last one path component.
+func cutRoute(rest, sep string) (name, last string, ok bool) {
+	i := strings.LastIndex(rest, sep)
+	if i <= 0 {
+		return "", "", false
+	}
+	name, last = rest[:i], rest[i+len(sep):]
+	if last == "" || strings.Contains(last, "/") {
+		return "", "", false
+	}
+	if _, err := reference.WithName(name); err != nil {
+		return "", "", false
+	}
+	return name, last, true
+}
+
+// authorized asks the access controller for actions on repository repo,
+// as the application does; on refusal it has answered the request.
+func (api *referrersAPI) authorized(w http.ResponseWriter, r *http.Request, repo string, actions ...string) bool {
+	if api.ac == nil {
+		return true
+	}
+	var access []auth.Access
+	for _, a := range actions {
+		access = append(access, auth.Access{Resource: auth.Resource{Type: "repository", Name: repo}, Action: a})
+	}
+	if _, err := api.ac.Authorized(r, access...); err != nil {
+		var ch auth.Challenge
+		if errors.As(err, &ch) {
+			ch.SetHeaders(r, w)
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized.WithDetail(access))
+			return false
+		}
+		api.log.Errorf("referrers: checking authorization: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
+// list answers GET and HEAD /v2/<name>/referrers/<digest>: an image index
+// of the referrers, possibly empty, never 404.
+func (api *referrersAPI) list(w http.ResponseWriter, r *http.Request, name, dg string) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if !api.authorized(w, r, name, "pull") {
+		return
+	}
+	subject, err := digest.Parse(dg)
+	if err != nil {
+		_ = errcode.ServeJSON(w, v2.ErrorCodeDigestInvalid.WithDetail(dg))
+		return
+	}
+	q, err := pageQuery(r.URL.Query())
+	if err != nil {
+		_ = errcode.ServeJSON(w, v2.ErrorCodePaginationNumberInvalid.WithDetail(err.Error()))
+		return
+	}
+	page, more, err := api.store.List(r.Context(), name, subject, q)
+	if err != nil {
+		api.log.Errorf("referrers: %v", err)
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	body, err := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: page})
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", v1.MediaTypeImageIndex)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if q.ArtifactType != "" {
+		h.Set("OCI-Filters-Applied", "artifactType")
+	}
+	if more {
+		h.Set("Link", nextLink(name, subject, q, page[len(page)-1].Digest))
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+// pageQuery reads artifactType, n and last.
+func pageQuery(v url.Values) (referrers.Query, error) {
+	q := referrers.Query{ArtifactType: v.Get("artifactType"), N: pageDefault}
+	if s := v.Get("n"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > pageMax {
+			return q, fmt.Errorf("n must be 1 to %d, not %q", pageMax, s)
+		}
+		q.N = n
+	}
+	if s := v.Get("last"); s != "" {
+		d, err := digest.Parse(s)
+		if err != nil {
+			return q, fmt.Errorf("last: %v", err)
+		}
+		q.Last = d
+	}
+	return q, nil
+}
+
+// nextLink is the Link header of the page after the one ending at last.
+func nextLink(name string, subject digest.Digest, q referrers.Query, last digest.Digest) string {
+	v := url.Values{}
+	v.Set("n", strconv.Itoa(q.N))
+	v.Set("last", last.String())
+	if q.ArtifactType != "" {
+		v.Set("artifactType", q.ArtifactType)
+	}
+	return fmt.Sprintf(`</v2/%s/referrers/%s?%s>; rel="next"`, name, subject, v.Encode())
+}
+
+// put records the referrer before the application stores a manifest with
+// a subject, then passes the PUT on and adds OCI-Subject to its 201. The
+// record is written only for a client allowed to push.
+func (api *referrersAPI) put(w http.ResponseWriter, r *http.Request, name, ref string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))
+	if err != nil {
+		_ = errcode.ServeJSON(w, v2.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("reading the body: %v", err)))
+		return
+	}
+	// What was read, then the rest: the application judges the size.
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	alg := digest.Canonical
+	if d, err := digest.Parse(ref); err == nil {
+		alg = d.Algorithm()
+	}
+	if len(body) > maxManifest || !alg.Available() {
+		api.next.ServeHTTP(w, r)
+		return
+	}
+	dgst := alg.FromBytes(body)
+	info, err := referrers.Parse(r.Header.Get("Content-Type"), body, dgst)
+	if err != nil || info.Subject == "" {
+		api.next.ServeHTTP(w, r) // the application judges it
+		return
+	}
+	if !api.authorized(w, r, name, "pull", "push") {
+		return
+	}
+	if !api.readOnly {
+		if err := api.store.Add(r.Context(), name, info.Subject, dgst); err != nil {
+			api.log.Errorf("referrers: %v", err)
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+			return
+		}
+	}
+	testhook.Pause("referrer-recorded")
+	hooked := httpsnoop.Wrap(w, httpsnoop.Hooks{WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+		return func(code int) {
+			if code == http.StatusCreated {
+				testhook.Pause("referrer-stored")
+				w.Header().Set("OCI-Subject", info.Subject.String())
+			}
+			next(code)
+		}
+	}})
+	api.next.ServeHTTP(hooked, r)
+}
+
+// delete passes a manifest DELETE by digest on and, when the application
+// deleted it, removes its record. A record left behind (a crash between
+// the two) lists nothing: the manifest is gone.
+func (api *referrersAPI) delete(w http.ResponseWriter, r *http.Request, name, ref string) {
+	dgst, err := digest.Parse(ref)
+	if err != nil {
+		api.next.ServeHTTP(w, r)
+		return
+	}
+	info, held, err := api.store.Lookup(r.Context(), name, dgst)
+	if err != nil || !held || info.Subject == "" {
+		api.next.ServeHTTP(w, r)
+		return
+	}
+	m := httpsnoop.CaptureMetrics(api.next, w, r)
+	if m.Code != http.StatusAccepted {
+		return
+	}
+	if err := api.store.Remove(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
+		api.log.Warnf("referrers: %v", err)
+	}
+}
+
+// Artifacts lists the referrers of subject in repo for the registry
+// browser's image page (every page of them).
+func (api *referrersAPI) Artifacts(ctx context.Context, repo string, subject digest.Digest) ([]ui.Artifact, error) {
+	var out []ui.Artifact
+	q := referrers.Query{N: pageMax}
+	for {
+		page, more, err := api.store.List(ctx, repo, subject, q)
+		if err != nil {
+			return out, err
+		}
+		for _, d := range page {
+			out = append(out, ui.Artifact{ArtifactType: d.ArtifactType, MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Title: d.Annotations[v1.AnnotationTitle]})
+		}
+		if !more {
+			return out, nil
+		}
+		q.Last = page[len(page)-1].Digest
+	}
+}
