@@ -52,9 +52,9 @@ DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	chrpath:chrpath cpio:cpio diffstat:diffstat gawk:gawk lz4:lz4 zstd:zstd pzstd:zstd \
 	file:file wget:wget rpcgen:rpcgen fakeroot:fakeroot xz:xz-utils bzip2:bzip2 \
 	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
-	tar:tar gzip:gzip bash:bash docker-registry:docker-registry chromium:chromium
+	tar:tar gzip:gzip bash:bash redis-server:redis-server docker-registry:docker-registry chromium:chromium
 
-deps: ## Install what the tests need (Debian, as root; apt-get only when missing)
+deps: ## Install what the tests need (Debian, as root; apt-get only when missing; SeaweedFS built once per machine)
 	@missing=""; \
 	for p in $(DEPS_COMMANDS); do \
 	  command -v $${p%%:*} >/dev/null 2>&1 || case " $$missing " in *" $${p#*:} "*) ;; *) missing="$$missing $${p#*:}";; esac; \
@@ -70,6 +70,8 @@ deps: ## Install what the tests need (Debian, as root; apt-get only when missing
 	  grep -qx 'en_US.UTF-8 UTF-8' /etc/locale.gen 2>/dev/null || echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen; \
 	  locale-gen >/dev/null; \
 	fi
+	@# The S3 engine of the shared-storage tests, built once per machine.
+	@tests/seaweedfs.sh build
 
 FUZZTIME ?= 5m
 fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each

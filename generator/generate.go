@@ -105,6 +105,8 @@ func templateData(c *config.Config) map[string]any {
 		"Strategies":   config.Strategies,
 		"Attach":       config.AttachString(c.Attach),
 		"Script":       c.Script(),
+		"Backend":      c.Backend.URL,
+		"Redis":        c.Redis.Addr,
 		"UI":           c.UIURL(),
 	}
 }

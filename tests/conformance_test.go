@@ -41,7 +41,8 @@ type junitSuite struct {
 // The official OCI distribution-spec conformance suite passes against the
 // registry `start` runs, over plain HTTP and over TLS with htpasswd auth,
 // with the pull, push, content discovery and content management workflows
-// enabled. Reports are kept under build/conformance/<mode>/.
+// enabled, and with the registry's data in SeaweedFS's S3 (credentials
+// required) behind the redis blob descriptor cache. Reports are kept under build/conformance/<mode>/.
 //
 // The referrers API and manifests with a subject (also a missing subject,
 // and subjects with many referrers) are tested: serve implements them in
@@ -53,12 +54,25 @@ func TestOCIConformance(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		vars map[string]string
+		// s3 runs the registry on SeaweedFS's S3 with the redis cache.
+		s3 bool
 	}{
-		{"http", nil},
-		{"tls-auth", map[string]string{"CONTAINER_REGISTRY_SECURE": "1"}},
+		{"http", nil, false},
+		{"tls-auth", map[string]string{"CONTAINER_REGISTRY_SECURE": "1"}, false},
+		{"s3-redis", nil, true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			e := NewEnv(t, mode.vars)
+			vars := mode.vars
+			var creds string
+			if mode.s3 {
+				s3 := StartS3(t)
+				vars = map[string]string{"CONTAINER_REGISTRY_BACKEND": s3.Backend("conformance"), "CONTAINER_REGISTRY_REDIS": StartRedis(t)}
+				creds = s3.CredsFile(t)
+			}
+			e := NewEnv(t, vars)
+			if creds != "" {
+				e.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"] = creds
+			}
 			if r := e.Run("start"); r.Code != 0 {
 				t.Fatalf("start: %s", r.Out())
 			}
@@ -84,7 +98,7 @@ func TestOCIConformance(t *testing.T) {
 				"OCI_LOG":                   "error",
 				"OCI_TLS":                   "disabled",
 			}
-			if mode.vars != nil {
+			if mode.vars["CONTAINER_REGISTRY_SECURE"] == "1" {
 				pw, err := os.ReadFile(filepath.Join(e.Storage, "auth", "password"))
 				if err != nil {
 					t.Fatal(err)

@@ -354,3 +354,71 @@ func TestSecretsFromStdin(t *testing.T) {
 		t.Errorf("--creds: exit %d, want success and the ps warning:\n%s", r.Code, r.Out())
 	}
 }
+
+// The S3 secret key (from a 0600 credentials file, or from the standard
+// AWS_* environment variables) never appears in any process's argv, in
+// the helper script, registry-config.yml, the server log or any file of
+// the storage; a credentials file readable by others is refused before
+// anything starts; wrong keys are an error, not an anonymous fallback.
+func TestS3SecretsStayPrivate(t *testing.T) {
+	s3 := StartS3(t)
+	w := watchCmdlines(s3.SecretKey)
+	root := deployTree(t)
+	vars := map[string]string{"CONTAINER_REGISTRY_BACKEND": s3.Backend("secrets"), "DEPLOY_DIR_IMAGES": root}
+	viaFile := NewEnv(t, vars)
+	creds := s3.CredsFile(t)
+	viaFile.Extra["CONTAINER_REGISTRY_BACKEND_CREDENTIALS"] = creds
+	viaEnv := NewEnv(t, vars)
+	viaEnv.Extra["AWS_ACCESS_KEY_ID"] = s3.AccessKey
+	viaEnv.Extra["AWS_SECRET_ACCESS_KEY"] = s3.SecretKey
+
+	if err := os.Chmod(creds, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := viaFile.Run("start")
+	if r.Code == 0 || !strings.Contains(r.Out(), "has mode 0644") || !strings.Contains(r.Out(), creds) {
+		t.Fatalf("start with a world-readable credentials file: exit %d\n%s", r.Code, r.Out())
+	}
+	if strings.Contains(r.Out(), s3.SecretKey) {
+		t.Error("the refusal shows the secret")
+	}
+	os.Chmod(creds, 0o600)
+	for _, e := range []*Env{viaFile, viaEnv} {
+		e.mustRun(t, 0, "start")
+		e.mustRun(t, 0, "status")
+	}
+	viaFile.mustRun(t, 0, "push", "--strategy", "latest")
+	viaEnv.mustRun(t, 0, "verify")
+	viaEnv.mustRun(t, 0, "gc", "--yes")
+	for _, e := range []*Env{viaFile, viaEnv} {
+		e.mustRun(t, 0, "stop")
+	}
+	hits, samples := w.Stop()
+	if samples < 10 {
+		t.Errorf("only %d argv samples taken", samples)
+	}
+	for _, h := range hits {
+		t.Errorf("S3 secret in a process argument list: %s", h)
+	}
+	for _, e := range []*Env{viaFile, viaEnv} {
+		filepath.WalkDir(e.Storage, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Type()&fs.ModeSymlink != 0 {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			if strings.Contains(string(data), s3.SecretKey) || strings.Contains(string(data), s3.AccessKey) {
+				t.Errorf("%s holds the S3 credentials", p)
+			}
+			return nil
+		})
+	}
+
+	// Wrong keys: refused by the engine, said clearly.
+	bad := NewEnv(t, vars)
+	bad.Extra["AWS_ACCESS_KEY_ID"] = s3.AccessKey
+	bad.Extra["AWS_SECRET_ACCESS_KEY"] = "not-the-key"
+	r = bad.Run("start")
+	if r.Code == 0 || !strings.Contains(r.Out(), "SignatureDoesNotMatch") && !strings.Contains(r.Out(), "AccessDenied") {
+		t.Fatalf("start with wrong S3 keys: exit %d\n%s", r.Code, r.Out())
+	}
+}

@@ -164,18 +164,23 @@ func TestServeConfigRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	s3 := regexp.MustCompile(`(?m)^  filesystem:\n    rootdirectory: .*\n`)
+	fsDriver := regexp.MustCompile(`(?m)^  filesystem:\n    rootdirectory: .*\n`)
 	cases := []struct {
 		name string
 		vars map[string]string
 		edit func(t *testing.T, e *Env)
 		want []string
 	}{
-		{"s3", nil, func(t *testing.T, e *Env) {
+		{"azure", nil, func(t *testing.T, e *Env) {
 			file := filepath.Join(e.Storage, "registry-config.yml")
 			data, _ := os.ReadFile(file)
-			os.WriteFile(file, []byte(s3.ReplaceAllString(string(data), "  s3:\n    bucket: builds\n    region: eu-west-1\n")), 0o644)
-		}, []string{"registry-config.yml: storage.s3: driver not compiled into ocireg-tool (available: filesystem, inmemory)"}},
+			os.WriteFile(file, []byte(fsDriver.ReplaceAllString(string(data), "  azure:\n    accountname: builds\n")), 0o644)
+		}, []string{"registry-config.yml: storage.azure: driver not compiled into ocireg-tool (available: filesystem, inmemory, s3, s3aws)"}},
+		{"s3 without credentials", nil, func(t *testing.T, e *Env) {
+			file := filepath.Join(e.Storage, "registry-config.yml")
+			data, _ := os.ReadFile(file)
+			os.WriteFile(file, []byte(fsDriver.ReplaceAllString(string(data), "  s3:\n    bucket: builds\n    region: eu-west-1\n    regionendpoint: http://127.0.0.1:1\n")), 0o644)
+		}, []string{"no S3 credentials", "AWS_ACCESS_KEY_ID", "CONTAINER_REGISTRY_BACKEND_CREDENTIALS"}},
 		{"tls1.0", map[string]string{"CONTAINER_REGISTRY_SECURE": "1"}, func(t *testing.T, e *Env) {
 			editConfig(t, e, "    minimumtls: tls1.2\n", "    minimumtls: tls1.0\n")
 		}, []string{"registry-config.yml: http.tls.minimumtls: tls1.0 is below"}},

@@ -47,6 +47,10 @@ func (t *serverText) Emit(e any) {
 		writeStart(w, e.Start, t.script)
 	case server.SweepStopping:
 		fmt.Fprintf(w, "Stopping the registry for the collection...\n")
+	case server.WritesHeld:
+		fmt.Fprintf(w, "Writes held on %d replica(s) of %s for the collection: %s\n", len(e.Replicas), e.Backend, strings.Join(e.Replicas, ", "))
+	case server.WritesResumed:
+		fmt.Fprintf(w, "Writes resumed on the replicas\n")
 	case server.DryRun:
 		writeDryRun(w, e, t.script)
 	case server.Collected:
@@ -210,6 +214,7 @@ func writeStatus(w io.Writer, r *server.StatusResult, script string) {
 	fmt.Fprintf(w, "  URL:     %s\n", r.URL)
 	fmt.Fprintf(w, "  Mode:    %s\n", r.Mode)
 	fmt.Fprintf(w, "  Storage: %s\n", r.Storage)
+	writeBackend(w, r)
 	if r.Healthy {
 		fmt.Fprintf(w, "  Status:  healthy\n")
 		return
@@ -219,6 +224,28 @@ func writeStatus(w io.Writer, r *server.StatusResult, script string) {
 		fmt.Fprintf(w, "  (%s)\n", r.Probe)
 	}
 	fmt.Fprintf(w, "  Log:     %s\n", r.Log)
+}
+
+// writeBackend writes the shared backend of a replica and its peers.
+func writeBackend(w io.Writer, r *server.StatusResult) {
+	if r.Backend == "" {
+		return
+	}
+	fmt.Fprintf(w, "  Backend: %s\n", r.Backend)
+	switch {
+	case r.PeersErr != "":
+		fmt.Fprintf(w, "  Peers:   unknown (%s)\n", r.PeersErr)
+	case len(r.Peers) == 0:
+		fmt.Fprintf(w, "  Peers:   none\n")
+	default:
+		for i, p := range r.Peers {
+			label := "  Peers:  "
+			if i > 0 {
+				label = "         "
+			}
+			fmt.Fprintf(w, "%s %s (host %s, pid %d, seen %s)\n", label, p.URL, p.Host, p.Pid, p.Seen.Format(time.RFC3339))
+		}
+	}
 }
 
 // writeDryRun writes what gc's dry run found.

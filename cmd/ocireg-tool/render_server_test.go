@@ -82,6 +82,10 @@ func renderCases() []renderCase {
 
 	healthy := &server.StatusResult{Running: true, Healthy: true, Pid: 4242, URL: "https://localhost:5000", Mode: "secure (TLS + auth)",
 		Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log"}
+	replica := *healthy
+	replica.Backend = "s3://registry/yocto?endpoint=http://s3.lab:8333&region=us-east-1"
+	replica.Peers = []server.Replica{{ID: "build2_5000", URL: "build2:5000", Host: "build2", Pid: 7311,
+		Started: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), Seen: time.Date(2026, 11, 27, 9, 30, 2, 0, time.UTC)}}
 	hung := *healthy
 	hung.Healthy, hung.Probe = false, `Get "https://localhost:5000/v2/": context deadline exceeded`
 	down := &server.StatusResult{URL: "http://localhost:5000", Mode: "insecure (HTTP)", Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log",
@@ -103,6 +107,7 @@ func renderCases() []renderCase {
 	gcStart := launched(insecureStart(), 4343)
 	gcYes := &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: small, Removed: &removed, Stopped: gcStop, Restarted: gcStart}
 
+	gcShared := &server.GCResult{Where: "s3aws storage", DryRun: small, Removed: &removed}
 	empty := &server.GCReport{}
 	untagged := &server.GCResult{Where: "s3aws storage", DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}
 	declined := &server.GCResult{Where: "/STORAGE/data", DryRun: small, Declined: true}
@@ -118,6 +123,7 @@ func renderCases() []renderCase {
 		{"stop", []any{server.Stopping{Pid: 4242}, server.Killing{Pid: 4242, After: 15 * time.Second}}, stopped, func(w io.Writer) { writeStop(w, stopped) }},
 		{"stop-not-running", nil, notRunning, func(w io.Writer) { writeStop(w, notRunning) }},
 		{"status-healthy", nil, healthy, func(w io.Writer) { writeStatus(w, healthy, goldenScript) }},
+		{"status-replica", nil, &replica, func(w io.Writer) { writeStatus(w, &replica, goldenScript) }},
 		{"status-not-responding", nil, &hung, func(w io.Writer) { writeStatus(w, &hung, goldenScript) }},
 		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
 		{"status-pid-reused", nil, reused, func(w io.Writer) { writeStatus(w, reused, goldenScript) }},
@@ -126,6 +132,9 @@ func renderCases() []renderCase {
 			server.DryRun{Where: "/STORAGE/data", Report: small}, server.Collected{Removed: &removed},
 			server.Restarting{}, server.Launching{Start: gcStart}, server.Started{Start: gcStart}},
 			gcYes, func(w io.Writer) { writeGC(w, gcYes, goldenScript) }},
+		{"gc-yes-replicas", []any{server.WritesHeld{Backend: "s3://registry/yocto?endpoint=http://s3.lab:8333", Replicas: []string{"build1_5000", "build2_5000"}},
+			server.DryRun{Where: "s3aws storage", Report: small}, server.Collected{Removed: &removed}, server.WritesResumed{}},
+			gcShared, func(w io.Writer) { writeGC(w, gcShared, goldenScript) }},
 		{"gc-nothing-untagged-kept", []any{server.DryRun{Where: "s3aws storage", Report: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}},
 			untagged, func(w io.Writer) { writeGC(w, untagged, goldenScript) }},
 		{"gc-declined", []any{server.DryRun{Where: "/STORAGE/data", Report: small}, gcQuestion},
@@ -168,9 +177,11 @@ func TestServerRenderContractWords(t *testing.T) {
 		"stop-not-running":      {"Registry not running"},
 		"status-healthy":        {"Registry running (pid 4242)", "healthy", "secure (TLS + auth)"},
 		"status-not-responding": {"not responding", "context deadline exceeded"},
+		"status-replica":        {"Backend: s3://registry/yocto", "Peers:   build2:5000 (host build2, pid 7311"},
 		"status-not-running":    {"Registry not running", "stale pid file"},
 		"status-pid-reused":     {"Registry not running", "pid 999 is now another program"},
 		"gc-dry-run-only":       {"Would remove 53 blob(s) and 1 manifest(s) plus 1 partial upload(s)", "... and 3 more blob(s)", "gc --yes"},
+		"gc-yes-replicas":       {"Writes held on 2 replica(s) of s3://registry/yocto", "build1_5000, build2_5000", "Writes resumed"},
 		"gc-yes":                {"Stopping the registry", "Garbage collection complete: removed 3 blob(s)", "Registry started (pid 4343"},
 	}
 	for _, tc := range renderCases() {

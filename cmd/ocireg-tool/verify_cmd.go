@@ -28,7 +28,11 @@ func (cmd VerifyCmd) Run(app *App) error {
 			return err
 		}
 	} else {
-		renderVerify(app.Stdout, c.DataDir(), rep)
+		where := c.DataDir()
+		if c.Backend.S3() {
+			where = c.Backend.String()
+		}
+		renderVerify(app.Stdout, where, rep)
 	}
 	if !rep.OK() {
 		return &tasks.SilentError{Code: 1}

@@ -83,6 +83,13 @@ type Config struct {
 
 	Labels LabelSettings
 
+	// Backend is the shared object storage (zero: the local filesystem);
+	// Redis the shared cache; BackendCredentials the file of their
+	// secrets (never baked).
+	Backend            Backend
+	Redis              Redis
+	BackendCredentials string
+
 	TopDir          string
 	DeployDirImages string
 	DeployDirImage  string

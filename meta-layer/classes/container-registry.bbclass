@@ -40,6 +40,11 @@
 #   CONTAINER_REGISTRY_LISTEN        address the registry listens on; "::" every interface
 #                                    (default: loopback for a localhost URL and QEMU targets) [""]
 #   CONTAINER_REGISTRY_UI            1: the registry answers browsers (/ui/); 0: API only [1]
+#   CONTAINER_REGISTRY_BACKEND       shared object storage of the registry data,
+#                                    s3://bucket/prefix?endpoint=URL&region=R (empty: local data/) [""]
+#   CONTAINER_REGISTRY_REDIS         redis host:port[/db] shared by replicas (cache, push lock) [""]
+#   (credentials of both: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, or a 0600
+#    file named by CONTAINER_REGISTRY_BACKEND_CREDENTIALS at run time; never set them here)
 #   DOCKER_REGISTRY_INSECURE         registries Docker on the target reaches over HTTP [""]
 #   DOCKER_OCI_RUNTIMES              JSON object of extra Docker runtimes [""]
 #   DOCKER_DEFAULT_RUNTIME           Docker's default runtime [""]
@@ -101,6 +106,10 @@ CONTAINER_REGISTRY_LISTEN ?= ""
 CONTAINER_REGISTRY_LISTEN[doc] = "IP address the registry listens on; empty: loopback only when the URL host is loopback and targets reach it at 10.0.2.2, else every interface; '::' every interface."
 CONTAINER_REGISTRY_UI ?= "1"
 CONTAINER_REGISTRY_UI[doc] = "1: the registry answers browsers with a read-only registry browser at /ui/ (images, tags, platforms, labels, pull commands); 0: the /v2/ API only."
+CONTAINER_REGISTRY_BACKEND ?= ""
+CONTAINER_REGISTRY_BACKEND[doc] = "Shared object storage of the registry data, s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1 (any S3-compatible endpoint, path-style; ca=FILE for a private CA); empty: data/ under CONTAINER_REGISTRY_STORAGE. No credentials here: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS at run time."
+CONTAINER_REGISTRY_REDIS ?= ""
+CONTAINER_REGISTRY_REDIS[doc] = "redis host:port[/db] the replicas of a shared backend share: blob descriptor cache and the lock of index merges; empty: none."
 DOCKER_REGISTRY_INSECURE ?= ""
 DOCKER_REGISTRY_INSECURE[doc] = "Registries Docker on the target may reach over plain HTTP (daemon.json insecure-registries)."
 DOCKER_OCI_RUNTIMES ?= ""
@@ -134,7 +143,7 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_CERT_DAYS CONTAINER_REGISTRY_CA_DAYS CONTAINER_REGISTRY_CERT_SAN \
     CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \
     CONTAINER_REGISTRY_IMAGES CONTAINER_REGISTRY_SEARCH_FIRST CONTAINER_REGISTRY_TARGET_URL \
-    CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_UI \
+    CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_UI CONTAINER_REGISTRY_BACKEND CONTAINER_REGISTRY_REDIS \
     CONTAINER_REGISTRY_TOOL \
     DOCKER_REGISTRY_INSECURE DOCKER_OCI_RUNTIMES DOCKER_DEFAULT_RUNTIME \
     PODMAN_OCI_RUNTIME PODMAN_OCI_RUNTIME_PATH \

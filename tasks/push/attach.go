@@ -308,7 +308,14 @@ func (p *pushRun) mergeReferrers(ctx context.Context, tag name.Tag, wants []v1.D
 }
 
 func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []v1.Descriptor) (bool, error) {
-	if p.lockPath != "" {
+	if p.redis != nil {
+		// Replicas of a shared backend: the lock every host's pushes share.
+		unlock, err := p.redis.lock(ctx, tag.Context().RepositoryStr()+":"+tag.TagStr())
+		if err != nil {
+			return false, err
+		}
+		defer unlock()
+	} else if p.lockPath != "" {
 		l, err := lockFile(ctx, p.lockPath)
 		if err != nil {
 			return false, err

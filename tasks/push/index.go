@@ -40,6 +40,9 @@ type TagWriter struct {
 	Puller *remote.Puller
 	// LockPath, when set, is flock'ed around each read-modify-write.
 	LockPath string
+	// redis, when set, is the lock of the tag around each
+	// read-modify-write instead (replicas of a shared backend).
+	redis *redisLock
 }
 
 // TagResult is what a tag now holds.
@@ -69,7 +72,15 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 }
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
-	if w.LockPath != "" {
+	if w.redis != nil {
+		// The tag without the registry's address: every replica's pushes
+		// share the lock.
+		unlock, err := w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
+		if err != nil {
+			return nil, false, err
+		}
+		defer unlock()
+	} else if w.LockPath != "" {
 		l, err := lockFile(ctx, w.LockPath)
 		if err != nil {
 			return nil, false, err

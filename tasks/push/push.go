@@ -170,6 +170,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		return sum, stopped(ctx)
 	}
 	p.verifyTags(ctx)
+	p.redis.close()
 	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
 	if repos, err := p.puller.Catalog(ctx, t.Registry); err == nil {
 		sum.Catalog = repos
@@ -258,6 +259,15 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 		p.lockPath = filepath.Join(c.Storage, "push.lock")
 		p.lockGuards = servedLocally(c)
 	}
+	if c.Backend.S3() {
+		// Replicas on other hosts share the backend: the storage's
+		// push.lock guards nothing there; redis, when configured, does.
+		p.lockGuards = false
+		if p.redis, err = newRedisLock(c); err != nil {
+			return nil, err
+		}
+		p.lockGuards = p.redis != nil
+	}
 	return p, nil
 }
 
@@ -339,9 +349,11 @@ type pushRun struct {
 	// (it is the local registry served from this storage), so no settle
 	// delay is needed after writing tags.
 	lockGuards bool
-	sum        *Summary
-	tags       *TagSet
-	written    []written
+	// redis is the shared push lock of a shared backend's replicas.
+	redis   *redisLock
+	sum     *Summary
+	tags    *TagSet
+	written []written
 	// fallbacks are the referrers tags this run merged into, checked
 	// again at the end like written.
 	fallbacks []written
@@ -394,7 +406,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	case <-time.After(settleDelay):
 	}
 	p.verifyReferrers(ctx)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
 		if err == nil && !ok {
@@ -528,7 +540,7 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		return err
 	}
 	ref := repo.Tag(tag)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
 	r, err := tw.Write(ctx, ref, wants, asIs)
 	if err != nil {
 		return err
@@ -565,7 +577,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 		return v1.Descriptor{}, err
 	}
 	if err := p.markPresent(ctx, repo, all); err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, p.storageDown(err)
 	}
 	var missing []*blob
 	var missingBytes, presentBytes int64
@@ -588,6 +600,16 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	}
 	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: len(all) - len(missing), PresentBytes: presentBytes})
 	return p.putManifest(ctx, repo, m)
+}
+
+// storageDown adds to a server error of a registry on a shared backend
+// that the backend is the likely cause (distribution answers 500 when its
+// storage fails).
+func (p *pushRun) storageDown(err error) error {
+	if !p.c.Backend.S3() || !strings.Contains(err.Error(), "500 Internal Server Error") {
+		return err
+	}
+	return fmt.Errorf("%w (the registry could not read its storage %s; is the S3 endpoint up? The registry log says more)", err, p.c.Backend)
 }
 
 // blob is one blob of a manifest and whether the registry has it.

@@ -42,7 +42,7 @@ import (
 // What this build compiles in, for checkConfig and its messages (serve
 // imports the same packages).
 var (
-	storageDrivers     = []string{"filesystem", "inmemory"}
+	storageDrivers     = []string{"filesystem", "inmemory", "s3", "s3aws"}
 	storageMiddlewares = []string{"redirect"}
 	authTypes          = []string{"htpasswd", "none"}
 )
@@ -93,7 +93,10 @@ type Adjustment string
 //   - middleware entries with disabled: true are dropped;
 //   - (Load only) http.secret, when unset, is read from (or first written
 //     to) the storage's http.secret file (0600), so upload state survives
-//     restarts.
+//     restarts; with an S3 backend it is the backend's
+//     /ocireg-tool/http.secret, shared by every replica;
+//   - CONTAINER_REGISTRY_BACKEND and _REDIS set storage and redis (see
+//     applyBackend).
 //
 // Everything else (log, storage, health, headers, notifications, ...) is the
 // file's, and works as distribution documents it: a key the embedded
@@ -115,6 +118,11 @@ func Read(c *config.Config) (*configuration.Configuration, []Adjustment, error) 
 		return nil, nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
 	adj := reconcile(c, cfg)
+	more, err := applyBackend(c, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	adj = append(adj, more...)
 	if errs := checkConfig(cfg); len(errs) > 0 {
 		return nil, nil, &ConfigError{File: path, Errs: errs}
 	}
@@ -128,6 +136,15 @@ func Load(c *config.Config) (*configuration.Configuration, []Adjustment, error) 
 	cfg, adj, err := Read(c)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.HTTP.Secret == "" && S3(cfg) {
+		d, err := OpenStorage(context.Background(), cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.HTTP.Secret, err = ensureSharedSecret(context.Background(), d); err != nil {
+			return nil, nil, err
+		}
 	}
 	if cfg.HTTP.Secret == "" {
 		secret, err := ensureSecret(c.SecretFile())

@@ -65,7 +65,8 @@ func TestCheckConfigRejects(t *testing.T) {
 		key  string // the regconfig.KeyError's key
 		msg  string // part of its message
 	}{
-		{"s3", nil, "storage:\n  s3:\n    bucket: b\n    region: eu-west-1\n", "storage.s3", "driver not compiled into ocireg-tool (available: filesystem, inmemory)"},
+		{"azure", nil, "storage:\n  azure:\n    accountname: a\n", "storage.azure", "driver not compiled into ocireg-tool (available: filesystem, inmemory, s3, s3aws)"},
+		{"s3 without bucket", nil, "storage:\n  s3:\n    region: eu-west-1\n", "storage.s3", "bucket"},
 		{"filesystem params", nil, "storage:\n  filesystem:\n    maxthreads: lots\n", "storage.filesystem", "maxthreads"},
 		{"delete not bool", nil, "storage:\n  inmemory:\n  delete:\n    enabled: sometimes\n", "storage.delete.enabled", "true or false"},
 		{"redirect without disable", nil, "storage:\n  inmemory:\n  redirect:\n    disabled: true\n", "storage.redirect.disable", "true or false"},

@@ -122,7 +122,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 	// write between it and the removal, so the removal carries out exactly
 	// the recorded dry run instead of marking everything again.
 	if o.Yes {
-		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+		if restart, err = stopForSweep(ctx, c, cfg, o, res); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, restart()) }()
@@ -145,7 +145,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 		res.Declined = true
 		return res, nil
 	default:
-		if restart, err = stopForSweep(ctx, c, o, res); err != nil {
+		if restart, err = stopForSweep(ctx, c, cfg, o, res); err != nil {
 			return res, err
 		}
 		defer func() { err = errors.Join(err, restart()) }()
@@ -153,6 +153,11 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 		res.Removed, err = sweep(ctx, cfg, o.DeleteUntagged, false)
 	}
 	if err != nil {
+		return res, err
+	}
+	// A redis blob descriptor cache would go on answering for the removed
+	// blobs (before the registry starts again, or writes resume).
+	if err := purgeRedisCache(ctx, cfg); err != nil {
 		return res, err
 	}
 	o.Events.Emit(Collected{Removed: res.Removed})
@@ -191,7 +196,9 @@ func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
 	// better.
 	logrus.SetOutput(io.Discard)
 	where := c.DataDir()
-	if cfg.Storage.Type() != "filesystem" {
+	if c.Backend.S3() {
+		where = c.Backend.String()
+	} else if cfg.Storage.Type() != "filesystem" {
 		where = cfg.Storage.Type() + " storage"
 	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
 		where = root
@@ -214,9 +221,14 @@ func untaggedKept(ctx context.Context, cfg *configuration.Configuration, dry *GC
 
 // stopForSweep stops the registry of c when it runs, so nothing writes
 // while gc sweeps, and returns the function that starts it again (when it
-// was running). It takes the port's lock and the returned function
+// was running). On a shared backend it holds the writes of every replica
+// instead (holdWrites). It takes the port's lock and the returned function
 // releases it: no start can slip in during the sweep.
-func stopForSweep(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
+func stopForSweep(ctx context.Context, c *config.Config, cfg *configuration.Configuration, o GCOptions, res *GCResult) (func() error, error) {
+	if regconfig.S3(cfg) {
+		// Replicas on other hosts write to it too: hold them all.
+		return holdWrites(ctx, c, cfg, o)
+	}
 	unlock, err := runstate.Lock(ctx, c, lockWait)
 	if err != nil {
 		return nil, err
@@ -294,6 +306,9 @@ func sweep(ctx context.Context, cfg *configuration.Configuration, removeUntagged
 		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
 	}
 	rec := &recordingDriver{StorageDriver: d, dry: dryRun, rep: &GCReport{Removed: !dryRun}}
+	if regconfig.S3(cfg) {
+		rec.keepAfter = time.Now().Add(-sharedGCGrace())
+	}
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
 	}
@@ -389,10 +404,16 @@ type recordingDriver struct {
 	driver.StorageDriver
 	dry bool
 	rep *GCReport
+	// keepAfter, when set, keeps blob data and uploads written after it
+	// (a shared backend: see gcGrace).
+	keepAfter time.Time
 }
 
 // Delete records path and deletes it unless dry.
 func (r *recordingDriver) Delete(ctx context.Context, path string) error {
+	if r.young(ctx, path) {
+		return nil
+	}
 	size, err := r.size(ctx, path)
 	if err != nil {
 		return err

@@ -318,6 +318,10 @@ func serverEnv(environ []string, c *config.Config) []string {
 		// Where it listens depends on these too (regconfig.ListenAddrs).
 		"CONTAINER_REGISTRY_LISTEN="+c.Listen(),
 		"CONTAINER_REGISTRY_TARGET_URL="+c.TargetURL,
+		// The shared backend (its credentials file is a path, not a secret).
+		"CONTAINER_REGISTRY_BACKEND="+c.Backend.URL,
+		"CONTAINER_REGISTRY_REDIS="+c.Get("CONTAINER_REGISTRY_REDIS").Raw,
+		"CONTAINER_REGISTRY_BACKEND_CREDENTIALS="+c.BackendCredentials,
 	)
 }
 
@@ -515,6 +519,12 @@ type StatusResult struct {
 	// detail worth showing ("" when there is nothing more to say).
 	ProbeErr error  `json:"-"`
 	Probe    string `json:"probe_error,omitempty"`
+
+	// Backend is the shared object storage ("" : the local filesystem);
+	// Peers the other live replicas on it, PeersErr why they are unknown.
+	Backend  string    `json:"backend,omitempty"`
+	Peers    []Replica `json:"peers,omitempty"`
+	PeersErr string    `json:"peers_error,omitempty"`
 }
 
 // OK reports whether the registry runs and answers: `status` exits 0 only
@@ -541,6 +551,7 @@ func Status(ctx context.Context, c *config.Config, o Options) (*StatusResult, er
 	}
 	res.ProbeErr = ping(ctx, c, o.Script)
 	res.Healthy = res.ProbeErr == nil
+	backendStatus(ctx, c, res)
 	var nr *registry.NotRespondingError
 	switch {
 	case res.ProbeErr == nil:

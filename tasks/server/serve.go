@@ -71,6 +71,13 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
+	main, leave, err := joinCluster(ctx, c, cfg, r.log, r.main)
+	if err != nil {
+		r.app.Shutdown()
+		return err
+	}
+	defer leave()
+	r.main = main
 	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), regconfig.ListenAddrs(c, cfg)))
 }
 

@@ -158,8 +158,15 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 		if v.ctx.Err() != nil {
 			return v.ctx.Err()
 		}
-		v.rep.Tags++
 		desc, err := repo.Tags(v.ctx).Get(v.ctx, tag)
+		var nt distribution.ErrTagUnknown
+		if errors.As(err, &nt) && v.noFiles(tagPath(name, tag)) {
+			// A deleted tag whose empty prefix an object store still
+			// lists (SeaweedFS removes empty folders a moment later):
+			// not a tag.
+			continue
+		}
+		v.rep.Tags++
 		if err != nil {
 			v.problem("%s:%s: tag does not resolve: %v", name, tag, err)
 			continue
@@ -264,6 +271,23 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 		return n, fmt.Errorf("content hashes to %s", got)
 	}
 	return n, nil
+}
+
+// tagPath is where distribution keeps a tag.
+func tagPath(repo, tag string) string {
+	return "/docker/registry/v2/repositories/" + repo + "/_manifests/tags/" + tag
+}
+
+// noFiles reports whether no file is stored at or below p.
+func (v *verifier) noFiles(p string) bool {
+	found := errors.New("found")
+	err := v.d.Walk(v.ctx, p, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			return found
+		}
+		return nil
+	})
+	return err == nil || isNotFound(err)
 }
 
 // blobPath is where distribution's storage layout keeps a blob's data.

@@ -97,7 +97,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "referrers"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "referrers", "s3"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -180,7 +180,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 	if want["pull"] {
 		want["push"] = true // pull reads what push left
 	}
-	if want["ingest"] || want["memory"] {
+	if want["ingest"] || want["memory"] || want["s3"] {
 		b.logf("writing the %s blob", sizeText(bigSize))
 		p := filepath.Join(b.work, "big.blob")
 		d, err := writeRandomFile(p, bigSize, 1)
@@ -189,7 +189,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		}
 		b.big = blobFile{Path: p, Digest: d, Size: bigSize}
 	}
-	if want["push"] {
+	if want["push"] || want["s3"] {
 		b.logf("writing the deploy tree (%d machines × %d images × %d layers of %s)", len(machines), images, b.layers, sizeText(b.layerSize))
 		t, err := writeTree(filepath.Join(b.work, "deploy-images"), "bench-app", images, b.layers, b.layerSize, 100)
 		if err != nil {
@@ -218,6 +218,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"gc", b.measureGC},
 		{"ui", b.measureUI},
 		{"referrers", b.measureReferrers},
+		{"s3", b.measureS3},
 	}
 	for _, s := range steps {
 		if !want[s.name] {

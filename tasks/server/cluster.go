@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+)
+
+// Replicas of one shared backend know each other through objects under
+// regconfig.SharedPrefix in the backend itself (no other service needed):
+//
+//	replicas/<id>   each replica's Replica record, rewritten every
+//	                heartbeat; a record older than replicaStale is a
+//	                replica that is gone
+//	gc/request      a GCRequest while a gc sweeps; rewritten every
+//	                heartbeat by the gc, ignored when older than gcStale
+//	gc/acks/<id>    the request id a replica holds writes for
+//
+// While a gc request stands, every replica holds write requests (they wait,
+// they are not refused) and acknowledges once its writes in flight are
+// done; the gc sweeps only when every live replica has acknowledged.
+const (
+	replicasDir = regconfig.SharedPrefix + "/replicas"
+	gcRequest   = regconfig.SharedPrefix + "/gc/request"
+	gcAcksDir   = regconfig.SharedPrefix + "/gc/acks"
+)
+
+var (
+	// heartbeat is how often replicas and a gc rewrite their records.
+	heartbeat = 2 * time.Second
+	// replicaStale is the age after which a replica record is gone.
+	replicaStale = 10 * time.Second
+	// gcStale is the age after which a gc request is one of a gc that died.
+	gcStale = 15 * time.Second
+	// clusterPoll is how often a replica looks for a gc request.
+	clusterPoll = 250 * time.Millisecond
+	// maxHold bounds how long a write waits for a gc (under the server's
+	// 2-minute write deadline); then it is refused with 503.
+	maxHold = 90 * time.Second
+)
+
+// Replica is one registry serving a shared backend.
+type Replica struct {
+	ID      string    `json:"id"`
+	URL     string    `json:"url"`
+	Host    string    `json:"host"`
+	Pid     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// Seen is when the record was last written (from the backend).
+	Seen time.Time `json:"seen"`
+}
+
+// GCRequest is a gc asking every replica to hold writes.
+type GCRequest struct {
+	ID      string    `json:"id"`
+	Host    string    `json:"host"`
+	Started time.Time `json:"started"`
+}
+
+// replicaID names this replica in the backend: host and port.
+func replicaID(c *config.Config) string {
+	host, _ := os.Hostname()
+	return host + "_" + c.Port
+}
+
+// member is this replica's part in the cluster: its heartbeat, and the
+// gate that holds writes while a gc sweeps.
+type member struct {
+	d        driver.StorageDriver
+	rec      Replica
+	log      *logrus.Entry
+	inflight atomic.Int64
+
+	mu      sync.Mutex
+	holding string        // id of the gc request writes are held for
+	resume  chan struct{} // closed when the hold ends
+}
+
+// joinCluster makes the registry of cfg a replica of its shared backend
+// when it has one: the returned handler wraps next with the write gate,
+// and leave removes the replica's record. Without a shared backend it
+// returns next and a no-op.
+func joinCluster(ctx context.Context, c *config.Config, cfg *configuration.Configuration, log *logrus.Entry, next http.Handler) (http.Handler, func(), error) {
+	if !regconfig.S3(cfg) {
+		return next, func() {}, nil
+	}
+	d, err := regconfig.OpenStorage(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := claimRedis(ctx, cfg, c.Backend); err != nil {
+		return nil, nil, err
+	}
+	host, _ := os.Hostname()
+	m := &member{d: d, log: log, rec: Replica{ID: replicaID(c), URL: c.URL, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
+	if err := m.beat(ctx); err != nil {
+		return nil, nil, fmt.Errorf("registering replica %s in the backend: %w", m.rec.ID, err)
+	}
+	log.Infof("replica %s of shared backend %s", m.rec.ID, c.Backend)
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.run(lctx)
+	}()
+	leave := func() {
+		cancel()
+		<-done
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer dcancel()
+		_ = d.Delete(dctx, path.Join(replicasDir, m.rec.ID))
+		_ = d.Delete(dctx, path.Join(gcAcksDir, m.rec.ID))
+	}
+	return m.gate(next), leave, nil
+}
+
+// beat writes the replica's record.
+func (m *member) beat(ctx context.Context) error {
+	data, err := json.Marshal(m.rec)
+	if err != nil {
+		return err
+	}
+	return m.d.PutContent(ctx, path.Join(replicasDir, m.rec.ID), data)
+}
+
+// run beats and follows gc requests until ctx ends.
+func (m *member) run(ctx context.Context) {
+	tick := time.NewTicker(clusterPoll)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			m.release()
+			return
+		case <-tick.C:
+		}
+		if time.Since(last) >= heartbeat {
+			if err := m.beat(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warnf("replica heartbeat: %v", err)
+			}
+			last = time.Now()
+		}
+		req, err := readGCRequest(ctx, m.d)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				m.log.Warnf("reading gc request: %v", err)
+			}
+		case req == nil:
+			m.release()
+		default:
+			m.hold(ctx, req)
+		}
+	}
+}
+
+// readGCRequest returns the gc request standing in the backend, or nil
+// when there is none (or only one of a gc that died).
+func readGCRequest(ctx context.Context, d driver.StorageDriver) (*GCRequest, error) {
+	fi, err := d.Stat(ctx, gcRequest)
+	var nf driver.PathNotFoundError
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if time.Since(fi.ModTime()) > gcStale {
+		return nil, nil
+	}
+	data, err := d.GetContent(ctx, gcRequest)
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var req GCRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("%s: %w", gcRequest, err)
+	}
+	return &req, nil
+}
+
+// hold starts holding writes for req (once), waits for the writes in
+// flight and acknowledges.
+func (m *member) hold(ctx context.Context, req *GCRequest) {
+	m.mu.Lock()
+	if m.holding == req.ID {
+		m.mu.Unlock()
+		return
+	}
+	if m.holding == "" {
+		m.resume = make(chan struct{})
+	}
+	m.holding = req.ID
+	m.mu.Unlock()
+	m.log.Infof("gc %s from %s: holding writes", req.ID, req.Host)
+	for m.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := m.d.PutContent(ctx, path.Join(gcAcksDir, m.rec.ID), []byte(req.ID)); err != nil {
+		m.log.Warnf("acknowledging gc %s: %v", req.ID, err)
+		m.mu.Lock()
+		m.holding = "" // try again at the next poll
+		m.mu.Unlock()
+	}
+}
+
+// release ends a hold.
+func (m *member) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.holding == "" {
+		return
+	}
+	m.log.Infof("gc %s over: writes resume", m.holding)
+	m.holding = ""
+	close(m.resume)
+}
+
+// isWrite reports whether r changes the registry.
+func isWrite(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return strings.HasPrefix(r.URL.Path, "/v2/")
+}
+
+// gate holds write requests while a gc sweeps and counts those in flight.
+func (m *member) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isWrite(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		for {
+			m.mu.Lock()
+			held, resume := m.holding != "", m.resume
+			if !held {
+				m.inflight.Add(1)
+			}
+			m.mu.Unlock()
+			if !held {
+				break
+			}
+			select {
+			case <-resume:
+			case <-r.Context().Done():
+				return
+			case <-time.After(maxHold):
+				w.Header().Set("Retry-After", "30")
+				_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.WithDetail("garbage collection in progress on the shared storage"))
+				return
+			}
+		}
+		defer m.inflight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
