@@ -72,21 +72,11 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 }
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
-	if w.redis != nil {
-		// The tag without the registry's address: every replica's pushes
-		// share the lock.
-		unlock, err := w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
-		if err != nil {
-			return nil, false, err
-		}
-		defer unlock()
-	} else if w.LockPath != "" {
-		l, err := lockFile(ctx, w.LockPath)
-		if err != nil {
-			return nil, false, err
-		}
-		defer l.unlock()
+	unlock, err := w.lock(ctx, ref)
+	if err != nil {
+		return nil, false, err
 	}
+	defer unlock()
 	before, kept, err := w.existing(ctx, ref, wants)
 	if err != nil {
 		return nil, false, err
@@ -95,23 +85,9 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	sort.SliceStable(entries, func(i, j int) bool {
 		return platform.Key(entries[i].Platform) < platform.Key(entries[j].Platform)
 	})
-	var m rawManifest
-	if asIs != nil && len(kept) == 0 && samePlatforms(asIs, wants) {
-		data, err := asIs.RawManifest()
-		if err != nil {
-			return nil, false, err
-		}
-		mt, err := asIs.MediaType()
-		if err != nil {
-			return nil, false, err
-		}
-		m = rawManifest{data: data, mt: mt}
-	} else {
-		data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
-		if err != nil {
-			return nil, false, err
-		}
-		m = rawManifest{data: data, mt: types.OCIImageIndex}
+	m, err := indexOf(entries, asIs, asIs != nil && len(kept) == 0 && samePlatforms(asIs, wants))
+	if err != nil {
+		return nil, false, err
 	}
 	ours, _, err := v1.SHA256(bytes.NewReader(m.data))
 	if err != nil {
@@ -156,6 +132,45 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		}
 	}
 	return nil, false, nil
+}
+
+// lock serialises the read-modify-write of ref's index: across replicas
+// and hosts through redis (the tag without the registry's address, so
+// every replica's pushes share the lock), else with the local lock file
+// when there is one.
+func (w *TagWriter) lock(ctx context.Context, ref name.Tag) (func(), error) {
+	switch {
+	case w.redis != nil:
+		return w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
+	case w.LockPath != "":
+		l, err := lockFile(ctx, w.LockPath)
+		if err != nil {
+			return nil, err
+		}
+		return l.unlock, nil
+	}
+	return func() {}, nil
+}
+
+// indexOf is the index to write: asIs as it is when useAsIs (a nested
+// multi-arch layout pushed alone), else an OCI index of entries.
+func indexOf(entries []v1.Descriptor, asIs v1.ImageIndex, useAsIs bool) (rawManifest, error) {
+	if asIs != nil && useAsIs {
+		data, err := asIs.RawManifest()
+		if err != nil {
+			return rawManifest{}, err
+		}
+		mt, err := asIs.MediaType()
+		if err != nil {
+			return rawManifest{}, err
+		}
+		return rawManifest{data: data, mt: mt}, nil
+	}
+	data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
+	if err != nil {
+		return rawManifest{}, err
+	}
+	return rawManifest{data: data, mt: types.OCIImageIndex}, nil
 }
 
 // Holds reports whether ref is an index that contains every want.
