@@ -262,18 +262,24 @@ var errExited = errors.New("registry exited during startup")
 func waitReady(ctx context.Context, c *config.Config, o Options, launched time.Time, listening <-chan struct{}, exited <-chan error) error {
 	deadline := time.NewTimer(time.Until(launched.Add(o.ReadyTimeout)))
 	defer deadline.Stop()
-	timedOut := fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
-	select {
-	case <-listening:
-	case werr := <-exited:
-		return fmt.Errorf("%w (%v)", errExited, werr)
-	case <-ctx.Done():
-		return errors.New("interrupted while waiting for the registry")
-	case <-deadline.C:
-		return timedOut
+	// wait waits for ready, or fails when the server exits, ctx ends or
+	// the deadline passes first.
+	wait := func(ready <-chan struct{}) error {
+		select {
+		case <-ready:
+			return nil
+		case werr := <-exited:
+			return fmt.Errorf("%w (%v)", errExited, werr)
+		case <-ctx.Done():
+			return errors.New("interrupted while waiting for the registry")
+		case <-deadline.C:
+			return fmt.Errorf("registry did not answer %s/v2/ within %s", c.BaseURL(), o.ReadyTimeout)
+		}
 	}
-	interval := 5 * time.Millisecond
-	for {
+	if err := wait(listening); err != nil {
+		return err
+	}
+	for interval := 5 * time.Millisecond; ; interval = min(2*interval, 200*time.Millisecond) {
 		err := ping(ctx, c, o.Script)
 		if err == nil {
 			return nil
@@ -282,19 +288,17 @@ func waitReady(ctx context.Context, c *config.Config, o Options, launched time.T
 		if !errors.As(err, &nr) {
 			return fmt.Errorf("registry started but /v2/ failed: %v", err)
 		}
-		select {
-		case werr := <-exited:
-			return fmt.Errorf("%w (%v)", errExited, werr)
-		case <-ctx.Done():
-			return errors.New("interrupted while waiting for the registry")
-		case <-deadline.C:
-			return timedOut
-		case <-time.After(interval):
-		}
-		if interval < 200*time.Millisecond {
-			interval *= 2
+		if err := wait(after(interval)); err != nil {
+			return err
 		}
 	}
+}
+
+// after returns a channel closed once d has passed.
+func after(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
 }
 
 // serverEnv is the environment of the server: the caller's, without the

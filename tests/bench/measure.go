@@ -25,6 +25,15 @@ const mb = 1e6 // throughput is in decimal MB/s, as curl and the issue report it
 
 func mbps(bytes int64, d time.Duration) float64 { return float64(bytes) / mb / d.Seconds() }
 
+// throughput is the MB/s of moving bytes in each of ds.
+func throughput(bytes int64, ds []time.Duration) samples {
+	s := make(samples, len(ds))
+	for i, d := range ds {
+		s[i] = mbps(bytes, d)
+	}
+	return s
+}
+
 // orderFor alternates which server goes first, so drift on a busy machine
 // does not favour one side.
 func orderFor(i int, a, b func() error) error {
@@ -185,13 +194,7 @@ func (b *bench) measurePush() error {
 		b.lastPushOut = r.Stdout + r.Stderr
 	}
 	treeDesc := fmt.Sprintf("%d machines × %d images × %d layers of %s", len(machines), len(b.tree.Names), b.layers, sizeText(b.layerSize))
-	tp := func(ds []time.Duration) samples {
-		s := make(samples, len(ds))
-		for i, d := range ds {
-			s[i] = mbps(b.tree.Bytes, d)
-		}
-		return s
-	}
+	tp := func(ds []time.Duration) samples { return throughput(b.tree.Bytes, ds) }
 	r1 := tp(cold).median() / tp(ceiling).median()
 	b.add(row{Name: "cold push (" + treeDesc + ")", Ours: tp(cold), Base: tp(ceiling), BaseName: "raw PUTs with curl, 4 parallel", Unit: unitMBps,
 		Ratio: r1, RatioText: "of the ceiling", Goal: "≥ 0.8×", Met: boolp(r1 >= 0.8)})
@@ -464,13 +467,7 @@ func (b *bench) measurePull() error {
 			return err
 		}
 	}
-	tp := func(ds []time.Duration) samples {
-		s := make(samples, len(ds))
-		for i, d := range ds {
-			s[i] = mbps(b.tree.Bytes, d)
-		}
-		return s
-	}
+	tp := func(ds []time.Duration) samples { return throughput(b.tree.Bytes, ds) }
 	ratio := tp(ours).median() / tp(base).median()
 	b.add(row{Name: fmt.Sprintf("pull: skopeo copy --all of the %d images", len(b.tree.Names)), Ours: tp(ours), Base: tp(base), BaseName: "docker-registry", Unit: unitMBps,
 		Ratio: ratio, RatioText: "throughput", Goal: "≥ 0.9×", Met: boolp(ratio >= 0.9)})

@@ -267,13 +267,7 @@ func (b *bench) s3Push(eng *s3Engine) error {
 			return err
 		}
 	}
-	tp := func(ds []time.Duration) samples {
-		s := make(samples, len(ds))
-		for i, d := range ds {
-			s[i] = mbps(b.tree.Bytes, d)
-		}
-		return s
-	}
+	tp := func(ds []time.Duration) samples { return throughput(b.tree.Bytes, ds) }
 	desc := fmt.Sprintf("%d machines × %d images × %d layers of %s", len(machines), len(b.tree.Names), b.layers, sizeText(b.layerSize))
 	r1 := tp(one).median() / tp(onFS).median()
 	b.add(row{Name: "cold push into S3 + redis, 1 replica (" + desc + ")", Ours: tp(one), Base: tp(onFS), BaseName: "ours on the filesystem",
