@@ -53,18 +53,10 @@ func listeners(t *testing.T, port string) []int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := fmt.Sprintf(":%04X", n)
 	inodes := map[string]bool{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) > 9 && strings.HasSuffix(fs[1], suffix) && fs[3] == "0A" {
-				inodes["socket:["+fs[9]+"]"] = true
-			}
+	for _, so := range procSockets() {
+		if so.Listening && so.LocalPort == n {
+			inodes[so.Link] = true
 		}
 	}
 	var pids []int

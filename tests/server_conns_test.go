@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,20 +23,9 @@ import (
 func serverPeers(t *testing.T, pid int) map[int]bool {
 	t.Helper()
 	peer := map[string]int{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) <= 9 || fs[3] == "0A" {
-				continue
-			}
-			_, hexPort, _ := strings.Cut(fs[2], ":")
-			if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil {
-				peer["socket:["+fs[9]+"]"] = int(p)
-			}
+	for _, so := range procSockets() {
+		if !so.Listening {
+			peer[so.Link] = so.RemotePort
 		}
 	}
 	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")

@@ -1,12 +1,9 @@
 package tests
 
 import (
-	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -17,36 +14,13 @@ func listenAddrs(t *testing.T, port string) []string {
 	t.Helper()
 	n, _ := strconv.Atoi(port)
 	var out []string
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 4 || fs[3] != "0A" || !strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", n)) {
-				continue
-			}
-			hexIP, _, _ := strings.Cut(fs[1], ":")
-			out = append(out, procIP(hexIP).String())
+	for _, so := range procSockets() {
+		if so.Listening && so.LocalPort == n {
+			out = append(out, so.LocalIP.String())
 		}
 	}
 	slices.Sort(out)
 	return out
-}
-
-// procIP decodes an address of /proc/net/tcp: 32-bit words in host (little
-// endian) order.
-func procIP(h string) net.IP {
-	ip := make(net.IP, len(h)/2)
-	for i := 0; i < len(ip); i++ {
-		b, _ := strconv.ParseUint(h[2*i:2*i+2], 16, 8)
-		ip[i] = byte(b)
-	}
-	for w := 0; w+4 <= len(ip); w += 4 {
-		ip[w], ip[w+1], ip[w+2], ip[w+3] = ip[w+3], ip[w+2], ip[w+1], ip[w]
-	}
-	return ip
 }
 
 // reachable reports whether a TCP connection to host:port opens.
