@@ -4,8 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +48,23 @@ func withAuthCache(cfg *configuration.Configuration) *configuration.Configuratio
 	c := *cfg
 	c.Auth = configuration.Auth{cachedHtpasswd: params}
 	return &c
+}
+
+// accessController is the access controller of cfg's auth section, under
+// the credentials cache (withAuthCache), for the handlers serve puts in
+// front of distribution's application (the referrers API, the browser);
+// nil without authentication. The htpasswd file must exist (checkFiles).
+func accessController(cfg *configuration.Configuration) (auth.AccessController, error) {
+	a := withAuthCache(cfg).Auth
+	t := a.Type()
+	if t == "" || strings.EqualFold(t, "none") {
+		return nil, nil
+	}
+	ac, err := auth.GetAccessController(t, a.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("configuring %s authorization: %w", t, err)
+	}
+	return ac, nil
 }
 
 func newCachedHtpasswd(options map[string]any) (auth.AccessController, error) {

@@ -80,21 +80,11 @@ type referrersAPI struct {
 	log      *logrus.Entry
 }
 
-// newReferrers prepares the referrers API for cfg: it returns a copy of
-// cfg whose storage middleware hands the application's driver over, for
-// handlers.NewApp, and builds the access controller cfg's auth section
-// names (the application builds its own, alike).
-func newReferrers(cfg *configuration.Configuration) (*referrersAPI, *configuration.Configuration, error) {
-	api := &referrersAPI{}
-	// The same (caching) access controller as the application's.
-	if a := withAuthCache(cfg).Auth; a.Type() != "" && !strings.EqualFold(a.Type(), "none") {
-		t := a.Type()
-		ac, err := auth.GetAccessController(t, a.Parameters())
-		if err != nil {
-			return nil, nil, fmt.Errorf("configuring %s authorization: %w", t, err)
-		}
-		api.ac = ac
-	}
+// newReferrers prepares the referrers API for cfg, behind ac (nil: no
+// authentication): it returns a copy of cfg whose storage middleware hands
+// the application's driver over, for handlers.NewApp.
+func newReferrers(cfg *configuration.Configuration, ac auth.AccessController) (*referrersAPI, *configuration.Configuration) {
+	api := &referrersAPI{ac: ac}
 	if m, ok := cfg.Storage["maintenance"]; ok {
 		if ro, ok := m["readonly"].(map[any]any); ok {
 			api.readOnly, _ = ro["enabled"].(bool)
@@ -107,7 +97,7 @@ func newReferrers(cfg *configuration.Configuration) (*referrersAPI, *configurati
 	}
 	c.Middleware["storage"] = append(append([]configuration.Middleware(nil), cfg.Middleware["storage"]...),
 		configuration.Middleware{Name: captureMiddleware, Options: configuration.Parameters{"slot": &api.slot}})
-	return api, &c, nil
+	return api, &c
 }
 
 // handler serves the referrers API in front of next, the application

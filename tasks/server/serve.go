@@ -60,7 +60,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	site, err := ui.New(c, cfg, withAuthCache(cfg).Auth)
+	site, err := ui.New(c, cfg)
 	if err != nil {
 		return err
 	}
@@ -115,10 +115,13 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
-	refs, appCfg, err := newReferrers(cfg)
+	// One access controller for the handlers in front of the application
+	// (which builds its own, alike).
+	ac, err := accessController(cfg)
 	if err != nil {
 		return nil, err
 	}
+	refs, appCfg := newReferrers(cfg, ac)
 	checks := health.NewRegistry()
 	app, err := newApp(ctx, appCfg, checks)
 	if err != nil {
@@ -130,7 +133,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 		return nil, err
 	}
 	site.SetArtifacts(refs)
-	h, err := site.Handler(api)
+	h, err := site.Handler(api, ac)
 	if err != nil {
 		app.Shutdown()
 		return nil, err

@@ -76,7 +76,7 @@ func benchSite(b *testing.B, repos, tags int) *Site {
 // repositories, every one filtered and counted).
 func BenchmarkIndexPage(b *testing.B) {
 	s := benchSite(b, 1000, 20)
-	h, err := s.Handler(http.NotFoundHandler())
+	h, err := s.Handler(http.NotFoundHandler(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func BenchmarkIndexAllRepos(b *testing.B) {
 // to every repository): every tag list and manifest read from storage.
 func BenchmarkIndexCold(b *testing.B) {
 	s := benchSite(b, 1000, 20)
-	h, err := s.Handler(http.NotFoundHandler())
+	h, err := s.Handler(http.NotFoundHandler(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

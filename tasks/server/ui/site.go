@@ -36,21 +36,18 @@ type Site struct {
 	driver storagedriver.StorageDriver
 
 	access    auth.AccessController // nil without authentication
-	authCfg   configuration.Auth
 	artifacts Artifacts
 }
 
 // New makes the browser of the registry cfg configures (cfg agrees with c,
 // see regconfig.Load), or returns nil when CONTAINER_REGISTRY_UI=0. It adds
 // its registry middleware to cfg: build the application from cfg after
-// New, then wrap it with Handler. Pages are behind the access controller
-// access names (serve passes the application's, so the UI's requests cost
-// what the API's do).
-func New(c *config.Config, cfg *configuration.Configuration, access configuration.Auth) (*Site, error) {
+// New, then wrap it with Handler.
+func New(c *config.Config, cfg *configuration.Configuration) (*Site, error) {
 	if !c.UI {
 		return nil, nil
 	}
-	s := &Site{c: c, cache: newCache(), authCfg: access}
+	s := &Site{c: c, cache: newCache()}
 	if cfg.Middleware == nil {
 		cfg.Middleware = map[string][]configuration.Middleware{}
 	}
@@ -79,23 +76,17 @@ func parsePages() (map[string]*template.Template, error) {
 }
 
 // Handler serves the browser at Prefix (and redirects "/" there) and
-// passes every other request to next. A nil Site returns next. Call it
-// after the application is built (the access controller reads the htpasswd
-// file the configuration names, which must exist by then).
-func (s *Site) Handler(next http.Handler) (http.Handler, error) {
+// passes every other request to next. Pages are behind access (nil: no
+// authentication; serve passes the one its API uses). A nil Site returns
+// next. Call it after the application is built from New's configuration.
+func (s *Site) Handler(next http.Handler, access auth.AccessController) (http.Handler, error) {
 	if s == nil {
 		return next, nil
 	}
 	if s.ns == nil {
 		return nil, errors.New("ui: the registry application was built without the ui middleware")
 	}
-	if typ := s.authCfg.Type(); typ != "" && !strings.EqualFold(typ, "none") {
-		ac, err := auth.GetAccessController(typ, s.authCfg.Parameters())
-		if err != nil {
-			return nil, fmt.Errorf("ui: %s authentication: %w", typ, err)
-		}
-		s.access = ac
-	}
+	s.access = access
 	static, err := fs.Sub(templates.UI, "ui/static")
 	if err != nil {
 		return nil, err

@@ -31,12 +31,12 @@ func testServer(t *testing.T) (*Site, *httptest.Server) {
 	cfg.HTTP.Secret = "test"
 	cfg.Log.AccessLog.Disabled = true
 	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"}
-	s, err := New(c, cfg, cfg.Auth)
+	s, err := New(c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := handlers.NewApp(context.Background(), cfg)
-	h, err := s.Handler(app)
+	h, err := s.Handler(app, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestRoutes(t *testing.T) {
 	}
 	// CONTAINER_REGISTRY_UI=0: no site, every path is the API's.
 	var none *Site
-	h, err := none.Handler(http.NotFoundHandler())
+	h, err := none.Handler(http.NotFoundHandler(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
