@@ -92,17 +92,13 @@ type member struct {
 	resume  chan struct{} // closed when the hold ends
 }
 
-// joinCluster makes the registry of cfg a replica of its shared backend
+// joinCluster makes the registry of cfg (whose storage is d) a replica of its shared backend
 // when it has one: the returned handler wraps next with the write gate,
 // and leave removes the replica's record. Without a shared backend it
 // returns next and a no-op.
-func joinCluster(ctx context.Context, c *config.Config, cfg *configuration.Configuration, log *logrus.Entry, next http.Handler) (http.Handler, func(), error) {
+func joinCluster(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, log *logrus.Entry, next http.Handler) (http.Handler, func(), error) {
 	if !regconfig.S3(cfg) {
 		return next, func() {}, nil
-	}
-	d, err := regconfig.OpenStorage(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
 	}
 	if err := claimRedis(ctx, cfg, c.Backend); err != nil {
 		return nil, nil, err

@@ -28,6 +28,7 @@ import (
 
 	// What a registry-config.yml may name; keep the lists below in step.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
@@ -71,7 +72,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
-	main, leave, err := joinCluster(ctx, c, cfg, r.log, r.main)
+	main, leave, err := joinCluster(ctx, c, cfg, r.driver, r.log, r.main)
 	if err != nil {
 		r.app.Shutdown()
 		return err
@@ -98,6 +99,8 @@ type instance struct {
 	debug http.Handler // nil without http.debug.addr
 	tls   *tls.Config  // nil for plain HTTP
 	log   *logrus.Entry
+	// driver is the application's storage driver.
+	driver driver.StorageDriver
 	// timeouts are the connection timeouts of both servers.
 	timeouts Timeouts
 }
@@ -138,7 +141,7 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 		app.Shutdown()
 		return nil, err
 	}
-	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, timeouts: serverTimeouts()}
+	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, driver: refs.slot.d, timeouts: serverTimeouts()}
 	r.main = healthGate(checks, h)
 	if access != nil {
 		r.main = accessLog(access, r.main)
