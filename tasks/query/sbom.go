@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -210,9 +209,6 @@ func fetchDocument(ctx context.Context, t *registry.Target, repo name.Repository
 	return data, nil
 }
 
-// fallbackTagRe matches the referrers tag schema's tags.
-var fallbackTagRe = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
-
 // ImageArtifacts is what is attached to one platform image of a tag.
 type ImageArtifacts struct {
 	Tag      string  `json:"tag"`
@@ -238,7 +234,7 @@ func Artifacts(ctx context.Context, t *registry.Target, repo name.Repository, ta
 	cache := map[v1.Hash]*registry.Referrers{}
 	out := []ImageArtifacts{}
 	for _, tag := range tags {
-		if fallbackTagRe.MatchString(tag) {
+		if registry.IsFallbackTag(tag) {
 			continue
 		}
 		subjects, err := platformImages(ctx, t, repo.Tag(tag))

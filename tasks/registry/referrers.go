@@ -39,6 +39,17 @@ func FallbackTag(repo name.Repository, subject v1.Hash) name.Tag {
 	return repo.Tag(subject.Algorithm + "-" + subject.Hex)
 }
 
+// IsFallbackTag reports whether tag is a tag FallbackTag names (the
+// listings leave them out: they hold referrers, not images).
+func IsFallbackTag(tag string) bool {
+	alg, hex, ok := strings.Cut(tag, "-")
+	if !ok {
+		return false
+	}
+	_, err := v1.NewHash(alg + ":" + hex)
+	return err == nil
+}
+
 // Referrers lists the manifests of repo whose subject is subject: through
 // the referrers API when the registry has it, else from the fallback tag
 // (an absent tag is an empty list).

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -172,4 +174,18 @@ func TestCatalogAndTags(t *testing.T) {
 
 func basic(user, pass string) authn.Authenticator {
 	return &authn.Basic{Username: user, Password: pass}
+}
+
+// TestIsFallbackTag: exactly the tags FallbackTag makes.
+func TestIsFallbackTag(t *testing.T) {
+	repo, _ := name.NewRepository("localhost:5000/yocto/x")
+	h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	if tag := FallbackTag(repo, h).TagStr(); !IsFallbackTag(tag) {
+		t.Errorf("%s not recognised", tag)
+	}
+	for _, tag := range []string{"latest", "sha256-abc", "sha256-" + strings.Repeat("zz", 32), "v1-" + strings.Repeat("ab", 32), "sha256"} {
+		if IsFallbackTag(tag) {
+			t.Errorf("%s taken for a referrers tag", tag)
+		}
+	}
 }
