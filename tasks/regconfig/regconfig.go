@@ -476,6 +476,14 @@ func (ke *keyErrors) maintenance(p configuration.Parameters) {
 	}
 }
 
+// ReadOnly reports whether cfg puts the storage in read-only mode
+// (storage.maintenance.readonly.enabled, checked by Read).
+func ReadOnly(cfg *configuration.Configuration) bool {
+	ro, _ := cfg.Storage["maintenance"]["readonly"].(map[any]any)
+	enabled, _ := ro["enabled"].(bool)
+	return enabled
+}
+
 // optionalBool checks that m[name], when present, is a boolean. It returns
 // the value and whether it was present.
 func (ke *keyErrors) optionalBool(key string, m any, name string) (value, present bool) {

@@ -3,8 +3,10 @@ package regconfig
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/configuration"
 	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
@@ -110,5 +112,26 @@ func TestListenAddrs(t *testing.T) {
 	}
 	if _, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_LISTEN": "everywhere"}); err == nil {
 		t.Errorf("CONTAINER_REGISTRY_LISTEN=everywhere accepted")
+	}
+}
+
+// TestReadOnly: storage.maintenance.readonly.enabled as distribution's
+// parser leaves it.
+func TestReadOnly(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"version: 0.1\nstorage:\n  inmemory: {}\n", false},
+		{"version: 0.1\nstorage:\n  inmemory: {}\n  maintenance:\n    readonly:\n      enabled: false\n", false},
+		{"version: 0.1\nstorage:\n  inmemory: {}\n  maintenance:\n    readonly:\n      enabled: true\n", true},
+	} {
+		cfg, err := configuration.Parse(strings.NewReader(c.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ReadOnly(cfg); got != c.want {
+			t.Errorf("%q: ReadOnly %v, want %v", c.yaml, got, c.want)
+		}
 	}
 }

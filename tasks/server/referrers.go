@@ -28,6 +28,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
 )
 
@@ -85,11 +86,7 @@ type referrersAPI struct {
 // the application's driver over, for handlers.NewApp.
 func newReferrers(cfg *configuration.Configuration, ac auth.AccessController) (*referrersAPI, *configuration.Configuration) {
 	api := &referrersAPI{ac: ac}
-	if m, ok := cfg.Storage["maintenance"]; ok {
-		if ro, ok := m["readonly"].(map[any]any); ok {
-			api.readOnly, _ = ro["enabled"].(bool)
-		}
-	}
+	api.readOnly = regconfig.ReadOnly(cfg)
 	c := *cfg
 	c.Middleware = map[string][]configuration.Middleware{}
 	for k, v := range cfg.Middleware {
