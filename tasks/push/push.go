@@ -714,24 +714,38 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
 }
 
+// blobExists asks the registry whether repo has blob d. A 5xx answer is
+// asked again (three times, 50 ms apart and doubling), as go-containerregistry
+// does for its own requests: distribution 2.8 answers 500 to a HEAD that
+// races a concurrent upload of the same blob.
 func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false, err
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, fmt.Errorf("checking blob %s: %w", d, err)
+		}
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			return true, nil
+		case resp.StatusCode == http.StatusNotFound:
+			return false, nil
+		case resp.StatusCode < 500 || attempt == 4:
+			return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s: %w", d, err)
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
 }
 
 // startProgress emits Progress events for the uploads of one manifest

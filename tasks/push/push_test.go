@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -400,4 +402,39 @@ func target(t *testing.T, c *config.Config) *registry.Target {
 		t.Fatal(err)
 	}
 	return tg
+}
+
+// TestBlobExistsRetries5xx: a 5xx answer is asked again (distribution 2.8
+// answers 500 to a HEAD racing an upload of the same blob); a 4xx or a
+// lasting 5xx is the error.
+func TestBlobExistsRetries5xx(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		answers []int
+		exists  bool
+		wantErr string
+		heads   int
+	}{
+		{"two 500s then 200", []int{500, 500, 200}, true, "", 3},
+		{"503 then 404", []int{503, 404}, false, "", 2},
+		{"lasting 500", []int{500, 500, 500, 500, 500}, false, "500", 4},
+		{"401 at once", []int{401, 200}, false, "401", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			heads := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(c.answers[min(heads, len(c.answers)-1)])
+				heads++
+			}))
+			defer srv.Close()
+			repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/yocto/x", name.Insecure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok, err := blobExists(context.Background(), srv.Client(), repo, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)})
+			if ok != c.exists || heads != c.heads || (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+				t.Errorf("exists %v, err %v after %d HEADs; want %v, %q after %d", ok, err, heads, c.exists, c.wantErr, c.heads)
+			}
+		})
+	}
 }
