@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/generator.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/internal/buildinfo.Version=$(VERSION)
 BIN := build/ocireg-tool
 export CGO_ENABLED := 0
 

@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"os"
 	"strings"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -31,7 +30,7 @@ type AuthReport struct {
 // existing password file, else a new random one. Files whose content already
 // matches are left alone.
 func ensureAuth(c *config.Config) (*AuthReport, error) {
-	if err := MkdirPrivate(c.AuthDir()); err != nil {
+	if err := safefile.MkdirPrivate(c.AuthDir()); err != nil {
 		return nil, err
 	}
 	rep := &AuthReport{Dir: c.AuthDir(), User: c.Username, PasswordFile: c.PasswordFile()}
@@ -40,7 +39,7 @@ func ensureAuth(c *config.Config) (*AuthReport, error) {
 	case password != "":
 		rep.Source = "environment"
 	default:
-		stored, err := readPasswordFile(c.PasswordFile())
+		stored, err := config.ReadPasswordFile(c.PasswordFile())
 		switch {
 		case err == nil && stored != "":
 			password = stored
@@ -52,7 +51,7 @@ func ensureAuth(c *config.Config) (*AuthReport, error) {
 			rep.Source = "generated"
 		}
 	}
-	changed, err := WriteFileAtomic(c.PasswordFile(), []byte(password+"\n"), 0o600)
+	changed, err := safefile.WriteAtomic(c.PasswordFile(), []byte(password+"\n"), 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -67,43 +66,11 @@ func ensureAuth(c *config.Config) (*AuthReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hashing password: %w", err)
 	}
-	if _, err := WriteFileAtomic(c.HtpasswdFile(), []byte(c.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+	if _, err := safefile.WriteAtomic(c.HtpasswdFile(), []byte(c.Username+":"+string(hash)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	rep.Changed = true
 	return rep, nil
-}
-
-// ReadPassword returns the password the local registry expects: the
-// environment's, else the password file's.
-func ReadPassword(c *config.Config) (string, error) {
-	if c.Password != "" {
-		return c.Password, nil
-	}
-	pw, err := readPasswordFile(c.PasswordFile())
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("registry password: %w (start the registry once to create it, or set CONTAINER_REGISTRY_PASSWORD)", err)
-	case err != nil:
-		return "", fmt.Errorf("registry password: %w", err)
-	}
-	return pw, nil
-}
-
-// readPasswordFile reads a password file as ensureAuth writes it: the
-// password and one newline. The password obeys config.CheckPassword, the
-// same rule as CONTAINER_REGISTRY_PASSWORD, so what is written is what is
-// read back.
-func readPasswordFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-	if err := config.CheckPassword(pw); err != nil {
-		return "", fmt.Errorf("password file %s: %w", path, err)
-	}
-	return pw, nil
 }
 
 // htpasswdMatches reports whether file holds exactly one entry, for user,

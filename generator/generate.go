@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // Result lists what Generate wrote or found.
@@ -58,7 +60,7 @@ func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		changed, err := WriteFileAtomic(f.path, data, f.mode)
+		changed, err := safefile.WriteAtomic(f.path, data, f.mode)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +85,7 @@ func Help(c *config.Config, script string) ([]byte, error) {
 
 func templateData(c *config.Config) map[string]any {
 	return map[string]any{
-		"Version":      Version,
+		"Version":      buildinfo.Version,
 		"Baked":        config.FormatDump(c.BakedVars()),
 		"NativeTool":   c.NativeTool,
 		"DataDir":      c.DataDir(),
@@ -127,7 +129,7 @@ func copyTool(self, dst string, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("reading the running tool: %w", err)
 	}
-	changed, err := WriteFileAtomic(dst, data, 0o755)
+	changed, err := safefile.WriteAtomic(dst, data, 0o755)
 	if err != nil {
 		return err
 	}

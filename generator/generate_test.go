@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 )
 
 // snapshot describes files by content and mtime.
@@ -103,7 +104,7 @@ func TestGeneratedScriptRuns(t *testing.T) {
 	}
 	copyTool := filepath.Join(t.TempDir(), "ocireg-tool")
 	bakedOut := filepath.Join(t.TempDir(), "baked")
-	writeFile(t, copyTool, "#!/bin/sh\nprintf '%s' \"$CONTAINER_REGISTRY_BAKED\" > "+ShellQuote(bakedOut)+"\necho \"copy $CONTAINER_REGISTRY_URL|$CONTAINER_REGISTRY_SCRIPT\" \"$@\"\n")
+	writeFile(t, copyTool, "#!/bin/sh\nprintf '%s' \"$CONTAINER_REGISTRY_BAKED\" > "+shellquote.Quote(bakedOut)+"\necho \"copy $CONTAINER_REGISTRY_URL|$CONTAINER_REGISTRY_SCRIPT\" \"$@\"\n")
 	os.Chmod(copyTool, 0o755)
 	if _, err := Generate(c, copyTool, time.Now()); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/distribution/distribution/v3/configuration"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
 	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 )
 
@@ -97,9 +98,9 @@ func renderAll(t *testing.T, c *config.Config) string {
 }
 
 func TestGolden(t *testing.T) {
-	old := Version
-	Version = "golden"
-	defer func() { Version = old }()
+	old := buildinfo.Version
+	buildinfo.Version = "golden"
+	defer func() { buildinfo.Version = old }()
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := goldenConfig(t, tc.vars)

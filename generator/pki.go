@@ -15,7 +15,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // PKIReport says what ensurePKI did, and where the PKI is.
@@ -39,7 +40,7 @@ type PKIReport struct {
 // Existing keys are set to mode 0600.
 func ensurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
 	rep := &PKIReport{Dir: c.PKIDir(), CACert: c.CACert(), ServerCert: c.ServerCert()}
-	if err := MkdirPrivate(c.PKIDir()); err != nil {
+	if err := safefile.MkdirPrivate(c.PKIDir()); err != nil {
 		return nil, err
 	}
 	caCertOK, caKeyOK := exists(c.CACert()), exists(c.CAKey())
@@ -120,7 +121,7 @@ func createCA(c *config.Config, now time.Time) (*x509.Certificate, crypto.Signer
 	if err := writeKey(c.CAKey(), key); err != nil {
 		return nil, nil, err
 	}
-	if _, err := WriteFileAtomic(c.CACert(), pemBlock("CERTIFICATE", der), 0o644); err != nil {
+	if _, err := safefile.WriteAtomic(c.CACert(), pemBlock("CERTIFICATE", der), 0o644); err != nil {
 		return nil, nil, err
 	}
 	return cert, key, nil
@@ -157,7 +158,7 @@ func createServer(c *config.Config, ca *x509.Certificate, caKey crypto.Signer, n
 	if err := writeKey(c.ServerKey(), key); err != nil {
 		return err
 	}
-	_, err = WriteFileAtomic(c.ServerCert(), pemBlock("CERTIFICATE", der), 0o644)
+	_, err = safefile.WriteAtomic(c.ServerCert(), pemBlock("CERTIFICATE", der), 0o644)
 	return err
 }
 
@@ -255,7 +256,7 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	if exists(path) {
 		return fmt.Errorf("%s: %w (refusing to overwrite a key)", path, fs.ErrExist)
 	}
-	_, err = WriteFileAtomic(path, pemBlock("PRIVATE KEY", der), 0o600)
+	_, err = safefile.WriteAtomic(path, pemBlock("PRIVATE KEY", der), 0o600)
 	return err
 }
 

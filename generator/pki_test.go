@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 func secureConfig(t *testing.T, extra config.Vars) *config.Config {

@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/templates"
 )
-
-// Version is the tool version, set at build time with -ldflags -X.
-var Version = "dev"
 
 var (
 	parseOnce sync.Once
@@ -28,7 +25,7 @@ func funcs() template.FuncMap {
 	f := sprig.TxtFuncMap()
 	delete(f, "env")
 	delete(f, "expandenv")
-	f["shq"] = ShellQuote
+	f["shq"] = shellquote.Quote
 	f["tomlq"] = tomlQuote
 	return f
 }
@@ -46,11 +43,6 @@ func Render(name string, data any) ([]byte, error) {
 		return nil, fmt.Errorf("rendering %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
-}
-
-// ShellQuote quotes s for a POSIX shell.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // tomlQuote quotes s as a TOML basic string (JSON strings are valid TOML).

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // SecretsStep names the step that ensures the secrets; it decides whether

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // Target payload kinds, as `ocireg-tool target <kind>` spells them.
@@ -73,7 +75,7 @@ func InstallTarget(c *config.Config, kind, dest string, opts ...TargetOption) ([
 				return written, err
 			}
 		}
-		if _, err := WriteFileAtomic(path, f.Data, f.Mode); err != nil {
+		if _, err := safefile.WriteAtomic(path, f.Data, f.Mode); err != nil {
 			return written, err
 		}
 		written = append(written, f.Path)
@@ -154,7 +156,7 @@ func targetView(c *config.Config, addr string) string {
 
 func ociFiles(c *config.Config, o targetOptions) ([]TargetFile, error) {
 	data, err := Render("registries.conf.tmpl", map[string]any{
-		"Version":     Version,
+		"Version":     buildinfo.Version,
 		"Address":     c.TargetURL,
 		"Namespace":   c.Namespace,
 		"SearchFirst": c.SearchFirst,
@@ -173,7 +175,7 @@ func ociFiles(c *config.Config, o targetOptions) ([]TargetFile, error) {
 	}
 	if c.PodmanRuntime != "" {
 		data, err := Render("oci-runtime.conf.tmpl", map[string]any{
-			"Version": Version, "Runtime": c.PodmanRuntime, "RuntimePath": c.PodmanRuntimePath,
+			"Version": buildinfo.Version, "Runtime": c.PodmanRuntime, "RuntimePath": c.PodmanRuntimePath,
 		})
 		if err != nil {
 			return nil, err

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -589,7 +589,7 @@ func (b *bitbakeBuild) imageFile(t *testing.T, recipe, rel string) []byte {
 func (b *bitbakeBuild) runFail(t *testing.T, args ...string) string {
 	t.Helper()
 	shell := fmt.Sprintf(". %s %s >/dev/null && exec bitbake %s",
-		generator.ShellQuote(filepath.Join(b.yocto.oecore, "oe-init-build-env")), generator.ShellQuote(b.dir), shellArgs(args))
+		shellquote.Quote(filepath.Join(b.yocto.oecore, "oe-init-build-env")), shellquote.Quote(b.dir), shellArgs(args))
 	cmd := exec.Command("bash", "-c", shell)
 	cmd.Dir = b.yocto.oecore
 	cmd.Env = append(os.Environ(), "BITBAKEDIR="+b.yocto.bitbake, "LANG=en_US.UTF-8", "LC_ALL=en_US.UTF-8")

@@ -32,7 +32,7 @@ func TestScriptHelpAndUnknownCommand(t *testing.T) {
 // from it; bad input exits non-zero naming the file and line or variable.
 func TestGenerateAndTargetCLI(t *testing.T) {
 	storage := filepath.Join(t.TempDir(), "cr")
-	r := RunTool(t, nil, "generate", "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt", "--storage", storage)
+	r := RunTool(t, nil, "generate", "--env-dump", "../config/testdata/bitbake-e-base-files.txt", "--storage", storage)
 	if r.Code != 0 {
 		t.Fatalf("generate from bitbake -e: %d %s", r.Code, r.Out())
 	}
@@ -45,7 +45,7 @@ func TestGenerateAndTargetCLI(t *testing.T) {
 	}
 
 	dest := t.TempDir()
-	r = RunTool(t, nil, "target", "docker", "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt", "--dest", dest)
+	r = RunTool(t, nil, "target", "docker", "--env-dump", "../config/testdata/bitbake-e-base-files.txt", "--dest", dest)
 	if r.Code != 0 {
 		t.Fatalf("target docker: %d %s", r.Code, r.Out())
 	}
@@ -74,7 +74,7 @@ func TestGenerateAndTargetCLI(t *testing.T) {
 		{[]string{"generate", "--env-dump", "/nonexistent/dump"}, nil, 2, "/nonexistent/dump"},
 		{[]string{"target", "podman", "--dest", dest}, nil, 2, `must be one of "docker","oci","ca"`},
 		{[]string{"target", "docker"}, nil, 2, "--dest"},
-		{[]string{"target", "ca", "--dest", dest, "--env-dump", "../generator/config/testdata/bitbake-e-base-files.txt"}, nil, 1, "ca.crt not found"},
+		{[]string{"target", "ca", "--dest", dest, "--env-dump", "../config/testdata/bitbake-e-base-files.txt"}, nil, 1, "ca.crt not found"},
 		{[]string{"nosuchcommand"}, nil, 2, "Unknown command"},
 	}
 	for _, tc := range cases {

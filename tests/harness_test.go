@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // toolBin is the ocireg-tool binary built once for all tests.

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
 )
 
 const layerDir = "../meta-layer"

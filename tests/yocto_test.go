@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 )
 
 // The bitbake + openembedded-core snapshot every developer and CI have
@@ -232,7 +232,7 @@ func (b *bitbakeBuild) run(t *testing.T, args ...string) string {
 	name := fmt.Sprintf("%02d-%s.log", b.runs, strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.Join(args, "-"), "-"), "-"))
 	logPath := filepath.Join(b.console, name)
 	shell := fmt.Sprintf(". %s %s >/dev/null && exec bitbake %s",
-		generator.ShellQuote(filepath.Join(b.yocto.oecore, "oe-init-build-env")), generator.ShellQuote(b.dir), shellArgs(args))
+		shellquote.Quote(filepath.Join(b.yocto.oecore, "oe-init-build-env")), shellquote.Quote(b.dir), shellArgs(args))
 	cmd := exec.Command("bash", "-c", shell)
 	cmd.Dir = b.yocto.oecore
 	cmd.Env = append(os.Environ(), "BITBAKEDIR="+b.yocto.bitbake, "LANG=en_US.UTF-8", "LC_ALL=en_US.UTF-8")
@@ -352,7 +352,7 @@ func (b *bitbakeBuild) waitServer(t *testing.T) {
 func shellArgs(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = generator.ShellQuote(a)
+		q[i] = shellquote.Quote(a)
 	}
 	return strings.Join(q, " ")
 }

@@ -14,8 +14,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -74,13 +75,13 @@ func (a *App) Getenv(key string) string {
 }
 
 // ScriptName is how messages refer to the helper script: a shell word
-// (see shellWord), so that every hint that shows a command can be copied
+// (see shellquote.Word), so that every hint that shows a command can be copied
 // as it is, whatever the storage path holds.
 func (a *App) ScriptName(c *config.Config) string {
 	if a.Script != "" {
-		return shellWord(a.Script)
+		return shellquote.Word(a.Script)
 	}
-	return shellWord(c.Script())
+	return shellquote.Word(c.Script())
 }
 
 // interrupted is the cause of the run's context ending at a signal.
@@ -176,7 +177,7 @@ func newParser(app *App, cli *CLI, exit func(int)) (*kong.Kong, error) {
 		kong.Exit(exit),
 		kong.Bind(app),
 		kong.BindTo(app.Ctx, (*context.Context)(nil)),
-		kong.Vars{"version": generator.Version},
+		kong.Vars{"version": buildinfo.Version},
 		kong.KindMapper(reflect.String, verbatimString),
 	)
 }

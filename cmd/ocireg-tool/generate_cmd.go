@@ -5,8 +5,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 )
 
 // GenerateCmd writes the helper script and everything it needs.
@@ -37,13 +38,13 @@ func (g *GenerateCmd) Run(app *App) error {
 		fmt.Fprintf(app.Stderr, "Warning: %s\n", w)
 	}
 	out := app.Stdout
-	script := shellWord(res.Script)
+	script := shellquote.Word(res.Script)
 	fmt.Fprintf(out, "Generated container registry helper (%s)\n", c.Mode())
 	fmt.Fprintf(out, "  Script:  %s\n", script)
-	fmt.Fprintf(out, "  Config:  %s\n", shellWord(res.Config))
-	fmt.Fprintf(out, "  Storage: %s\n", shellWord(c.Storage))
+	fmt.Fprintf(out, "  Config:  %s\n", shellquote.Word(res.Config))
+	fmt.Fprintf(out, "  Storage: %s\n", shellquote.Word(c.Storage))
 	if c.Secure {
-		fmt.Fprintf(out, "  PKI:     %s", shellWord(c.PKIDir()))
+		fmt.Fprintf(out, "  PKI:     %s", shellquote.Word(c.PKIDir()))
 		switch {
 		case res.Secrets.PKI.CreatedCA:
 			fmt.Fprintf(out, " (new CA and server certificate)\n")
@@ -52,7 +53,7 @@ func (g *GenerateCmd) Run(app *App) error {
 		default:
 			fmt.Fprintf(out, " (existing, kept)\n")
 		}
-		fmt.Fprintf(out, "  CA cert: %s\n", shellWord(c.CACert()))
+		fmt.Fprintf(out, "  CA cert: %s\n", shellquote.Word(c.CACert()))
 	}
 	if len(res.Changed) == 0 {
 		fmt.Fprintf(out, "  (everything was already up to date)\n")

@@ -8,8 +8,10 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 )
 
 // HelpCmd prints the helper script's help.
@@ -36,7 +38,7 @@ const (
 // modes, the effective configuration, examples). When the configuration
 // is invalid it still prints the commands.
 func writeHelp(app *App, model *kong.Application) error {
-	script := shellWord(app.Script)
+	script := shellquote.Word(app.Script)
 	c, err := config.Load(config.Sources{Environ: app.Environ})
 	if err != nil {
 		c, _ = config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": "/"})
@@ -62,7 +64,7 @@ func writeHelp(app *App, model *kong.Application) error {
 // do not fit on its usage line.
 func writeCommandHelp(w io.Writer, model *kong.Application, script string) {
 	fmt.Fprintf(w, "Usage: %s <command> [options]\n\n", script)
-	fmt.Fprintf(w, "%s (ocireg-tool %s).\n\n", strings.TrimSuffix(model.Help, "."), generator.Version)
+	fmt.Fprintf(w, "%s (ocireg-tool %s).\n\n", strings.TrimSuffix(model.Help, "."), buildinfo.Version)
 	fmt.Fprintln(w, "Commands:")
 	var sections []*kong.Node
 	for _, n := range model.Leaves(true) {

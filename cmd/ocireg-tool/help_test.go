@@ -10,7 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
 	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 )
 
@@ -30,9 +30,9 @@ var helpCases = []struct {
 // with the storage directory replaced by /STORAGE.
 func runScript(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	old := generator.Version
-	generator.Version = "golden"
-	t.Cleanup(func() { generator.Version = old })
+	old := buildinfo.Version
+	buildinfo.Version = "golden"
+	t.Cleanup(func() { buildinfo.Version = old })
 	storage := t.TempDir()
 	var out bytes.Buffer
 	app := &App{
@@ -49,7 +49,7 @@ func runScript(t *testing.T, env []string, args ...string) (int, string) {
 // model is the kong model of the tool's command line.
 func model(t *testing.T, cli any) *kong.Application {
 	t.Helper()
-	p, err := kong.New(cli, kong.Name("ocireg-tool"), kong.Vars{"version": generator.Version})
+	p, err := kong.New(cli, kong.Name("ocireg-tool"), kong.Vars{"version": buildinfo.Version})
 	if err != nil {
 		t.Fatal(err)
 	}

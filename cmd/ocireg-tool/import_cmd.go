@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 )
@@ -86,7 +87,7 @@ func renderPushSummary(w io.Writer, sum *push.Summary) {
 		} else {
 			roots := make([]string, len(sum.Roots))
 			for i, r := range sum.Roots {
-				roots[i] = shellWord(r)
+				roots[i] = shellquote.Word(r)
 			}
 			fmt.Fprintf(w, "No OCI images to push (searched: %s)\n", strings.Join(roots, ", "))
 		}

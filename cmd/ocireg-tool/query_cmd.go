@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 )
@@ -117,7 +118,7 @@ func (cmd InfoCmd) Run(app *App) error {
 }
 
 // renderInfo prints the configuration. Every path and value that came from
-// the configuration is a shell word (shellWord): quoted when it holds
+// the configuration is a shell word (shellquote.Word): quoted when it holds
 // spaces or shell metacharacters, escaped when it holds control characters.
 func renderInfo(w io.Writer, d *query.InfoData) {
 	or := func(s string) string {
@@ -130,14 +131,14 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		if s == "" {
 			return "(not set)"
 		}
-		return shellWord(s)
+		return shellquote.Word(s)
 	}
 	fmt.Fprintf(w, "Container registry configuration:\n")
 	fmt.Fprintf(w, "  URL:          %s\n", word(d.URL))
 	fmt.Fprintf(w, "  Namespace:    %s\n", word(d.Namespace))
 	fmt.Fprintf(w, "  Storage:      %s\n", word(d.Storage))
 	fmt.Fprintf(w, "  Config:       %s\n", word(d.Config))
-	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(shellWords(d.DeployDirs)))
+	fmt.Fprintf(w, "  Deploy dirs:  %s\n", or(shellquote.Words(d.DeployDirs)))
 	fmt.Fprintf(w, "  Tag strategy: %s\n", d.TagStrategy)
 	fmt.Fprintf(w, "  Target arch:  %s\n", word(d.TargetArch))
 	fmt.Fprintf(w, "  Mode:         %s\n", d.Mode)

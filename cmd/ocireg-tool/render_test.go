@@ -9,7 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/golden"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"

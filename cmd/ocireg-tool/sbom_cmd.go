@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 )
 
@@ -29,7 +30,7 @@ func (cmd SBOMCmd) Run(app *App) error {
 		_, err = app.Stdout.Write(doc.Data)
 		return err
 	}
-	if _, err := generator.WriteFileAtomic(cmd.Output, doc.Data, 0o644); err != nil {
+	if _, err := safefile.WriteAtomic(cmd.Output, doc.Data, 0o644); err != nil {
 		return fmt.Errorf("--output %s: %w", cmd.Output, err)
 	}
 	via := "referrers tag"
@@ -37,6 +38,6 @@ func (cmd SBOMCmd) Run(app *App) error {
 		via = "referrers API"
 	}
 	fmt.Fprintf(app.Stderr, "Wrote %s (%d bytes): %s of %s:%s (%s, %s) from %s\n",
-		shellWord(cmd.Output), len(doc.Data), doc.ArtifactType, doc.Repo, doc.Tag, doc.Platform, shortDigest(doc.Subject.String()), via)
+		shellquote.Word(cmd.Output), len(doc.Data), doc.ArtifactType, doc.Repo, doc.Tag, doc.Platform, shortDigest(doc.Subject.String()), via)
 	return nil
 }

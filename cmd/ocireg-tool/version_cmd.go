@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
 )
 
 // VersionCmd prints the version.
@@ -11,6 +11,6 @@ type VersionCmd struct{}
 
 // Run prints the version injected at build time.
 func (VersionCmd) Run(app *App) error {
-	fmt.Fprintf(app.Stdout, "ocireg-tool %s\n", generator.Version)
+	fmt.Fprintf(app.Stdout, "ocireg-tool %s\n", buildinfo.Version)
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )

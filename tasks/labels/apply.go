@@ -12,8 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // Rewrite records one image whose configuration now carries the labels.
@@ -76,7 +75,7 @@ func applyDir(dir string, l Labels) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := generator.WriteFileAtomic(filepath.Join(dir, "index.json"), data, 0o644); err != nil {
+	if _, err := safefile.WriteAtomic(filepath.Join(dir, "index.json"), data, 0o644); err != nil {
 		return nil, err
 	}
 	return rep, nil

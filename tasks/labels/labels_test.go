@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testgit"
 )
 

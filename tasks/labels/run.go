@@ -3,7 +3,7 @@ package labels
 import (
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // Result is what Run computed and did.

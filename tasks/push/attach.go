@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )

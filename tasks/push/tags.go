@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/gitinfo"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 )

@@ -19,7 +19,7 @@ import (
 	// The shared object storage of CONTAINER_REGISTRY_BACKEND.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // applyBackend makes the storage and redis sections agree with

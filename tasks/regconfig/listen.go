@@ -9,7 +9,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // Listen is where the registry listens, and why there.

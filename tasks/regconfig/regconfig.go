@@ -35,8 +35,9 @@ import (
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // What this build compiles in, for checkConfig and its messages (serve
@@ -65,7 +66,7 @@ func EnsureFile(c *config.Config) (bool, error) {
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return false, fmt.Errorf("creating storage directory: %w", err)
 	}
-	if _, err := generator.WriteFileAtomic(c.RegistryConfig(), data, 0o644); err != nil {
+	if _, err := safefile.WriteAtomic(c.RegistryConfig(), data, 0o644); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -288,7 +289,7 @@ func ensureSecret(file string) (string, error) {
 		return "", fmt.Errorf("creating http secret: %w", err)
 	}
 	secret := hex.EncodeToString(b)
-	if _, err := generator.WriteFileAtomic(file, []byte(secret+"\n"), 0o600); err != nil {
+	if _, err := safefile.WriteAtomic(file, []byte(secret+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return secret, nil

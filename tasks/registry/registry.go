@@ -26,8 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 )
@@ -80,7 +79,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 	case creds != nil && creds.Auth != nil && !creds.Anonymous():
 		t.Auth, t.AuthSource = creds.Auth, creds.Source
 	case c.Auth:
-		pw, err := generator.ReadPassword(c)
+		pw, err := c.LocalPassword()
 		if err != nil {
 			if t.setupErr == nil {
 				t.setupErr = err

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // LockFile is the lock of the registry serving c's port:

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // One holder at a time: a second Lock waits, gives up after its wait

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // GCRecord is what the last gc of a storage did (last-gc.json), for the
@@ -45,7 +45,7 @@ func writeRecord(c *config.Config, op string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = generator.WriteFileAtomic(recordFile(c, op), append(data, '\n'), 0o600)
+	_, err = safefile.WriteAtomic(recordFile(c, op), append(data, '\n'), 0o600)
 	return err
 }
 

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ocireg-tool/ocireg-tool/generator"
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // PidFile is the pid file of the registry serving one port of one storage
@@ -194,7 +194,7 @@ func Others(c *config.Config) []Running {
 // writePidFile records pid (and its start time) in c's pid file.
 func WritePidFile(c *config.Config, pid int) error {
 	p := pidInfo{Pid: pid, StartTime: inspectProc(pid).StartTime, URL: c.BaseURL(), Mode: c.Mode()}
-	_, err := generator.WriteFileAtomic(PidFile(c), formatPidFile(p), 0o644)
+	_, err := safefile.WriteAtomic(PidFile(c), formatPidFile(p), 0o644)
 	return err
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 

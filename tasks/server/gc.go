@@ -17,7 +17,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"

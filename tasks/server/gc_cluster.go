@@ -17,7 +17,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -42,7 +42,7 @@ inherit go-mod
 
 GO_IMPORT = "github.com/ocireg-tool/ocireg-tool"
 GO_INSTALL = "${GO_IMPORT}/cmd/ocireg-tool"
-GO_EXTRA_LDFLAGS += "-X ${GO_IMPORT}/generator.Version=${PV}+${@d.getVar('SRCREV')[:10]}"
+GO_EXTRA_LDFLAGS += "-X ${GO_IMPORT}/internal/buildinfo.Version=${PV}+${@d.getVar('SRCREV')[:10]}"
 # A static binary: the helper script keeps a copy outside tmp/.
 CGO_ENABLED = "0"
 export CGO_ENABLED

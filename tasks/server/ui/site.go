@@ -14,7 +14,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/auth"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/ocireg-tool/ocireg-tool/generator/config"
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/templates"
 )
 

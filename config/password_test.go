@@ -1,4 +1,4 @@
-package generator
+package config
 
 import (
 	"os"
@@ -6,11 +6,14 @@ import (
 	"testing"
 )
 
-// ReadPassword names the password file when it breaks the password rule,
+// LocalPassword names the password file when it breaks the password rule,
 // and suggests starting the registry only when the file is missing.
 func TestReadPasswordFile(t *testing.T) {
-	c := secureConfig(t, nil)
-	_, err := ReadPassword(c)
+	c, err := FromVars(Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.LocalPassword()
 	if err == nil || !strings.Contains(err.Error(), "start the registry once to create it") {
 		t.Fatalf("missing file: %v", err)
 	}
@@ -31,7 +34,7 @@ func TestReadPasswordFile(t *testing.T) {
 		"new\rline\r\n": "must be a single line",
 	} {
 		writeFile(t, c.PasswordFile(), body)
-		pw, err := ReadPassword(c)
+		pw, err := c.LocalPassword()
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%q: %v", body, err)

@@ -1,4 +1,7 @@
-package main
+// Package shellquote owns the tool's shell quoting: Quote for words a
+// generated POSIX script holds, Word for paths and values in lines a user
+// reads and may copy into a shell.
+package shellquote
 
 import (
 	"fmt"
@@ -7,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// shellWord renders s, a path or a value from the configuration, for a
+// Word renders s, a path or a value from the configuration, for a
 // line a user reads and may copy into a shell:
 //   - as it is when every character is one no shell treats specially;
 //   - in single quotes when it holds spaces or shell metacharacters;
@@ -17,7 +20,7 @@ import (
 //     recolour or rewrite the screen).
 //
 // Either quoted form, pasted into bash, gives back exactly s.
-func shellWord(s string) string {
+func Word(s string) string {
 	if s == "" {
 		return "''"
 	}
@@ -38,6 +41,11 @@ func shellWord(s string) string {
 	case plain:
 		return s
 	}
+	return Quote(s)
+}
+
+// Quote single-quotes s for a POSIX shell, whatever it holds.
+func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -89,11 +97,11 @@ func ansiCQuote(s string) string {
 
 var cEscapes = map[rune]string{'\a': `\a`, '\b': `\b`, '\x1b': `\e`, '\f': `\f`, '\n': `\n`, '\r': `\r`, '\t': `\t`, '\v': `\v`}
 
-// shellWords renders each of ss with shellWord, joined by spaces.
-func shellWords(ss []string) string {
+// Words renders each of ss with Word, joined by spaces.
+func Words(ss []string) string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = shellWord(s)
+		out[i] = Word(s)
 	}
 	return strings.Join(out, " ")
 }

@@ -1,4 +1,6 @@
-package generator
+// Package safefile owns how the tool writes files others read: atomically
+// (a temporary file and a rename) and with the mode it means.
+package safefile
 
 import (
 	"bytes"
@@ -7,11 +9,11 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic writes data to path through a temporary file and a rename,
+// WriteAtomic writes data to path through a temporary file and a rename,
 // so readers never see a half-written file. When path already holds exactly
 // data with the same mode, nothing is written and the mtime stays. It reports
 // whether the file changed.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) (bool, error) {
+func WriteAtomic(path string, data []byte, mode os.FileMode) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		if st, err := os.Stat(path); err == nil && st.Mode().Perm() == mode.Perm() {
 			return false, nil

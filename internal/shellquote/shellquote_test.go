@@ -1,4 +1,4 @@
-package main
+package shellquote
 
 import (
 	"os/exec"
@@ -7,7 +7,7 @@ import (
 	"unicode"
 )
 
-// shellWord leaves plain words alone, quotes the rest so that bash reads
+// Word leaves plain words alone, quotes the rest so that bash reads
 // back exactly the input, and never lets a control character through.
 func TestShellWord(t *testing.T) {
 	bash, err := exec.LookPath("bash")
@@ -35,13 +35,13 @@ func TestShellWord(t *testing.T) {
 		"/x/\x02ab":                         `$'/x/\x02ab'`,
 	}
 	for in, want := range cases {
-		got := shellWord(in)
+		got := Word(in)
 		if got != want {
-			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
+			t.Errorf("Word(%q) = %s, want %s", in, got, want)
 		}
 		for _, r := range got {
 			if !unicode.IsPrint(r) {
-				t.Errorf("shellWord(%q) = %q holds a character a terminal would not show", in, got)
+				t.Errorf("Word(%q) = %q holds a character a terminal would not show", in, got)
 			}
 		}
 		out, err := exec.Command(bash, "-c", "printf %s "+got).Output()
@@ -49,10 +49,10 @@ func TestShellWord(t *testing.T) {
 			t.Errorf("bash reads %s as %q (%v), want %q", got, out, err, in)
 		}
 	}
-	if got := shellWords([]string{"/a", "/b c"}); got != "/a '/b c'" {
-		t.Errorf("shellWords: %s", got)
+	if got := Words([]string{"/a", "/b c"}); got != "/a '/b c'" {
+		t.Errorf("Words: %s", got)
 	}
-	if strings.Contains(shellWord("\x1b"), "\x1b") {
+	if strings.Contains(Word("\x1b"), "\x1b") {
 		t.Error("ESC passed through")
 	}
 }
