@@ -14,10 +14,8 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 
 	// The shared object storage of CONTAINER_REGISTRY_BACKEND.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 )
@@ -147,12 +145,3 @@ func ensureSharedSecret(ctx context.Context, d driver.StorageDriver) (string, er
 // secretSettle is how long a replica that wrote the shared secret waits
 // before reading it back.
 const secretSettle = 200 * time.Millisecond
-
-// OpenStorage creates the storage driver cfg names.
-func OpenStorage(ctx context.Context, cfg *configuration.Configuration) (driver.StorageDriver, error) {
-	d, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
-	if err != nil {
-		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
-	}
-	return d, nil
-}

@@ -8,9 +8,6 @@ package regconfig
 
 import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
 
 	"bytes"
 	"context"
@@ -31,19 +28,18 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // What this build compiles in, for checkConfig and its messages (serve
 // imports the same packages).
 var (
-	storageDrivers     = []string{"filesystem", "inmemory", "s3", "s3aws"}
 	storageMiddlewares = []string{"redirect"}
 	authTypes          = []string{"htpasswd", "none"}
 )
@@ -139,7 +135,7 @@ func Load(c *config.Config) (*configuration.Configuration, []Adjustment, error) 
 		return nil, nil, err
 	}
 	if cfg.HTTP.Secret == "" && S3(cfg) {
-		d, err := OpenStorage(context.Background(), cfg)
+		d, err := regstore.Open(context.Background(), cfg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -396,10 +392,10 @@ func (ke *keyErrors) storage(cfg *configuration.Configuration) driver.StorageDri
 	var d driver.StorageDriver
 	typ := st.Type() // exactly one: parseConfig made sure
 	switch {
-	case !slices.Contains(storageDrivers, typ):
-		ke.add("storage."+typ, "driver not compiled into ocireg-tool (available: %s)", strings.Join(storageDrivers, ", "))
+	case !slices.Contains(regstore.Drivers, typ):
+		ke.add("storage."+typ, "driver not compiled into ocireg-tool (available: %s)", strings.Join(regstore.Drivers, ", "))
 	default:
-		sd, err := factory.Create(context.Background(), typ, st[typ])
+		sd, err := regstore.OpenDriver(context.Background(), typ, st[typ])
 		if err != nil {
 			ke.add("storage."+typ, "%v", err)
 			break

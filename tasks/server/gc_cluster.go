@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // WritesHeld is emitted when every live replica of a shared backend holds
@@ -46,7 +46,7 @@ const gcGrace = time.Hour
 // returned function withdraws the request, after purging the redis blob
 // descriptor cache, which would otherwise answer for removed blobs.
 func holdWrites(ctx context.Context, c *config.Config, cfg *configuration.Configuration, o GCOptions) (func() error, error) {
-	d, err := regconfig.OpenStorage(ctx, cfg)
+	d, err := regstore.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // Replicas lists the live replicas of the shared backend d (records
@@ -59,7 +60,7 @@ func backendStatus(ctx context.Context, c *config.Config, res *StatusResult) {
 		res.PeersErr = err.Error()
 		return
 	}
-	d, err := regconfig.OpenStorage(ctx, cfg)
+	d, err := regstore.Open(ctx, cfg)
 	if err != nil {
 		res.PeersErr = err.Error()
 		return

@@ -14,13 +14,13 @@ import (
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // Report is what Verify found.
@@ -56,9 +56,9 @@ func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
+	d, err := regstore.Open(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s storage: %w", cfg.Storage.Type(), err)
+		return nil, err
 	}
 	reg, err := storage.NewRegistry(ctx, d)
 	if err != nil {
@@ -95,11 +95,6 @@ func (v *verifier) problem(format string, a ...any) {
 	v.rep.Problems = append(v.rep.Problems, fmt.Sprintf(format, a...))
 }
 
-func isNotFound(err error) bool {
-	var nf driver.PathNotFoundError
-	return errors.As(err, &nf)
-}
-
 func (v *verifier) walk(reg distribution.Namespace) error {
 	repos := reg.(distribution.RepositoryEnumerator)
 	err := repos.Enumerate(v.ctx, func(name string) error {
@@ -109,7 +104,7 @@ func (v *verifier) walk(reg distribution.Namespace) error {
 		v.rep.Repositories++
 		return v.repository(reg, name)
 	})
-	if err != nil && !isNotFound(err) {
+	if err != nil && !regstore.IsNotFound(err) {
 		return fmt.Errorf("listing repositories: %w", err)
 	}
 	err = reg.Blobs().Enumerate(v.ctx, func(dgst digest.Digest) error {
@@ -120,14 +115,14 @@ func (v *verifier) walk(reg distribution.Namespace) error {
 			return nil
 		}
 		size := int64(0)
-		if fi, err := v.d.Stat(v.ctx, blobPath(dgst)); err == nil {
+		if fi, err := v.d.Stat(v.ctx, blobData(dgst)); err == nil {
 			size = fi.Size()
 		}
 		v.rep.Orphans = append(v.rep.Orphans, Orphan{Digest: dgst.String(), Bytes: size})
 		v.rep.OrphanBytes += size
 		return nil
 	})
-	if err != nil && !isNotFound(err) {
+	if err != nil && !regstore.IsNotFound(err) {
 		return fmt.Errorf("listing blobs: %w", err)
 	}
 	return v.checkReferrers()
@@ -150,7 +145,7 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 	seen := map[digest.Digest]bool{}
 	tags, err := repo.Tags(v.ctx).All(v.ctx)
 	var unknown distribution.ErrRepositoryUnknown
-	if err != nil && !errors.As(err, &unknown) && !isNotFound(err) {
+	if err != nil && !errors.As(err, &unknown) && !regstore.IsNotFound(err) {
 		v.problem("%s: listing tags: %v", name, err)
 	}
 	sort.Strings(tags)
@@ -160,7 +155,7 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 		}
 		desc, err := repo.Tags(v.ctx).Get(v.ctx, tag)
 		var nt distribution.ErrTagUnknown
-		if errors.As(err, &nt) && v.noFiles(tagPath(name, tag)) {
+		if errors.As(err, &nt) && v.noFiles(regstore.Tag(name, tag)) {
 			// A deleted tag whose empty prefix an object store still
 			// lists (SeaweedFS removes empty folders a moment later):
 			// not a tag.
@@ -180,7 +175,7 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 			v.manifest(repo, ms, name+"@"+dgst.String(), dgst, seen)
 			return v.ctx.Err()
 		})
-		if err != nil && !isNotFound(err) {
+		if err != nil && !regstore.IsNotFound(err) {
 			v.problem("%s: listing manifests: %v", name, err)
 		}
 	}
@@ -252,9 +247,9 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 	if err := dgst.Validate(); err != nil {
 		return 0, err
 	}
-	r, err := v.d.Reader(v.ctx, blobPath(dgst), 0)
+	r, err := v.d.Reader(v.ctx, blobData(dgst), 0)
 	if err != nil {
-		if isNotFound(err) {
+		if regstore.IsNotFound(err) {
 			return 0, fmt.Errorf("data missing from storage")
 		}
 		return 0, err
@@ -273,11 +268,6 @@ func (v *verifier) hash(dgst digest.Digest) (int64, error) {
 	return n, nil
 }
 
-// tagPath is where distribution keeps a tag.
-func tagPath(repo, tag string) string {
-	return "/docker/registry/v2/repositories/" + repo + "/_manifests/tags/" + tag
-}
-
 // noFiles reports whether no file is stored at or below p.
 func (v *verifier) noFiles(p string) bool {
 	found := errors.New("found")
@@ -287,13 +277,7 @@ func (v *verifier) noFiles(p string) bool {
 		}
 		return nil
 	})
-	return err == nil || isNotFound(err)
-}
-
-// blobPath is where distribution's storage layout keeps a blob's data.
-func blobPath(dgst digest.Digest) string {
-	hex := dgst.Encoded()
-	return fmt.Sprintf("/docker/registry/v2/blobs/%s/%s/%s/data", dgst.Algorithm(), hex[:2], hex)
+	return err == nil || regstore.IsNotFound(err)
 }
 
 // ctxReader stops reading when its context ends.
@@ -307,4 +291,9 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// blobData is where distribution keeps the content of dgst.
+func blobData(dgst digest.Digest) string {
+	return regstore.BlobData(dgst.Algorithm().String(), dgst.Encoded())
 }
