@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/serve"
 )
 
 // serverPeers returns the remote ports of the TCP connections (not
@@ -95,7 +95,7 @@ func startUpload(t *testing.T, e *Env, repo string) string {
 func TestServerClosesIdleConnections(t *testing.T) {
 	const idle, silent = 100, 100
 	e := NewEnv(t, nil)
-	e.Extra[server.TimeoutsEnv] = "idle=1s,header=1s,stall=2s"
+	e.Extra[serve.TimeoutsEnv] = "idle=1s,header=1s,stall=2s"
 	e.mustRun(t, 0, "start")
 	pid := e.pidOf(t)
 	big := srvRandomImage(t, 32<<20, 1)

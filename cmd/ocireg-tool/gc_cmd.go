@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"golang.org/x/term"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/sirupsen/logrus"
 )
 
 // GCCmd garbage-collects the registry storage.
@@ -28,6 +30,9 @@ func (cmd GCCmd) Run(app *App) error {
 	if !cmd.JSON && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) {
 		g.Confirm = func() bool { return askYes(app, gcQuestion, bufio.NewReader(os.Stdin)) }
 	}
+	// distribution logs every deletion through logrus's standard logger,
+	// which only the process may configure; the result says it better.
+	logrus.SetOutput(io.Discard)
 	res, err := server.GC(app.Ctx, c, g)
 	return renderResult(app, cmd.JSON, res, err, func() { writeGC(app.Stdout, res, o.Script) })
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
@@ -288,14 +289,14 @@ func writeGC(w io.Writer, r *server.GCResult, script string) {
 
 // writeRemovals lists what a collection removes, largest blobs first, at
 // most 50 blobs.
-func writeRemovals(w io.Writer, r *server.GCReport) {
+func writeRemovals(w io.Writer, r *gc.Report) {
 	for _, m := range r.Manifests {
 		fmt.Fprintf(w, "  manifest %s (no tag)\n", m.Name)
 	}
 	for _, u := range r.Uploads {
 		fmt.Fprintf(w, "  partial upload %s %s\n", u.Name, humanBytes(u.Bytes))
 	}
-	blobs := append([]server.Removal(nil), r.Blobs...)
+	blobs := append([]gc.Removal(nil), r.Blobs...)
 	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Bytes > blobs[j].Bytes })
 	const max = 50
 	for i, b := range blobs {
@@ -308,7 +309,7 @@ func writeRemovals(w io.Writer, r *server.GCReport) {
 }
 
 // uploadsNote is " plus N partial upload(s)" when there are any.
-func uploadsNote(r *server.GCReport) string {
+func uploadsNote(r *gc.Report) string {
 	if len(r.Uploads) == 0 {
 		return ""
 	}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
 
@@ -44,12 +46,12 @@ func secureStart(auth bool) *server.StartResult {
 	return r
 }
 
-func gcReport(blobs int, removed bool) *server.GCReport {
-	r := &server.GCReport{Removed: removed}
+func gcReport(blobs int, removed bool) *gc.Report {
+	r := &gc.Report{Removed: removed}
 	for i := 0; i < blobs; i++ {
 		size := int64(100 + (i%7)*1000)
 		name := fmt.Sprintf("sha256:%064x", i+1)
-		r.Blobs = append(r.Blobs, server.Removal{Path: "/docker/registry/v2/blobs/sha256/" + name[7:9] + "/" + name[7:] + "/data", Name: name, Bytes: size})
+		r.Blobs = append(r.Blobs, gc.Removal{Path: "/docker/registry/v2/blobs/sha256/" + name[7:9] + "/" + name[7:] + "/data", Name: name, Bytes: size})
 		r.Bytes += size
 	}
 	return r
@@ -82,9 +84,9 @@ func renderCases() []renderCase {
 
 	healthy := &server.StatusResult{Running: true, Healthy: true, Pid: 4242, URL: "https://localhost:5000", Mode: "secure (TLS + auth)",
 		Storage: "/STORAGE", Log: "/STORAGE/registry-5000.log"}
-	replica := *healthy
-	replica.Backend = "s3://registry/yocto?endpoint=http://s3.lab:8333&region=us-east-1"
-	replica.Peers = []server.Replica{{ID: "build2_5000", URL: "build2:5000", Host: "build2", Pid: 7311,
+	peered := *healthy
+	peered.Backend = "s3://registry/yocto?endpoint=http://s3.lab:8333&region=us-east-1"
+	peered.Peers = []replica.Replica{{ID: "build2_5000", URL: "build2:5000", Host: "build2", Pid: 7311,
 		Started: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), Seen: time.Date(2026, 11, 27, 9, 30, 2, 0, time.UTC)}}
 	hung := *healthy
 	hung.Healthy, hung.Probe = false, `Get "https://localhost:5000/v2/": context deadline exceeded`
@@ -94,8 +96,8 @@ func renderCases() []renderCase {
 		StalePidFile: "/STORAGE/registry-5000.pid", StalePid: 999, StaleAlive: true}
 
 	dry := gcReport(53, false)
-	dry.Manifests = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
-	dry.Uploads = []server.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_uploads/0b1c", Name: "yocto/app upload 0b1c", Bytes: 5 << 20}}
+	dry.Manifests = []gc.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
+	dry.Uploads = []gc.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_uploads/0b1c", Name: "yocto/app upload 0b1c", Bytes: 5 << 20}}
 	dry.Bytes += 71 + 5<<20
 	dryOnly := &server.GCResult{Where: "/STORAGE/data", DryRun: dry}
 	dryOnlyEvents := []any{server.DryRun{Where: "/STORAGE/data", Report: dry}}
@@ -108,7 +110,7 @@ func renderCases() []renderCase {
 	gcYes := &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: small, Removed: &removed, Stopped: gcStop, Restarted: gcStart}
 
 	gcShared := &server.GCResult{Where: "s3aws storage", DryRun: small, Removed: &removed}
-	empty := &server.GCReport{}
+	empty := &gc.Report{}
 	untagged := &server.GCResult{Where: "s3aws storage", DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}
 	declined := &server.GCResult{Where: "/STORAGE/data", DryRun: small, Declined: true}
 
@@ -123,7 +125,7 @@ func renderCases() []renderCase {
 		{"stop", []any{server.Stopping{Pid: 4242}, server.Killing{Pid: 4242, After: 15 * time.Second}}, stopped, func(w io.Writer) { writeStop(w, stopped) }},
 		{"stop-not-running", nil, notRunning, func(w io.Writer) { writeStop(w, notRunning) }},
 		{"status-healthy", nil, healthy, func(w io.Writer) { writeStatus(w, healthy, goldenScript) }},
-		{"status-replica", nil, &replica, func(w io.Writer) { writeStatus(w, &replica, goldenScript) }},
+		{"status-replica", nil, &peered, func(w io.Writer) { writeStatus(w, &peered, goldenScript) }},
 		{"status-not-responding", nil, &hung, func(w io.Writer) { writeStatus(w, &hung, goldenScript) }},
 		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
 		{"status-pid-reused", nil, reused, func(w io.Writer) { writeStatus(w, reused, goldenScript) }},

@@ -1,8 +1,6 @@
 package main
 
-import (
-	"github.com/ocireg-tool/ocireg-tool/tasks/server"
-)
+import "github.com/ocireg-tool/ocireg-tool/tasks/serve"
 
 // ServeCmd runs the registry in the foreground.
 type ServeCmd struct{}
@@ -13,5 +11,5 @@ func (ServeCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	return server.Serve(app.Ctx, c, app.Stderr)
+	return serve.Serve(app.Ctx, c, app.Stderr)
 }

@@ -373,3 +373,17 @@ func parseRecordPath(p string) (Record, bool) {
 	}
 	return Record{Repo: repo, Subject: subject, Referrer: referrer, Path: p}, true
 }
+
+// All lists every referrer of subject in repo, page after page.
+func (s *Store) All(ctx context.Context, repo string, subject digest.Digest) ([]v1.Descriptor, error) {
+	var out []v1.Descriptor
+	q := Query{N: 10000}
+	for {
+		page, more, err := s.List(ctx, repo, subject, q)
+		out = append(out, page...)
+		if err != nil || !more {
+			return out, err
+		}
+		q.Last = page[len(page)-1].Digest
+	}
+}

@@ -66,6 +66,11 @@ func Tags(repo string) string { return path.Join(Repositories, repo, "_manifests
 // Tag is the directory of repo's tag.
 func Tag(repo, tag string) string { return path.Join(Tags(repo), tag) }
 
+// TagCurrentLink is the file naming the manifest repo's tag points at. It
+// is written when the tag is pushed, so its time is the push time (the API
+// has no such field).
+func TagCurrentLink(repo, tag string) string { return path.Join(Tag(repo, tag), "current/link") }
+
 // BlobDir is the directory of blob dgst ("<alg>:<hex>").
 func BlobDir(alg, hex string) string { return path.Join(Blobs, alg, hex[:2], hex) }
 

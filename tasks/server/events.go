@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
+)
 
 // The events Start, Stop, Restart and GC emit through Options.Events while
 // they work, in the order they happen. cmd/ renders them as they come;
@@ -38,7 +42,7 @@ type SweepStopping struct{}
 type DryRun struct {
 	// Where is the storage collected: a directory, or "<type> storage".
 	Where  string
-	Report *GCReport
+	Report *gc.Report
 	// UntaggedKept counts the manifests no tag references that this
 	// collection keeps, and UntaggedBytes is what --delete-untagged would
 	// free on top (both 0 unless the dry run is all that may happen).
@@ -47,7 +51,7 @@ type DryRun struct {
 }
 
 // Collected is emitted when GC has removed what Removed lists.
-type Collected struct{ Removed *GCReport }
+type Collected struct{ Removed *gc.Report }
 
 // Restarting is emitted when GC starts the registry again after the sweep.
 type Restarting struct{}

@@ -19,6 +19,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
@@ -213,13 +214,13 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 	}
 	defer devnull.Close()
 
-	listening, notify, err := readyPipe()
+	listening, notify, err := runstate.ReadyPipe()
 	if err != nil {
 		return err
 	}
 	defer listening.Close()
 	cmd := exec.Command(o.Self, "serve")
-	cmd.Env = append(serverEnv(o.Environ, c), readyFDVar+"=3")
+	cmd.Env = append(serverEnv(o.Environ, c), runstate.ReadyFDVar+"=3")
 	cmd.Dir = c.Storage
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.ExtraFiles = []*os.File{notify}
@@ -236,7 +237,7 @@ func launch(ctx context.Context, c *config.Config, o Options, addr string, res *
 		_ = cmd.Process.Kill()
 		return err
 	}
-	if err := waitReady(ctx, c, o, launched, listenSignal(listening), exited); err != nil {
+	if err := waitReady(ctx, c, o, launched, runstate.ListenSignal(listening), exited); err != nil {
 		if !errors.Is(err, errExited) {
 			_ = cmd.Process.Kill()
 			<-exited
@@ -340,7 +341,7 @@ func boolStr(b bool) string {
 // the registry's port: another registry of ours (its storage, mode and pid,
 // and both ways out), or another program.
 func checkPortFree(ctx context.Context, c *config.Config, addrs []string, script string) error {
-	lns, err := listenAll(addrs)
+	lns, err := runstate.ListenAll(addrs)
 	if err == nil {
 		for _, ln := range lns {
 			ln.Close()
@@ -526,9 +527,9 @@ type StatusResult struct {
 
 	// Backend is the shared object storage ("" : the local filesystem);
 	// Peers the other live replicas on it, PeersErr why they are unknown.
-	Backend  string    `json:"backend,omitempty"`
-	Peers    []Replica `json:"peers,omitempty"`
-	PeersErr string    `json:"peers_error,omitempty"`
+	Backend  string            `json:"backend,omitempty"`
+	Peers    []replica.Replica `json:"peers,omitempty"`
+	PeersErr string            `json:"peers_error,omitempty"`
 }
 
 // OK reports whether the registry runs and answers: `status` exits 0 only

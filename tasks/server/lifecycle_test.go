@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+	"github.com/ocireg-tool/ocireg-tool/tasks/serve"
 )
 
 // childEnv marks the test binary started by Start as the registry server:
@@ -46,7 +48,7 @@ func serveChild() int {
 	defer stop()
 	c, err := config.Load(config.Sources{Environ: os.Environ()})
 	if err == nil {
-		err = Serve(ctx, c, os.Stderr)
+		err = serve.Serve(ctx, c, os.Stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serve:", err)
@@ -73,7 +75,7 @@ func (r *recorder) kinds() []string {
 // port, plus vars.
 func testConfig(t *testing.T, vars config.Vars) *config.Config {
 	t.Helper()
-	v := config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_URL": "localhost:" + freePort(t),
+	v := config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_URL": "localhost:" + testcfg.FreePort(t),
 		"CONTAINER_REGISTRY_INSECURE": "1"}
 	c, err := config.FromVars(v.Overlay(vars))
 	if err != nil {

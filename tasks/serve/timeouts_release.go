@@ -1,6 +1,6 @@
 //go:build !ocireg_testhooks
 
-package server
+package serve
 
 // serverTimeouts are DefaultTimeouts: only test builds change them.
 func serverTimeouts() Timeouts { return DefaultTimeouts }

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // testServer is distribution's application on in-memory storage with the
@@ -31,11 +32,10 @@ func testServer(t *testing.T) (*Site, *httptest.Server) {
 	cfg.HTTP.Secret = "test"
 	cfg.Log.AccessLog.Disabled = true
 	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"}
-	s, err := New(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := handlers.NewApp(context.Background(), cfg)
+	s := New(c)
+	var capture regstore.Capture
+	capture.Wrap(s.Attach)
+	app := handlers.NewApp(context.Background(), capture.Configure(cfg))
 	h, err := s.Handler(app, nil)
 	if err != nil {
 		t.Fatal(err)

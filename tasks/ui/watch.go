@@ -3,37 +3,21 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/notifications"
-	middleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// middlewareName is the registry middleware through which the site gets
-// the application's own namespace and storage driver and hears of every
-// change. The site hands itself to it in the middleware's options.
-const middlewareName = "ocireg-ui"
-
-func init() {
-	if err := middleware.Register(middlewareName, attach); err != nil {
-		panic(err)
-	}
-}
-
-// attach is the middleware's constructor: distribution calls it while
-// building the application, with the namespace every request then uses.
-func attach(_ context.Context, ns distribution.Namespace, d storagedriver.StorageDriver, opts map[string]any) (distribution.Namespace, error) {
-	s, ok := opts["site"].(*Site)
-	if !ok || s == nil {
-		return nil, fmt.Errorf("registry middleware %s: no site in its options", middlewareName)
-	}
+// Attach gives the site the application's own namespace and storage
+// driver, and returns the namespace that tells the site's cache of every
+// push and delete: the application must use it (regstore.Capture.Wrap).
+func (s *Site) Attach(ns distribution.Namespace, d storagedriver.StorageDriver) distribution.Namespace {
 	s.ns, s.driver = ns, d
-	return &watchNS{Namespace: ns, cache: s.cache}, nil
+	return &watchNS{Namespace: ns, cache: s.cache}
 }
 
 // watchNS passes everything to the namespace below and tells the cache of

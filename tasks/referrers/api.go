@@ -1,4 +1,4 @@
-package server
+package referrers
 
 import (
 	"bytes"
@@ -11,14 +11,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
-	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/distribution/v3/registry/auth"
-	"github.com/distribution/distribution/v3/registry/storage/driver"
-	storagemiddleware "github.com/distribution/distribution/v3/registry/storage/driver/middleware"
 	"github.com/distribution/reference"
 	"github.com/felixge/httpsnoop"
 	"github.com/opencontainers/go-digest"
@@ -27,22 +23,16 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
-	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
 )
 
 // The OCI 1.1 referrers API in front of distribution's application, which
 // stores manifests with a subject but cannot list them: GET
 // /v2/<name>/referrers/<digest>, the OCI-Subject header on manifest PUTs,
-// and the records (package referrers) kept up to date by manifest PUT and
-// DELETE. Its records go through the storage driver the application uses,
-// captured with a storage middleware.
+// and the records kept up to date by manifest PUT and DELETE. The records
+// must go through the storage driver the application uses (the server
+// hands it over).
 
 const (
-	// captureMiddleware is the storage middleware that hands the
-	// application's storage driver to the referrers API.
-	captureMiddleware = "ocireg-referrers"
 	// maxManifest is the largest manifest body distribution accepts.
 	maxManifest = 4 << 20
 	// pageDefault and pageMax bound the descriptors of one referrers page
@@ -52,68 +42,26 @@ const (
 	pageMax     = 10000
 )
 
-func init() {
-	_ = storagemiddleware.Register(captureMiddleware, func(_ context.Context, d driver.StorageDriver, opts map[string]any) (driver.StorageDriver, error) {
-		slot, ok := opts["slot"].(*driverSlot)
-		if !ok {
-			return nil, errors.New("no driver slot")
-		}
-		slot.set(d)
-		return d, nil
-	})
-}
-
-// driverSlot receives the application's storage driver.
-type driverSlot struct {
-	once sync.Once
-	d    driver.StorageDriver
-}
-
-func (s *driverSlot) set(d driver.StorageDriver) { s.once.Do(func() { s.d = d }) }
-
-// referrersAPI serves the referrers API of one instance.
-type referrersAPI struct {
-	slot     driverSlot
+// API serves the referrers API in front of a registry application.
+type API struct {
 	ac       auth.AccessController // nil without auth
 	readOnly bool
-	store    *referrers.Store
+	store    *Store
 	next     http.Handler
 	log      *logrus.Entry
 }
 
-// newReferrers prepares the referrers API for cfg, behind ac (nil: no
-// authentication): it returns a copy of cfg whose storage middleware hands
-// the application's driver over, for handlers.NewApp.
-func newReferrers(cfg *configuration.Configuration, ac auth.AccessController) (*referrersAPI, *configuration.Configuration) {
-	api := &referrersAPI{ac: ac}
-	api.readOnly = regconfig.ReadOnly(cfg)
-	c := *cfg
-	c.Middleware = map[string][]configuration.Middleware{}
-	for k, v := range cfg.Middleware {
-		c.Middleware[k] = v
-	}
-	c.Middleware["storage"] = append(append([]configuration.Middleware(nil), cfg.Middleware["storage"]...),
-		configuration.Middleware{Name: captureMiddleware, Options: configuration.Parameters{"slot": &api.slot}})
-	return api, &c
-}
-
-// handler serves the referrers API in front of next, the application
-// built with the configuration newReferrers returned.
-func (api *referrersAPI) handler(ctx context.Context, next http.Handler, log *logrus.Entry) (http.Handler, error) {
-	if api.slot.d == nil {
-		return nil, errors.New("referrers: the application's storage driver was not handed over")
-	}
-	store, err := referrers.New(ctx, api.slot.d)
-	if err != nil {
-		return nil, err
-	}
-	api.store, api.next, api.log = store, next, log
-	return api, nil
+// NewAPI serves the referrers API of the records in store in front of
+// next, distribution's application over the same storage, behind ac (nil:
+// no authentication). A readOnly registry (storage.maintenance.readonly)
+// records nothing.
+func NewAPI(store *Store, next http.Handler, ac auth.AccessController, readOnly bool, log *logrus.Entry) *API {
+	return &API{ac: ac, readOnly: readOnly, store: store, next: next, log: log}
 }
 
 // ServeHTTP routes referrers queries and manifest PUTs and DELETEs; the
 // rest goes to the application unchanged.
-func (api *referrersAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (api *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v2/")
 	if !ok {
 		api.next.ServeHTTP(w, r)
@@ -155,7 +103,7 @@ func cutRoute(rest, sep string) (name, last string, ok bool) {
 
 // authorized asks the access controller for actions on repository repo,
 // as the application does; on refusal it has answered the request.
-func (api *referrersAPI) authorized(w http.ResponseWriter, r *http.Request, repo string, actions ...string) bool {
+func (api *API) authorized(w http.ResponseWriter, r *http.Request, repo string, actions ...string) bool {
 	if api.ac == nil {
 		return true
 	}
@@ -179,7 +127,7 @@ func (api *referrersAPI) authorized(w http.ResponseWriter, r *http.Request, repo
 
 // list answers GET and HEAD /v2/<name>/referrers/<digest>: an image index
 // of the referrers, possibly empty, never 404.
-func (api *referrersAPI) list(w http.ResponseWriter, r *http.Request, name, dg string) {
+func (api *API) list(w http.ResponseWriter, r *http.Request, name, dg string) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if !api.authorized(w, r, name, "pull") {
 		return
@@ -221,8 +169,8 @@ func (api *referrersAPI) list(w http.ResponseWriter, r *http.Request, name, dg s
 }
 
 // pageQuery reads artifactType, n and last.
-func pageQuery(v url.Values) (referrers.Query, error) {
-	q := referrers.Query{ArtifactType: v.Get("artifactType"), N: pageDefault}
+func pageQuery(v url.Values) (Query, error) {
+	q := Query{ArtifactType: v.Get("artifactType"), N: pageDefault}
 	if s := v.Get("n"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > pageMax {
@@ -241,7 +189,7 @@ func pageQuery(v url.Values) (referrers.Query, error) {
 }
 
 // nextLink is the Link header of the page after the one ending at last.
-func nextLink(name string, subject digest.Digest, q referrers.Query, last digest.Digest) string {
+func nextLink(name string, subject digest.Digest, q Query, last digest.Digest) string {
 	v := url.Values{}
 	v.Set("n", strconv.Itoa(q.N))
 	v.Set("last", last.String())
@@ -254,7 +202,7 @@ func nextLink(name string, subject digest.Digest, q referrers.Query, last digest
 // put records the referrer before the application stores a manifest with
 // a subject, then passes the PUT on and adds OCI-Subject to its 201. The
 // record is written only for a client allowed to push.
-func (api *referrersAPI) put(w http.ResponseWriter, r *http.Request, name, ref string) {
+func (api *API) put(w http.ResponseWriter, r *http.Request, name, ref string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))
 	if err != nil {
 		_ = errcode.ServeJSON(w, v2.ErrorCodeManifestInvalid.WithDetail(fmt.Sprintf("reading the body: %v", err)))
@@ -274,7 +222,7 @@ func (api *referrersAPI) put(w http.ResponseWriter, r *http.Request, name, ref s
 		return
 	}
 	dgst := alg.FromBytes(body)
-	info, err := referrers.Parse(r.Header.Get("Content-Type"), body, dgst)
+	info, err := Parse(r.Header.Get("Content-Type"), body, dgst)
 	if err != nil || info.Subject == "" {
 		api.next.ServeHTTP(w, r) // the application judges it
 		return
@@ -305,7 +253,7 @@ func (api *referrersAPI) put(w http.ResponseWriter, r *http.Request, name, ref s
 // delete passes a manifest DELETE by digest on and, when the application
 // deleted it, removes its record. A record left behind (a crash between
 // the two) lists nothing: the manifest is gone.
-func (api *referrersAPI) delete(w http.ResponseWriter, r *http.Request, name, ref string) {
+func (api *API) delete(w http.ResponseWriter, r *http.Request, name, ref string) {
 	dgst, err := digest.Parse(ref)
 	if err != nil {
 		api.next.ServeHTTP(w, r)
@@ -322,25 +270,5 @@ func (api *referrersAPI) delete(w http.ResponseWriter, r *http.Request, name, re
 	}
 	if err := api.store.Remove(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
 		api.log.Warnf("referrers: %v", err)
-	}
-}
-
-// Artifacts lists the referrers of subject in repo for the registry
-// browser's image page (every page of them).
-func (api *referrersAPI) Artifacts(ctx context.Context, repo string, subject digest.Digest) ([]ui.Artifact, error) {
-	var out []ui.Artifact
-	q := referrers.Query{N: pageMax}
-	for {
-		page, more, err := api.store.List(ctx, repo, subject, q)
-		if err != nil {
-			return out, err
-		}
-		for _, d := range page {
-			out = append(out, ui.Artifact{ArtifactType: d.ArtifactType, MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Title: d.Annotations[v1.AnnotationTitle]})
-		}
-		if !more {
-			return out, nil
-		}
-		q.Last = page[len(page)-1].Digest
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package serve
 
 import (
 	"context"
@@ -24,18 +24,21 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/docker/go-metrics"
 	"github.com/felixge/httpsnoop"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
-	// What a registry-config.yml may name; keep the lists below in step.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/middleware/redirect"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/redisconn"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
-	"github.com/ocireg-tool/ocireg-tool/tasks/server/ui"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+	"github.com/ocireg-tool/ocireg-tool/tasks/ui"
 )
 
 // defaultDrain is how long a graceful shutdown waits for requests in flight
@@ -45,8 +48,8 @@ const defaultDrain = 30 * time.Second
 // Serve runs the registry in the foreground until ctx is cancelled (the
 // command wires SIGTERM and SIGINT to it), then stops accepting connections
 // and lets requests in flight finish for http.draintimeout (default 30s).
-// The configuration is registry-config.yml as LoadConfig makes it agree with
-// c; with http.debug.addr a second server answers the debug endpoints there.
+// The configuration is registry-config.yml as regconfig.Load makes it agree
+// with c; with http.debug.addr a second server answers the debug endpoints there.
 // Logs go to log, upload state tokens redacted. The process umask gains
 // 022 (Serve runs in a process of its own).
 func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
@@ -61,24 +64,22 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	site, err := ui.New(c, cfg)
-	if err != nil {
-		return err
-	}
-	r, err := newInstance(ctx, cfg, log, site)
+	r, err := newInstance(ctx, cfg, log, ui.New(c))
 	if err != nil {
 		return inFile(c.RegistryConfig(), err)
 	}
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
-	main, leave, err := joinCluster(ctx, c, cfg, r.driver, r.log, r.main)
-	if err != nil {
-		r.app.Shutdown()
-		return err
+	if regconfig.S3(cfg) {
+		m, err := joinReplicas(ctx, c, cfg, r)
+		if err != nil {
+			r.app.Shutdown()
+			return err
+		}
+		defer m.Leave()
+		r.main = m.Gate(r.main)
 	}
-	defer leave()
-	r.main = main
 	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), regconfig.ListenAddrs(c, cfg)))
 }
 
@@ -89,6 +90,20 @@ func inFile(file string, err error) error {
 		return &regconfig.ConfigError{File: file, Errs: []*regconfig.KeyError{ke}}
 	}
 	return err
+}
+
+// joinReplicas makes r a replica of its shared backend: it claims the
+// redis database for the backend and joins the replica protocol.
+func joinReplicas(ctx context.Context, c *config.Config, cfg *configuration.Configuration, r *instance) (*replica.Member, error) {
+	if err := redisconn.Claim(ctx, cfg, c.Backend.Identity()); err != nil {
+		return nil, err
+	}
+	m, err := replica.Join(ctx, r.driver, replica.ID(c.Port), c.URL, r.log)
+	if err != nil {
+		return nil, err
+	}
+	r.log.Infof("replica %s of shared backend %s", replica.ID(c.Port), c.Backend)
+	return m, nil
 }
 
 // instance is one embedded registry, built and checked, not yet listening.
@@ -108,7 +123,8 @@ type instance struct {
 // newInstance sets up logging from the log section, checks the files the
 // configuration names and builds distribution's application with its
 // health checks (in a registry of its own, so tests can build several),
-// with the registry browser site in front (nil: none).
+// the referrers API in front of it and the registry browser site in front
+// of that (nil: none).
 func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.Writer, site *ui.Site) (*instance, error) {
 	logger, access := configureLogging(cfg, out)
 	if err := checkFiles(cfg); err != nil {
@@ -124,24 +140,32 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	if err != nil {
 		return nil, err
 	}
-	refs, appCfg := newReferrers(cfg, ac)
+	var capture regstore.Capture
+	if site != nil {
+		capture.Wrap(site.Attach)
+	}
 	checks := health.NewRegistry()
-	app, err := newApp(ctx, appCfg, checks)
+	app, err := newApp(ctx, capture.Configure(cfg), checks)
 	if err != nil {
 		return nil, err
 	}
-	api, err := refs.handler(ctx, app, logger)
+	if err := capture.Check(); err != nil {
+		app.Shutdown()
+		return nil, err
+	}
+	store, err := referrers.New(ctx, capture.Driver())
 	if err != nil {
 		app.Shutdown()
 		return nil, err
 	}
-	site.SetArtifacts(refs)
+	api := referrers.NewAPI(store, app, ac, regconfig.ReadOnly(cfg), logger)
+	site.SetArtifacts(artifacts{store})
 	h, err := site.Handler(api, ac)
 	if err != nil {
 		app.Shutdown()
 		return nil, err
 	}
-	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, driver: refs.slot.d, timeouts: serverTimeouts()}
+	r := &instance{cfg: cfg, app: app, tls: tlsConf, log: logger, driver: capture.Driver(), timeouts: serverTimeouts()}
 	r.main = healthGate(checks, h)
 	if access != nil {
 		r.main = accessLog(access, r.main)
@@ -152,11 +176,23 @@ func newInstance(ctx context.Context, cfg *configuration.Configuration, out io.W
 	return r, nil
 }
 
+// artifacts lists the referrers of a subject for the registry browser.
+type artifacts struct{ store *referrers.Store }
+
+func (a artifacts) Artifacts(ctx context.Context, repo string, subject digest.Digest) ([]ui.Artifact, error) {
+	descs, err := a.store.All(ctx, repo, subject)
+	out := make([]ui.Artifact, 0, len(descs))
+	for _, d := range descs {
+		out = append(out, ui.Artifact{ArtifactType: d.ArtifactType, MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Title: d.Annotations[v1.AnnotationTitle]})
+	}
+	return out, err
+}
+
 // serve listens on the addresses of listen (and http.debug.addr) and
 // serves until ctx is cancelled or a server fails.
 func (r *instance) serve(ctx context.Context, file string, listen regconfig.Listen) error {
 	cfg := r.cfg
-	lns, err := listenAll(listen.Addrs)
+	lns, err := runstate.ListenAll(listen.Addrs)
 	if err != nil {
 		r.app.Shutdown()
 		return fmt.Errorf("listening: %w", err)
@@ -192,7 +228,7 @@ func (r *instance) serve(ctx context.Context, file string, listen regconfig.List
 		r.log.Infof("debug server listening on %s", dln.Addr())
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
-	notifyListening()
+	runstate.NotifyListening()
 
 	select {
 	case err := <-errs:
@@ -205,33 +241,6 @@ func (r *instance) serve(ctx context.Context, file string, listen regconfig.List
 	case <-ctx.Done():
 	}
 	return r.shutdown(srv, dsrv)
-}
-
-// listenAll listens on every address. An address this host does not
-// have (::1 without IPv6) is skipped while another one listens; any other
-// failure closes what was opened and is the error.
-func listenAll(addrs []string) ([]net.Listener, error) {
-	var lns []net.Listener
-	var missing error
-	for _, addr := range addrs {
-		ln, err := net.Listen("tcp", addr)
-		switch {
-		case err == nil:
-			lns = append(lns, ln)
-			continue
-		case errors.Is(err, syscall.EADDRNOTAVAIL):
-			missing = err
-			continue
-		}
-		for _, l := range lns {
-			l.Close()
-		}
-		return nil, err
-	}
-	if len(lns) == 0 {
-		return nil, missing
-	}
-	return lns, nil
 }
 
 // shutdown drains the registry server for http.draintimeout and closes the

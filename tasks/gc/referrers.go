@@ -1,18 +1,17 @@
-package server
+package gc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // Referrers in garbage collection. distribution's mark and sweep does not
@@ -45,7 +44,7 @@ func scanManifests(ctx context.Context, reg distribution.Namespace) (map[string]
 		out[name] = rm
 		return nil
 	})
-	if err != nil && !isNotFound(err) {
+	if err != nil && !regstore.IsNotFound(err) {
 		return nil, err
 	}
 	return out, nil
@@ -88,7 +87,7 @@ func scanRepository(ctx context.Context, reg distribution.Namespace, name string
 		rm.all[dgst] = gm
 		return nil
 	})
-	if err != nil && !isNotFound(err) {
+	if err != nil && !regstore.IsNotFound(err) {
 		return nil, err
 	}
 	tags, err := repo.Tags(ctx).All(ctx)
@@ -125,11 +124,6 @@ func (rm *repoManifests) live() map[digest.Digest]bool {
 		todo = append(todo, referrersOf[d]...)
 	}
 	return live
-}
-
-func isNotFound(err error) bool {
-	var nf driver.PathNotFoundError
-	return errors.As(err, &nf)
 }
 
 // gcNamespace is distribution's registry as MarkAndSweep sees it, except

@@ -8,11 +8,9 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
-
-// blobRoot is where distribution's storage layout keeps blob data.
-const blobRoot = "/docker/registry/v2/blobs"
 
 // Stats are the storage figures of the registry page.
 type Stats struct {
@@ -27,7 +25,7 @@ func (s *Site) stats(ctx context.Context) (*Stats, error) {
 	}
 	seq := s.cache.now()
 	st := &Stats{}
-	err := s.driver.Walk(ctx, blobRoot, func(fi storagedriver.FileInfo) error {
+	err := s.driver.Walk(ctx, regstore.Blobs, func(fi storagedriver.FileInfo) error {
 		if !fi.IsDir() && path.Base(fi.Path()) == "data" {
 			st.Blobs++
 			st.Bytes += fi.Size()

@@ -1,6 +1,6 @@
 //go:build ocireg_testhooks
 
-package server
+package serve
 
 import (
 	"os"

@@ -1,4 +1,8 @@
-package server
+// Package replica is the protocol by which the replicas of one shared
+// backend know each other and by which a gc makes them hold their writes.
+// It speaks only through a storage driver (the backend itself: no other
+// service needed); the server joins it, package server's gc holds it.
+package replica
 
 import (
 	"context"
@@ -13,12 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
@@ -73,15 +75,15 @@ type GCRequest struct {
 	Started time.Time `json:"started"`
 }
 
-// replicaID names this replica in the backend: host and port.
-func replicaID(c *config.Config) string {
+// ID names the replica of this host listening on port in the backend.
+func ID(port string) string {
 	host, _ := os.Hostname()
-	return host + "_" + c.Port
+	return host + "_" + port
 }
 
-// member is this replica's part in the cluster: its heartbeat, and the
+// Member is this replica's part in the cluster: its heartbeat, and the
 // gate that holds writes while a gc sweeps.
-type member struct {
+type Member struct {
 	d        driver.StorageDriver
 	rec      Replica
 	log      *logrus.Entry
@@ -90,44 +92,42 @@ type member struct {
 	mu      sync.Mutex
 	holding string        // id of the gc request writes are held for
 	resume  chan struct{} // closed when the hold ends
+
+	stop func()        // ends run
+	done chan struct{} // closed when run has returned
 }
 
-// joinCluster makes the registry of cfg (whose storage is d) a replica of its shared backend
-// when it has one: the returned handler wraps next with the write gate,
-// and leave removes the replica's record. Without a shared backend it
-// returns next and a no-op.
-func joinCluster(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, log *logrus.Entry, next http.Handler) (http.Handler, func(), error) {
-	if !regconfig.S3(cfg) {
-		return next, func() {}, nil
-	}
-	if err := claimRedis(ctx, cfg, c.Backend); err != nil {
-		return nil, nil, err
-	}
+// Join makes the registry that serves url from the shared backend d a
+// replica: it writes its record, beats until Leave and follows gc
+// requests. Gate wraps the registry's handler with the write hold.
+func Join(ctx context.Context, d driver.StorageDriver, id, url string, log *logrus.Entry) (*Member, error) {
 	host, _ := os.Hostname()
-	m := &member{d: d, log: log, rec: Replica{ID: replicaID(c), URL: c.URL, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
+	m := &Member{d: d, log: log, rec: Replica{ID: id, URL: url, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
 	if err := m.beat(ctx); err != nil {
-		return nil, nil, fmt.Errorf("registering replica %s in the backend: %w", m.rec.ID, err)
+		return nil, fmt.Errorf("registering replica %s in the backend: %w", id, err)
 	}
-	log.Infof("replica %s of shared backend %s", m.rec.ID, c.Backend)
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	m.stop = cancel
+	m.done = make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(m.done)
 		m.run(lctx)
 	}()
-	leave := func() {
-		cancel()
-		<-done
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		_ = d.Delete(dctx, path.Join(replicasDir, m.rec.ID))
-		_ = d.Delete(dctx, path.Join(gcAcksDir, m.rec.ID))
-	}
-	return m.gate(next), leave, nil
+	return m, nil
+}
+
+// Leave stops the heartbeat and removes the replica's records.
+func (m *Member) Leave() {
+	m.stop()
+	<-m.done
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	_ = m.d.Delete(dctx, path.Join(replicasDir, m.rec.ID))
+	_ = m.d.Delete(dctx, path.Join(gcAcksDir, m.rec.ID))
 }
 
 // beat writes the replica's record.
-func (m *member) beat(ctx context.Context) error {
+func (m *Member) beat(ctx context.Context) error {
 	data, err := json.Marshal(m.rec)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ func (m *member) beat(ctx context.Context) error {
 }
 
 // run beats and follows gc requests until ctx ends.
-func (m *member) run(ctx context.Context) {
+func (m *Member) run(ctx context.Context) {
 	tick := time.NewTicker(clusterPoll)
 	defer tick.Stop()
 	last := time.Now()
@@ -197,7 +197,7 @@ func readGCRequest(ctx context.Context, d driver.StorageDriver) (*GCRequest, err
 
 // hold starts holding writes for req (once), waits for the writes in
 // flight and acknowledges.
-func (m *member) hold(ctx context.Context, req *GCRequest) {
+func (m *Member) hold(ctx context.Context, req *GCRequest) {
 	m.mu.Lock()
 	if m.holding == req.ID {
 		m.mu.Unlock()
@@ -225,7 +225,7 @@ func (m *member) hold(ctx context.Context, req *GCRequest) {
 }
 
 // release ends a hold.
-func (m *member) release() {
+func (m *Member) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.holding == "" {
@@ -245,8 +245,8 @@ func isWrite(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, "/v2/")
 }
 
-// gate holds write requests while a gc sweeps and counts those in flight.
-func (m *member) gate(next http.Handler) http.Handler {
+// Gate holds write requests while a gc sweeps and counts those in flight.
+func (m *Member) Gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isWrite(r) {
 			next.ServeHTTP(w, r)

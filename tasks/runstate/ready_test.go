@@ -1,4 +1,4 @@
-package server
+package runstate
 
 import (
 	"os"
@@ -12,14 +12,14 @@ import (
 // and stays open when the server closes the pipe without writing (it
 // exited before listening; start learns that from its exit).
 func TestListenSignal(t *testing.T) {
-	r, w, err := readyPipe()
+	r, w, err := ReadyPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ch := listenSignal(r)
-	t.Setenv(readyFDVar, "") // notifyListening is a no-op without the variable
-	notifyListening()
+	ch := ListenSignal(r)
+	t.Setenv(ReadyFDVar, "") // notifyListening is a no-op without the variable
+	NotifyListening()
 	select {
 	case <-ch:
 		t.Fatal("signalled before the server wrote")
@@ -32,23 +32,23 @@ func TestListenSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	t.Setenv(readyFDVar, strconv.Itoa(fd))
-	notifyListening()
+	t.Setenv(ReadyFDVar, strconv.Itoa(fd))
+	NotifyListening()
 	select {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no signal after the server wrote")
 	}
-	if v, ok := os.LookupEnv(readyFDVar); ok {
-		t.Errorf("%s still set (%q): a process the server starts would inherit it", readyFDVar, v)
+	if v, ok := os.LookupEnv(ReadyFDVar); ok {
+		t.Errorf("%s still set (%q): a process the server starts would inherit it", ReadyFDVar, v)
 	}
 
-	r2, w2, err := readyPipe()
+	r2, w2, err := ReadyPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	ch2 := listenSignal(r2)
+	ch2 := ListenSignal(r2)
 	w2.Close()
 	select {
 	case <-ch2:

@@ -1,4 +1,4 @@
-package server
+package serve
 
 import (
 	"bufio"
@@ -30,6 +30,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
@@ -195,7 +196,7 @@ func jsonLines(t *testing.T, log string) []map[string]any {
 // log.level, log.formatter, log.fields and log.accesslog.disabled.
 func TestServeLogging(t *testing.T) {
 	t.Run("error level, json, fields, access log", func(t *testing.T) {
-		r := startInstance(t, withYAML(t, nil, "log:\n  level: error\n  formatter: json\n  fields: {service: svc-x, site: lab}\n"))
+		r := startInstance(t, testcfg.WithYAML(t, nil, "log:\n  level: error\n  formatter: json\n  fields: {service: svc-x, site: lab}\n"))
 		r.do(t, "GET", "/v2/", nil)
 		access := 0
 		for _, m := range jsonLines(t, r.log.String()) {
@@ -214,7 +215,7 @@ func TestServeLogging(t *testing.T) {
 		}
 	})
 	t.Run("debug level, logstash, no access log", func(t *testing.T) {
-		r := startInstance(t, withYAML(t, nil, "log:\n  level: debug\n  formatter: logstash\n  accesslog: {disabled: true}\n  fields: {service: svc-y}\n"))
+		r := startInstance(t, testcfg.WithYAML(t, nil, "log:\n  level: debug\n  formatter: logstash\n  accesslog: {disabled: true}\n  fields: {service: svc-y}\n"))
 		r.do(t, "GET", "/v2/", nil)
 		debug := false
 		for _, m := range jsonLines(t, r.log.String()) {
@@ -231,7 +232,7 @@ func TestServeLogging(t *testing.T) {
 		}
 	})
 	t.Run("text", func(t *testing.T) {
-		r := startInstance(t, withYAML(t, nil, "log:\n  formatter: text\n  fields: {service: svc-z}\n"))
+		r := startInstance(t, testcfg.WithYAML(t, nil, "log:\n  formatter: text\n  fields: {service: svc-z}\n"))
 		r.do(t, "GET", "/v2/", nil)
 		out := r.log.String()
 		if !strings.Contains(out, "msg=access") || !strings.Contains(out, "service=svc-z") || strings.Contains(out, "level=debug") {
@@ -259,7 +260,7 @@ func TestServeStorageKeys(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startInstance(t, withYAML(t, nil, tc.yml))
+			r := startInstance(t, testcfg.WithYAML(t, nil, tc.yml))
 			img, err := r.push(t, "app:1")
 			if (err == nil) != tc.push {
 				t.Fatalf("push: %v, want success %v", err, tc.push)
@@ -279,7 +280,7 @@ func TestServeStorageKeys(t *testing.T) {
 // storage.cache.blobdescriptor: redis keeps blob descriptors in redis.addrs.
 func TestServeRedisCache(t *testing.T) {
 	mr := miniredis.RunT(t)
-	r := startInstance(t, withYAML(t, nil, fmt.Sprintf("storage:\n  inmemory:\n  cache: {blobdescriptor: redis}\nredis:\n  addrs: [%q]\n", mr.Addr())))
+	r := startInstance(t, testcfg.WithYAML(t, nil, fmt.Sprintf("storage:\n  inmemory:\n  cache: {blobdescriptor: redis}\nredis:\n  addrs: [%q]\n", mr.Addr())))
 	img := r.mustPush(t, "app:1")
 	layer := layerDigest(t, img)
 	if resp, _ := r.do(t, "HEAD", "/v2/app/blobs/"+layer, nil); resp.StatusCode != http.StatusOK {
@@ -294,7 +295,7 @@ func TestServeRedisCache(t *testing.T) {
 // storage.redirect.disable.
 func TestServeRedirectMiddleware(t *testing.T) {
 	mw := "middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: 'https://cdn.example.com/mirror'}\n"
-	r := startInstance(t, withYAML(t, nil, mw))
+	r := startInstance(t, testcfg.WithYAML(t, nil, mw))
 	layer := layerDigest(t, r.mustPush(t, "app:1"))
 	resp, _ := r.do(t, "GET", "/v2/app/blobs/"+layer, nil)
 	want := "https://cdn.example.com/mirror/docker/registry/v2/blobs/sha256/" + layer[7:9] + "/" + layer[7:] + "/data"
@@ -302,7 +303,7 @@ func TestServeRedirectMiddleware(t *testing.T) {
 		t.Errorf("blob: %s, Location %q, want 307 to %q", resp.Status, resp.Header.Get("Location"), want)
 	}
 
-	r = startInstance(t, withYAML(t, nil, mw+"storage:\n  inmemory:\n  redirect: {disable: true}\n"))
+	r = startInstance(t, testcfg.WithYAML(t, nil, mw+"storage:\n  inmemory:\n  redirect: {disable: true}\n"))
 	layer = layerDigest(t, r.mustPush(t, "app:1"))
 	if resp, _ := r.do(t, "GET", "/v2/app/blobs/"+layer, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("blob with redirects disabled: %s", resp.Status)
@@ -311,7 +312,7 @@ func TestServeRedirectMiddleware(t *testing.T) {
 
 // http.headers, http.host and http.relativeurls.
 func TestServeHTTPKeys(t *testing.T) {
-	r := startInstance(t, withYAML(t, nil, "http:\n  host: https://registry.example.com:5000\n  headers:\n    X-Frame-Options: [DENY]\n"))
+	r := startInstance(t, testcfg.WithYAML(t, nil, "http:\n  host: https://registry.example.com:5000\n  headers:\n    X-Frame-Options: [DENY]\n"))
 	resp, _ := r.do(t, "POST", "/v2/app/blobs/uploads/", nil)
 	if resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("http.headers: X-Frame-Options %q", resp.Header.Get("X-Frame-Options"))
@@ -320,7 +321,7 @@ func TestServeHTTPKeys(t *testing.T) {
 		t.Errorf("http.host: Location %q", loc)
 	}
 
-	r = startInstance(t, withYAML(t, nil, "http:\n  relativeurls: true\n"))
+	r = startInstance(t, testcfg.WithYAML(t, nil, "http:\n  relativeurls: true\n"))
 	resp, _ = r.do(t, "POST", "/v2/app/blobs/uploads/", nil)
 	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/v2/app/blobs/uploads/") {
 		t.Errorf("http.relativeurls: Location %q", loc)
@@ -329,7 +330,7 @@ func TestServeHTTPKeys(t *testing.T) {
 
 // catalog.maxentries and tags.maxtags.
 func TestServeListLimits(t *testing.T) {
-	r := startInstance(t, withYAML(t, nil, "catalog: {maxentries: 1}\ntags: {maxtags: 1}\n"))
+	r := startInstance(t, testcfg.WithYAML(t, nil, "catalog: {maxentries: 1}\ntags: {maxtags: 1}\n"))
 	r.mustPush(t, "app:1")
 	r.mustPush(t, "app:2")
 	resp, body := r.do(t, "GET", "/v2/app/tags/list?n=5", nil)
@@ -355,7 +356,7 @@ func TestServeIndexValidation(t *testing.T) {
 		{"", http.StatusBadRequest},
 		{"validation:\n  manifests:\n    indexes: {platforms: none}\n", http.StatusCreated},
 	} {
-		r := startInstance(t, withYAML(t, nil, tc.yml))
+		r := startInstance(t, testcfg.WithYAML(t, nil, tc.yml))
 		resp, body := r.do(t, "PUT", "/v2/app/manifests/multi", strings.NewReader(index), "Content-Type", "application/vnd.oci.image.index.v1+json")
 		if resp.StatusCode != tc.want {
 			t.Errorf("%q: %s %s, want %d", tc.yml, resp.Status, body, tc.want)
@@ -392,7 +393,7 @@ func TestServeNotifications(t *testing.T) {
 	}
 	on, onCh := receiver()
 	off, offCh := receiver()
-	r := startInstance(t, withYAML(t, nil, fmt.Sprintf(`notifications:
+	r := startInstance(t, testcfg.WithYAML(t, nil, fmt.Sprintf(`notifications:
   endpoints:
     - name: ci
       url: %s/events
@@ -435,7 +436,7 @@ func TestServeNotifications(t *testing.T) {
 // health.file: the registry answers 503 while the file exists.
 func TestServeHealthFile(t *testing.T) {
 	down := filepath.Join(t.TempDir(), "down")
-	r := startInstance(t, withYAML(t, nil, fmt.Sprintf("health:\n  file:\n    - file: %q\n      interval: 20ms\n", down)))
+	r := startInstance(t, testcfg.WithYAML(t, nil, fmt.Sprintf("health:\n  file:\n    - file: %q\n      interval: 20ms\n", down)))
 	waitStatus := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -467,7 +468,7 @@ func TestServeHealthFile(t *testing.T) {
 func TestServeDebugHandler(t *testing.T) {
 	checks := health.NewRegistry()
 	checks.RegisterFunc("disk", func(context.Context) error { return errors.New("full") })
-	c := withYAML(t, nil, "http:\n  debug:\n    addr: 127.0.0.1:0\n    prometheus: {enabled: true, path: /m}\n")
+	c := testcfg.WithYAML(t, nil, "http:\n  debug:\n    addr: 127.0.0.1:0\n    prometheus: {enabled: true, path: /m}\n")
 	cfg, _, err := regconfig.Load(c)
 	if err != nil {
 		t.Fatal(err)
@@ -516,7 +517,7 @@ func TestServeTLSKeys(t *testing.T) {
 		return &st, nil
 	}
 
-	c := withYAML(t, secure, "http:\n  tls:\n    minimumtls: tls1.3\n")
+	c := testcfg.WithYAML(t, testcfg.Secure, "http:\n  tls:\n    minimumtls: tls1.3\n")
 	r := startInstance(t, c)
 	if _, err := handshake(r, c, tls.VersionTLS12, 0); err == nil {
 		t.Errorf("TLS 1.2 client accepted with minimumtls tls1.3")
@@ -525,7 +526,7 @@ func TestServeTLSKeys(t *testing.T) {
 		t.Errorf("TLS 1.3 client: %v", err)
 	}
 
-	c = withYAML(t, secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n")
+	c = testcfg.WithYAML(t, testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n")
 	r = startInstance(t, c)
 	if _, err := handshake(r, c, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384); err == nil {
 		t.Errorf("unlisted suite accepted")
@@ -534,7 +535,7 @@ func TestServeTLSKeys(t *testing.T) {
 		t.Errorf("listed suite: %v", err)
 	}
 
-	c = withYAML(t, secure, "")
+	c = testcfg.WithYAML(t, testcfg.Secure, "")
 	r = startInstance(t, c)
 	if _, err := handshake(r, c, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA); err == nil {
 		t.Errorf("suite outside distribution's defaults accepted")
@@ -544,7 +545,7 @@ func TestServeTLSKeys(t *testing.T) {
 		t.Errorf("HTTP/2 not negotiated by default: %s", resp.Proto)
 	}
 
-	c = withYAML(t, secure, "http:\n  http2: {disabled: true}\n")
+	c = testcfg.WithYAML(t, testcfg.Secure, "http:\n  http2: {disabled: true}\n")
 	r = startInstance(t, c)
 	r.client.Transport.(*http.Transport).ForceAttemptHTTP2 = true
 	if resp, _ := r.do(t, "GET", "/v2/", nil); resp.ProtoMajor != 1 {
@@ -559,13 +560,13 @@ func TestServeH2C(t *testing.T) {
 		tr.Protocols.SetUnencryptedHTTP2(true)
 		return (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(r.base + "/v2/")
 	}
-	r := startInstance(t, withYAML(t, nil, "http:\n  h2c: {enabled: true}\n"))
+	r := startInstance(t, testcfg.WithYAML(t, nil, "http:\n  h2c: {enabled: true}\n"))
 	resp, err := h2c(r)
 	if err != nil || resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		t.Fatalf("h2c request: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	r = startInstance(t, withYAML(t, nil, ""))
+	r = startInstance(t, testcfg.WithYAML(t, nil, ""))
 	if resp, err := h2c(r); err == nil {
 		resp.Body.Close()
 		t.Errorf("h2c answered without http.h2c.enabled: %s", resp.Proto)
@@ -575,7 +576,7 @@ func TestServeH2C(t *testing.T) {
 // log.hooks: a mail hook sends a mail for each line at its levels.
 func TestServeMailHook(t *testing.T) {
 	smtp := fakeSMTP(t)
-	startInstance(t, withYAML(t, nil, fmt.Sprintf(`log:
+	startInstance(t, testcfg.WithYAML(t, nil, fmt.Sprintf(`log:
   hooks:
     - type: mail
       levels: [error]
@@ -672,8 +673,8 @@ func (s *smtpServer) session(conn net.Conn) {
 // Serve itself: the registry over TLS and the debug server on
 // http.debug.addr, both closed when ctx ends.
 func TestServeRuns(t *testing.T) {
-	debugAddr := "127.0.0.1:" + freePort(t)
-	c := withYAML(t, secure, fmt.Sprintf("http:\n  draintimeout: 1s\n  debug: {addr: %q}\n", debugAddr))
+	debugAddr := "127.0.0.1:" + testcfg.FreePort(t)
+	c := testcfg.WithYAML(t, testcfg.Secure, fmt.Sprintf("http:\n  draintimeout: 1s\n  debug: {addr: %q}\n", debugAddr))
 	if _, err := generator.EnsureSecrets(c, time.Now(), generator.AtGenerate); err != nil {
 		t.Fatal(err)
 	}
@@ -739,14 +740,14 @@ func TestServeRejects(t *testing.T) {
 		pki  bool
 		key  string
 	}{
-		{"no certificate", secure, "", false, "http.tls.certificate"},
+		{"no certificate", testcfg.Secure, "", false, "http.tls.certificate"},
 		{"no htpasswd file", config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "", true, "auth.htpasswd.path"},
 		{"debug port busy", nil, fmt.Sprintf("http:\n  debug: {addr: %q}\n", busy.Addr()), false, "http.debug.addr"},
 		{"redis CA", nil, "redis:\n  addrs: [127.0.0.1:1]\n  tls: {rootcas: [/nonexistent/ca.pem]}\n", false, "redis.tls.rootcas[0]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := withYAML(t, tc.vars, tc.yml)
+			c := testcfg.WithYAML(t, tc.vars, tc.yml)
 			if tc.pki {
 				if _, err := generator.EnsureSecrets(c, time.Now(), generator.AtGenerate); err != nil {
 					t.Fatal(err)

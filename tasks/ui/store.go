@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -21,12 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
-
-// repoRoot is where distribution's storage layout keeps repositories; a
-// tag's current link is written when the tag is pushed, so its time is the
-// push time (the API has no such field).
-const repoRoot = "/docker/registry/v2/repositories"
 
 // maxJSON bounds the manifests and configs the pages read.
 const maxJSON = 4 << 20
@@ -162,7 +157,7 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 			continue // deleted meanwhile
 		}
 		row := tagRow{Name: t, Digest: desc.Digest, Href: imageHref(name, t)}
-		if fi, err := s.driver.Stat(ctx, path.Join(repoRoot, name, "_manifests/tags", t, "current/link")); err == nil {
+		if fi, err := s.driver.Stat(ctx, regstore.TagCurrentLink(name, t)); err == nil {
 			row.Pushed = fi.ModTime().UTC()
 			row.PushedISO = row.Pushed.Format(time.RFC3339)
 			row.When = row.Pushed.Format("2006-01-02 15:04")

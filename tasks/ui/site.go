@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/auth"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
@@ -31,7 +30,7 @@ type Site struct {
 	c     *config.Config
 	cache *cache
 
-	// Set by the registry middleware while distribution builds the app.
+	// Set by Attach while distribution builds the app.
 	ns     distribution.Namespace
 	driver storagedriver.StorageDriver
 
@@ -39,21 +38,15 @@ type Site struct {
 	artifacts Artifacts
 }
 
-// New makes the browser of the registry cfg configures (cfg agrees with c,
-// see regconfig.Load), or returns nil when CONTAINER_REGISTRY_UI=0. It adds
-// its registry middleware to cfg: build the application from cfg after
-// New, then wrap it with Handler.
-func New(c *config.Config, cfg *configuration.Configuration) (*Site, error) {
+// New makes the browser of the registry of c, or returns nil when
+// CONTAINER_REGISTRY_UI=0. Have the application's namespace go through
+// Attach while it is built (regstore.Capture.Wrap), then wrap the
+// application with Handler.
+func New(c *config.Config) *Site {
 	if !c.UI {
-		return nil, nil
+		return nil
 	}
-	s := &Site{c: c, cache: newCache()}
-	if cfg.Middleware == nil {
-		cfg.Middleware = map[string][]configuration.Middleware{}
-	}
-	cfg.Middleware["registry"] = append(cfg.Middleware["registry"],
-		configuration.Middleware{Name: middlewareName, Options: configuration.Parameters{"site": s}})
-	return s, nil
+	return &Site{c: c, cache: newCache()}
 }
 
 // pages are the page templates, parsed on first use: a registry nobody
@@ -84,7 +77,7 @@ func (s *Site) Handler(next http.Handler, access auth.AccessController) (http.Ha
 		return next, nil
 	}
 	if s.ns == nil {
-		return nil, errors.New("ui: the registry application was built without the ui middleware")
+		return nil, errors.New("ui: the registry application was built without Attach")
 	}
 	s.access = access
 	static, err := fs.Sub(templates.UI, "ui/static")

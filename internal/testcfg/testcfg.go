@@ -1,0 +1,58 @@
+// Package testcfg is test-only support: tool configurations over fresh
+// storage directories, with a registry-config.yml of the test's choosing.
+package testcfg
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/config"
+)
+
+// WithYAML returns a tool configuration over a fresh storage directory on
+// a free loopback port, whose registry-config.yml is "version: 0.1"
+// followed by yml (plus filesystem storage when yml has no storage
+// section). CONTAINER_REGISTRY_INSECURE=1 unless vars says otherwise.
+func WithYAML(t testing.TB, vars config.Vars, yml string) *config.Config {
+	t.Helper()
+	all := config.Vars{
+		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
+		"CONTAINER_REGISTRY_URL":      "127.0.0.1:" + FreePort(t),
+		"CONTAINER_REGISTRY_INSECURE": "1",
+	}
+	if vars["CONTAINER_REGISTRY_SECURE"] == "1" {
+		all["CONTAINER_REGISTRY_INSECURE"] = "0"
+	}
+	maps.Copy(all, vars)
+	c, err := config.FromVars(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "version: 0.1\n" + yml
+	if !strings.HasPrefix(yml, "storage:") && !strings.Contains(yml, "\nstorage:") {
+		text += "storage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n"
+	}
+	if err := os.WriteFile(c.RegistryConfig(), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 a moment ago.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// Secure are the variables of secure mode without authentication.
+var Secure = config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}

@@ -1,0 +1,277 @@
+// Package gc is garbage collection as a primitive: distribution's mark and
+// sweep over one storage driver, made aware of OCI 1.1 referrers (a
+// referrer lives exactly while its subject does) and of the partial uploads
+// a killed push leaves, with a dry run that records every removal and its
+// size. It returns a Report and never decides when it may run: stopping or
+// holding the registry is its caller's (package server).
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+)
+
+// Options are the options of Sweep.
+type Options struct {
+	// RemoveUntagged also removes manifests no tag (and no live subject)
+	// reaches.
+	RemoveUntagged bool
+	// DryRun records every removal, with its size, without removing.
+	DryRun bool
+	// KeepAfter, when set, keeps blob data and uploads written after it:
+	// on a shared backend a push on another replica may have uploaded a
+	// blob whose manifest it has not put yet (see Grace).
+	KeepAfter time.Time
+}
+
+// Report sums up what a collection found or removed.
+type Report struct {
+	Blobs     []Removal `json:"blobs"`     // blob data
+	Manifests []Removal `json:"manifests"` // manifest revisions of untagged manifests
+	Other     []Removal `json:"other"`     // layer links and tag index entries
+	Uploads   []Removal `json:"uploads"`   // partial uploads of interrupted or failed pushes
+	Bytes     int64     `json:"bytes"`     // total size of everything above
+	Removed   bool      `json:"removed"`   // false for a dry run
+
+	// paths lists every removal in the order the sweep made it, so a dry
+	// run taken while nothing can write can be carried out as recorded.
+	paths []string
+}
+
+// Removal is one storage path a collection removes.
+type Removal struct {
+	Path  string `json:"path"`
+	Name  string `json:"name"` // digest, or repo@digest for manifests
+	Bytes int64  `json:"bytes"`
+}
+
+// MarshalJSON writes every list as an array, also an empty one.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	p := plain(r)
+	for _, l := range []*[]Removal{&p.Blobs, &p.Manifests, &p.Other, &p.Uploads} {
+		if *l == nil {
+			*l = []Removal{}
+		}
+	}
+	return json.Marshal(p)
+}
+
+// Empty reports whether the collection has nothing to remove.
+func (r *Report) Empty() bool {
+	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0 && len(r.Uploads) == 0
+}
+
+// CarryOut removes from d what dry, a dry run of Sweep over d, recorded,
+// in its order. It is only correct when nothing wrote to the storage since
+// that dry run.
+func CarryOut(ctx context.Context, d driver.StorageDriver, dry *Report) (*Report, error) {
+	for _, p := range dry.paths {
+		err := d.Delete(ctx, p)
+		if err != nil && !regstore.IsNotFound(err) {
+			return nil, fmt.Errorf("garbage collection: deleting %s: %w", p, err)
+		}
+		testhook.Pause("gc-delete")
+	}
+	rep := *dry
+	rep.Removed = true
+	return &rep, nil
+}
+
+// Sweep runs distribution's MarkAndSweep over d. With o.DryRun, deletions
+// are recorded (with their sizes) but not done, which gives the exact list
+// and byte count a real run removes. distribution's own log lines of the
+// sweep go to logrus's standard logger, which only the command may
+// configure.
+func Sweep(ctx context.Context, d driver.StorageDriver, o Options) (*Report, error) {
+	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, keepAfter: o.KeepAfter}
+	removeUntagged := o.RemoveUntagged
+	if nothingStored(ctx, d) {
+		return rec.rep, nil
+	}
+	reg, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
+	if err != nil {
+		return nil, fmt.Errorf("opening registry storage: %w", err)
+	}
+	// Referrers matter when untagged manifests go, or records are stored.
+	_, recErr := d.Stat(ctx, referrers.Root)
+	withReferrers := removeUntagged || recErr == nil
+	ns := reg
+	var scan map[string]*repoManifests
+	if withReferrers {
+		if scan, err = scanManifests(ctx, reg); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
+		ns = newGCNamespace(reg, scan)
+	}
+	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
+	if err != nil {
+		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
+	if withReferrers {
+		if err := rec.sweepRecords(ctx, scan); err != nil {
+			return nil, fmt.Errorf("garbage collection: %w", err)
+		}
+	}
+	if err := rec.purgeUploads(ctx); err != nil {
+		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
+	return rec.rep, nil
+}
+
+// nothingStored reports whether d holds neither repositories nor blobs: a
+// registry nothing was pushed to. distribution's mark phase fails on it
+// (the repositories directory is missing), and its error does not say why.
+func nothingStored(ctx context.Context, d driver.StorageDriver) bool {
+	for _, p := range []string{regstore.Repositories, regstore.Blobs} {
+		if _, err := d.Stat(ctx, p); !regstore.IsNotFound(err) {
+			return false
+		}
+	}
+	return true
+}
+
+// purgeUploads removes every partial upload. A push killed with the
+// server, or refused by a full disk, leaves its upload behind, and
+// distribution purges those only after a week; they hold the very space a
+// user runs gc to get back. The real sweep runs with the registry stopped,
+// so no upload can be in progress.
+func (r *recordingDriver) purgeUploads(ctx context.Context) error {
+	var uploads []string
+	err := r.StorageDriver.Walk(ctx, regstore.Repositories, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			return nil
+		}
+		switch path.Base(fi.Path()) {
+		case "_uploads":
+			children, err := r.StorageDriver.List(ctx, fi.Path())
+			if err != nil {
+				return err
+			}
+			uploads = append(uploads, children...)
+			return driver.ErrSkipDir
+		case "_layers", "_manifests":
+			return driver.ErrSkipDir
+		}
+		return nil
+	})
+	if err != nil && !regstore.IsNotFound(err) {
+		return err
+	}
+	sort.Strings(uploads)
+	for _, u := range uploads {
+		if err := r.Delete(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordingDriver notes every Delete with the size of what it removes and,
+// in dry mode, does not pass it on.
+type recordingDriver struct {
+	driver.StorageDriver
+	dry bool
+	rep *Report
+	// keepAfter, when set, keeps blob data and uploads written after it
+	// (a shared backend: see Grace).
+	keepAfter time.Time
+}
+
+// Delete records path and deletes it unless dry.
+func (r *recordingDriver) Delete(ctx context.Context, path string) error {
+	if r.young(ctx, path) {
+		return nil
+	}
+	size, err := r.size(ctx, path)
+	if err != nil {
+		return err
+	}
+	if !r.dry {
+		if err := r.StorageDriver.Delete(ctx, path); err != nil {
+			return err
+		}
+		testhook.Pause("gc-delete")
+	}
+	rm := Removal{Path: path, Bytes: size, Name: path}
+	parts := strings.Split(path, "/")
+	switch {
+	case strings.Contains(path, "/_uploads/") && strings.Contains(path, "/repositories/"):
+		rm.Name = strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_uploads/", 2)[0] + " upload " + parts[len(parts)-1]
+		r.rep.Uploads = append(r.rep.Uploads, rm)
+	case strings.Contains(path, "/blobs/") && len(parts) >= 3:
+		rm.Name = parts[len(parts)-3] + ":" + parts[len(parts)-1]
+		r.rep.Blobs = append(r.rep.Blobs, rm)
+	case strings.HasPrefix(path, referrers.Root+"/"):
+		rm.Name = strings.TrimPrefix(path, referrers.Root+"/")
+		r.rep.Other = append(r.rep.Other, rm)
+	case strings.Contains(path, "/_manifests/revisions/") && len(parts) >= 2:
+		repo := strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_manifests/", 2)[0]
+		rm.Name = repo + "@" + parts[len(parts)-2] + ":" + parts[len(parts)-1]
+		r.rep.Manifests = append(r.rep.Manifests, rm)
+	default:
+		r.rep.Other = append(r.rep.Other, rm)
+	}
+	r.rep.Bytes += size
+	r.rep.paths = append(r.rep.paths, path)
+	return nil
+}
+
+// size sums the sizes of the files at or under path.
+func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) {
+	fi, err := r.StorageDriver.Stat(ctx, path)
+	if regstore.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !fi.IsDir() {
+		return fi.Size(), nil
+	}
+	var total int64
+	err = r.StorageDriver.Walk(ctx, path, func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// young reports whether the blob data or upload at p (a directory the
+// sweep removes) was written after keepAfter.
+func (r *recordingDriver) young(ctx context.Context, p string) bool {
+	if r.keepAfter.IsZero() {
+		return false
+	}
+	var file string
+	switch {
+	case strings.Contains(p, "/_uploads/"):
+		file = path.Join(p, "startedat")
+	case strings.HasPrefix(p, regstore.Blobs+"/"):
+		file = path.Join(p, "data")
+	default:
+		return false
+	}
+	fi, err := r.StorageDriver.Stat(ctx, file)
+	return err == nil && fi.ModTime().After(r.keepAfter)
+}
+
+// Grace protects what was written shortly before a gc on a shared
+// backend: blob data and uploads younger than this are kept. A push on
+// another replica may have uploaded a blob whose manifest it has not put
+// yet (writes are held mid-push); the mark phase sees no reference to it.
+const Grace = time.Hour
