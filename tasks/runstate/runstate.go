@@ -1,7 +1,9 @@
 // Package runstate records and reads which registry process serves one port
 // of one storage directory: the pid file (pid, start time, URL and mode)
-// and the log file beside it. It is a leaf: start/stop/status (tasks/server)
-// write and read it, push asks it whether the registry is served locally.
+// and the log file beside it, the pipe on which a server started by start
+// says it listens, and the record of the last gc. start/stop/status
+// (tasks/server) and serve (tasks/serve) write and read it; push asks it
+// whether the registry is served locally.
 package runstate
 
 import (

@@ -12,7 +12,7 @@ import (
 )
 
 // uiBenchmarks are the Go benchmarks of the registry browser
-// (tasks/server/ui/bench_test.go), each with the row it becomes.
+// (tasks/ui/bench_test.go), each with the row it becomes.
 var uiBenchmarks = []struct {
 	bench, name, goal string
 	max               time.Duration // 0: reported only
@@ -32,7 +32,7 @@ func (b *bench) measureUI() error {
 			runs = 1
 		}
 		cmd := exec.CommandContext(b.ctx, "go", "test", "-run", "^$", "-bench", "^"+ub.bench+"$",
-			"-benchtime", fmt.Sprintf("%dx", ub.iterations), "-count", strconv.Itoa(runs), "./tasks/server/ui")
+			"-benchtime", fmt.Sprintf("%dx", ub.iterations), "-count", strconv.Itoa(runs), "./tasks/ui")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go test -bench %s: %w\n%s", ub.bench, err, out)

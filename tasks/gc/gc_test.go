@@ -1,0 +1,209 @@
+package gc
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+)
+
+// store is distribution's application on in-memory storage with the
+// referrers API in front, as serve wires them, and the driver below both.
+type store struct {
+	d    driver.StorageDriver
+	host string
+}
+
+func newStore(t *testing.T) *store {
+	t.Helper()
+	logrus.SetOutput(io.Discard)
+	cfg := &configuration.Configuration{Storage: configuration.Storage{
+		"inmemory": configuration.Parameters{},
+		"delete":   configuration.Parameters{"enabled": true},
+	}}
+	cfg.HTTP.Secret = "test"
+	cfg.Log.AccessLog.Disabled = true
+	ctx := context.Background()
+	var capture regstore.Capture
+	app := handlers.NewApp(ctx, capture.Configure(cfg))
+	if err := capture.Check(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := referrers.New(ctx, capture.Driver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(referrers.NewAPI(recs, app, nil, false, logrus.NewEntry(logrus.StandardLogger())))
+	t.Cleanup(srv.Close)
+	return &store{d: capture.Driver(), host: strings.TrimPrefix(srv.URL, "http://")}
+}
+
+func (s *store) ref(t *testing.T, r string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(s.host+"/"+r, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func (s *store) push(t *testing.T, r string, img v1.Image) v1.Hash {
+	t.Helper()
+	if err := remote.Write(s.ref(t, r), img); err != nil {
+		t.Fatalf("pushing %s: %v", r, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// sbomOf is an artifact whose subject is img (an SBOM, say).
+func sbomOf(t *testing.T, img v1.Image) v1.Image {
+	t.Helper()
+	d, _ := img.Digest()
+	size, _ := img.Size()
+	mt, _ := img.MediaType()
+	art := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	art, err := mutate.AppendLayers(art, static.NewLayer([]byte(`{"spdxVersion":"SPDX-2.3"}`), "application/spdx+json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.Subject(art, v1.Descriptor{MediaType: mt, Size: size, Digest: d}).(v1.Image)
+}
+
+func names(rs []Removal) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func hasManifest(rep *Report, repo string, d v1.Hash) bool {
+	return slices.Contains(names(rep.Manifests), repo+"@"+d.Algorithm+":"+d.Hex)
+}
+
+// A plain collection keeps everything a tag reaches and an untagged
+// manifest; --delete-untagged removes the untagged manifest but keeps the
+// referrer of a tagged image; once the tag goes, the referrer goes with
+// its subject, and so do its record. A dry run removes nothing and the
+// removal carries out exactly the dry run.
+func TestSweepReferrers(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	img, _ := random.Image(1024, 2)
+	untagged, _ := random.Image(1024, 1)
+	imgD := s.push(t, "yocto/base:latest", img)
+	sbomD := s.push(t, "yocto/base@"+mustDigest(t, sbomOf(t, img)).String(), sbomOf(t, img))
+	untaggedD := s.push(t, "yocto/base@"+mustDigest(t, untagged).String(), untagged)
+
+	plain, err := Sweep(ctx, s.d, Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.Manifests) != 0 || len(plain.Blobs) != 0 || plain.Removed {
+		t.Fatalf("plain dry run removes %+v", plain)
+	}
+	all, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasManifest(all, "yocto/base", untaggedD) || hasManifest(all, "yocto/base", sbomD) || hasManifest(all, "yocto/base", imgD) {
+		t.Fatalf("--delete-untagged with the subject tagged: %v", names(all.Manifests))
+	}
+	if len(all.Blobs) != 3 || all.Bytes == 0 {
+		t.Fatalf("the untagged manifest, its config and layer: %v (%d bytes)", names(all.Blobs), all.Bytes)
+	}
+
+	if err := remote.Delete(s.ref(t, "yocto/base:latest")); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []v1.Hash{imgD, sbomD, untaggedD} {
+		if !hasManifest(dry, "yocto/base", d) {
+			t.Errorf("subject gone: %s kept (%v)", d, names(dry.Manifests))
+		}
+	}
+	if !slices.ContainsFunc(dry.Other, func(r Removal) bool { return strings.HasPrefix(r.Path, referrers.Root+"/") }) {
+		t.Errorf("the referrer's record is not swept: %v", names(dry.Other))
+	}
+	// Nothing was removed by the dry runs.
+	if _, err := remote.Get(s.ref(t, "yocto/base@"+sbomD.String())); err != nil {
+		t.Fatalf("dry run removed the referrer: %v", err)
+	}
+	done, err := CarryOut(ctx, s.d, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !done.Removed || done.Bytes != dry.Bytes || len(done.Blobs) != len(dry.Blobs) {
+		t.Fatalf("carried out %+v, dry run %+v", done, dry)
+	}
+	again, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Empty() {
+		t.Fatalf("left after the removal: %+v", again)
+	}
+}
+
+// Blob data written after KeepAfter stays (a shared backend's grace).
+func TestSweepKeepsYoung(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	img, _ := random.Image(1024, 1)
+	s.push(t, "yocto/x@"+mustDigest(t, img).String(), img)
+	rep, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil || len(rep.Blobs) != 3 {
+		t.Fatalf("without grace: %v, %v", rep, err)
+	}
+	rep, err = Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true, KeepAfter: timeLongAgo()})
+	if err != nil || len(rep.Blobs) != 0 {
+		t.Fatalf("with grace: %v, %v", names(rep.Blobs), err)
+	}
+}
+
+// An empty storage has nothing to collect and no error.
+func TestSweepNothingStored(t *testing.T) {
+	s := newStore(t)
+	rep, err := Sweep(context.Background(), s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil || !rep.Empty() {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+}
+
+func mustDigest(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// timeLongAgo is a KeepAfter that keeps everything written in this test.
+func timeLongAgo() time.Time { return time.Now().Add(-time.Hour) }
