@@ -238,7 +238,7 @@ func (c *Config) raw(name string) string { return c.Get(name).Raw }
 
 // resolveMode decides the security mode from CONTAINER_REGISTRY_SECURE,
 // _INSECURE and _AUTH and the level each came from. Within one level the
-// rules are the seed's: AUTH=1 implies SECURE (with a warning), SECURE=1 and
+// rules are those of meta-virtualization's container-registry.sh: AUTH=1 implies SECURE (with a warning), SECURE=1 and
 // INSECURE=1 contradict. Across levels the higher one wins, so
 // `CONTAINER_REGISTRY_SECURE=1 ./container-registry.sh start` works with a
 // helper baked with CONTAINER_REGISTRY_INSECURE=1; a Note says which won.

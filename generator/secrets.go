@@ -14,7 +14,7 @@ type SecretsStep int
 const (
 	// AtGenerate is `generate`: auth/ is written only when a password is
 	// configured (CONTAINER_REGISTRY_PASSWORD); otherwise the first start
-	// makes it, as the seed documents.
+	// makes it, as meta-virtualization's container-registry.sh documents.
 	AtGenerate SecretsStep = iota
 	// AtStart is `start`: with auth on, auth/ is always set up, with a new
 	// random password when none is known yet.

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// The drop-in contract of the shell original, through the generated script.
+// The drop-in contract of meta-virtualization's container-registry.sh,
+// through the generated script.
 
 // A mode set in the environment wins over the mode baked into the helper;
 // SECURE and INSECURE contradict only within one level.
@@ -20,7 +21,7 @@ func TestDropInModeFromEnvironment(t *testing.T) {
 		errText    string
 		note       string
 	}{
-		{"seed local.conf, SECURE=1 start", map[string]string{"CONTAINER_REGISTRY_INSECURE": "1"}, map[string]string{"CONTAINER_REGISTRY_SECURE": "1"},
+		{"local.conf of the documentation, SECURE=1 start", map[string]string{"CONTAINER_REGISTRY_INSECURE": "1"}, map[string]string{"CONTAINER_REGISTRY_SECURE": "1"},
 			"secure (TLS + auth)", "", "Note: secure mode: CONTAINER_REGISTRY_SECURE=1 from the environment overrides CONTAINER_REGISTRY_INSECURE=1 from the helper script"},
 		{"baked insecure, env AUTH=1", map[string]string{"CONTAINER_REGISTRY_INSECURE": "1"}, map[string]string{"CONTAINER_REGISTRY_AUTH": "1"},
 			"secure (TLS + auth)", "", "CONTAINER_REGISTRY_AUTH=1 from the environment overrides CONTAINER_REGISTRY_INSECURE=1"},

@@ -17,12 +17,13 @@ import (
 
 const layerDir = "../meta-layer"
 
-// TestLayerFiles checks that every file of the seed's "Files" table, and
+// TestLayerFiles checks that every file of the "Files" table of
+// meta-virtualization's container-registry documentation, and
 // the rest of what the layer promises, exists.
 func TestLayerFiles(t *testing.T) {
 	recipes := filepath.Join(layerDir, "recipes-containers", "container-registry")
 	files := []string{
-		// The seed's "Files" table.
+		// The "Files" table of the container-registry documentation.
 		filepath.Join(recipes, "container-registry-index.bb"),
 		filepath.Join(recipes, "container-registry-populate.bb"),
 		filepath.Join(recipes, "container-registry-ca.bb"),

@@ -39,7 +39,7 @@ type App struct {
 	Stderr  io.Writer
 	Environ []string
 	// Script is the helper script's path when the tool runs through it.
-	// Human-readable messages then go to stdout, as the shell original's did.
+	// Human-readable messages then go to stdout, as those of meta-virtualization's container-registry.sh did.
 	Script string
 }
 
@@ -234,5 +234,18 @@ func reportError(app *App, err error) int {
 		return se.Code
 	}
 	fmt.Fprintf(app.Stderr, "Error: %v\n", err)
+	if hint := errorHint(err); hint != "" {
+		fmt.Fprintln(app.Stderr, hint)
+	}
 	return exitFailed
+}
+
+// errorHint is the line that says what to do about err, for the typed
+// errors whose message states only the fact.
+func errorHint(err error) string {
+	var nr *registry.NotRespondingError
+	if errors.As(err, &nr) {
+		return fmt.Sprintf("Start it first: %s start", nr.Script)
+	}
+	return ""
 }

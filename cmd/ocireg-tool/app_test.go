@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // TestGetenv covers the tool's one environment lookup (config.FromEnviron
@@ -66,5 +70,20 @@ func TestArgumentsKeepTheirBytes(t *testing.T) {
 				t.Errorf("generate: storage from the environment %q, want %q", cli.Generate.Storage, bad)
 			}
 		}
+	}
+}
+
+// A registry that is down is said plainly by the error; the command adds
+// how to start it, as a line a user can paste.
+func TestNotRespondingHint(t *testing.T) {
+	err := fmt.Errorf("pushing: %w", &registry.NotRespondingError{URL: "http://localhost:5000", Script: "'/my builds/container-registry.sh'"})
+	var stderr bytes.Buffer
+	app := &App{Ctx: context.Background(), Stderr: &stderr}
+	if code := reportError(app, err); code != exitFailed {
+		t.Fatalf("exit %d", code)
+	}
+	want := "Error: pushing: Registry not responding at http://localhost:5000\nStart it first: '/my builds/container-registry.sh' start\n"
+	if stderr.String() != want {
+		t.Fatalf("got %q, want %q", stderr.String(), want)
 	}
 }

@@ -1,5 +1,6 @@
-// Package labels computes the build-time OCI labels of the seed's
-// "Build-Time OCI Labels" section and writes them into OCI image layouts.
+// Package labels computes the build-time OCI labels that
+// meta-virtualization's container-registry class documents ("Build-Time
+// OCI Labels") and writes them into OCI image layouts.
 //
 // Compute decides which labels an image gets from bitbake variables and the
 // git repository of TOPDIR; Apply rewrites the image configurations of an OCI

@@ -99,7 +99,8 @@ type Summary struct {
 	Catalog  []string // the registry's repositories after the push
 }
 
-// FailedError says which images failed; their messages were printed.
+// FailedError says which images failed; each failure was reported as
+// an ImageFailed or AttachFailed event.
 type FailedError struct{ Names []string }
 
 func (e *FailedError) Error() string {

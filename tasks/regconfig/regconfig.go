@@ -165,7 +165,7 @@ func parseConfig(data []byte) (cfg *configuration.Configuration, err error) {
 	return configuration.Parse(bytes.NewReader(data))
 }
 
-// reconcile applies the rules documented on LoadConfig and reports what it
+// reconcile applies the rules documented on Load and reports what it
 // changed.
 func reconcile(c *config.Config, cfg *configuration.Configuration) []Adjustment {
 	var adj []Adjustment

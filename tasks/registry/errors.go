@@ -2,15 +2,16 @@ package registry
 
 import "fmt"
 
-// NotRespondingError says the registry a command needs is down.
+// NotRespondingError says the registry a command needs is down. Its
+// message is the fact; the command adds how to start it (Script).
 type NotRespondingError struct {
 	URL    string // scheme://host:port
-	Script string
+	Script string // the helper script, as a shell word
 	Err    error
 }
 
 func (e *NotRespondingError) Error() string {
-	return fmt.Sprintf("Registry not responding at %s\nStart it first: %s start", e.URL, e.Script)
+	return fmt.Sprintf("Registry not responding at %s", e.URL)
 }
 
 func (e *NotRespondingError) Unwrap() error { return e.Err }

@@ -71,8 +71,8 @@ type procState struct {
 	Cmdline   []string
 }
 
-// procRoot is /proc; tests point it elsewhere.
-var procRoot = "/proc"
+// procRoot is where the kernel shows processes.
+const procRoot = "/proc"
 
 // inspectProc looks pid up in the process table.
 func inspectProc(pid int) procState {

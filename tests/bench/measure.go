@@ -157,7 +157,7 @@ func (b *bench) measurePush() error {
 			return err
 		}
 		ceiling = append(ceiling, t)
-		// (b) the shell original: skopeo copy per image, then the
+		// (b) meta-virtualization's container-registry.sh: skopeo copy per image, then the
 		// manifest lists with curl; then skopeo copying them again.
 		if err := resetStorage(b.ctx, o); err != nil {
 			return err
@@ -267,8 +267,8 @@ func (b *bench) rawPuts(addr, repo string, blobs []blobFile) (time.Duration, err
 const shellTimestampTag = "20260108-123456"
 
 // skopeoCopies copies every image build of the tree to
-// <name>:<timestamp>-<arch> with skopeo, one process per build, as the
-// shell original did.
+// <name>:<timestamp>-<arch> with skopeo, one process per build, as
+// meta-virtualization's container-registry.sh did.
 func (b *bench) skopeoCopies(addr string) (time.Duration, error) {
 	start := time.Now()
 	for _, im := range b.tree.Images {
@@ -280,8 +280,8 @@ func (b *bench) skopeoCopies(addr string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// shellPush is the shell original's push: skopeo copy of each build, then
-// per tag a manifest list (OCI index) of the arch manifests, each looked up
+// shellPush is the push of meta-virtualization's container-registry.sh:
+// skopeo copy of each build, then per tag a manifest list (OCI index) of the arch manifests, each looked up
 // with curl and written with curl. The JSON is assembled in this process
 // (the original spawned python3 for it), which flatters the baseline.
 func (b *bench) shellPush(addr string) (time.Duration, error) {
