@@ -100,6 +100,20 @@ type Adjustment string
 // registry cannot honour is a *ConfigError naming the key, found here
 // rather than by a panic in distribution or silently ignored.
 func Read(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
+	cfg, adj, _, err := read(c)
+	return cfg, adj, err
+}
+
+// ReadStorage is Read, and the storage driver its check of the storage
+// section opened: gc, verify and status work through it, so that one
+// command opens its storage once.
+func ReadStorage(c *config.Config) (*configuration.Configuration, driver.StorageDriver, error) {
+	cfg, _, d, err := read(c)
+	return cfg, d, err
+}
+
+// read is Read, with the storage driver the check opened.
+func read(c *config.Config) (*configuration.Configuration, []Adjustment, driver.StorageDriver, error) {
 	path := c.RegistryConfig()
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -108,37 +122,34 @@ func Read(c *config.Config) (*configuration.Configuration, []Adjustment, error) 
 		data, err = generator.RegistryConfigYAML(c)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading registry config: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading registry config: %w", err)
 	}
 	cfg, err := parseConfig(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
 	adj := reconcile(c, cfg)
 	more, err := applyBackend(c, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	adj = append(adj, more...)
-	if errs := checkConfig(cfg); len(errs) > 0 {
-		return nil, nil, &ConfigError{File: path, Errs: errs}
+	errs, d := checkConfig(cfg)
+	if len(errs) > 0 {
+		return nil, nil, nil, &ConfigError{File: path, Errs: errs}
 	}
 	adj = append(adj, dropDisabledMiddleware(cfg)...)
-	return cfg, adj, nil
+	return cfg, adj, d, nil
 }
 
 // Load is Read for a registry about to run: an unset http.secret is read
 // from (or first written to) the storage's http.secret file.
 func Load(c *config.Config) (*configuration.Configuration, []Adjustment, error) {
-	cfg, adj, err := Read(c)
+	cfg, adj, d, err := read(c)
 	if err != nil {
 		return nil, nil, err
 	}
 	if cfg.HTTP.Secret == "" && S3(cfg) {
-		d, err := regstore.Open(context.Background(), cfg)
-		if err != nil {
-			return nil, nil, err
-		}
 		if cfg.HTTP.Secret, err = ensureSharedSecret(context.Background(), d); err != nil {
 			return nil, nil, err
 		}
@@ -328,7 +339,7 @@ func (ke *keyErrors) add(key, format string, args ...any) {
 // silently ignore. It reads no file named by the configuration (GC and
 // verify load the configuration before start creates them); Serve checks
 // those.
-func checkConfig(cfg *configuration.Configuration) []*KeyError {
+func checkConfig(cfg *configuration.Configuration) ([]*KeyError, driver.StorageDriver) {
 	var ke keyErrors
 	ke.log(&cfg.Log)
 	d := ke.storage(cfg)
@@ -342,7 +353,7 @@ func checkConfig(cfg *configuration.Configuration) []*KeyError {
 		ke.add("proxy.remoteurl", "a pull-through cache cannot be pushed to, and ocireg-tool's registry is filled by push and import")
 	}
 	ke.validation(&cfg.Validation)
-	return ke
+	return ke, d
 }
 
 func (ke *keyErrors) log(l *configuration.Log) {

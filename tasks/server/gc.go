@@ -13,7 +13,6 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
 	"github.com/ocireg-tool/ocireg-tool/tasks/redisconn"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -67,13 +66,9 @@ func (r *GCResult) DryRunOnly() bool {
 // sweep fails. On error the result says what was done before the failure.
 func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err error) {
 	o.defaults()
-	cfg, where, err := gcStorage(c)
-	if err != nil {
-		return nil, err
-	}
-	// One driver for the whole collection: every sweep, the hold of the
-	// replicas and the removal.
-	d, err := regstore.Open(ctx, cfg)
+	// One driver for the whole collection (the one the configuration's
+	// check opened): every sweep, the hold of the replicas and the removal.
+	cfg, d, where, err := gcStorage(c)
 	if err != nil {
 		return nil, err
 	}
@@ -156,15 +151,15 @@ func recordGC(c *config.Config, res *GCResult, err error) {
 	_ = runstate.WriteGCRecord(c, rec)
 }
 
-// gcStorage loads the registry configuration (writing it when missing)
-// and says where its storage is, for the report.
-func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
+// gcStorage reads the registry configuration (writing it when missing),
+// opens its storage and says where that is, for the report.
+func gcStorage(c *config.Config) (*configuration.Configuration, driver.StorageDriver, string, error) {
 	if _, err := regconfig.EnsureFile(c); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	cfg, _, err := regconfig.Load(c)
+	cfg, d, err := regconfig.ReadStorage(c)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	where := c.DataDir()
 	if c.Backend.S3() {
@@ -174,7 +169,7 @@ func gcStorage(c *config.Config) (*configuration.Configuration, string, error) {
 	} else if root, ok := cfg.Storage.Parameters()["rootdirectory"].(string); ok {
 		where = root
 	}
-	return cfg, where, nil
+	return cfg, d, where, nil
 }
 
 // stopForSweep stops the registry of c when it runs, so nothing writes

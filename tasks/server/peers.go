@@ -5,7 +5,6 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 )
 
@@ -17,12 +16,7 @@ func backendStatus(ctx context.Context, c *config.Config, res *StatusResult) {
 		return
 	}
 	res.Backend = c.Backend.String()
-	cfg, _, err := regconfig.Read(c)
-	if err != nil {
-		res.PeersErr = err.Error()
-		return
-	}
-	d, err := regstore.Open(ctx, cfg)
+	_, d, err := regconfig.ReadStorage(c)
 	if err != nil {
 		res.PeersErr = err.Error()
 		return

@@ -52,11 +52,7 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // while the registry runs; content pushed during the walk may show up as
 // orphans. It stops as soon as ctx ends, with an error.
 func Verify(ctx context.Context, c *config.Config) (*Report, error) {
-	cfg, _, err := regconfig.Read(c)
-	if err != nil {
-		return nil, err
-	}
-	d, err := regstore.Open(ctx, cfg)
+	_, d, err := regconfig.ReadStorage(c)
 	if err != nil {
 		return nil, err
 	}
