@@ -284,7 +284,7 @@ func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1
 
 // mergeReferrers adds wants to the referrers tag's index by a
 // read-modify-write that loses no entry of another pusher: it holds the
-// storage's push.lock (local registry), checks just before the PUT that
+// registry's tag lock (taglock), checks just before the PUT that
 // the tag is still what it read, reads the tag back after writing and
 // merges again on top of whatever another pusher wrote; verifyTags checks
 // it once more after a settle delay. go-containerregistry's own fallback
@@ -308,21 +308,11 @@ func (p *pushRun) mergeReferrers(ctx context.Context, tag name.Tag, wants []v1.D
 }
 
 func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []v1.Descriptor) (bool, error) {
-	if p.redis != nil {
-		// Replicas of a shared backend: the lock every host's pushes share.
-		unlock, err := p.redis.lock(ctx, tag.Context().RepositoryStr()+":"+tag.TagStr())
-		if err != nil {
-			return false, err
-		}
-		defer unlock()
-	} else if p.lockPath != "" {
-		l, err := lockFile(ctx, p.lockPath)
-		if err != nil {
-			return false, err
-		}
-		defer l.unlock()
+	unlock, err := p.lock.Lock(ctx, tag.Context().RepositoryStr(), tag.TagStr())
+	if err != nil {
+		return false, err
 	}
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller}
+	defer unlock()
 	im, before, err := p.t.ReadFallback(ctx, tag, p.ropts...)
 	if err != nil {
 		return false, err
@@ -341,7 +331,7 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 	if err != nil {
 		return false, err
 	}
-	if now, err := tw.head(ctx, tag); err != nil || now != before {
+	if now, err := head(ctx, p.puller, tag); err != nil || now != before {
 		return false, err
 	}
 	if err := p.pusher.Put(ctx, tag, rawManifest{data: data, mt: types.OCIImageIndex}); err != nil {

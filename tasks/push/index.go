@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
 // maxIndexAttempts bounds the read-modify-write retries of one tag.
@@ -33,16 +34,13 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // TagWriter writes the image index of a tag, merging it with what the
 // registry already holds there: entries for other platforms are kept, the
 // platforms being pushed are replaced. The write is a read-modify-write
-// guarded by an optional lock file and verified by reading the tag back;
+// guarded by the registry's tag lock and verified by reading the tag back;
 // a concurrent change makes it merge again.
 type TagWriter struct {
 	Pusher *remote.Pusher
 	Puller *remote.Puller
-	// LockPath, when set, is flock'ed around each read-modify-write.
-	LockPath string
-	// redis, when set, is the lock of the tag around each
-	// read-modify-write instead (replicas of a shared backend).
-	redis *redisLock
+	// Lock is taken around each read-modify-write (nil: none).
+	Lock *taglock.Lock
 }
 
 // TagResult is what a tag now holds.
@@ -72,7 +70,7 @@ func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descript
 }
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
-	unlock, err := w.lock(ctx, ref)
+	unlock, err := w.Lock.Lock(ctx, ref.Context().RepositoryStr(), ref.TagStr())
 	if err != nil {
 		return nil, false, err
 	}
@@ -99,7 +97,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		return &TagResult{Digest: ours, Kept: kept, Entries: entries, Unchanged: true}, true, nil
 	}
 	// Optimistic check: nobody changed the tag since it was read.
-	now, err := w.head(ctx, ref)
+	now, err := head(ctx, w.Puller, ref)
 	if err != nil {
 		return nil, false, err
 	}
@@ -111,7 +109,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	}
 	// Read back: a concurrent writer may have replaced it; if what is
 	// there now lacks our entries, merge again on top of it.
-	back, err := w.head(ctx, ref)
+	back, err := head(ctx, w.Puller, ref)
 	if err != nil {
 		return nil, false, err
 	}
@@ -132,24 +130,6 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		}
 	}
 	return nil, false, nil
-}
-
-// lock serialises the read-modify-write of ref's index: across replicas
-// and hosts through redis (the tag without the registry's address, so
-// every replica's pushes share the lock), else with the local lock file
-// when there is one.
-func (w *TagWriter) lock(ctx context.Context, ref name.Tag) (func(), error) {
-	switch {
-	case w.redis != nil:
-		return w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
-	case w.LockPath != "":
-		l, err := lockFile(ctx, w.LockPath)
-		if err != nil {
-			return nil, err
-		}
-		return l.unlock, nil
-	}
-	return func() {}, nil
 }
 
 // indexOf is the index to write: asIs as it is when useAsIs (a nested
@@ -193,8 +173,8 @@ func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descript
 }
 
 // head returns the digest at ref, or the zero hash when there is none.
-func (w *TagWriter) head(ctx context.Context, ref name.Tag) (v1.Hash, error) {
-	d, err := w.Puller.Head(ctx, ref)
+func head(ctx context.Context, puller *remote.Puller, ref name.Tag) (v1.Hash, error) {
+	d, err := puller.Head(ctx, ref)
 	if isNotFound(err) {
 		return v1.Hash{}, nil
 	}

@@ -35,7 +35,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
-	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -151,6 +151,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer p.lock.Close()
 	o.Events.Emit(Started{URL: t.Config.URL, Namespace: t.Config.Namespace, Tags: tagSet.Tags, Arch: tagSet.Arch, AuthSource: t.AuthSource})
 	for _, g := range groups {
 		if ctx.Err() != nil {
@@ -170,7 +171,6 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		return sum, stopped(ctx)
 	}
 	p.verifyTags(ctx)
-	p.redis.close()
 	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
 	if repos, err := p.puller.Catalog(ctx, t.Registry); err == nil {
 		sum.Catalog = repos
@@ -240,8 +240,8 @@ func resolveTags(c *config.Config, o Options) (*TagSet, error) {
 }
 
 // newPushRun sets up the clients of one push: the Target's transport with
-// a byte counter, a pusher and a puller sharing it, and the storage's
-// push.lock when the registry is served from this storage.
+// a byte counter, a pusher and a puller sharing it, and the registry's tag
+// lock (taglock).
 func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagSet, sum *Summary) (*pushRun, error) {
 	counter := &countingTransport{base: t.Transport}
 	ropts := t.Options(ctx, remote.WithTransport(counter), remote.WithJobs(o.Jobs))
@@ -254,21 +254,11 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 		return nil, err
 	}
 	c := t.Config
-	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts}
-	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
-		p.lockPath = filepath.Join(c.Storage, "push.lock")
-		p.lockGuards = servedLocally(c)
+	lock, err := taglock.Open(c)
+	if err != nil {
+		return nil, err
 	}
-	if c.Backend.S3() {
-		// Replicas on other hosts share the backend: the storage's
-		// push.lock guards nothing there; redis, when configured, does.
-		p.lockGuards = false
-		if p.redis, err = newRedisLock(c); err != nil {
-			return nil, err
-		}
-		p.lockGuards = p.redis != nil
-	}
-	return p, nil
+	return &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts, lock: lock}, nil
 }
 
 // selectSources discovers the deploy tree (or reads the given path) and
@@ -336,21 +326,18 @@ func isPath(s string) bool {
 
 // pushRun is the state of one Push.
 type pushRun struct {
-	o        Options
-	c        *config.Config
-	t        *registry.Target
-	reg      name.Registry
-	auth     authn.Authenticator
-	counter  *countingTransport
-	pusher   *remote.Pusher
-	puller   *remote.Puller
-	lockPath string
-	// lockGuards is true when every push to the registry takes lockPath
-	// (it is the local registry served from this storage), so no settle
-	// delay is needed after writing tags.
-	lockGuards bool
-	// redis is the shared push lock of a shared backend's replicas.
-	redis   *redisLock
+	o       Options
+	c       *config.Config
+	t       *registry.Target
+	reg     name.Registry
+	auth    authn.Authenticator
+	counter *countingTransport
+	pusher  *remote.Pusher
+	puller  *remote.Puller
+	// lock guards the read-modify-writes of tag indexes; when every push
+	// to the registry takes it, no settle delay is needed after writing
+	// tags.
+	lock    *taglock.Lock
 	sum     *Summary
 	tags    *TagSet
 	written []written
@@ -393,11 +380,11 @@ const settleDelay = 150 * time.Millisecond
 // verifyTags reads every written tag back once more after a short delay:
 // a push from another host that read the tag before this run wrote it
 // may have replaced our entries; such a tag is merged again. It is skipped
-// for the local registry served from this storage, whose pushes all hold
-// push.lock around their read-modify-writes (the design's lock for the
-// local registry), so a local push does not pay the delay.
+// when every push to the registry takes the tag lock around its
+// read-modify-writes (push.lock of the local registry, redis of
+// replicas), so such a push does not pay the delay.
 func (p *pushRun) verifyTags(ctx context.Context) {
-	if len(p.written)+len(p.fallbacks) == 0 || p.lockGuards {
+	if len(p.written)+len(p.fallbacks) == 0 || p.lock.Guards() {
 		return
 	}
 	select {
@@ -406,7 +393,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	case <-time.After(settleDelay):
 	}
 	p.verifyReferrers(ctx)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
 		if err == nil && !ok {
@@ -422,23 +409,11 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	}
 }
 
-// servedLocally reports whether c's URL is the registry started from c's
-// storage on this host: every helper-script push to it then shares the
-// storage's push.lock, which serialises the index read-modify-writes.
-func servedLocally(c *config.Config) bool {
-	switch strings.ToLower(c.Host) {
-	case "localhost", "127.0.0.1", "::1", "[::1]":
-	default:
-		return false
-	}
-	return runstate.Check(c).Pid != 0
-}
-
 // storageFull explains a failed upload to the registry served from this
 // storage when its file system has less room than the blob: the registry
 // itself only reports a broken upload.
 func (p *pushRun) storageFull(need int64) string {
-	if !p.lockGuards {
+	if !p.lock.LocalDisk() {
 		return ""
 	}
 	var st syscall.Statfs_t
@@ -540,7 +515,7 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		return err
 	}
 	ref := repo.Tag(tag)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}
 	r, err := tw.Write(ctx, ref, wants, asIs)
 	if err != nil {
 		return err

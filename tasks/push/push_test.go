@@ -384,17 +384,6 @@ func TestConcurrentPushesKeepBothArches(t *testing.T) {
 	}
 }
 
-// Only the registry served from the push's own storage on this host counts
-// as guarded by push.lock.
-func TestServedLocally(t *testing.T) {
-	for _, host := range []string{"localhost:5000", "127.0.0.1:5000", "registry.example.com:5000"} {
-		c := testConfig(t, host, t.TempDir())
-		if servedLocally(c) {
-			t.Errorf("%s: no registry runs from %s, want false", host, c.Storage)
-		}
-	}
-}
-
 func target(t *testing.T, c *config.Config) *registry.Target {
 	t.Helper()
 	tg, err := registry.New(c, "container-registry.sh", nil)
