@@ -4,23 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
+	"math/rand/v2"
 	"sort"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
-// maxIndexAttempts bounds the read-modify-write retries of one tag.
-const maxIndexAttempts = 5
+// maxIndexAttempts bounds the read-modify-write retries of one tag;
+// indexStep is their back-off step (untilDone).
+const (
+	maxIndexAttempts = 5
+	indexStep        = 20 * time.Millisecond
+)
 
 // rawManifest is a manifest to PUT as it is.
 type rawManifest struct {
@@ -60,11 +64,13 @@ type TagResult struct {
 // index holding exactly wants that is written byte for byte if nothing is
 // kept (a multi-arch layout pushed as the index it is).
 func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, error) {
-	for attempt := 1; attempt <= maxIndexAttempts; attempt++ {
-		res, done, err := w.attempt(ctx, ref, wants, asIs)
-		if err != nil || done {
-			return res, err
-		}
+	var res *TagResult
+	done, err := untilDone(ctx, maxIndexAttempts, indexStep, func() (done bool, err error) {
+		res, done, err = w.attempt(ctx, ref, wants, asIs)
+		return done, err
+	})
+	if err != nil || done {
+		return res, err
 	}
 	return nil, fmt.Errorf("tag %s kept changing while merging its index (%d attempts); try again", ref, maxIndexAttempts)
 }
@@ -156,7 +162,7 @@ func indexOf(entries []v1.Descriptor, asIs v1.ImageIndex, useAsIs bool) (rawMani
 // Holds reports whether ref is an index that contains every want.
 func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (bool, error) {
 	d, err := w.Puller.Get(ctx, ref)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -175,7 +181,7 @@ func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descript
 // head returns the digest at ref, or the zero hash when there is none.
 func head(ctx context.Context, puller *remote.Puller, ref name.Tag) (v1.Hash, error) {
 	d, err := puller.Head(ctx, ref)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return v1.Hash{}, nil
 	}
 	if err != nil {
@@ -188,7 +194,7 @@ func head(ctx context.Context, puller *remote.Puller, ref name.Tag) (v1.Hash, er
 // platforms not in wants.
 func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (v1.Hash, []v1.Descriptor, error) {
 	d, err := w.Puller.Get(ctx, ref)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return v1.Hash{}, nil, nil
 	}
 	if err != nil {
@@ -262,7 +268,21 @@ func containsAll(entries, wants []v1.Descriptor) bool {
 	return true
 }
 
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+// untilDone calls try until it reports done or fails, at most attempts
+// times, and reports whether it got done. It is the back-off of optimistic
+// read-modify-writes (and re-puts) that met a concurrent writer: before
+// try n+1 it waits a random pause of up to n×step, so writers that
+// collided try again apart; ctx ending stops it.
+func untilDone(ctx context.Context, attempts int, step time.Duration, try func() (done bool, err error)) (bool, error) {
+	for n := 1; ; n++ {
+		done, err := try()
+		if err != nil || done || n >= attempts {
+			return done, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-time.After(time.Duration(rand.Int64N(int64(n)*int64(step) + 1))):
+		}
+	}
 }

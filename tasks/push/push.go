@@ -9,6 +9,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -355,14 +356,13 @@ func (p *pushRun) client(ctx context.Context, repo name.Repository) (*http.Clien
 	if cl, ok := p.clients[repo.String()]; ok {
 		return cl, nil
 	}
-	rt, err := transport.NewWithContext(ctx, p.reg, p.auth, p.counter, []string{repo.Scope(transport.PushScope)})
+	cl, err := p.t.Client(ctx, repo, transport.PushScope, p.counter)
 	if err != nil {
 		return nil, err
 	}
 	if p.clients == nil {
 		p.clients = map[string]*http.Client{}
 	}
-	cl := &http.Client{Transport: rt}
 	p.clients[repo.String()] = cl
 	return cl, nil
 }
@@ -581,7 +581,8 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 // that the backend is the likely cause (distribution answers 500 when its
 // storage fails).
 func (p *pushRun) storageDown(err error) error {
-	if !p.c.Backend.S3() || !strings.Contains(err.Error(), "500 Internal Server Error") {
+	var te *transport.Error
+	if !p.c.Backend.S3() || !errors.As(err, &te) || te.StatusCode != http.StatusInternalServerError {
 		return err
 	}
 	return fmt.Errorf("%w (the registry could not read its storage %s; is the S3 endpoint up? The registry log says more)", err, p.c.Backend)
@@ -677,7 +678,7 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 	}
 	ref := repo.Digest(m.Digest.String())
 	if _, err := p.puller.Head(ctx, ref); err != nil {
-		if !isNotFound(err) {
+		if !registry.IsNotFound(err) {
 			return v1.Descriptor{}, fmt.Errorf("checking manifest: %w", err)
 		}
 		if err := p.pusher.Put(ctx, ref, rawManifest{data: raw, mt: mt}); err != nil {
@@ -689,38 +690,27 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
 }
 
-// blobExists asks the registry whether repo has blob d. A 5xx answer is
-// asked again (three times, 50 ms apart and doubling), as go-containerregistry
-// does for its own requests: distribution 2.8 answers 500 to a HEAD that
-// races a concurrent upload of the same blob.
+// blobExists asks the registry whether repo has blob d. client applies
+// the Target's retry policy: distribution 2.8 answers 500 to a HEAD that
+// races a concurrent upload of the same blob, and is asked again.
 func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
-	wait := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false, fmt.Errorf("checking blob %s: %w", d, err)
-		}
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			return true, nil
-		case resp.StatusCode == http.StatusNotFound:
-			return false, nil
-		case resp.StatusCode < 500 || attempt == 4:
-			return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return false, context.Cause(ctx)
-		case <-time.After(wait):
-		}
-		wait *= 2
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
 	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("checking blob %s: %w", d, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("checking blob %s: %w", d, transport.CheckError(resp, http.StatusOK))
 }
 
 // startProgress emits Progress events for the uploads of one manifest
