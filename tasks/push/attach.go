@@ -152,7 +152,10 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 			}
 		}
 		art.api, putErr = p.putArtifact(ctx, repo, desc.Digest, raw)
-		return !isBlobUnknown(putErr), putErr
+		if isBlobUnknown(putErr) {
+			return false, nil // put again
+		}
+		return true, putErr
 	})
 	if err == nil && !done {
 		err = putErr
