@@ -489,13 +489,30 @@ func (c *Config) RequiredSANs() (dns []string, ips []net.IP) {
 }
 
 // TargetAddress translates a host-side address to the one a QEMU target
-// uses: localhost and 127.0.0.1 become the slirp gateway 10.0.2.2.
+// uses: a loopback host (IsLoopbackHost) becomes the slirp gateway
+// 10.0.2.2.
 func TargetAddress(host, port string) string {
-	switch strings.ToLower(host) {
-	case "localhost", "127.0.0.1", "::1":
+	if IsLoopbackHost(host) {
 		host = "10.0.2.2"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// LoopbackAddrs are this host's loopback addresses as the tool spells
+// them: where a registry serving only this host listens (QEMU user
+// networking reaches the host's 127.0.0.1 at 10.0.2.2; clients resolving
+// localhost may try ::1 first), and what localhost stands for.
+func LoopbackAddrs() []string { return []string{"127.0.0.1", "::1"} }
+
+// IsLoopbackHost reports whether host (a URL's host, IPv6 in brackets or
+// not) is this host's loopback: localhost or one of LoopbackAddrs.
+func IsLoopbackHost(host string) bool {
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && slices.ContainsFunc(LoopbackAddrs(), func(a string) bool { return ip.Equal(net.ParseIP(a)) })
 }
 
 // ValidateRuntimes checks DOCKER_OCI_RUNTIMES and decodes it.
@@ -515,7 +532,8 @@ func (c *Config) ValidateRuntimes() (map[string]any, error) {
 	return m, nil
 }
 
-func boolStr(b bool) string {
+// BoolString spells b as the tool's settings do: "1" or "0".
+func BoolString(b bool) string {
 	if b {
 		return "1"
 	}

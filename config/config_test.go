@@ -136,6 +136,17 @@ func TestLoadPrecedence(t *testing.T) {
 	}
 }
 
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "::1": true, "[::1]": true,
+		"0:0:0:0:0:0:0:1": true, "127.0.0.2": false, "10.0.2.2": false, "buildhost": false, "": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
 func TestTargetAddress(t *testing.T) {
 	for in, want := range map[string]string{
 		"localhost:5000":   "10.0.2.2:5000",
@@ -143,6 +154,7 @@ func TestTargetAddress(t *testing.T) {
 		"LOCALHOST:5000":   "10.0.2.2:5000",
 		"buildhost:5000":   "buildhost:5000",
 		"192.168.1.5:5000": "192.168.1.5:5000",
+		"[::1]:5000":       "10.0.2.2:5000",
 	} {
 		c, err := FromVars(Vars{"CONTAINER_REGISTRY_URL": in, "CONTAINER_REGISTRY_STORAGE": "/x"})
 		if err != nil {

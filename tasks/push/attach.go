@@ -142,29 +142,29 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 		return art, nil
 	}
 	// A registry may lose sight of a blob another pusher uploads at the
-	// same moment (distribution 2.8 answers MANIFEST_BLOB_UNKNOWN then):
-	// check and upload again, then put again.
-	for attempt := 1; ; attempt++ {
+	// same moment (distribution 2.8 then refuses the manifest, a blob
+	// unknown: isBlobUnknown): check and upload again, then put again.
+	var putErr error
+	done, err := untilDone(ctx, maxIndexAttempts, 50*time.Millisecond, func() (bool, error) {
 		for _, l := range []v1.Layer{emptyConfig, layer} {
 			if err := p.uploadIfMissing(ctx, repo, l); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
-		art.api, err = p.putArtifact(ctx, repo, desc.Digest, raw)
-		if err == nil || !errors.Is(err, errBlobUnknown) || attempt == maxIndexAttempts {
-			return art, err
+		art.api, putErr = p.putArtifact(ctx, repo, desc.Digest, raw)
+		if isBlobUnknown(putErr) {
+			return false, nil // put again
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
-		}
+		return true, putErr
+	})
+	if err == nil && !done {
+		err = putErr
 	}
+	if err != nil {
+		return nil, err
+	}
+	return art, nil
 }
-
-// errBlobUnknown marks a manifest put the registry refused for a blob it
-// does not (yet) see.
-var errBlobUnknown = errors.New("MANIFEST_BLOB_UNKNOWN")
 
 // readDocument reads a build document, bounded.
 func readDocument(path string) ([]byte, error) {
@@ -271,20 +271,15 @@ func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1
 		return false, fmt.Errorf("putting artifact manifest: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		err := fmt.Errorf("putting artifact manifest: %s: %s", resp.Status, bytes.TrimSpace(body))
-		if bytes.Contains(body, []byte(errBlobUnknown.Error())) {
-			err = fmt.Errorf("%w (%w)", err, errBlobUnknown)
-		}
-		return false, err
+	if err := transport.CheckError(resp, http.StatusCreated, http.StatusOK); err != nil {
+		return false, fmt.Errorf("putting artifact manifest: %w", err)
 	}
 	return resp.Header.Get("OCI-Subject") != "", nil
 }
 
 // mergeReferrers adds wants to the referrers tag's index by a
 // read-modify-write that loses no entry of another pusher: it holds the
-// storage's push.lock (local registry), checks just before the PUT that
+// registry's tag lock (taglock), checks just before the PUT that
 // the tag is still what it read, reads the tag back after writing and
 // merges again on top of whatever another pusher wrote; verifyTags checks
 // it once more after a settle delay. go-containerregistry's own fallback
@@ -292,37 +287,21 @@ func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1
 // pushers that read the same index each write theirs, and the later one
 // drops the other's entry.
 func (p *pushRun) mergeReferrers(ctx context.Context, tag name.Tag, wants []v1.Descriptor) error {
-	for attempt := 1; attempt <= maxReferrersAttempts; attempt++ {
-		done, err := p.mergeReferrersOnce(ctx, tag, wants)
-		if err != nil || done {
-			return err
-		}
-		// Jittered back-off: pushers that collided retry apart.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(30*time.Millisecond)))):
-		}
+	done, err := untilDone(ctx, maxReferrersAttempts, 30*time.Millisecond, func() (bool, error) {
+		return p.mergeReferrersOnce(ctx, tag, wants)
+	})
+	if err != nil || done {
+		return err
 	}
 	return fmt.Errorf("referrers tag %s kept changing while merging (%d attempts); try again", tag.TagStr(), maxReferrersAttempts)
 }
 
 func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []v1.Descriptor) (bool, error) {
-	if p.redis != nil {
-		// Replicas of a shared backend: the lock every host's pushes share.
-		unlock, err := p.redis.lock(ctx, tag.Context().RepositoryStr()+":"+tag.TagStr())
-		if err != nil {
-			return false, err
-		}
-		defer unlock()
-	} else if p.lockPath != "" {
-		l, err := lockFile(ctx, p.lockPath)
-		if err != nil {
-			return false, err
-		}
-		defer l.unlock()
+	unlock, err := p.lock.Lock(ctx, tag.Context().RepositoryStr(), tag.TagStr())
+	if err != nil {
+		return false, err
 	}
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller}
+	defer unlock()
 	im, before, err := p.t.ReadFallback(ctx, tag, p.ropts...)
 	if err != nil {
 		return false, err
@@ -341,7 +320,7 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 	if err != nil {
 		return false, err
 	}
-	if now, err := tw.head(ctx, tag); err != nil || now != before {
+	if now, err := head(ctx, p.puller, tag); err != nil || now != before {
 		return false, err
 	}
 	if err := p.pusher.Put(ctx, tag, rawManifest{data: data, mt: types.OCIImageIndex}); err != nil {
@@ -402,14 +381,14 @@ func (p *pushRun) verifyReferrers(ctx context.Context) {
 }
 
 // isBlobUnknown reports whether a registry refused a manifest for a blob
-// or manifest it references that it does not see.
+// or manifest it references that it does not see (yet).
 func isBlobUnknown(err error) bool {
 	var te *transport.Error
 	if !errors.As(err, &te) {
 		return false
 	}
 	for _, d := range te.Errors {
-		if d.Code == transport.ErrorCode(errBlobUnknown.Error()) {
+		if d.Code == transport.ManifestBlobUnknownErrorCode || d.Code == transport.BlobUnknownErrorCode {
 			return true
 		}
 	}

@@ -4,22 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
+	"math/rand/v2"
 	"sort"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
-// maxIndexAttempts bounds the read-modify-write retries of one tag.
-const maxIndexAttempts = 5
+// maxIndexAttempts bounds the read-modify-write retries of one tag;
+// indexStep is their back-off step (untilDone).
+const (
+	maxIndexAttempts = 5
+	indexStep        = 20 * time.Millisecond
+)
 
 // rawManifest is a manifest to PUT as it is.
 type rawManifest struct {
@@ -33,16 +38,13 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // TagWriter writes the image index of a tag, merging it with what the
 // registry already holds there: entries for other platforms are kept, the
 // platforms being pushed are replaced. The write is a read-modify-write
-// guarded by an optional lock file and verified by reading the tag back;
+// guarded by the registry's tag lock and verified by reading the tag back;
 // a concurrent change makes it merge again.
 type TagWriter struct {
 	Pusher *remote.Pusher
 	Puller *remote.Puller
-	// LockPath, when set, is flock'ed around each read-modify-write.
-	LockPath string
-	// redis, when set, is the lock of the tag around each
-	// read-modify-write instead (replicas of a shared backend).
-	redis *redisLock
+	// Lock is taken around each read-modify-write (nil: none).
+	Lock *taglock.Lock
 }
 
 // TagResult is what a tag now holds.
@@ -62,17 +64,19 @@ type TagResult struct {
 // index holding exactly wants that is written byte for byte if nothing is
 // kept (a multi-arch layout pushed as the index it is).
 func (w *TagWriter) Write(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, error) {
-	for attempt := 1; attempt <= maxIndexAttempts; attempt++ {
-		res, done, err := w.attempt(ctx, ref, wants, asIs)
-		if err != nil || done {
-			return res, err
-		}
+	var res *TagResult
+	done, err := untilDone(ctx, maxIndexAttempts, indexStep, func() (done bool, err error) {
+		res, done, err = w.attempt(ctx, ref, wants, asIs)
+		return done, err
+	})
+	if err != nil || done {
+		return res, err
 	}
 	return nil, fmt.Errorf("tag %s kept changing while merging its index (%d attempts); try again", ref, maxIndexAttempts)
 }
 
 func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descriptor, asIs v1.ImageIndex) (*TagResult, bool, error) {
-	unlock, err := w.lock(ctx, ref)
+	unlock, err := w.Lock.Lock(ctx, ref.Context().RepositoryStr(), ref.TagStr())
 	if err != nil {
 		return nil, false, err
 	}
@@ -99,7 +103,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		return &TagResult{Digest: ours, Kept: kept, Entries: entries, Unchanged: true}, true, nil
 	}
 	// Optimistic check: nobody changed the tag since it was read.
-	now, err := w.head(ctx, ref)
+	now, err := head(ctx, w.Puller, ref)
 	if err != nil {
 		return nil, false, err
 	}
@@ -111,7 +115,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	}
 	// Read back: a concurrent writer may have replaced it; if what is
 	// there now lacks our entries, merge again on top of it.
-	back, err := w.head(ctx, ref)
+	back, err := head(ctx, w.Puller, ref)
 	if err != nil {
 		return nil, false, err
 	}
@@ -132,24 +136,6 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		}
 	}
 	return nil, false, nil
-}
-
-// lock serialises the read-modify-write of ref's index: across replicas
-// and hosts through redis (the tag without the registry's address, so
-// every replica's pushes share the lock), else with the local lock file
-// when there is one.
-func (w *TagWriter) lock(ctx context.Context, ref name.Tag) (func(), error) {
-	switch {
-	case w.redis != nil:
-		return w.redis.lock(ctx, ref.Context().RepositoryStr()+":"+ref.TagStr())
-	case w.LockPath != "":
-		l, err := lockFile(ctx, w.LockPath)
-		if err != nil {
-			return nil, err
-		}
-		return l.unlock, nil
-	}
-	return func() {}, nil
 }
 
 // indexOf is the index to write: asIs as it is when useAsIs (a nested
@@ -176,7 +162,7 @@ func indexOf(entries []v1.Descriptor, asIs v1.ImageIndex, useAsIs bool) (rawMani
 // Holds reports whether ref is an index that contains every want.
 func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (bool, error) {
 	d, err := w.Puller.Get(ctx, ref)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -193,9 +179,9 @@ func (w *TagWriter) Holds(ctx context.Context, ref name.Tag, wants []v1.Descript
 }
 
 // head returns the digest at ref, or the zero hash when there is none.
-func (w *TagWriter) head(ctx context.Context, ref name.Tag) (v1.Hash, error) {
-	d, err := w.Puller.Head(ctx, ref)
-	if isNotFound(err) {
+func head(ctx context.Context, puller *remote.Puller, ref name.Tag) (v1.Hash, error) {
+	d, err := puller.Head(ctx, ref)
+	if registry.IsNotFound(err) {
 		return v1.Hash{}, nil
 	}
 	if err != nil {
@@ -208,7 +194,7 @@ func (w *TagWriter) head(ctx context.Context, ref name.Tag) (v1.Hash, error) {
 // platforms not in wants.
 func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descriptor) (v1.Hash, []v1.Descriptor, error) {
 	d, err := w.Puller.Get(ctx, ref)
-	if isNotFound(err) {
+	if registry.IsNotFound(err) {
 		return v1.Hash{}, nil, nil
 	}
 	if err != nil {
@@ -282,7 +268,21 @@ func containsAll(entries, wants []v1.Descriptor) bool {
 	return true
 }
 
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+// untilDone calls try until it reports done or fails, at most attempts
+// times, and reports whether it got done. It is the back-off of optimistic
+// read-modify-writes (and re-puts) that met a concurrent writer: before
+// try n+1 it waits a random pause of up to n×step, so writers that
+// collided try again apart; ctx ending stops it.
+func untilDone(ctx context.Context, attempts int, step time.Duration, try func() (done bool, err error)) (bool, error) {
+	for n := 1; ; n++ {
+		done, err := try()
+		if err != nil || done || n >= attempts {
+			return done, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-time.After(time.Duration(rand.Int64N(int64(n)*int64(step) + 1))):
+		}
+	}
 }

@@ -9,6 +9,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -35,7 +36,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
-	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
 // Usage is the push command's usage, shown with usage errors.
@@ -152,6 +153,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 	if err != nil {
 		return nil, err
 	}
+	defer p.lock.Close()
 	o.Events.Emit(Started{URL: t.Config.URL, Namespace: t.Config.Namespace, Tags: tagSet.Tags, Arch: tagSet.Arch, AuthSource: t.AuthSource})
 	for _, g := range groups {
 		if ctx.Err() != nil {
@@ -171,7 +173,6 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		return sum, stopped(ctx)
 	}
 	p.verifyTags(ctx)
-	p.redis.close()
 	sum.Pushed, sum.OlderBuilds, sum.Elapsed = true, res.Skipped, time.Since(start)
 	if repos, err := p.puller.Catalog(ctx, t.Registry); err == nil {
 		sum.Catalog = repos
@@ -241,8 +242,8 @@ func resolveTags(c *config.Config, o Options) (*TagSet, error) {
 }
 
 // newPushRun sets up the clients of one push: the Target's transport with
-// a byte counter, a pusher and a puller sharing it, and the storage's
-// push.lock when the registry is served from this storage.
+// a byte counter, a pusher and a puller sharing it, and the registry's tag
+// lock (taglock).
 func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagSet, sum *Summary) (*pushRun, error) {
 	counter := &countingTransport{base: t.Transport}
 	ropts := t.Options(ctx, remote.WithTransport(counter), remote.WithJobs(o.Jobs))
@@ -255,21 +256,11 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 		return nil, err
 	}
 	c := t.Config
-	p := &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts}
-	if fi, err := os.Stat(c.Storage); err == nil && fi.IsDir() {
-		p.lockPath = filepath.Join(c.Storage, "push.lock")
-		p.lockGuards = servedLocally(c)
+	lock, err := taglock.Open(c)
+	if err != nil {
+		return nil, err
 	}
-	if c.Backend.S3() {
-		// Replicas on other hosts share the backend: the storage's
-		// push.lock guards nothing there; redis, when configured, does.
-		p.lockGuards = false
-		if p.redis, err = newRedisLock(c); err != nil {
-			return nil, err
-		}
-		p.lockGuards = p.redis != nil
-	}
-	return p, nil
+	return &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts, lock: lock}, nil
 }
 
 // selectSources discovers the deploy tree (or reads the given path) and
@@ -337,21 +328,18 @@ func isPath(s string) bool {
 
 // pushRun is the state of one Push.
 type pushRun struct {
-	o        Options
-	c        *config.Config
-	t        *registry.Target
-	reg      name.Registry
-	auth     authn.Authenticator
-	counter  *countingTransport
-	pusher   *remote.Pusher
-	puller   *remote.Puller
-	lockPath string
-	// lockGuards is true when every push to the registry takes lockPath
-	// (it is the local registry served from this storage), so no settle
-	// delay is needed after writing tags.
-	lockGuards bool
-	// redis is the shared push lock of a shared backend's replicas.
-	redis   *redisLock
+	o       Options
+	c       *config.Config
+	t       *registry.Target
+	reg     name.Registry
+	auth    authn.Authenticator
+	counter *countingTransport
+	pusher  *remote.Pusher
+	puller  *remote.Puller
+	// lock guards the read-modify-writes of tag indexes; when every push
+	// to the registry takes it, no settle delay is needed after writing
+	// tags.
+	lock    *taglock.Lock
 	sum     *Summary
 	tags    *TagSet
 	written []written
@@ -369,14 +357,13 @@ func (p *pushRun) client(ctx context.Context, repo name.Repository) (*http.Clien
 	if cl, ok := p.clients[repo.String()]; ok {
 		return cl, nil
 	}
-	rt, err := transport.NewWithContext(ctx, p.reg, p.auth, p.counter, []string{repo.Scope(transport.PushScope)})
+	cl, err := p.t.Client(ctx, repo, transport.PushScope, p.counter)
 	if err != nil {
 		return nil, err
 	}
 	if p.clients == nil {
 		p.clients = map[string]*http.Client{}
 	}
-	cl := &http.Client{Transport: rt}
 	p.clients[repo.String()] = cl
 	return cl, nil
 }
@@ -394,11 +381,11 @@ const settleDelay = 150 * time.Millisecond
 // verifyTags reads every written tag back once more after a short delay:
 // a push from another host that read the tag before this run wrote it
 // may have replaced our entries; such a tag is merged again. It is skipped
-// for the local registry served from this storage, whose pushes all hold
-// push.lock around their read-modify-writes (the design's lock for the
-// local registry), so a local push does not pay the delay.
+// when every push to the registry takes the tag lock around its
+// read-modify-writes (push.lock of the local registry, redis of
+// replicas), so such a push does not pay the delay.
 func (p *pushRun) verifyTags(ctx context.Context) {
-	if len(p.written)+len(p.fallbacks) == 0 || p.lockGuards {
+	if len(p.written)+len(p.fallbacks) == 0 || p.lock.Guards() {
 		return
 	}
 	select {
@@ -407,7 +394,7 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	case <-time.After(settleDelay):
 	}
 	p.verifyReferrers(ctx)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}
 	for _, w := range p.written {
 		ok, err := tw.Holds(ctx, w.ref, w.wants)
 		if err == nil && !ok {
@@ -423,23 +410,11 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	}
 }
 
-// servedLocally reports whether c's URL is the registry started from c's
-// storage on this host: every helper-script push to it then shares the
-// storage's push.lock, which serialises the index read-modify-writes.
-func servedLocally(c *config.Config) bool {
-	switch strings.ToLower(c.Host) {
-	case "localhost", "127.0.0.1", "::1", "[::1]":
-	default:
-		return false
-	}
-	return runstate.Check(c).Pid != 0
-}
-
 // storageFull explains a failed upload to the registry served from this
 // storage when its file system has less room than the blob: the registry
 // itself only reports a broken upload.
 func (p *pushRun) storageFull(need int64) string {
-	if !p.lockGuards {
+	if !p.lock.LocalDisk() {
 		return ""
 	}
 	var st syscall.Statfs_t
@@ -541,7 +516,7 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		return err
 	}
 	ref := repo.Tag(tag)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, LockPath: p.lockPath, redis: p.redis}
+	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}
 	r, err := tw.Write(ctx, ref, wants, asIs)
 	if err != nil {
 		return err
@@ -607,7 +582,8 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 // that the backend is the likely cause (distribution answers 500 when its
 // storage fails).
 func (p *pushRun) storageDown(err error) error {
-	if !p.c.Backend.S3() || !strings.Contains(err.Error(), "500 Internal Server Error") {
+	var te *transport.Error
+	if !p.c.Backend.S3() || !errors.As(err, &te) || te.StatusCode != http.StatusInternalServerError {
 		return err
 	}
 	return fmt.Errorf("%w (the registry could not read its storage %s; is the S3 endpoint up? The registry log says more)", err, p.c.Backend)
@@ -703,7 +679,7 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 	}
 	ref := repo.Digest(m.Digest.String())
 	if _, err := p.puller.Head(ctx, ref); err != nil {
-		if !isNotFound(err) {
+		if !registry.IsNotFound(err) {
 			return v1.Descriptor{}, fmt.Errorf("checking manifest: %w", err)
 		}
 		if err := p.pusher.Put(ctx, ref, rawManifest{data: raw, mt: mt}); err != nil {
@@ -715,38 +691,27 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
 }
 
-// blobExists asks the registry whether repo has blob d. A 5xx answer is
-// asked again (three times, 50 ms apart and doubling), as go-containerregistry
-// does for its own requests: distribution 2.8 answers 500 to a HEAD that
-// races a concurrent upload of the same blob.
+// blobExists asks the registry whether repo has blob d. client applies
+// the Target's retry policy: distribution 2.8 answers 500 to a HEAD that
+// races a concurrent upload of the same blob, and is asked again.
 func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
-	wait := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false, fmt.Errorf("checking blob %s: %w", d, err)
-		}
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			return true, nil
-		case resp.StatusCode == http.StatusNotFound:
-			return false, nil
-		case resp.StatusCode < 500 || attempt == 4:
-			return false, fmt.Errorf("checking blob %s: %s", d, resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return false, context.Cause(ctx)
-		case <-time.After(wait):
-		}
-		wait *= 2
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
 	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("checking blob %s: %w", d, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("checking blob %s: %w", d, transport.CheckError(resp, http.StatusOK))
 }
 
 // startProgress emits Progress events for the uploads of one manifest

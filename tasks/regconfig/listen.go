@@ -25,11 +25,6 @@ type Listen struct {
 	Why string `json:"why"`
 }
 
-// loopbackAddrs are the addresses the registry listens on when it serves
-// only this host: QEMU user networking reaches the host's 127.0.0.1 at
-// 10.0.2.2, and clients resolving localhost may try ::1 first.
-var loopbackAddrs = []string{"127.0.0.1", "::1"}
-
 // lookupTimeout bounds a name lookup of the URL or http.addr host.
 const lookupTimeout = 2 * time.Second
 
@@ -70,7 +65,7 @@ func ListenAddrs(c *config.Config, cfg *configuration.Configuration) Listen {
 		return join([]string{h}, "http.addr")
 	}
 	if ips := resolve(c.Host); len(ips) > 0 && allLoopback(ips) && targetsUseLoopback(c) {
-		return join(append(slices.Clone(loopbackAddrs), ips...), "loopback URL")
+		return join(append(config.LoopbackAddrs(), ips...), "loopback URL")
 	}
 	return Listen{Addrs: []string{":" + c.Port}, Why: "default"}
 }
@@ -99,7 +94,7 @@ func resolve(host string) []string {
 	}
 	if strings.EqualFold(host, "localhost") {
 		// RFC 6761: no lookup (it costs start a few milliseconds).
-		return []string{"127.0.0.1", "::1"}
+		return config.LoopbackAddrs()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()

@@ -54,11 +54,10 @@ func IsFallbackTag(tag string) bool {
 // the referrers API when the registry has it, else from the fallback tag
 // (an absent tag is an empty list).
 func (t *Target) Referrers(ctx context.Context, repo name.Repository, subject v1.Hash) (*Referrers, error) {
-	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, t.Transport, []string{repo.Scope(transport.PullScope)})
+	client, err := t.Client(ctx, repo, transport.PullScope, nil)
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{Transport: rt}
 	u := fmt.Sprintf("%s://%s/v2/%s/referrers/%s", t.Registry.Scheme(), t.Registry.RegistryStr(), repo.RepositoryStr(), subject)
 	res := &Referrers{}
 	for page := 0; u != "" && page < maxReferrersPages; page++ {

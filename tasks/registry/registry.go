@@ -110,10 +110,12 @@ func caPool(file string) (*x509.CertPool, error) {
 // URL is the registry's base URL with its scheme.
 func (t *Target) URL() string { return t.Config.BaseURL() }
 
-// Options are the remote options of every ggcr call; extra ones apply on
-// top (a later option wins).
+// Options are the remote options of every ggcr call (the shared
+// transport, the credentials, the retry policy); extra ones apply on top
+// (a later option wins).
 func (t *Target) Options(ctx context.Context, extra ...remote.Option) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx), remote.WithTransport(t.Transport), remote.WithAuth(t.Auth)}, extra...)
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithTransport(t.Transport), remote.WithAuth(t.Auth)}, retryOptions()...)
+	return append(opts, extra...)
 }
 
 // Repo returns the repository of image in the registry: "container-base"
@@ -257,12 +259,6 @@ func (t *Target) Tags(ctx context.Context, repo name.Repository) ([]string, erro
 		tags = []string{}
 	}
 	return tags, nil
-}
-
-// IsNotFound reports whether err is a registry 404.
-func IsNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
 // noWriteRedirects refuses a redirect in answer to anything but GET or

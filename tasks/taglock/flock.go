@@ -1,4 +1,4 @@
-package push
+package taglock
 
 import (
 	"context"
@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// fileLock serialises the index read-modify-write of pushes that share a
-// storage directory (several pushes to the local registry at once).
+// fileLock is a held flock of a lock file.
 type fileLock struct{ f *os.File }
 
-// lockPoll is how often a push waiting for the lock tries again.
+// lockPoll is how often a push waiting for a lock tries again.
 const lockPoll = 20 * time.Millisecond
 
 // lockFile takes the lock at path, waiting for it until ctx ends.
