@@ -317,9 +317,9 @@ func serverEnv(environ []string, c *config.Config) []string {
 	return append(env,
 		"CONTAINER_REGISTRY_STORAGE="+c.Storage,
 		"CONTAINER_REGISTRY_URL="+c.URL,
-		"CONTAINER_REGISTRY_SECURE="+boolStr(c.Secure),
-		"CONTAINER_REGISTRY_INSECURE="+boolStr(c.Insecure),
-		"CONTAINER_REGISTRY_AUTH="+boolStr(c.Auth),
+		"CONTAINER_REGISTRY_SECURE="+config.BoolString(c.Secure),
+		"CONTAINER_REGISTRY_INSECURE="+config.BoolString(c.Insecure),
+		"CONTAINER_REGISTRY_AUTH="+config.BoolString(c.Auth),
 		// Where it listens depends on these too (regconfig.ListenAddrs).
 		"CONTAINER_REGISTRY_LISTEN="+c.Listen(),
 		"CONTAINER_REGISTRY_TARGET_URL="+c.TargetURL,
@@ -328,13 +328,6 @@ func serverEnv(environ []string, c *config.Config) []string {
 		"CONTAINER_REGISTRY_REDIS="+c.Get("CONTAINER_REGISTRY_REDIS").Raw,
 		"CONTAINER_REGISTRY_BACKEND_CREDENTIALS="+c.BackendCredentials,
 	)
-}
-
-func boolStr(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // checkPortFree fails with a clear message when something else listens on
