@@ -105,6 +105,7 @@ func templateData(c *config.Config) map[string]any {
 		"PasswordFile": c.PasswordFile(),
 		"Strategy":     strings.Join(c.TagStrategy, " "),
 		"Strategies":   config.Strategies,
+		"AuthModes":    config.AuthModes,
 		"Attach":       config.AttachString(c.Attach),
 		"Script":       c.Script(),
 		"Backend":      c.Backend.URL,
