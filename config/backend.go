@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-envparse"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/redact"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // Backend is the shared object storage of CONTAINER_REGISTRY_BACKEND: an
@@ -54,6 +56,31 @@ func (b Backend) String() string {
 // spelling: endpoint, bucket and prefix.
 func (b Backend) Identity() string {
 	return strings.TrimRight(b.Endpoint, "/") + "/" + b.Bucket + "/" + b.Prefix
+}
+
+// MaxBackendCABytes bounds the backend's ca= file (a bundle of every
+// public CA is about 220 KiB).
+const MaxBackendCABytes = 1 << 20
+
+// CheckCA reads the backend's ca= file as the S3 driver will (regular
+// file, at most MaxBackendCABytes) and checks that it holds a PEM
+// certificate. No ca=: nil. generate checks it, and start before the
+// file reaches the driver (which reads it without a limit).
+func (b Backend) CheckCA() error {
+	if b.CA == "" {
+		return nil
+	}
+	data, err := safefile.ReadRegular(b.CA, MaxBackendCABytes)
+	if err == nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			err = errors.New("no PEM certificate in it")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("CONTAINER_REGISTRY_BACKEND: ca=%s: %w", b.CA, err)
+	}
+	return nil
 }
 
 // Redis is the redis server of CONTAINER_REGISTRY_REDIS.

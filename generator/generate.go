@@ -30,6 +30,9 @@ type Result struct {
 // running binary, copied to bin/ocireg-tool.
 func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 	res := &Result{Script: c.Script(), Config: c.RegistryConfig(), Tool: c.ToolCopy(), Warnings: c.Warnings}
+	if err := c.Backend.CheckCA(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
