@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -33,9 +32,6 @@ var emptyConfig = static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+js
 // maxReferrersAttempts bounds the read-modify-writes of one referrers
 // tag: every pusher of an image's build documents meets the others there.
 const maxReferrersAttempts = 10
-
-// maxDocumentBytes bounds a build document read into memory.
-const maxDocumentBytes = 256 << 20
 
 // Attached is one build document attached to (or found already on) an
 // image manifest.
@@ -126,7 +122,7 @@ type artifact struct {
 // pushArtifact builds the artifact manifest of document d for subject and,
 // unless refs already lists it, uploads its blobs and puts it by digest.
 func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *deploy.Source, d deploy.Document, subject v1.Descriptor, refs *registry.Referrers) (*artifact, error) {
-	data, err := readDocument(d.Path)
+	data, err := deploy.ReadDocument(d)
 	if err != nil {
 		return nil, err
 	}
@@ -165,23 +161,6 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 // errBlobUnknown marks a manifest put the registry refused for a blob it
 // does not (yet) see.
 var errBlobUnknown = errors.New("MANIFEST_BLOB_UNKNOWN")
-
-// readDocument reads a build document, bounded.
-func readDocument(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxDocumentBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > maxDocumentBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxDocumentBytes>>20)
-	}
-	return data, nil
-}
 
 // artifactManifest is the OCI image manifest (image-spec 1.1 artifact
 // guidance: artifactType, the empty config, one layer) of document d
