@@ -181,7 +181,7 @@ func selectPlatforms(src *source, o Options, plats []v1.Platform) (remote.Taggab
 		}
 		return idx, list, nil
 	}
-	cf, err := src.img.ConfigFile()
+	cf, err := registry.ConfigFile(src.img)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading %s: %w", o.Source, err)
 	}
@@ -303,7 +303,7 @@ func openRemote(ctx context.Context, s string, auth authn.Authenticator, tag str
 			return nil, &tasks.UsageError{Msg: fmt.Sprintf("source %q is a digest reference: give the tag to create with --tag", s), Usage: Usage}
 		}
 	}
-	d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth))
+	d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(registry.LimitAnswers(remote.DefaultTransport)))
 	if err != nil {
 		return nil, fmt.Errorf("reading source %s: %w", refStr, err)
 	}

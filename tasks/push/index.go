@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // maxIndexAttempts bounds the read-modify-write retries of one tag.
@@ -246,7 +247,7 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}
-		cf, err := img.ConfigFile()
+		cf, err := registry.ConfigFile(img)
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}
