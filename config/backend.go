@@ -43,13 +43,14 @@ type Backend struct {
 // S3 reports whether the backend is an S3 bucket.
 func (b Backend) S3() bool { return b.Bucket != "" }
 
-// String is the backend as status and logs show it: the URL, which holds
-// no secret, or "filesystem".
+// String is the backend as status and logs show it: the URL (the parser
+// refuses credentials in it and its endpoint=; redact.URL covers any
+// other parameter), or "filesystem".
 func (b Backend) String() string {
 	if !b.S3() {
 		return "filesystem"
 	}
-	return b.URL
+	return redact.URL(b.URL)
 }
 
 // Identity names the storage the backend holds, whatever the query

@@ -23,6 +23,10 @@ func TestParseBackend(t *testing.T) {
 	if c.BakedVars()["CONTAINER_REGISTRY_BACKEND"] != b.URL {
 		t.Error("backend not baked")
 	}
+	c, err = FromVars(Vars{"TOPDIR": "/b", "CONTAINER_REGISTRY_BACKEND": "s3://reg?region=AK:hunter2secret@x"})
+	if err != nil || strings.Contains(c.Backend.String(), "hunter2secret") {
+		t.Errorf("backend shown as %q (%v)", c.Backend, err)
+	}
 	c, err = FromVars(Vars{"TOPDIR": "/b"})
 	if err != nil || c.Backend.S3() || c.Redis.Set() || c.Backend.String() != "filesystem" {
 		t.Errorf("default: %+v %+v %v", c.Backend, c.Redis, err)

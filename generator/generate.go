@@ -111,10 +111,18 @@ func templateData(c *config.Config) map[string]any {
 		"AuthModes":    config.AuthModes,
 		"Attach":       config.AttachString(c.Attach),
 		"Script":       c.Script(),
-		"Backend":      c.Backend.URL,
+		"Backend":      backendShown(c),
 		"Redis":        c.Redis.Addr,
 		"UI":           c.UIURL(),
 	}
+}
+
+// backendShown is the backend as help shows it ("" for the filesystem).
+func backendShown(c *config.Config) string {
+	if !c.Backend.S3() {
+		return ""
+	}
+	return c.Backend.String()
 }
 
 // copyTool copies the running binary beside the script, unless it is
