@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/ocilayout"
 )
 
 // A manifest or referrers answer that runs past its limit fails the read,
@@ -58,4 +60,12 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// What the tool accepts from a registry and from an OCI layout agree: an
+// image one reads, the other reads too.
+func TestLimitsAgreeWithLayouts(t *testing.T) {
+	if MaxManifestBytes != ocilayout.MaxDocumentSize || MaxConfigBytes != ocilayout.MaxConfigSize {
+		t.Errorf("registry limits %d/%d, layout limits %d/%d", MaxManifestBytes, MaxConfigBytes, ocilayout.MaxDocumentSize, ocilayout.MaxConfigSize)
+	}
 }
