@@ -30,7 +30,7 @@ func (cmd SBOMCmd) Run(app *App) error {
 		_, err = app.Stdout.Write(doc.Data)
 		return err
 	}
-	if err := safefile.WriteUserFile(cmd.Output, doc.Data, app.Stdout); err != nil {
+	if err := safefile.WriteUserFile(app.Ctx, cmd.Output, doc.Data, app.Stdout); err != nil {
 		return fmt.Errorf("--output %s: %w", cmd.Output, err)
 	}
 	if cmd.Output == "-" {

@@ -1,6 +1,7 @@
 package safefile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,10 @@ import (
 //     to a regular file writes that file, in place; a FIFO that no process
 //     reads is an error rather than a wait;
 //   - the old content is never read (a device such as /dev/zero or a
-//     FIFO would never end).
-func WriteUserFile(path string, data []byte, stdout io.Writer) error {
+//     FIFO would never end);
+//   - a write to a FIFO or socket that blocks (a reader that stopped
+//     reading) ends when ctx does.
+func WriteUserFile(ctx context.Context, path string, data []byte, stdout io.Writer) error {
 	if path == "-" {
 		_, err := stdout.Write(data)
 		return err
@@ -47,7 +50,7 @@ func WriteUserFile(path string, data []byte, stdout io.Writer) error {
 	case fi.Mode().IsRegular() && links(fi) <= 1:
 		return replace(path, data, fi.Mode().Perm(), true)
 	}
-	return writeThrough(path, data)
+	return writeThrough(ctx, path, data)
 }
 
 // links is the hard link count of fi (1 when unknown).
@@ -104,7 +107,7 @@ func replace(path string, data []byte, perm os.FileMode, force bool) error {
 
 // writeThrough opens what path leads to for writing, without waiting for
 // a FIFO reader, and writes data to it; a regular file is truncated first.
-func writeThrough(path string, data []byte) error {
+func writeThrough(ctx context.Context, path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o666)
 	if errors.Is(err, syscall.ENXIO) {
 		return fmt.Errorf("%s: no process reads it (a FIFO or socket); not waiting for one", path)
@@ -126,8 +129,16 @@ func writeThrough(path string, data []byte) error {
 		// A device: plain blocking writes (Fd leaves non-blocking mode,
 		// which only served not to wait for a FIFO reader).
 		f.Fd()
+	default:
+		// A FIFO or socket goes through the runtime's poller: a write
+		// blocked on a reader that stopped reading ends with ctx.
+		stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
 	}
 	if _, err := f.Write(data); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("writing %s: %w", path, context.Cause(ctx))
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {

@@ -2,6 +2,8 @@ package safefile
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -42,7 +44,7 @@ func TestWriteUserFile(t *testing.T) {
 	t.Run("dash is stdout", func(t *testing.T) {
 		t.Chdir(dir)
 		var out bytes.Buffer
-		if err := WriteUserFile("-", data, &out); err != nil {
+		if err := WriteUserFile(context.Background(), "-", data, &out); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != string(data) {
@@ -56,7 +58,7 @@ func TestWriteUserFile(t *testing.T) {
 	t.Run("new file honours the umask", func(t *testing.T) {
 		withUmask(t, 0o077)
 		p := filepath.Join(dir, "new.json")
-		if err := WriteUserFile(p, data, io.Discard); err != nil {
+		if err := WriteUserFile(context.Background(), p, data, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		st, err := os.Stat(p)
@@ -71,7 +73,7 @@ func TestWriteUserFile(t *testing.T) {
 		if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteUserFile(p, data, io.Discard); err != nil {
+		if err := WriteUserFile(context.Background(), p, data, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		st, _ := os.Stat(p)
@@ -86,7 +88,7 @@ func TestWriteUserFile(t *testing.T) {
 		if err := os.Symlink("/dev/null", link); err != nil {
 			t.Fatal(err)
 		}
-		if err := within(t, 5*time.Second, "write to a link to /dev/null", func() error { return WriteUserFile(link, data, io.Discard) }); err != nil {
+		if err := within(t, 5*time.Second, "write to a link to /dev/null", func() error { return WriteUserFile(context.Background(), link, data, io.Discard) }); err != nil {
 			t.Fatal(err)
 		}
 		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -100,7 +102,7 @@ func TestWriteUserFile(t *testing.T) {
 	t.Run("/dev/null itself", func(t *testing.T) {
 		// Only with the fixed code: the old one, run as root, replaced
 		// the system's /dev/null with a regular file.
-		if err := WriteUserFile("/dev/null", data, io.Discard); err != nil {
+		if err := WriteUserFile(context.Background(), "/dev/null", data, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if fi, err := os.Lstat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
@@ -113,7 +115,7 @@ func TestWriteUserFile(t *testing.T) {
 		if err := os.Symlink("/dev/zero", link); err != nil {
 			t.Fatal(err)
 		}
-		if err := within(t, time.Second, "write to a link to /dev/zero", func() error { return WriteUserFile(link, data, io.Discard) }); err != nil {
+		if err := within(t, time.Second, "write to a link to /dev/zero", func() error { return WriteUserFile(context.Background(), link, data, io.Discard) }); err != nil {
 			t.Fatal(err)
 		}
 		if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 {
@@ -130,7 +132,7 @@ func TestWriteUserFile(t *testing.T) {
 		if err := os.Symlink("target.json", link); err != nil {
 			t.Fatal(err)
 		}
-		if err := WriteUserFile(link, data, io.Discard); err != nil {
+		if err := WriteUserFile(context.Background(), link, data, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		fi, _ := os.Lstat(link)
@@ -146,7 +148,7 @@ func TestWriteUserFile(t *testing.T) {
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := within(t, 5*time.Second, "write to a FIFO nobody reads", func() error { return WriteUserFile(fifo, data, io.Discard) })
+		err := within(t, 5*time.Second, "write to a FIFO nobody reads", func() error { return WriteUserFile(context.Background(), fifo, data, io.Discard) })
 		if err == nil || !strings.Contains(err.Error(), fifo) {
 			t.Errorf("%v, want an error naming the FIFO", err)
 		}
@@ -183,7 +185,7 @@ func TestWriteUserFile(t *testing.T) {
 			got <- b.Bytes()
 		}()
 		<-opened
-		if err := within(t, 5*time.Second, "write to a FIFO with a reader", func() error { return WriteUserFile(fifo, data, io.Discard) }); err != nil {
+		if err := within(t, 5*time.Second, "write to a FIFO with a reader", func() error { return WriteUserFile(context.Background(), fifo, data, io.Discard) }); err != nil {
 			t.Fatal(err)
 		}
 		if b := <-got; string(b) != string(data) {
@@ -191,8 +193,27 @@ func TestWriteUserFile(t *testing.T) {
 		}
 	})
 
+	t.Run("FIFO whose reader stops reading", func(t *testing.T) {
+		fifo := filepath.Join(dir, "fifo3")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(200*time.Millisecond, func() { cancel(errors.New("interrupted by SIGTERM")) })
+		big := bytes.Repeat([]byte("x"), 4<<20) // more than a pipe holds
+		err = within(t, 5*time.Second, "write to a FIFO nobody drains", func() error { return WriteUserFile(ctx, fifo, big, io.Discard) })
+		if err == nil || !strings.Contains(err.Error(), "interrupted by SIGTERM") {
+			t.Errorf("%v, want the write ended by the context", err)
+		}
+	})
+
 	t.Run("directory", func(t *testing.T) {
-		if err := WriteUserFile(dir, data, io.Discard); err == nil || !strings.Contains(err.Error(), dir) {
+		if err := WriteUserFile(context.Background(), dir, data, io.Discard); err == nil || !strings.Contains(err.Error(), dir) {
 			t.Errorf("%v, want an error naming the directory", err)
 		}
 	})
