@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-envparse"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/redact"
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // Backend is the shared object storage of CONTAINER_REGISTRY_BACKEND: an
@@ -39,19 +43,45 @@ type Backend struct {
 // S3 reports whether the backend is an S3 bucket.
 func (b Backend) S3() bool { return b.Bucket != "" }
 
-// String is the backend as status and logs show it: the URL, which holds
-// no secret, or "filesystem".
+// String is the backend as status and logs show it: the URL (the parser
+// refuses credentials in it and its endpoint=; redact.URL covers any
+// other parameter), or "filesystem".
 func (b Backend) String() string {
 	if !b.S3() {
 		return "filesystem"
 	}
-	return b.URL
+	return redact.URL(b.URL)
 }
 
 // Identity names the storage the backend holds, whatever the query
 // spelling: endpoint, bucket and prefix.
 func (b Backend) Identity() string {
 	return strings.TrimRight(b.Endpoint, "/") + "/" + b.Bucket + "/" + b.Prefix
+}
+
+// MaxBackendCABytes bounds the backend's ca= file (a bundle of every
+// public CA is about 220 KiB).
+const MaxBackendCABytes = 1 << 20
+
+// CheckCA reads the backend's ca= file as the S3 driver will (regular
+// file, at most MaxBackendCABytes) and checks that it holds a PEM
+// certificate. No ca=: nil. generate checks it, and start before the
+// file reaches the driver (which reads it without a limit).
+func (b Backend) CheckCA() error {
+	if b.CA == "" {
+		return nil
+	}
+	data, err := safefile.ReadRegular(b.CA, MaxBackendCABytes)
+	if err == nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			err = errors.New("no PEM certificate in it")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("CONTAINER_REGISTRY_BACKEND: ca=%s: %w", b.CA, err)
+	}
+	return nil
 }
 
 // Redis is the redis server of CONTAINER_REGISTRY_REDIS.
@@ -68,11 +98,16 @@ var backendParams = []string{"endpoint", "region", "ca", "addressing"}
 
 // parseBackend checks CONTAINER_REGISTRY_BACKEND: empty, or
 // s3://bucket[/prefix][?endpoint=URL&region=R&ca=FILE&addressing=path|virtual].
+// The query is read with url.ParseQuery, which refuses what url.Query()
+// would silently drop (a ';' separator, a bad % escape): a typo must not
+// send the registry to AWS. A parameter given twice is refused too. The
+// messages show the value through redact.URL.
 func parseBackend(c *Config, v string) error {
 	c.Backend = Backend{}
 	if v == "" {
 		return nil
 	}
+	shown := redact.URL(v)
 	u, err := url.Parse(v)
 	if err != nil {
 		return fmt.Errorf("not a storage URL (s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1): %v", redactURLError(err))
@@ -81,22 +116,28 @@ func parseBackend(c *Config, v string) error {
 		return fmt.Errorf("credentials do not belong in the storage URL (it is baked into the helper script and shown by status): use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS")
 	}
 	if u.Scheme != "s3" {
-		return fmt.Errorf("%q: unknown storage scheme %q (s3://bucket/prefix; empty: the local filesystem)", v, u.Scheme)
+		return fmt.Errorf("%q: unknown storage scheme %q (s3://bucket/prefix; empty: the local filesystem)", shown, u.Scheme)
 	}
 	b := Backend{URL: v, Bucket: u.Host, Prefix: strings.Trim(path.Clean("/"+u.Path), "/"), Region: "us-east-1"}
 	if b.Bucket == "" {
-		return fmt.Errorf("%q: no bucket (s3://bucket/prefix)", v)
+		return fmt.Errorf("%q: no bucket (s3://bucket/prefix)", shown)
 	}
-	q := u.Query()
-	for k := range q {
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fmt.Errorf("%q: the query (after '?') is not key=value pairs joined by '&' with %%-escapes: %v", shown, redactQueryError(err))
+	}
+	for k, vals := range q {
 		if !slices.Contains(backendParams, k) {
-			return fmt.Errorf("%q: unknown parameter %q (known: %s)", v, k, strings.Join(backendParams, ", "))
+			return fmt.Errorf("%q: unknown parameter %q (known: %s)", shown, k, strings.Join(backendParams, ", "))
+		}
+		if len(vals) > 1 {
+			return fmt.Errorf("%q: parameter %q given %d times", shown, k, len(vals))
 		}
 	}
 	if e := q.Get("endpoint"); e != "" {
 		eu, err := url.Parse(e)
 		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" || eu.User != nil {
-			return fmt.Errorf("%q: endpoint must be an http:// or https:// URL without credentials, not %q", v, e)
+			return fmt.Errorf("%q: endpoint must be an http:// or https:// URL without credentials, not %q", shown, redact.URL(e))
 		}
 		b.Endpoint = e
 	}
@@ -105,18 +146,31 @@ func parseBackend(c *Config, v string) error {
 	}
 	if ca := q.Get("ca"); ca != "" {
 		if err := absPath(&b.CA, ca); err != nil {
-			return fmt.Errorf("%q: ca: %w", v, err)
+			return fmt.Errorf("%q: ca: %w", shown, err)
 		}
 	}
-	switch q.Get("addressing") {
+	switch a := q.Get("addressing"); a {
 	case "", "path":
 	case "virtual":
 		b.VirtualHost = true
 	default:
-		return fmt.Errorf("%q: addressing must be path or virtual, not %q", v, q.Get("addressing"))
+		return fmt.Errorf("%q: addressing must be path or virtual, not %q", shown, redact.URL(a))
 	}
 	c.Backend = b
 	return nil
+}
+
+// redactQueryError is err of url.ParseQuery without the text it quotes
+// (a bad escape may sit inside credentials).
+func redactQueryError(err error) error {
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return errors.New("a '%' not followed by two hex digits")
+	}
+	if strings.Contains(err.Error(), "semicolon") {
+		return errors.New("';' separates nothing in a URL query; use '&'")
+	}
+	return errors.New("malformed")
 }
 
 // redactURLError drops the URL that url.Parse quotes in its errors (it

@@ -23,6 +23,10 @@ func TestParseBackend(t *testing.T) {
 	if c.BakedVars()["CONTAINER_REGISTRY_BACKEND"] != b.URL {
 		t.Error("backend not baked")
 	}
+	c, err = FromVars(Vars{"TOPDIR": "/b", "CONTAINER_REGISTRY_BACKEND": "s3://reg?region=AK:hunter2secret@x"})
+	if err != nil || strings.Contains(c.Backend.String(), "hunter2secret") {
+		t.Errorf("backend shown as %q (%v)", c.Backend, err)
+	}
 	c, err = FromVars(Vars{"TOPDIR": "/b"})
 	if err != nil || c.Backend.S3() || c.Redis.Set() || c.Backend.String() != "filesystem" {
 		t.Errorf("default: %+v %+v %v", c.Backend, c.Redis, err)
@@ -40,6 +44,22 @@ func TestParseBackendErrors(t *testing.T) {
 		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://u:pw@x", "without credentials"},
 		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?bucket=x", `unknown parameter "bucket"`},
 		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?addressing=dns", "addressing must be path or virtual"},
+		// A query url.Query() would read in part (it drops what it cannot
+		// parse) is refused, naming what is wrong.
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://s3.lab:8333;region=eu-west-1", "query"},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://s3.lab:8333&region=eu%zz", "query"},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?region=eu-west-1&region=us-east-1", `"region" given 2 times`},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?Region=eu-west-1", `unknown parameter "Region"`},
+		// Credentials anywhere in the URL never come back in the message.
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://AKIAXX:hunter2secret@s3.lab", "without credentials"},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http%3A%2F%2FAKIAXX%3Ahunter2secret%40s3.lab", "without credentials"},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://AKIAXX:hunter2secret@s3.lab&bucket=x", `unknown parameter "bucket"`},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?addressing=http://AKIAXX:hunter2secret@dns", "addressing must be path or virtual"},
+		{"CONTAINER_REGISTRY_BACKEND", "s3://reg?endpoint=http://AKIAXX:hunter2secret@s3.lab;region=x", "query"},
+		{"CONTAINER_REGISTRY_BACKEND", "gs://AKIAXX:hunter2secret@reg/p", "credentials do not belong"},
+		{"CONTAINER_REGISTRY_URL", "http://AKIAXX:hunter2secret@reg.lab:5000", "without a scheme"},
+		{"CONTAINER_REGISTRY_URL", "AKIAXX:hunter2secret@reg.lab:5000", "must be host:port"},
+		{"CONTAINER_REGISTRY_TARGET_URL", "AKIAXX:hunter2secret@reg.lab:5000", "must be host:port"},
 		{"CONTAINER_REGISTRY_REDIS", "redis.lab", "is not host:port[/db]"},
 		{"CONTAINER_REGISTRY_REDIS", "redis.lab:6379/x", "database must be a whole number"},
 		{"CONTAINER_REGISTRY_REDIS", "redis.lab:99999", "port must be 1-65535"},
@@ -48,7 +68,7 @@ func TestParseBackendErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.name+": ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s=%s: %v, want %q", tc.name, tc.value, err, tc.want)
 		}
-		if err != nil && strings.Contains(err.Error(), "hunter2secret") {
+		if err != nil && (strings.Contains(err.Error(), "hunter2secret") || strings.Contains(err.Error(), "AKIAXX")) {
 			t.Errorf("%s: the error shows the secret: %v", tc.value, err)
 		}
 	}

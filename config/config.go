@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/redact"
 )
 
 // Level is where a value came from. Higher levels win.
@@ -541,19 +543,20 @@ func BoolString(b bool) string {
 }
 
 func splitHostPort(url string) (string, string, error) {
+	shown := redact.URL(url)
 	if strings.Contains(url, "://") {
-		return "", "", fmt.Errorf("%q must be host:port without a scheme", url)
+		return "", "", fmt.Errorf("%q must be host:port without a scheme", shown)
 	}
 	host, port, err := net.SplitHostPort(url)
 	if err != nil {
-		return "", "", fmt.Errorf("%q must be host:port (e.g. localhost:5000)", url)
+		return "", "", fmt.Errorf("%q must be host:port (e.g. localhost:5000)", shown)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return "", "", fmt.Errorf("%q has an invalid port %q", url, port)
+		return "", "", fmt.Errorf("%q has an invalid port %q", shown, port)
 	}
 	if net.ParseIP(host) == nil && !hostRe.MatchString(host) {
-		return "", "", fmt.Errorf("%q has an invalid host %q", url, host)
+		return "", "", fmt.Errorf("%q has an invalid host %q", shown, redact.URL(host))
 	}
 	return host, port, nil
 }

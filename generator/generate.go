@@ -30,6 +30,9 @@ type Result struct {
 // running binary, copied to bin/ocireg-tool.
 func Generate(c *config.Config, self string, now time.Time) (*Result, error) {
 	res := &Result{Script: c.Script(), Config: c.RegistryConfig(), Tool: c.ToolCopy(), Warnings: c.Warnings}
+	if err := c.Backend.CheckCA(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(c.Storage, 0o755); err != nil {
 		return nil, fmt.Errorf("creating storage directory: %w", err)
 	}
@@ -105,12 +108,21 @@ func templateData(c *config.Config) map[string]any {
 		"PasswordFile": c.PasswordFile(),
 		"Strategy":     strings.Join(c.TagStrategy, " "),
 		"Strategies":   config.Strategies,
+		"AuthModes":    config.AuthModes,
 		"Attach":       config.AttachString(c.Attach),
 		"Script":       c.Script(),
-		"Backend":      c.Backend.URL,
+		"Backend":      backendShown(c),
 		"Redis":        c.Redis.Addr,
 		"UI":           c.UIURL(),
 	}
+}
+
+// backendShown is the backend as help shows it ("" for the filesystem).
+func backendShown(c *config.Config) string {
+	if !c.Backend.S3() {
+		return ""
+	}
+	return c.Backend.String()
 }
 
 // copyTool copies the running binary beside the script, unless it is

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +164,61 @@ func TestGenerateReportsUncoveredSANs(t *testing.T) {
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "DNS:buildhost") {
 		t.Errorf("warnings = %v", res.Warnings)
+	}
+}
+
+// The backend's ca= file is checked at generate: a regular file of PEM
+// certificates within the limit, never a device or FIFO read without end.
+func TestGenerateChecksBackendCA(t *testing.T) {
+	dir := t.TempDir()
+	// A CA certificate to point at: the one a secure generate makes.
+	sc, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": filepath.Join(dir, "pki-src"), "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_PASSWORD": "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(sc, fakeTool(t), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.pem")
+	writeFile(t, big, "")
+	if err := os.Truncate(big, config.MaxBackendCABytes+1); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(dir, "not.pem")
+	writeFile(t, notPEM, "hello\n")
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gen := func(ca string) error {
+		c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": filepath.Join(dir, "s"),
+			"CONTAINER_REGISTRY_BACKEND": "s3://reg/p?endpoint=https://s3.lab:8333&ca=" + ca})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := Generate(c, fakeTool(t), time.Now()); done <- err }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("generate with ca=%s: no answer after 5s", ca)
+			return nil
+		}
+	}
+	if err := gen(sc.CACert()); err != nil {
+		t.Errorf("a CA certificate: %v", err)
+	}
+	for _, tc := range []struct{ ca, want string }{
+		{"/dev/zero", "a device"},
+		{fifo, "a FIFO"},
+		{big, "more than the limit of 1 MiB"},
+		{notPEM, "no PEM certificate"},
+		{filepath.Join(dir, "missing.pem"), "no such file"},
+	} {
+		err := gen(tc.ca)
+		if err == nil || !strings.Contains(err.Error(), "CONTAINER_REGISTRY_BACKEND") || !strings.Contains(err.Error(), "ca="+tc.ca) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ca=%s: %v, want %q naming the variable and file", tc.ca, err, tc.want)
+		}
 	}
 }

@@ -179,6 +179,23 @@ func TestHelpContractWords(t *testing.T) {
 					t.Errorf("help lacks %q:\n%s", w, help)
 				}
 			}
+			// The shell original's help had an authentication section
+			// naming the credential options; scripts grep help for the
+			// word (in lower case, as grep matches by default).
+			if !strings.Contains(help, "authentication") {
+				t.Errorf("help lacks the word %q:\n%s", "authentication", help)
+			}
+			_, section, ok := strings.Cut(help, "\nAuthentication:\n")
+			section, _, _ = strings.Cut(section, "\n\n")
+			if !ok {
+				t.Errorf("help has no Authentication section:\n%s", help)
+			}
+			for _, w := range []string{"--auth-mode", "--credsfile", "--authfile", "--use-home-auth", "--password-stdin",
+				"none", "home", "authfile", "credsfile", "env", "CONTAINER_REGISTRY_AUTH_MODE"} {
+				if ok && !strings.Contains(section, w) {
+					t.Errorf("the Authentication section lacks %q:\n%s", w, section)
+				}
+			}
 			facts := map[string]bool{
 				"PKI dir:    /STORAGE/pki\n":           secure,
 				"CA cert:    /STORAGE/pki/ca.crt\n":    secure,

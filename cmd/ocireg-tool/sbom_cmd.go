@@ -13,7 +13,7 @@ type SBOMCmd struct {
 	Image    string `arg:"" optional:"" help:"image[:tag] (tag latest when absent; the namespace is added when the name has no '/')."`
 	Platform string `name:"platform" help:"os/arch[/variant] of the image (needed when the tag holds several)."`
 	Kind     string `name:"kind" default:"sbom" enum:"sbom,cve,manifest" help:"Which document: sbom (SPDX), cve (sbom-cve-check SPDX) or manifest (package list)."`
-	Output   string `short:"o" name:"output" placeholder:"FILE" help:"Write the document to FILE instead of standard output."`
+	Output   string `short:"o" name:"output" placeholder:"FILE" help:"Write the document to FILE instead of standard output (- is standard output; a device, FIFO or link is written through, never replaced; an existing file keeps its mode)."`
 }
 
 // Run fetches the document and writes it.
@@ -30,8 +30,11 @@ func (cmd SBOMCmd) Run(app *App) error {
 		_, err = app.Stdout.Write(doc.Data)
 		return err
 	}
-	if _, err := safefile.WriteAtomic(cmd.Output, doc.Data, 0o644); err != nil {
+	if err := safefile.WriteUserFile(app.Ctx, cmd.Output, doc.Data, app.Stdout); err != nil {
 		return fmt.Errorf("--output %s: %w", cmd.Output, err)
+	}
+	if cmd.Output == "-" {
+		return nil
 	}
 	via := "referrers tag"
 	if doc.API {

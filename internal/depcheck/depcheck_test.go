@@ -23,7 +23,7 @@ var operations = []string{
 // infrastructure or one decision.
 var primitives = []string{
 	"config", "generator", "templates",
-	"internal/buildinfo", "internal/safefile", "internal/shellquote",
+	"internal/buildinfo", "internal/redact", "internal/safefile", "internal/shellquote",
 	"internal/testhook", // fault pause points, compiled out of release builds
 	"tasks", "tasks/deploy", "tasks/events", "tasks/gc", "tasks/gitinfo", "tasks/imageref",
 	"tasks/ocilayout", "tasks/platform", "tasks/redisconn", "tasks/referrers", "tasks/regauth",

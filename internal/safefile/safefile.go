@@ -1,5 +1,10 @@
-// Package safefile owns how the tool writes files others read: atomically
-// (a temporary file and a rename) and with the mode it means.
+// Package safefile owns how the tool touches files by name: it writes
+// files others read atomically (a temporary file and a rename) with the
+// mode it means (WriteAtomic); it writes a file a user named as a shell
+// redirection would, never replacing a device, link or FIFO and never
+// reading the old content (WriteUserFile); and it reads files whose
+// content it takes in, regular files only and bounded (ReadRegular,
+// ReadRegularIn).
 package safefile
 
 import (

@@ -1,9 +1,16 @@
 package deploy
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
 )
 
 // The build documents oe-core writes beside an image in DEPLOY_DIR_IMAGE,
@@ -110,4 +117,55 @@ func Documents(dir string) []Document {
 		}
 	}
 	return out
+}
+
+// MaxDocumentBytes bounds a build document read into memory (push) or
+// fetched (sbom): oe-core's SPDX 3.0 document of a large image is tens of
+// MiB.
+const MaxDocumentBytes = 256 << 20
+
+// ReadDocument reads d for attaching: only a regular file whose path,
+// symbolic links resolved, stays inside the directory the document was
+// found in (IMAGE_LINK_NAME links there work; a link to /proc, /sys, /dev
+// or anywhere else is refused), at most MaxDocumentBytes, and only when
+// its content is what its kind says (CheckContent). Anyone who can write
+// the deploy directory must not be able to publish other files of the
+// build host through push.
+func ReadDocument(d Document) ([]byte, error) {
+	data, err := safefile.ReadRegularIn(filepath.Dir(d.Path), filepath.Base(d.Path), MaxDocumentBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckContent(d.Kind, data); err != nil {
+		return nil, fmt.Errorf("%s: %w: refused", d.Path, err)
+	}
+	return data, nil
+}
+
+// CheckContent checks that data is what a document of kind holds: an SPDX
+// document (application/spdx+json) is one JSON object; the package list
+// (text/plain) is UTF-8 text without NUL or other control bytes but tab,
+// newline and carriage return. The errors never quote data.
+func CheckContent(kind string, data []byte) error {
+	k, ok := KindOf(kind)
+	if !ok {
+		return fmt.Errorf("unknown document kind %q", kind)
+	}
+	switch k.MediaType {
+	case "application/spdx+json":
+		trimmed := bytes.TrimSpace(data)
+		if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+			return errors.New("not JSON (an SPDX document is one JSON object)")
+		}
+	case "text/plain":
+		if !utf8.Valid(data) {
+			return errors.New("not text (invalid UTF-8)")
+		}
+		for _, c := range data {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				return fmt.Errorf("not text (control byte 0x%02x)", c)
+			}
+		}
+	}
+	return nil
 }

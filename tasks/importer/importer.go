@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/redact"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
@@ -125,6 +126,11 @@ func checkOptions(o Options) ([]v1.Platform, error) {
 	if o.Source == "" {
 		return nil, &tasks.UsageError{Msg: "import needs a source image", Usage: Usage}
 	}
+	if !isFileSource(o.Source) {
+		if shown := redact.URL(o.Source); shown != o.Source {
+			return nil, &tasks.UsageError{Msg: fmt.Sprintf("source %q: credentials do not belong in the reference (it shows in logs and ps); use --src-creds USER with --src-password-stdin, --src-credsfile or --src-authfile", shown), Usage: Usage}
+		}
+	}
 	var plats []v1.Platform
 	for _, p := range o.Platforms {
 		pl, err := platform.Parse(p)
@@ -175,7 +181,7 @@ func selectPlatforms(src *source, o Options, plats []v1.Platform) (remote.Taggab
 		}
 		return idx, list, nil
 	}
-	cf, err := src.img.ConfigFile()
+	cf, err := registry.ConfigFile(src.img)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading %s: %w", o.Source, err)
 	}
@@ -204,6 +210,17 @@ func open(ctx context.Context, s string, auth authn.Authenticator, tag string) (
 		return openDockerArchive(strings.TrimPrefix(s, "docker-archive:"))
 	}
 	return openRemote(ctx, s, auth, tag)
+}
+
+// isFileSource reports whether s names a layout or archive, not a
+// registry reference.
+func isFileSource(s string) bool {
+	for _, p := range []string{"oci:", "oci-archive:", "docker-archive:"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func nop() {}
@@ -286,7 +303,7 @@ func openRemote(ctx context.Context, s string, auth authn.Authenticator, tag str
 			return nil, &tasks.UsageError{Msg: fmt.Sprintf("source %q is a digest reference: give the tag to create with --tag", s), Usage: Usage}
 		}
 	}
-	d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth))
+	d, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(registry.LimitAnswers(remote.DefaultTransport)))
 	if err != nil {
 		return nil, fmt.Errorf("reading source %s: %w", refStr, err)
 	}

@@ -112,6 +112,14 @@ func TestImportErrors(t *testing.T) {
 	if _, err := Import(context.Background(), target(t, reg.Host), Options{Source: "oci:" + layout, Platforms: []string{"linux/s390x"}}); err == nil || !strings.Contains(err.Error(), "no platform matches") {
 		t.Errorf("unmatched platform: %v", err)
 	}
+	// Credentials written into a source reference are refused without
+	// being shown.
+	for _, src := range []string{"docker://ci:hunter2secret@" + reg.Host + "/x/y:1", "ci:hunter2secret@" + reg.Host + "/x/y:1"} {
+		_, err := Import(context.Background(), target(t, reg.Host), Options{Source: src})
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--src-creds") || strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("%s: %v, want a usage error pointing at --src-creds, without the secret", src, err)
+		}
+	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	down := l.Addr().String()
 	l.Close()

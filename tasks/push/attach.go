@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -33,9 +31,6 @@ var emptyConfig = static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+js
 // maxReferrersAttempts bounds the read-modify-writes of one referrers
 // tag: every pusher of an image's build documents meets the others there.
 const maxReferrersAttempts = 10
-
-// maxDocumentBytes bounds a build document read into memory.
-const maxDocumentBytes = 256 << 20
 
 // Attached is one build document attached to (or found already on) an
 // image manifest.
@@ -126,7 +121,7 @@ type artifact struct {
 // pushArtifact builds the artifact manifest of document d for subject and,
 // unless refs already lists it, uploads its blobs and puts it by digest.
 func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *deploy.Source, d deploy.Document, subject v1.Descriptor, refs *registry.Referrers) (*artifact, error) {
-	data, err := readDocument(d.Path)
+	data, err := deploy.ReadDocument(d)
 	if err != nil {
 		return nil, err
 	}
@@ -164,23 +159,6 @@ func (p *pushRun) pushArtifact(ctx context.Context, repo name.Repository, src *d
 		return nil, err
 	}
 	return art, nil
-}
-
-// readDocument reads a build document, bounded.
-func readDocument(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxDocumentBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > maxDocumentBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxDocumentBytes>>20)
-	}
-	return data, nil
 }
 
 // artifactManifest is the OCI image manifest (image-spec 1.1 artifact

@@ -232,7 +232,7 @@ func (w *TagWriter) existing(ctx context.Context, ref name.Tag, wants []v1.Descr
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}
-		cf, err := img.ConfigFile()
+		cf, err := registry.ConfigFile(img)
 		if err != nil {
 			return v1.Hash{}, nil, fmt.Errorf("existing image at %s: %w", ref, err)
 		}

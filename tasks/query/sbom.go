@@ -26,9 +26,6 @@ const SBOMUsage = `Usage: container-registry.sh sbom <image>[:tag] [--platform o
   sbom container-base:20260112-143022 --platform linux/arm64 --output sbom.spdx.json
   sbom container-base --platform linux/amd64 --kind manifest`
 
-// maxDocumentBytes bounds a fetched document.
-const maxDocumentBytes = 256 << 20
-
 // SBOMOptions says which attached document to fetch.
 type SBOMOptions struct {
 	Image    string // image[:tag], tag latest when absent
@@ -121,9 +118,9 @@ func subjectOf(ctx context.Context, t *registry.Target, ref name.Tag, want *v1.P
 		if err != nil {
 			return v1.Descriptor{}, "", err
 		}
-		cf, err := img.ConfigFile()
+		cf, err := registry.ConfigFile(img)
 		if err != nil {
-			return v1.Descriptor{}, "", err
+			return v1.Descriptor{}, "", fmt.Errorf("%s:%s: %w", ref.RepositoryStr(), ref.TagStr(), err)
 		}
 		p := platform.OfConfig(cf)
 		if want != nil && !platform.Matches(p, *want) {
@@ -190,6 +187,9 @@ func fetchDocument(ctx context.Context, t *registry.Target, repo name.Repository
 	if err := json.Unmarshal(d.Manifest, &m); err != nil || len(m.Layers) == 0 {
 		return nil, fmt.Errorf("artifact %s has no document blob", dgst)
 	}
+	if m.Layers[0].Size > deploy.MaxDocumentBytes {
+		return nil, &registry.TooLargeError{What: "document blob " + m.Layers[0].Digest.String(), Size: m.Layers[0].Size, Limit: deploy.MaxDocumentBytes}
+	}
 	l, err := remote.Layer(repo.Digest(m.Layers[0].Digest.String()), t.Options(ctx)...)
 	if err != nil {
 		return nil, err
@@ -199,12 +199,12 @@ func fetchDocument(ctx context.Context, t *registry.Target, repo name.Repository
 		return nil, fmt.Errorf("reading document blob %s: %w", m.Layers[0].Digest, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxDocumentBytes+1))
+	data, err := io.ReadAll(io.LimitReader(rc, deploy.MaxDocumentBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading document blob %s: %w", m.Layers[0].Digest, err)
 	}
-	if len(data) > maxDocumentBytes {
-		return nil, fmt.Errorf("document blob %s is larger than %d MiB", m.Layers[0].Digest, maxDocumentBytes>>20)
+	if len(data) > deploy.MaxDocumentBytes {
+		return nil, &registry.TooLargeError{What: "document blob " + m.Layers[0].Digest.String(), Size: -1, Limit: deploy.MaxDocumentBytes}
 	}
 	return data, nil
 }
@@ -283,7 +283,7 @@ func platformImages(ctx context.Context, t *registry.Target, ref name.Tag) ([]pl
 	if d.MediaType.IsImage() {
 		plat := ""
 		if img, err := d.Image(); err == nil {
-			if cf, err := img.ConfigFile(); err == nil {
+			if cf, err := registry.ConfigFile(img); err == nil {
 				plat = platform.String(platform.OfConfig(cf))
 			}
 		}

@@ -55,6 +55,11 @@ func applyBackend(c *config.Config, cfg *configuration.Configuration) ([]Adjustm
 			cfg.Storage["redirect"] = configuration.Parameters{"disable": true}
 		}
 		if b.CA != "" {
+			// The AWS SDK reads the bundle without a limit: it gets
+			// only a file that passed the bounded check.
+			if err := b.CheckCA(); err != nil {
+				return nil, err
+			}
 			if err := os.Setenv("AWS_CA_BUNDLE", b.CA); err != nil {
 				return nil, err
 			}

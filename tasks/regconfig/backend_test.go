@@ -53,3 +53,21 @@ func TestApplyBackend(t *testing.T) {
 		t.Error("registry-config.yml holds the credentials")
 	}
 }
+
+// A ca= file that is not a bounded regular file of certificates never
+// reaches the S3 driver (which reads AWS_CA_BUNDLE without a limit).
+func TestApplyBackendChecksCA(t *testing.T) {
+	t.Setenv("AWS_CA_BUNDLE", "")
+	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir(), "CONTAINER_REGISTRY_INSECURE": "1",
+		"CONTAINER_REGISTRY_BACKEND": "s3://reg/yocto?endpoint=https://127.0.0.1:1&ca=/dev/zero"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Read(c)
+	if err == nil || !strings.Contains(err.Error(), "ca=/dev/zero") || !strings.Contains(err.Error(), "a device") {
+		t.Errorf("ca=/dev/zero: %v, want it refused", err)
+	}
+	if v := os.Getenv("AWS_CA_BUNDLE"); v != "" {
+		t.Errorf("AWS_CA_BUNDLE=%s", v)
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/redact"
 )
 
 // Referrers is what refers to one manifest (OCI distribution-spec v1.1).
@@ -26,12 +28,6 @@ type Referrers struct {
 	// annotations.
 	Manifests []v1.Descriptor
 }
-
-// maxReferrersPages bounds the Link pages of one referrers answer.
-const maxReferrersPages = 100
-
-// maxIndexBytes bounds a referrers index read (the spec's manifest limit).
-const maxIndexBytes = 4 << 20
 
 // FallbackTag is the referrers tag schema's tag of subject in repo:
 // sha256-<hex>.
@@ -60,7 +56,7 @@ func (t *Target) Referrers(ctx context.Context, repo name.Repository, subject v1
 	}
 	u := fmt.Sprintf("%s://%s/v2/%s/referrers/%s", t.Registry.Scheme(), t.Registry.RegistryStr(), repo.RepositoryStr(), subject)
 	res := &Referrers{}
-	for page := 0; u != "" && page < maxReferrersPages; page++ {
+	for page := 0; u != "" && page < MaxReferrersPages; page++ {
 		im, next, ok, err := referrersPage(ctx, client, u)
 		if err != nil {
 			return nil, fmt.Errorf("referrers of %s: %w", subject, err)
@@ -70,6 +66,14 @@ func (t *Target) Referrers(ctx context.Context, repo name.Repository, subject v1
 		}
 		res.API = true
 		res.Manifests = append(res.Manifests, im.Manifests...)
+		if next != "" {
+			// The next page comes from the registry itself: a Link to
+			// another host (or scheme) is not followed.
+			nu, err := url.Parse(next)
+			if err != nil || nu.Scheme != t.Registry.Scheme() || nu.Host != t.Registry.RegistryStr() {
+				return nil, fmt.Errorf("referrers of %s: the registry's next page is on another host (%s); not followed", subject, redact.URL(next))
+			}
+		}
 		u = next
 	}
 	return res, nil
@@ -93,12 +97,12 @@ func referrersPage(ctx context.Context, client *http.Client, u string) (im v1.In
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return im, "", false, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReferrersPageBytes+1))
 	if err != nil {
 		return im, "", false, err
 	}
-	if len(body) > maxIndexBytes {
-		return im, "", false, fmt.Errorf("answer larger than %d bytes", maxIndexBytes)
+	if len(body) > MaxReferrersPageBytes {
+		return im, "", false, &TooLargeError{What: "referrers page " + resp.Request.URL.Path, Size: -1, Limit: MaxReferrersPageBytes}
 	}
 	if err := json.Unmarshal(body, &im); err != nil {
 		return im, "", false, fmt.Errorf("answer is not an image index: %w", err)

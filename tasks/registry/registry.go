@@ -74,7 +74,7 @@ func New(c *config.Config, script string, creds *regauth.Resolved) (*Target, err
 			base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 	}
-	t.Transport = &noWriteRedirects{base: base}
+	t.Transport = LimitAnswers(&noWriteRedirects{base: base})
 	switch {
 	case creds != nil && creds.Auth != nil && !creds.Anonymous():
 		t.Auth, t.AuthSource = creds.Auth, creds.Source
