@@ -38,9 +38,13 @@ run: build ## The main job on the example: sample deploy tree, generate, start, 
 	@echo "  build/example/container-registry/container-registry.sh stop   (or: make stop)"
 	@echo "More: build/example/container-registry/container-registry.sh help"
 
-lint: ## gofmt check and go vet
+# The second vet checks the build the end-to-end tests run: the files
+# behind the ocireg_testhooks build tag (*_testhooks.go; their release
+# twins are *_release.go).
+lint: ## gofmt check and go vet, of the release build and of the test-hooks build
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags ocireg_testhooks ./...
 
 # command:package pairs `deps` installs when the command is missing: the
 # registry clients the tests use (docker-registry: distribution 2.8, a

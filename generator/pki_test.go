@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 func secureConfig(t *testing.T, extra config.Vars) *config.Config {
@@ -25,10 +26,7 @@ func secureConfig(t *testing.T, extra config.Vars) *config.Config {
 
 func openssl(t *testing.T, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatal("openssl is required; run `make deps`")
-	}
-	out, err := exec.Command("openssl", args...).CombinedOutput()
+	out, err := exec.Command(testtool.Need(t, "openssl"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl %v: %v\n%s", args, err, out)
 	}

@@ -19,6 +19,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -239,7 +240,7 @@ func sbomBadInput(t *testing.T, e *Env) {
 // and returns its host:port; it is stopped when the test ends.
 func dockerRegistry(t *testing.T) string {
 	t.Helper()
-	bin := Need(t, "docker-registry")
+	bin := testtool.Need(t, "docker-registry")
 	dir := t.TempDir()
 	addr := "127.0.0.1:" + FreePort(t)
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)

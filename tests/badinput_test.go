@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -217,7 +218,7 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(hole, nil, 0o644)
 	os.Truncate(hole, 3<<30)
 	sparseArchive := filepath.Join(t.TempDir(), "sparse.tar")
-	if out, err := exec.Command(Need(t, "tar"), "--sparse", "--format=pax", "-C", sparseLayout, "-cf", sparseArchive, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(testtool.Need(t, "tar"), "--sparse", "--format=pax", "-C", sparseLayout, "-cf", sparseArchive, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
 	gzArchive := filepath.Join(t.TempDir(), "good.tar.gz")

@@ -16,11 +16,18 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
 // testLayerDir is the fixture layer of TestBitbake (see its conf/layer.conf).
 const testLayerDir = "testdata/meta-ocireg-test"
+
+// bitbakeHostTools are the programs of oe-core's HOSTTOOLS, and the
+// layer test's own (fakeroot runs do_install, wget fetches Go modules),
+// that a minimal Debian lacks: the Makefile's DEPS_COMMANDS installs them.
+var bitbakeHostTools = []string{"chrpath", "cpio", "diffstat", "gawk", "lz4", "zstd", "pzstd", "file", "wget", "rpcgen",
+	"fakeroot", "xz", "bzip2", "git", "patch", "perl", "g++", "make", "python3", "tar", "gzip", "bash"}
 
 // TestBitbake proves the layer with real bitbake and openembedded-core (the
 // snapshot in ../shared/yocto, or BITBAKE_DIR/OECORE_DIR): a full parse,
@@ -34,7 +41,10 @@ const testLayerDir = "testdata/meta-ocireg-test"
 func TestBitbake(t *testing.T) {
 	began := time.Now()
 	if out, _ := exec.Command("locale", "-a").Output(); !regexp.MustCompile(`(?im)^en_US\.utf-?8$`).Match(out) {
-		t.Fatal("bitbake needs the en_US.UTF-8 locale; `make deps` generates it")
+		testtool.Missing(t, "en_US.UTF-8 locale (bitbake needs it) not generated", testtool.Deps)
+	}
+	for _, prog := range bitbakeHostTools {
+		testtool.Need(t, prog)
 	}
 	y := findYocto(t)
 	t.Logf("bitbake and openembedded-core: %s", y.origin)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // The drop-in contract of meta-virtualization's container-registry.sh,
@@ -114,7 +116,7 @@ func hostIP() string {
 // One rule decides the scheme: whatever the URL's host, every command
 // reaches the registry `start` brought up, in every mode.
 func TestDropInOneSchemeRule(t *testing.T) {
-	Need(t, "skopeo")
+	testtool.Need(t, "skopeo")
 	hosts := []string{"localhost", "127.0.0.1", "127.0.0.2", hostIP()}
 	if n := loopbackName(); n != "" {
 		hosts = append(hosts, n)

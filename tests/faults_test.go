@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -421,6 +422,7 @@ func TestFaultKillGC(t *testing.T) {
 // test runs as root in CI); it is unmounted after the registry stopped.
 func storageMount(t *testing.T, e *Env, size string) string {
 	t.Helper()
+	testtool.NeedRoot(t, "mounting a tmpfs")
 	data := filepath.Join(e.Storage, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)

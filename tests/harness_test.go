@@ -174,17 +174,6 @@ func runCmd(t *testing.T, bin string, env map[string]string, args ...string) Res
 	return Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}
 }
 
-// Need fails the test when a client program the tests rely on is missing:
-// `make deps` installs it.
-func Need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		t.Fatalf("%s is required for this test; run `make deps`", prog)
-	}
-	return p
-}
-
 // newPool is a certificate pool holding pem.
 func newPool(t *testing.T, pem []byte) *x509.CertPool {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 const layerDir = "../meta-layer"
@@ -186,10 +187,7 @@ func TestExampleRegistryConfigs(t *testing.T) {
 // in python3 with a stand-in datastore and reads the dump back with the
 // tool's reader: awkward values must survive.
 func TestClassEnvDumpRoundTrip(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is required for this test")
-	}
+	py := testtool.Need(t, "python3")
 	raw, err := os.ReadFile(filepath.Join(layerDir, "classes", "container-registry.bbclass"))
 	if err != nil {
 		t.Fatal(err)

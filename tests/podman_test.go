@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -18,8 +19,8 @@ import (
 // search registry), the certs.d CA and the auth.json. skopeo proves the
 // same files with its own flags.
 func TestPodmanPullsWithGeneratedTargetConfig(t *testing.T) {
-	podman := Need(t, "podman")
-	Need(t, "skopeo")
+	podman := testtool.Need(t, "podman")
+	testtool.Need(t, "skopeo")
 	root := filepath.Join(t.TempDir(), "images")
 	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -59,7 +60,7 @@ func layoutManifest(t *testing.T, dir string) string {
 
 func skopeo(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(Need(t, "skopeo"), args...)
+	cmd := exec.Command(testtool.Need(t, "skopeo"), args...)
 	cmd.Env = baseEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -165,7 +166,7 @@ func TestPushTwoMachines(t *testing.T) {
 		t.Fatalf("timestamp tag differs from latest: %v", ts)
 	}
 	// The older build is never pushed.
-	cmd := exec.Command(Need(t, "skopeo"), "inspect", "--raw", "--tls-verify=false", "docker://"+e.URL+"/yocto/container-base@"+layoutManifest(t, old))
+	cmd := exec.Command(testtool.Need(t, "skopeo"), "inspect", "--raw", "--tls-verify=false", "docker://"+e.URL+"/yocto/container-base@"+layoutManifest(t, old))
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("older build is in the registry:\n%s", out)
 	}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // hintRe finds a command hint: the text after one of the lead-ins, up to
@@ -16,7 +18,7 @@ var hintRe = regexp.MustCompile(`(?m)(?:Start it first|Stop it with): (.*)$`)
 // hints print it quoted and escaped (no control character reaches the
 // terminal), and a hint that shows a command works when pasted into bash.
 func TestOddStoragePathQuoted(t *testing.T) {
-	bash := Need(t, "bash")
+	bash := testtool.Need(t, "bash")
 	storage := filepath.Join(t.TempDir(), "my builds\x1b[31m", "container-registry")
 	quoted := "$'" + strings.ReplaceAll(storage, "\x1b", `\e`) + "'"
 	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_STORAGE": storage})

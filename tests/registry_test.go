@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // srvPush writes img to the insecure registry of e as repo:tag.
@@ -44,7 +45,7 @@ func srvRandomImage(t *testing.T, size int64, layers int64) v1.Image {
 // skopeoInspect runs skopeo as an independent client: it must find ref.
 func skopeoInspect(t *testing.T, e *Env, ref string) (string, error) {
 	t.Helper()
-	Need(t, "skopeo")
+	testtool.Need(t, "skopeo")
 	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+e.URL+"/"+ref).CombinedOutput()
 	return string(out), err
 }
@@ -52,7 +53,7 @@ func skopeoInspect(t *testing.T, e *Env, ref string) (string, error) {
 // skopeoPull copies ref completely (every blob) into a scratch OCI layout.
 func skopeoPull(t *testing.T, e *Env, ref string) error {
 	t.Helper()
-	Need(t, "skopeo")
+	testtool.Need(t, "skopeo")
 	dir := filepath.Join(t.TempDir(), "oci")
 	out, err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "docker://"+e.URL+"/"+ref, "oci:"+dir+":x").CombinedOutput()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go/aws/credentials"
 	"github.com/aws/aws-sdk-go/aws/session"
 	"github.com/aws/aws-sdk-go/service/s3"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // S3Server is a SeaweedFS server (master, volume, filer and S3 gateway in
@@ -45,11 +46,7 @@ func weedBin(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("tests/seaweedfs.sh path: %v", err)
 	}
-	bin := strings.TrimSpace(string(out))
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("SeaweedFS is required for this test and is not built at %s; run `make deps` (it builds it once per machine)", bin)
-	}
-	return bin
+	return testtool.NeedFile(t, "SeaweedFS", strings.TrimSpace(string(out)), testtool.Deps+" (it builds it once per machine)")
 }
 
 // StartS3 starts SeaweedFS with S3 credentials required and creates the
@@ -190,7 +187,7 @@ func (s *S3Server) Keys(t *testing.T, prefix string) []string {
 // persistence; it is stopped when the test ends. It returns host:port.
 func StartRedis(t *testing.T) string {
 	t.Helper()
-	bin := Need(t, "redis-server")
+	bin := testtool.Need(t, "redis-server")
 	port := FreePort(t)
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	cmd.Env = baseEnv()

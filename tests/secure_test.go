@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"golang.org/x/crypto/bcrypt"
 )
 
 // curlCode runs curl against the registry and returns the HTTP status.
 func curlCode(t *testing.T, args ...string) string {
 	t.Helper()
-	Need(t, "curl")
+	testtool.Need(t, "curl")
 	out, err := exec.Command("curl", append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Logf("curl %v: %v", args, err)
@@ -59,7 +60,7 @@ func TestSecureAuth(t *testing.T) {
 	r = e.mustRun(t, 0, "list")
 	wantOut(t, r, "secure list", "(none)")
 
-	Need(t, "openssl")
+	testtool.Need(t, "openssl")
 	out, err := exec.Command("openssl", "x509", "-in", filepath.Join(e.Storage, "pki", "server.crt"), "-noout", "-ext", "subjectAltName").CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)

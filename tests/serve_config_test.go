@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // editConfig rewrites the generated registry-config.yml of e as a user
@@ -48,7 +50,7 @@ func registryLog(t *testing.T, e *Env) string {
 // curlBody fetches url with curl and returns its body.
 func curlBody(t *testing.T, args ...string) string {
 	t.Helper()
-	Need(t, "curl")
+	testtool.Need(t, "curl")
 	out, err := exec.Command("curl", append([]string{"-sS", "--fail"}, args...)...).Output()
 	if err != nil {
 		t.Errorf("curl %v: %v", args, err)
@@ -116,7 +118,7 @@ func TestServeConfigDebugAndNotifications(t *testing.T) {
 // handshake succeeded.
 func openssl(t *testing.T, addr, ca string, args ...string) bool {
 	t.Helper()
-	Need(t, "openssl")
+	testtool.Need(t, "openssl")
 	cmd := exec.Command("openssl", append([]string{"s_client", "-connect", addr, "-CAfile", ca, "-verify_return_error", "-brief"}, args...)...)
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.CombinedOutput()

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // uiScript is a label value a page must show as text, never run.
@@ -33,7 +34,7 @@ var shotDir = filepath.Join("..", "build", "ui-screenshots")
 // for the test and returns its first tab.
 func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	bin := Need(t, "chromium")
+	bin := testtool.Need(t, "chromium")
 	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // The bitbake + openembedded-core snapshot every developer and CI have
@@ -48,7 +49,8 @@ func projectRoot(t *testing.T) string {
 // findYocto returns the trees to run: BITBAKE_DIR and OECORE_DIR when set,
 // otherwise the snapshot beside the project, unpacked once into
 // build/yocto-<sha256 prefix>/ (a rerun with the same tarball reuses it).
-// Nothing found is a failure, never a skip: CI has the snapshot.
+// Nothing found skips the test outside CI and fails it in CI (testtool),
+// which has the snapshot.
 func findYocto(t *testing.T) yoctoTrees {
 	t.Helper()
 	bbDir, oeDir := os.Getenv("BITBAKE_DIR"), os.Getenv("OECORE_DIR")
@@ -62,9 +64,10 @@ func findYocto(t *testing.T) yoctoTrees {
 	}
 	root := projectRoot(t)
 	tarball := filepath.Join(root, yoctoSnapshot)
+	testtool.NeedFile(t, "yocto snapshot", tarball, "see ../shared/yocto/README.md, or set BITBAKE_DIR and OECORE_DIR to checkouts")
 	f, err := os.Open(tarball)
 	if err != nil {
-		t.Fatalf("no bitbake to run: %v; the snapshot is %s (see ../shared/yocto/README.md), or set BITBAKE_DIR and OECORE_DIR to checkouts", err, yoctoSnapshot)
+		t.Fatal(err)
 	}
 	h := sha256.New()
 	_, err = io.Copy(h, f)
@@ -81,7 +84,7 @@ func findYocto(t *testing.T) yoctoTrees {
 		keepGoOut(t, dir)
 		return y
 	}
-	zstd := Need(t, "zstd")
+	zstd := testtool.Need(t, "zstd")
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".yocto-unpack-")
 	if err != nil {
 		t.Fatal(err)

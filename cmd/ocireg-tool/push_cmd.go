@@ -14,7 +14,7 @@ import (
 
 // AuthFlags are the destination credential options of push.
 type AuthFlags struct {
-	AuthMode      string `name:"auth-mode" help:"Credential source: none, home, authfile, credsfile or env (default: CONTAINER_REGISTRY_AUTH_MODE)."`
+	AuthMode      string `name:"auth-mode" help:"Credential source: none, home, authfile, credsfile or env (CONTAINER_REGISTRY_TOKEN, or CONTAINER_REGISTRY_USER and CONTAINER_REGISTRY_PASSWORD, from the environment; default: CONTAINER_REGISTRY_AUTH_MODE)."`
 	UseHomeAuth   bool   `name:"use-home-auth" help:"Use ~/.docker/config.json (opt-in)."`
 	Authfile      string `name:"authfile" help:"Docker-style config.json with the registry's credentials."`
 	Credsfile     string `name:"credsfile" help:"key=value credentials file (CONTAINER_REGISTRY_TOKEN, or _USER and _PASSWORD)."`

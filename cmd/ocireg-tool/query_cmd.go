@@ -147,13 +147,23 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		fmt.Fprintf(w, "  CA cert:      %s\n", word(d.CACert))
 	}
 	if d.Auth {
-		fmt.Fprintf(w, "  Username:     %s\n", word(d.Username))
+		fmt.Fprintf(w, "  Username:     %s (the local registry's user)\n", word(d.Username))
 		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
 	}
+	fmt.Fprintf(w, "  Push auth:    %s\n", pushAuth(d.PushAuth))
 	fmt.Fprintf(w, "\nWhere each value comes from:\n")
 	for _, s := range d.Sources {
 		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
 	}
+}
+
+// pushAuth says where push and import take the destination's credentials
+// from: in env mode the variables, which are not the local registry's.
+func pushAuth(mode string) string {
+	if mode == "env" {
+		return "env (CONTAINER_REGISTRY_TOKEN, or CONTAINER_REGISTRY_USER and CONTAINER_REGISTRY_PASSWORD)"
+	}
+	return mode
 }
 
 func orNone(s string) string {

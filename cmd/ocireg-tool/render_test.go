@@ -54,6 +54,11 @@ func TestRenderGolden(t *testing.T) {
 		"info-secure.txt": func(w *bytes.Buffer) error { renderInfo(w, query.Info(secure)); return nil },
 		"info-plain.txt":  func(w *bytes.Buffer) error { renderInfo(w, query.Info(plain)); return nil },
 		"info.json":       func(w *bytes.Buffer) error { return writeJSON(w, query.Info(secure)) },
+		// The local user and the env-mode push credentials, side by side.
+		"info-env-push.txt": func(w *bytes.Buffer) error {
+			renderInfo(w, query.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH_MODE": "env"})))
+			return nil
+		},
 		// Paths with a space, a quote and an ESC sequence: quoted and
 		// escaped, never printed raw.
 		"info-odd-paths.txt": func(w *bytes.Buffer) error {

@@ -35,7 +35,7 @@ var primitives = []string{
 // the layer's own tools.
 var others = []string{
 	"cmd/ocireg-tool",
-	"internal/depcheck", "internal/golden", "internal/testcfg", "internal/testgit", "internal/testreg",
+	"internal/depcheck", "internal/golden", "internal/testcfg", "internal/testgit", "internal/testreg", "internal/testtool",
 	"meta-layer/tools/gomods", "tests", "tests/bench",
 }
 

@@ -5,15 +5,14 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // Word leaves plain words alone, quotes the rest so that bash reads
 // back exactly the input, and never lets a control character through.
 func TestShellWord(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Fatal("bash is required for this test")
-	}
+	bash := testtool.Need(t, "bash")
 	cases := map[string]string{
 		"/srv/build/container-registry":     "/srv/build/container-registry",
 		"localhost:5000":                    "localhost:5000",

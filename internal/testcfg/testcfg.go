@@ -1,5 +1,7 @@
-// Package testcfg is test-only support: tool configurations over fresh
-// storage directories, with a registry-config.yml of the test's choosing.
+// Package testcfg builds tool configurations over scratch storage for
+// tests: a fresh storage directory, a free loopback port and a
+// registry-config.yml the test writes. Test-only; nothing outside tests
+// imports it.
 package testcfg
 
 import (
@@ -14,10 +16,15 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/config"
 )
 
-// WithYAML returns a tool configuration over a fresh storage directory on
-// a free loopback port, whose registry-config.yml is "version: 0.1"
-// followed by yml (plus filesystem storage when yml has no storage
-// section). CONTAINER_REGISTRY_INSECURE=1 unless vars says otherwise.
+// Secure is secure mode with auth off (TLS only): the variables a test
+// passes to WithYAML to check TLS settings without a password.
+var Secure = config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}
+
+// WithYAML returns a tool configuration over a fresh storage directory on a
+// free loopback port, whose registry-config.yml is "version: 0.1" followed
+// by yml (plus filesystem storage under the data directory when yml has no
+// storage section). CONTAINER_REGISTRY_INSECURE=1 unless vars asks for
+// secure mode; vars win over these defaults.
 func WithYAML(t testing.TB, vars config.Vars, yml string) *config.Config {
 	t.Helper()
 	all := config.Vars{
@@ -43,7 +50,7 @@ func WithYAML(t testing.TB, vars config.Vars, yml string) *config.Config {
 	return c
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 a moment ago.
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func FreePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,6 +60,3 @@ func FreePort(t testing.TB) string {
 	defer l.Close()
 	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
-
-// Secure are the variables of secure mode without authentication.
-var Secure = config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}

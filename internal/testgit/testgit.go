@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // Run runs git with args in dir and returns its trimmed output; a failure
@@ -31,9 +33,7 @@ func Run(t testing.TB, dir string, args ...string) string {
 // branch and returns its top directory and that commit.
 func Repo(t testing.TB, branch string) (dir, commit string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatal("git is required for this test")
-	}
+	testtool.Need(t, "git")
 	dir = t.TempDir()
 	Run(t, dir, "init", "-q", "-b", branch)
 	Run(t, dir, "commit", "-q", "--allow-empty", "-m", "one")

@@ -1,15 +1,16 @@
 // Package testreg serves a distribution/v3 registry in the test process
-// (httptest on 127.0.0.1) with in-memory storage and optional htpasswd
-// auth, so tests talk to a real registry without starting the tool.
+// (httptest on 127.0.0.1) with in-memory storage, optional htpasswd auth
+// and optional TLS, so tests talk to a real registry without starting the
+// tool.
 package testreg
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -45,6 +46,14 @@ func WithHtpasswd(user, password string) Option {
 	}
 }
 
+// WithTLS serves HTTPS with the certificate and key in these PEM files
+// (the Host stays host:port).
+func WithTLS(certFile, keyFile string) Option {
+	return func(c *configuration.Configuration, t testing.TB) {
+		c.HTTP.TLS.Certificate, c.HTTP.TLS.Key = certFile, keyFile
+	}
+}
+
 // New starts a registry that stops when the test ends.
 func New(t testing.TB, opts ...Option) *Registry {
 	t.Helper()
@@ -63,7 +72,17 @@ func New(t testing.TB, opts ...Option) *Registry {
 		o(c, t)
 	}
 	app := handlers.NewApp(context.Background(), c)
-	srv := httptest.NewServer(app)
+	srv := httptest.NewUnstartedServer(app)
+	if c.HTTP.TLS.Certificate == "" {
+		srv.Start()
+	} else {
+		cert, err := tls.LoadX509KeyPair(c.HTTP.TLS.Certificate, c.HTTP.TLS.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.StartTLS()
+	}
 	t.Cleanup(srv.Close)
-	return &Registry{Server: srv, Host: strings.TrimPrefix(srv.URL, "http://")}
+	return &Registry{Server: srv, Host: srv.Listener.Addr().String()}
 }

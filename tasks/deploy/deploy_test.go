@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +88,56 @@ func TestLoadCancelled(t *testing.T) {
 	}
 	if _, err := Discover(ctx, filepath.Dir(filepath.Dir(dir)), ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("discover with an ended context: %v", err)
+	}
+}
+
+func TestParseName(t *testing.T) {
+	cases := []struct{ base, machine, name, stamp string }{
+		{"container-base-qemux86-64.rootfs-20260108123456.rootfs-oci", "qemux86-64", "container-base", "20260108123456"},
+		{"container-base-qemux86-64.rootfs-20260108123456-oci", "qemux86-64", "container-base", "20260108123456"},
+		{"container-base-latest-oci", "qemux86-64", "container-base", ""},
+		{"container-base-qemux86-64.rootfs-oci", "qemux86-64", "container-base", ""},
+		{"app-multiarch-oci", "beaglebone-yocto", "app", ""},
+		{"app-beaglebone-yocto-20260108123456-oci", "beaglebone-yocto", "app", "20260108123456"},
+	}
+	for _, c := range cases {
+		n, s, _, ok := ParseName(c.base, c.machine)
+		if !ok || n != c.name || s != c.stamp {
+			t.Errorf("ParseName(%q, %q) = %q %q %v, want %q %q", c.base, c.machine, n, s, ok, c.name, c.stamp)
+		}
+	}
+	if _, _, _, ok := ParseName("foo.tar", "m"); ok {
+		t.Error("foo.tar parsed")
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	root := t.TempDir()
+	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Discover(context.Background(), root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range res.Sources {
+		got = append(got, s.Name+"/"+s.Machine+"/"+s.Arches()+"/"+s.Stamp)
+	}
+	want := []string{
+		"app-server/qemuarm64/arm64/20260108130000", "app-server/qemux86-64/amd64/20260108123456",
+		"container-base/qemuarm64/arm64/20260108130000", "container-base/qemux86-64/amd64/20260108123456",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("sources = %v\nwant %v", got, want)
+	}
+	if len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Dir, "20260101080000") {
+		t.Fatalf("skipped = %+v", res.Skipped)
+	}
+	// Without the link the newest stamp still wins.
+	os.Remove(filepath.Join(root, "qemux86-64", "container-base-latest-oci"))
+	res, _ = Discover(context.Background(), root, filepath.Join(root, "qemux86-64")) // legacy dir too: no duplicates
+	if len(res.Sources) != 4 || len(res.Skipped) != 1 {
+		t.Fatalf("without link: %d sources %d skipped", len(res.Sources), len(res.Skipped))
 	}
 }

@@ -18,19 +18,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 var want = Labels{
 	Revision: "8a3f2b1",
 	RefName:  "master",
 	Created:  "2026-01-12T20:32:24Z",
-}
-
-func needSkopeo(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Fatal("skopeo is required for this test; run `make deps`")
-	}
 }
 
 func skopeo(t *testing.T, args ...string) string {
@@ -98,7 +92,7 @@ type inspect struct {
 }
 
 func TestApplyDirectory(t *testing.T) {
-	needSkopeo(t)
+	testtool.Need(t, "skopeo")
 	dir, old := newLayout(t)
 	before := blobs(t, dir)
 
@@ -175,7 +169,7 @@ func TestApplyNoLabels(t *testing.T) {
 }
 
 func TestApplyMultiArchIndex(t *testing.T) {
-	needSkopeo(t)
+	testtool.Need(t, "skopeo")
 	var adds []mutate.IndexAddendum
 	for _, arch := range []string{"amd64", "arm64"} {
 		img := ociImage(t, 1)
@@ -224,7 +218,7 @@ func TestApplyMultiArchIndex(t *testing.T) {
 }
 
 func TestApplyArchive(t *testing.T) {
-	needSkopeo(t)
+	testtool.Need(t, "skopeo")
 	dir, _ := newLayout(t)
 	archive := filepath.Join(t.TempDir(), "container-base-latest-oci.tar")
 	writeTar(t, dir, archive)
@@ -290,7 +284,7 @@ func writeTar(t *testing.T, dir, archive string) {
 // in that directory: the new blobs land beside the old ones, and the
 // unpacked layout reads with the labels.
 func TestApplyDirArchive(t *testing.T) {
-	needSkopeo(t)
+	testtool.Need(t, "skopeo")
 	dir, _ := newLayout(t)
 	archive := filepath.Join(t.TempDir(), "container-base-latest-oci-dir.tar")
 	if out, err := exec.Command("tar", "-C", filepath.Dir(dir), "-cf", archive, filepath.Base(dir)).CombinedOutput(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 )
 
 // A sparse entry in an archive to label is refused before anything is
@@ -13,10 +15,7 @@ import (
 // declaring 1 GiB was extracted in full). The archive stays as it was and
 // no temporary directory is left beside it.
 func TestApplyArchiveRefusesSparse(t *testing.T) {
-	gnuTar, err := exec.LookPath("tar")
-	if err != nil {
-		t.Fatal("GNU tar is needed to write a sparse archive")
-	}
+	gnuTar := testtool.Need(t, "tar") // GNU tar writes the sparse archive
 	dir, _ := newLayout(t)
 	hole := filepath.Join(dir, "blobs", "sha256", "hole")
 	if err := os.WriteFile(hole, nil, 0o644); err != nil {
@@ -30,7 +29,7 @@ func TestApplyArchiveRefusesSparse(t *testing.T) {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
 	before, _ := os.ReadFile(archive)
-	_, err = Apply(archive, want)
+	_, err := Apply(archive, want)
 	if err == nil || !strings.Contains(err.Error(), "is a sparse file of 1073741824 bytes") {
 		t.Fatalf("labelling a sparse archive: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -315,10 +316,7 @@ func readAll(dir string) error {
 // leaving the archive, a symlinked blob or data past the end are refused
 // without writing anything.
 func TestArchiveRefusals(t *testing.T) {
-	gnuTar, err := exec.LookPath("tar")
-	if err != nil {
-		t.Fatal("GNU tar is needed to write a sparse archive")
-	}
+	gnuTar := testtool.Need(t, "tar") // GNU tar writes the sparse archive
 	dir, img := writeLayout(t)
 	m, _ := img.Manifest()
 	layer := m.Layers[0].Digest

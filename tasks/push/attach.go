@@ -326,12 +326,8 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 func (p *pushRun) verifyReferrers(ctx context.Context) {
 	pending := p.fallbacks
 	for round := 1; len(pending) > 0; round++ {
-		if round > 1 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(settleDelay + time.Duration(rand.Int64N(int64(settleDelay)))):
-			}
+		if round > 1 && !p.o.settle(ctx, settleDelay+time.Duration(rand.Int64N(int64(settleDelay)))) {
+			return
 		}
 		var again []written
 		for _, w := range pending {

@@ -75,6 +75,11 @@ type Options struct {
 	// (--no-attach), true the configured kinds or, when the setting says
 	// none, the default ones (--attach); nil follows the setting.
 	Attach *bool
+
+	// settle waits before a run checks its tags once more (nil: a timer,
+	// settleWait). Tests replace it to see whether and how long a run
+	// waits, whatever the machine's speed, and to skip the wait.
+	settle func(ctx context.Context, d time.Duration) bool
 }
 
 // Summary is what a push did.
@@ -194,6 +199,9 @@ func (o *Options) defaults() {
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 4
+	}
+	if o.settle == nil {
+		o.settle = settleWait
 	}
 	o.Events = events.Or(o.Events)
 }
@@ -378,6 +386,18 @@ type written struct {
 // settleDelay is how long a run waits before checking its tags once more.
 const settleDelay = 150 * time.Millisecond
 
+// settleWait waits d; false when ctx ends first.
+func settleWait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // verifyTags reads every written tag back once more after a short delay:
 // a push from another host that read the tag before this run wrote it
 // may have replaced our entries; such a tag is merged again. It is skipped
@@ -388,10 +408,8 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 	if len(p.written)+len(p.fallbacks) == 0 || p.lock.Guards() {
 		return
 	}
-	select {
-	case <-ctx.Done():
+	if !p.o.settle(ctx, settleDelay) {
 		return
-	case <-time.After(settleDelay):
 	}
 	p.verifyReferrers(ctx)
 	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}

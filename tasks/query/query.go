@@ -85,7 +85,10 @@ func Tags(ctx context.Context, t *registry.Target, image string, withArtifacts b
 	return res, nil
 }
 
-// InfoData is the configuration `info` shows.
+// InfoData is the configuration `info` shows. Username and PasswordFile
+// are the local registry's user (CONTAINER_REGISTRY_USERNAME) and password
+// file, when auth is on; PushAuth is where push and import take a
+// destination's credentials from (CONTAINER_REGISTRY_AUTH_MODE).
 type InfoData struct {
 	URL          string   `json:"url"`
 	Namespace    string   `json:"namespace"`
@@ -101,6 +104,7 @@ type InfoData struct {
 	CACert       string   `json:"ca_cert,omitempty"`
 	Username     string   `json:"username,omitempty"`
 	PasswordFile string   `json:"password_file,omitempty"`
+	PushAuth     string   `json:"push_auth"`
 	// Sources says, for every baked setting, its value and where it came
 	// from (the helper script, the environment or the default).
 	Sources []InfoSource `json:"sources"`
@@ -127,6 +131,7 @@ func Info(c *config.Config) *InfoData {
 		Mode:        c.Mode(),
 		Secure:      c.Secure,
 		Auth:        c.Auth,
+		PushAuth:    c.AuthMode,
 	}
 	if d.DeployDirs == nil {
 		d.DeployDirs = []string{}

@@ -1,68 +1,23 @@
-package server
+package regconfig
 
 import (
 	"errors"
-	"fmt"
-	"maps"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 )
 
-// withYAML returns a tool configuration over a fresh storage directory on a
-// free loopback port, whose registry-config.yml is "version: 0.1" followed
-// by yml (plus filesystem storage when yml has no storage section).
-// CONTAINER_REGISTRY_INSECURE=1 unless vars says otherwise.
-func withYAML(t *testing.T, vars config.Vars, yml string) *config.Config {
-	t.Helper()
-	all := config.Vars{
-		"CONTAINER_REGISTRY_STORAGE":  t.TempDir(),
-		"CONTAINER_REGISTRY_URL":      "127.0.0.1:" + freePort(t),
-		"CONTAINER_REGISTRY_INSECURE": "1",
-	}
-	if vars["CONTAINER_REGISTRY_SECURE"] == "1" {
-		all["CONTAINER_REGISTRY_INSECURE"] = "0"
-	}
-	maps.Copy(all, vars)
-	c, err := config.FromVars(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := "version: 0.1\n" + yml
-	if !strings.HasPrefix(yml, "storage:") && !strings.Contains(yml, "\nstorage:") {
-		text += "storage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n"
-	}
-	if err := os.WriteFile(c.RegistryConfig(), []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
-
-var secure = config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_AUTH": "0"}
-
-// Every key the embedded registry cannot honour is refused by LoadConfig,
+// Every key the embedded registry cannot honour is refused by Load,
 // which start, serve, gc and verify all call, with the key named.
 func TestCheckConfigRejects(t *testing.T) {
 	cases := []struct {
 		name string
 		vars config.Vars
 		yml  string
-		key  string // the regconfig.KeyError's key
+		key  string // the KeyError's key
 		msg  string // part of its message
 	}{
 		{"azure", nil, "storage:\n  azure:\n    accountname: a\n", "storage.azure", "driver not compiled into ocireg-tool (available: filesystem, inmemory, s3, s3aws)"},
@@ -90,16 +45,16 @@ func TestCheckConfigRejects(t *testing.T) {
 		{"unix socket", nil, "http:\n  net: unix\n  addr: /tmp/sock\n", "http.net", "not supported"},
 		{"prefix", nil, "http:\n  prefix: /registry/\n", "http.prefix", "/v2/"},
 		{"host", nil, "http:\n  host: registry.example.com\n", "http.host", "URL"},
-		{"letsencrypt", secure, "http:\n  tls:\n    letsencrypt:\n      cachefile: /tmp/le\n", "http.tls.letsencrypt", "not supported"},
-		{"clientcas", secure, "http:\n  tls:\n    clientcas: [/etc/ca.pem]\n", "http.tls.clientcas", "client certificates"},
-		{"tls1.0", secure, "http:\n  tls:\n    minimumtls: tls1.0\n", "http.tls.minimumtls", "below"},
-		{"tls garbage", secure, "http:\n  tls:\n    minimumtls: ssl3\n", "http.tls.minimumtls", "not a TLS version"},
-		{"suites with 1.3", secure, "http:\n  tls:\n    minimumtls: tls1.3\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n", "http.tls.ciphersuites", "not configurable"},
-		{"insecure suite", secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_RC4_128_SHA]\n", "http.tls.ciphersuites[1]", "insecure"},
-		{"CBC suite", secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA]\n", "http.tls.ciphersuites[1]", "not an AEAD suite"},
-		{"CBC SHA256 suite", secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256]\n", "http.tls.ciphersuites[0]", "insecure"},
-		{"TLS 1.3 suite", secure, "http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n", "http.tls.ciphersuites[0]", "TLS 1.3 suite"},
-		{"unknown suite", secure, "http:\n  tls:\n    ciphersuites: [TLS_FAST]\n", "http.tls.ciphersuites[0]", "not a TLS cipher suite"},
+		{"letsencrypt", testcfg.Secure, "http:\n  tls:\n    letsencrypt:\n      cachefile: /tmp/le\n", "http.tls.letsencrypt", "not supported"},
+		{"clientcas", testcfg.Secure, "http:\n  tls:\n    clientcas: [/etc/ca.pem]\n", "http.tls.clientcas", "client certificates"},
+		{"tls1.0", testcfg.Secure, "http:\n  tls:\n    minimumtls: tls1.0\n", "http.tls.minimumtls", "below"},
+		{"tls garbage", testcfg.Secure, "http:\n  tls:\n    minimumtls: ssl3\n", "http.tls.minimumtls", "not a TLS version"},
+		{"suites with 1.3", testcfg.Secure, "http:\n  tls:\n    minimumtls: tls1.3\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n", "http.tls.ciphersuites", "not configurable"},
+		{"insecure suite", testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_RC4_128_SHA]\n", "http.tls.ciphersuites[1]", "insecure"},
+		{"CBC suite", testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA]\n", "http.tls.ciphersuites[1]", "not an AEAD suite"},
+		{"CBC SHA256 suite", testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256]\n", "http.tls.ciphersuites[0]", "insecure"},
+		{"TLS 1.3 suite", testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n", "http.tls.ciphersuites[0]", "TLS 1.3 suite"},
+		{"unknown suite", testcfg.Secure, "http:\n  tls:\n    ciphersuites: [TLS_FAST]\n", "http.tls.ciphersuites[0]", "not a TLS cipher suite"},
 		{"debug addr", nil, "http:\n  debug:\n    addr: debug\n", "http.debug.addr", "host:port"},
 		{"prometheus without debug", nil, "http:\n  debug:\n    prometheus:\n      enabled: true\n", "http.debug.prometheus.enabled", "http.debug.addr"},
 		{"prometheus path", nil, "http:\n  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n      path: metrics\n", "http.debug.prometheus.path", "start with /"},
@@ -120,11 +75,11 @@ func TestCheckConfigRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := withYAML(t, tc.vars, tc.yml)
-			_, _, err := regconfig.Load(c)
-			var ce *regconfig.ConfigError
+			c := testcfg.WithYAML(t, tc.vars, tc.yml)
+			_, _, err := Load(c)
+			var ce *ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("want a *regconfig.ConfigError, got %v", err)
+				t.Fatalf("want a *ConfigError, got %v", err)
 			}
 			t.Log(err)
 			if ce.File != c.RegistryConfig() {
@@ -145,9 +100,9 @@ func TestCheckConfigRejects(t *testing.T) {
 
 // All problems are reported at once, one line each.
 func TestCheckConfigReportsAll(t *testing.T) {
-	c := withYAML(t, nil, "storage:\n  gcs:\n    bucket: b\nauth:\n  token: {}\nproxy:\n  remoteurl: https://example.com\n")
-	_, _, err := regconfig.Load(c)
-	var ce *regconfig.ConfigError
+	c := testcfg.WithYAML(t, nil, "storage:\n  gcs:\n    bucket: b\nauth:\n  token: {}\nproxy:\n  remoteurl: https://example.com\n")
+	_, _, err := Load(c)
+	var ce *ConfigError
 	if !errors.As(err, &ce) || len(ce.Errs) != 3 {
 		t.Fatalf("want 3 problems, got %v", err)
 	}
@@ -232,8 +187,8 @@ policy:
   repository: {classes: [image]}
 auth: none
 `
-	c := withYAML(t, secure, yml)
-	cfg, adj, err := regconfig.Load(c)
+	c := testcfg.WithYAML(t, testcfg.Secure, yml)
+	cfg, adj, err := Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,15 +204,15 @@ auth: none
 	}
 
 	// The generated file, in each mode.
-	for _, vars := range []config.Vars{nil, secure, {"CONTAINER_REGISTRY_SECURE": "1"}} {
-		c := withYAML(t, vars, "")
+	for _, vars := range []config.Vars{nil, testcfg.Secure, {"CONTAINER_REGISTRY_SECURE": "1"}} {
+		c := testcfg.WithYAML(t, vars, "")
 		if err := os.Remove(c.RegistryConfig()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := regconfig.EnsureFile(c); err != nil {
+		if _, err := EnsureFile(c); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := regconfig.Load(c); err != nil {
+		if _, _, err := Load(c); err != nil {
 			t.Errorf("generated file (%v): %v", vars, err)
 		}
 	}
@@ -265,8 +220,8 @@ auth: none
 
 // auth: none gives way to htpasswd when auth is on.
 func TestAuthNoneWithAuthOn(t *testing.T) {
-	c := withYAML(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth: none\n")
-	cfg, _, err := regconfig.Load(c)
+	c := testcfg.WithYAML(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1"}, "auth: none\n")
+	cfg, _, err := Load(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,16 +232,16 @@ func TestAuthNoneWithAuthOn(t *testing.T) {
 
 // distribution's REGISTRY_* overrides are checked like the file.
 func TestCheckConfigEnvironmentOverrides(t *testing.T) {
-	c := withYAML(t, nil, "")
+	c := testcfg.WithYAML(t, nil, "")
 	t.Setenv("REGISTRY_STORAGE_S3_BUCKET", "builds")
-	_, _, err := regconfig.Load(c)
+	_, _, err := Load(c)
 	if err == nil || !strings.Contains(err.Error(), "multiple storage drivers") || !strings.Contains(err.Error(), "s3") {
 		t.Fatalf("a second driver from the environment: %v", err)
 	}
 	os.Unsetenv("REGISTRY_STORAGE_S3_BUCKET")
 	t.Setenv("REGISTRY_LOG_FORMATTER", "yaml")
-	var ce *regconfig.ConfigError
-	if _, _, err = regconfig.Load(c); !errors.As(err, &ce) || ce.Errs[0].Key != "log.formatter" {
+	var ce *ConfigError
+	if _, _, err = Load(c); !errors.As(err, &ce) || ce.Errs[0].Key != "log.formatter" {
 		t.Fatalf("log.formatter from the environment: %v", err)
 	}
 }
