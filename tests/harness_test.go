@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 )
 
 // toolBin is the ocireg-tool binary built once for all tests.
@@ -58,15 +59,7 @@ type Result struct {
 func (r Result) Out() string { return r.Stdout + r.Stderr }
 
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
-func FreePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
+func FreePort(t *testing.T) string { return testcfg.FreePort(t) }
 
 // NewEnv writes an env dump with vars (plus a fresh storage directory and
 // port unless vars sets them), runs `ocireg-tool generate` on it and

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
 // Secure is secure mode with auth off (TLS only): the variables a test
@@ -59,4 +60,19 @@ func FreePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// Target is the registry.Target of an insecure registry at host (as
+// host:port), over a fresh storage directory, without credentials.
+func Target(t testing.TB, host string) *registry.Target {
+	t.Helper()
+	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": host, "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := registry.New(c, "container-registry.sh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
 }

@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -21,15 +21,7 @@ import (
 
 func target(t *testing.T, host string) *registry.Target {
 	t.Helper()
-	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": host, "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := registry.New(c, "container-registry.sh", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tg
+	return testcfg.Target(t, host)
 }
 
 // multiArchLayout writes an OCI layout holding one index of amd64 and arm64.

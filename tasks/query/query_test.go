@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
@@ -42,14 +42,7 @@ func TestRepositoriesPagination(t *testing.T) {
 		fmt.Fprintf(w, `{"repositories":[%s]}`, strings.Join(names, ","))
 	}))
 	defer srv.Close()
-	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": strings.TrimPrefix(srv.URL, "http://"), "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt, err := registry.New(c, "container-registry.sh", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tgt := testcfg.Target(t, strings.TrimPrefix(srv.URL, "http://"))
 	repos, err := tgt.Catalog(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
@@ -86,15 +86,7 @@ func (h *hostile) host() string { return strings.TrimPrefix(h.srv.URL, "http://"
 
 func (h *hostile) target(t *testing.T) *registry.Target {
 	t.Helper()
-	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": h.host(), "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := registry.New(c, "container-registry.sh", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tg
+	return testcfg.Target(t, h.host())
 }
 
 func digestOf(b []byte) string {

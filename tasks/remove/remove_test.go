@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/query"
@@ -21,16 +21,7 @@ import (
 
 func deleteTarget(t *testing.T) *registry.Target {
 	t.Helper()
-	reg := testreg.New(t)
-	c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_URL": reg.Host, "CONTAINER_REGISTRY_STORAGE": t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg, err := registry.New(c, "container-registry.sh", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tg
+	return testcfg.Target(t, testreg.New(t).Host)
 }
 
 // pushIndex writes an index of two random images under each of tags and
