@@ -172,6 +172,33 @@ func (s *Store) Remove(ctx context.Context, repo string, subject, referrer diges
 	return nil
 }
 
+// Ensure records referrer in the referrers of subject in repo unless its
+// record is there: a PUT calls it after the manifest is stored, in case a
+// DELETE through another replica removed the record meanwhile.
+func (s *Store) Ensure(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	if err := check(repo, subject, referrer); err != nil {
+		return err
+	}
+	if _, err := s.d.Stat(ctx, RecordPath(repo, subject, referrer)); err == nil {
+		return nil
+	}
+	return s.Add(ctx, repo, subject, referrer)
+}
+
+// Removed removes the record of referrer after its manifest was deleted,
+// and records it again when repo holds the manifest again by then (a PUT
+// through another replica stored it after the delete).
+func (s *Store) Removed(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	if err := s.Remove(ctx, repo, subject, referrer); err != nil {
+		return err
+	}
+	info, held, err := s.Lookup(ctx, repo, referrer)
+	if err != nil || !held || info.Subject != subject {
+		return err
+	}
+	return s.Add(ctx, repo, subject, referrer)
+}
+
 // Lookup reads manifest dgst of repo: ok is false when the repository
 // does not hold it.
 func (s *Store) Lookup(ctx context.Context, repo string, dgst digest.Digest) (info Info, ok bool, err error) {
