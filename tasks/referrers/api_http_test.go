@@ -3,10 +3,12 @@ package referrers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
@@ -132,5 +135,55 @@ func TestConcurrentPutDelete(t *testing.T) {
 		if listed := len(list) == 1; listed != stored {
 			t.Fatalf("round %d: stored %v, listed %v", round, stored, listed)
 		}
+	}
+}
+
+// TestPagesBySize (issue 25, item 10): two referrers with 3 MB annotations
+// come on two pages, each under MaxPageBytes of JSON, linked by
+// rel="next"; a page holds at least one descriptor.
+func TestPagesBySize(t *testing.T) {
+	_, host := apiServer(t)
+	const repo = "yocto/big"
+	pushEmpty(t, host, repo)
+	subject := digest.FromString("subject")
+	var want []digest.Digest
+	for _, note := range []string{"a", "b"} {
+		body := artifactManifest(subject, note, 3<<20)
+		d := digest.FromBytes(body)
+		if code := do(t, "PUT", "http://"+host+"/v2/"+repo+"/manifests/"+d.String(), body); code != http.StatusCreated {
+			t.Fatalf("PUT: %d", code)
+		}
+		want = append(want, d)
+	}
+	slices.Sort(want)
+	var got []digest.Digest
+	next := "/v2/" + repo + "/referrers/" + subject.String()
+	for pages := 0; next != ""; pages++ {
+		if pages > 2 {
+			t.Fatal("more pages than referrers")
+		}
+		resp, err := http.Get("http://" + host + next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(body) > MaxPageBytes {
+			t.Errorf("page %d: %d bytes of JSON, over %d", pages, len(body), MaxPageBytes)
+		}
+		var idx v1.Index
+		if err := json.Unmarshal(body, &idx); err != nil || len(idx.Manifests) == 0 {
+			t.Fatalf("page %d: %d descriptors, %v", pages, len(idx.Manifests), err)
+		}
+		for _, m := range idx.Manifests {
+			got = append(got, m.Digest)
+		}
+		next = ""
+		if l := resp.Header.Get("Link"); l != "" {
+			next = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
 	}
 }
