@@ -85,6 +85,9 @@ type Platform struct {
 	Size      int64 // config and layers
 	Info      ConfigInfo
 	Err       string // why the manifest or config could not be read
+	// Repeat is true for an index entry whose manifest an earlier entry
+	// lists: the page shows it once.
+	Repeat bool
 }
 
 // Blob is a descriptor the page shows.
@@ -244,12 +247,13 @@ func (s *Site) image(ctx context.Context, repo distribution.Repository, dgst dig
 		}
 		read := map[digest.Digest]*Platform{} // each digest once per page
 		for _, d := range list {
-			p0 := read[d.Digest]
-			if p0 == nil {
+			p0, repeat := read[d.Digest]
+			if !repeat {
 				p0 = s.platform(ctx, repo, ms, d.Digest, d.MediaType)
 				read[d.Digest] = p0
 			}
 			p := *p0
+			p.Repeat = repeat
 			if d.Platform != nil {
 				p.Name = platformName(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
 			}
