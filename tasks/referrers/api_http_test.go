@@ -32,6 +32,15 @@ import (
 // referrers API in front, as serve wires them.
 func apiServer(t *testing.T) (*Store, string) {
 	t.Helper()
+	store, hosts := replicas(t, 1)
+	return store, hosts[0]
+}
+
+// replicas is distribution's application on in-memory storage with n
+// referrers APIs in front of it, each with locks of its own, as n replicas
+// of a shared backend would be.
+func replicas(t *testing.T, n int) (*Store, []string) {
+	t.Helper()
 	logrus.SetOutput(io.Discard)
 	cfg := &configuration.Configuration{Storage: configuration.Storage{
 		"inmemory": configuration.Parameters{},
@@ -49,9 +58,13 @@ func apiServer(t *testing.T) (*Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewAPI(store, app, nil, false, logrus.NewEntry(logrus.StandardLogger())))
-	t.Cleanup(srv.Close)
-	return store, strings.TrimPrefix(srv.URL, "http://")
+	var hosts []string
+	for range n {
+		srv := httptest.NewServer(NewAPI(store, app, nil, false, logrus.NewEntry(logrus.StandardLogger())))
+		t.Cleanup(srv.Close)
+		hosts = append(hosts, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	return store, hosts
 }
 
 // artifactManifest is an artifact manifest with subject and an annotation
@@ -94,13 +107,21 @@ func do(t *testing.T, method, url string, body []byte) int {
 // referrer racing each other leave the list equal to what is stored, round
 // after round.
 func TestConcurrentPutDelete(t *testing.T) {
-	store, host := apiServer(t)
+	t.Run("one process", func(t *testing.T) { putDeleteRace(t, 1) })
+	t.Run("two replicas", func(t *testing.T) { putDeleteRace(t, 2) })
+}
+
+// putDeleteRace races a DELETE with PUTs of one referrer, the DELETE and
+// the PUTs through different replicas when there are two.
+func putDeleteRace(t *testing.T, n int) {
+	store, hosts := replicas(t, n)
 	const repo = "yocto/race"
-	pushEmpty(t, host, repo)
+	pushEmpty(t, hosts[0], repo)
 	subject := digest.FromString("subject")
 	body := artifactManifest(subject, "race", 0)
 	dgst := digest.FromBytes(body)
-	url := "http://" + host + "/v2/" + repo + "/manifests/" + dgst.String()
+	url := "http://" + hosts[0] + "/v2/" + repo + "/manifests/" + dgst.String()
+	other := "http://" + hosts[n-1] + "/v2/" + repo + "/manifests/" + dgst.String()
 	ctx := context.Background()
 	named, _ := reference.WithName(repo)
 	rounds := 300
@@ -115,7 +136,7 @@ func TestConcurrentPutDelete(t *testing.T) {
 		for i := range 4 {
 			wg.Go(func() {
 				if i == 0 {
-					do(t, "DELETE", url, nil)
+					do(t, "DELETE", other, nil)
 				} else {
 					do(t, "PUT", url, body)
 				}
