@@ -76,6 +76,9 @@ type Config struct {
 	SearchFirst bool
 	TargetURL   string // host:port targets use
 	UI          bool   // serve the registry browser
+	// AllowedHosts are host names serve answers for beyond the ones it
+	// knows (CONTAINER_REGISTRY_ALLOWED_HOSTS); "*" alone: any.
+	AllowedHosts []string
 
 	DockerInsecure       []string
 	DockerOCIRuntimes    string // raw JSON object

@@ -110,6 +110,8 @@ var Settings = []Setting{
 		Parse: parseListen, Bake: func(c *Config) string { return c.Listen() }},
 	{Name: "CONTAINER_REGISTRY_UI", Default: "1", Class: true, Doc: "1: serve answers browsers with a registry browser at /ui/ (0: the /v2/ API only)",
 		Parse: func(c *Config, v string) (err error) { c.UI, err = parseBool(v); return err }, Bake: func(c *Config) string { return BoolString(c.UI) }},
+	{Name: "CONTAINER_REGISTRY_ALLOWED_HOSTS", Default: "", Class: true, Doc: "more host names serve answers requests for, space-separated, beyond the URL's, the target's, loopback, the listen addresses, the certificate's names and this host's name (IP addresses always pass; *: every name, no check)",
+		Parse: parseAllowedHosts, Bake: func(c *Config) string { return strings.Join(c.AllowedHosts, " ") }},
 	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
 		Parse: parseTargetURL},
 	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
@@ -263,6 +265,24 @@ func parseListen(c *Config, v string) error {
 	}
 	if net.ParseIP(strings.Trim(v, "[]")) == nil {
 		return fmt.Errorf("%q is not an IP address (127.0.0.1: this host only; :: or 0.0.0.0: all interfaces; empty: chosen from CONTAINER_REGISTRY_URL)", v)
+	}
+	return nil
+}
+
+// parseAllowedHosts reads CONTAINER_REGISTRY_ALLOWED_HOSTS: host names
+// (a port is not part of one), or * alone.
+func parseAllowedHosts(c *Config, v string) error {
+	c.AllowedHosts = strings.Fields(v)
+	for _, h := range c.AllowedHosts {
+		if h == "*" {
+			if len(c.AllowedHosts) > 1 {
+				return fmt.Errorf("* allows every host name: list it alone")
+			}
+			continue
+		}
+		if strings.ContainsAny(h, ":/@[]") || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" {
+			return fmt.Errorf("%q is not a host name (names only, without port; * for any)", h)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,3 +208,44 @@ func mustDigest(t *testing.T, img v1.Image) v1.Hash {
 
 // timeLongAgo is a KeepAfter that keeps everything written in this test.
 func timeLongAgo() time.Time { return time.Now().Add(-time.Hour) }
+
+// Issue 25, item 9: untagged referrers of a subject that was never pushed
+// go with --delete-untagged in one pass, counted as manifests, with their
+// records: a second dry run finds nothing.
+func TestSweepReferrersOfMissingSubject(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	img, _ := random.Image(1024, 1) // never pushed
+	var refs []v1.Hash
+	for i := range 3 {
+		art := sbomOf(t, mutate.Annotations(img, map[string]string{"n": strconv.Itoa(i)}).(v1.Image))
+		refs = append(refs, s.push(t, "yocto/orphan@"+mustDigest(t, art).String(), art))
+	}
+	dry, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range refs {
+		if !hasManifest(dry, "yocto/orphan", d) {
+			t.Errorf("dry run does not count referrer %s: manifests %v", d, names(dry.Manifests))
+		}
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(dry.Other), func(r Removal) bool { return !strings.HasPrefix(r.Path, referrers.Root+"/") })); n != len(refs) {
+		t.Errorf("dry run sweeps %d records, want %d: %v", n, len(refs), names(dry.Other))
+	}
+	if _, err := CarryOut(ctx, s.d, dry); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range refs {
+		if _, err := remote.Get(s.ref(t, "yocto/orphan@"+d.String())); err == nil {
+			t.Errorf("referrer %s is still stored", d)
+		}
+	}
+	again, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Empty() {
+		t.Errorf("a second gc finds more: manifests %v, blobs %v, other %v", names(again.Manifests), names(again.Blobs), names(again.Other))
+	}
+}

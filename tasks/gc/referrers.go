@@ -2,6 +2,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -162,6 +163,21 @@ func (r gcRepository) Tags(ctx context.Context) distribution.TagService {
 type gcTags struct {
 	distribution.TagService
 	keep map[digest.Digest]bool
+}
+
+// All lists the tags; a repository without any (one that holds only
+// manifests pushed by digest, such as referrers of a subject pushed
+// elsewhere or never) has none. distribution's mark phase skips every
+// manifest of a repository whose tags it cannot list: it neither marks
+// their blobs nor removes them, so the blobs went and the manifests and
+// their records stayed for the next gc to find.
+func (t gcTags) All(ctx context.Context) ([]string, error) {
+	tags, err := t.TagService.All(ctx)
+	var unknown distribution.ErrRepositoryUnknown
+	if errors.As(err, &unknown) {
+		return []string{}, nil
+	}
+	return tags, err
 }
 
 // Lookup names a pseudo tag for a live manifest no tag names.

@@ -3,7 +3,6 @@ package referrers
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	v2 "github.com/distribution/distribution/v3/registry/api/v2"
@@ -18,7 +18,6 @@ import (
 	"github.com/distribution/reference"
 	"github.com/felixge/httpsnoop"
 	"github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
@@ -49,6 +48,50 @@ type API struct {
 	store    *Store
 	next     http.Handler
 	log      *logrus.Entry
+	locks    subjectLocks
+}
+
+// subjectLocks serialize the manifest PUTs and DELETEs of the referrers of
+// one subject in one repository in this process: each writes the record
+// and has the application store or delete the manifest as one step, so a
+// PUT and a DELETE racing cannot leave a stored referrer without its
+// record. Replicas of a shared backend do not share these locks; for them
+// a PUT checks its record again after the manifest is stored, and a
+// DELETE records the referrer again when the manifest is back after the
+// record went (Store.Ensure, Store.Removed).
+type subjectLocks struct {
+	mu sync.Mutex
+	m  map[string]*subjectLock
+}
+
+type subjectLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes the lock of subject in repo and returns its release.
+func (l *subjectLocks) lock(repo string, subject digest.Digest) func() {
+	key := repo + "@" + subject.String()
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*subjectLock{}
+	}
+	sl := l.m[key]
+	if sl == nil {
+		sl = &subjectLock{}
+		l.m[key] = sl
+	}
+	sl.users++
+	l.mu.Unlock()
+	sl.Lock()
+	return func() {
+		sl.Unlock()
+		l.mu.Lock()
+		if sl.users--; sl.users == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // NewAPI serves the referrers API of the records in store in front of
@@ -148,7 +191,7 @@ func (api *API) list(w http.ResponseWriter, r *http.Request, name, dg string) {
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
 	}
-	body, err := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: page})
+	body, err := EncodePage(page)
 	if err != nil {
 		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
 		return
@@ -200,8 +243,9 @@ func nextLink(name string, subject digest.Digest, q Query, last digest.Digest) s
 }
 
 // put records the referrer before the application stores a manifest with
-// a subject, then passes the PUT on and adds OCI-Subject to its 201. The
-// record is written only for a client allowed to push.
+// a subject, then passes the PUT on and adds OCI-Subject to its 201, under
+// the lock of the subject (see subjectLocks). The record is written only
+// for a client allowed to push.
 func (api *API) put(w http.ResponseWriter, r *http.Request, name, ref string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))
 	if err != nil {
@@ -230,17 +274,22 @@ func (api *API) put(w http.ResponseWriter, r *http.Request, name, ref string) {
 	if !api.authorized(w, r, name, "pull", "push") {
 		return
 	}
-	if !api.readOnly {
-		if err := api.store.Add(r.Context(), name, info.Subject, dgst); err != nil {
-			api.log.Errorf("referrers: %v", err)
-			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
-			return
-		}
+	if api.readOnly {
+		api.next.ServeHTTP(w, r) // the application refuses it
+		return
+	}
+	defer api.locks.lock(name, info.Subject)()
+	if err := api.store.Add(r.Context(), name, info.Subject, dgst); err != nil {
+		api.log.Errorf("referrers: %v", err)
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return
 	}
 	testhook.Pause("referrer-recorded")
+	stored := false
 	hooked := httpsnoop.Wrap(w, httpsnoop.Hooks{WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
 		return func(code int) {
 			if code == http.StatusCreated {
+				stored = true
 				testhook.Pause("referrer-stored")
 				w.Header().Set("OCI-Subject", info.Subject.String())
 			}
@@ -248,6 +297,13 @@ func (api *API) put(w http.ResponseWriter, r *http.Request, name, ref string) {
 		}
 	}})
 	api.next.ServeHTTP(hooked, r)
+	if stored {
+		// A DELETE through another replica may have removed the record
+		// between Add and the store.
+		if err := api.store.Ensure(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
+			api.log.Warnf("referrers: %v", err)
+		}
+	}
 }
 
 // delete passes a manifest DELETE by digest on and, when the application
@@ -264,11 +320,12 @@ func (api *API) delete(w http.ResponseWriter, r *http.Request, name, ref string)
 		api.next.ServeHTTP(w, r)
 		return
 	}
+	defer api.locks.lock(name, info.Subject)()
 	m := httpsnoop.CaptureMetrics(api.next, w, r)
 	if m.Code != http.StatusAccepted {
 		return
 	}
-	if err := api.store.Remove(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
+	if err := api.store.Removed(context.WithoutCancel(r.Context()), name, info.Subject, dgst); err != nil {
 		api.log.Warnf("referrers: %v", err)
 	}
 }

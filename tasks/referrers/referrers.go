@@ -18,6 +18,7 @@
 package referrers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -45,6 +47,11 @@ const Root = "/ocireg/v1/referrers"
 // cacheMax bounds the descriptors kept in memory (they are derived from
 // content-addressed manifests, so they never go stale).
 const cacheMax = 100_000
+
+// MaxPageBytes bounds the JSON of one referrers page (the image index the
+// API answers): a page ends before the descriptor that would take it over,
+// and holds at least one. Clients of the API read pages up to this size.
+const MaxPageBytes = 4 << 20
 
 // Info is what a manifest says about itself as a referrer.
 type Info struct {
@@ -172,6 +179,33 @@ func (s *Store) Remove(ctx context.Context, repo string, subject, referrer diges
 	return nil
 }
 
+// Ensure records referrer in the referrers of subject in repo unless its
+// record is there: a PUT calls it after the manifest is stored, in case a
+// DELETE through another replica removed the record meanwhile.
+func (s *Store) Ensure(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	if err := check(repo, subject, referrer); err != nil {
+		return err
+	}
+	if _, err := s.d.Stat(ctx, RecordPath(repo, subject, referrer)); err == nil {
+		return nil
+	}
+	return s.Add(ctx, repo, subject, referrer)
+}
+
+// Removed removes the record of referrer after its manifest was deleted,
+// and records it again when repo holds the manifest again by then (a PUT
+// through another replica stored it after the delete).
+func (s *Store) Removed(ctx context.Context, repo string, subject, referrer digest.Digest) error {
+	if err := s.Remove(ctx, repo, subject, referrer); err != nil {
+		return err
+	}
+	info, held, err := s.Lookup(ctx, repo, referrer)
+	if err != nil || !held || info.Subject != subject {
+		return err
+	}
+	return s.Add(ctx, repo, subject, referrer)
+}
+
 // Lookup reads manifest dgst of repo: ok is false when the repository
 // does not hold it.
 func (s *Store) Lookup(ctx context.Context, repo string, dgst digest.Digest) (info Info, ok bool, err error) {
@@ -232,7 +266,9 @@ type Query struct {
 
 // List returns the referrers of subject in repo in digest order, one page
 // of q: each one a manifest the repository holds whose subject is subject.
-// more is true when another page follows.
+// A page holds at most q.N descriptors and, encoded by EncodePage, at most
+// MaxPageBytes (at least one descriptor, whatever its size). more is true
+// when another page follows.
 func (s *Store) List(ctx context.Context, repo string, subject digest.Digest, q Query) (page []v1.Descriptor, more bool, err error) {
 	if err := check(repo, subject); err != nil {
 		return nil, false, err
@@ -252,6 +288,7 @@ func (s *Store) List(ctx context.Context, repo string, subject digest.Digest, q 
 		}
 	}
 	page = []v1.Descriptor{}
+	size := pageOverhead
 	for len(todo) > 0 {
 		batch := todo[:min(len(todo), lookupBatch)]
 		todo = todo[len(batch):]
@@ -266,13 +303,46 @@ func (s *Store) List(ctx context.Context, repo string, subject digest.Digest, q 
 			if q.ArtifactType != "" && info.Descriptor.ArtifactType != q.ArtifactType {
 				continue
 			}
-			if len(page) == q.N {
+			n := descriptorBytes(info.Descriptor) + 1 // and a comma
+			if len(page) == q.N || (len(page) > 0 && size+n > MaxPageBytes) {
 				return page, true, nil
 			}
 			page = append(page, info.Descriptor)
+			size += n
 		}
 	}
 	return page, false, nil
+}
+
+// EncodePage is the JSON of a referrers page: an OCI image index of page,
+// HTML characters left as they are (they would take six bytes each).
+func EncodePage(page []v1.Descriptor) ([]byte, error) {
+	return encode(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: page})
+}
+
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// pageOverhead is the JSON of an empty page.
+var pageOverhead = func() int {
+	b, _ := EncodePage([]v1.Descriptor{})
+	return len(b)
+}()
+
+// descriptorBytes is the JSON of d in a page.
+func descriptorBytes(d v1.Descriptor) int {
+	b, err := encode(d)
+	if err != nil {
+		return MaxPageBytes // cannot happen: a page refuses it
+	}
+	return len(b)
 }
 
 // lookupBatch and lookupParallel bound how many records a listing checks

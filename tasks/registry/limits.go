@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 )
 
 // The limits of what the tool reads from a registry into memory and
@@ -24,8 +25,9 @@ const (
 	// MaxConfigBytes bounds an image config (as tasks/ocilayout's
 	// MaxConfigSize).
 	MaxConfigBytes = 8 << 20
-	// MaxReferrersPageBytes bounds one page of a referrers answer.
-	MaxReferrersPageBytes = 4 << 20
+	// MaxReferrersPageBytes bounds one page of a referrers answer: the
+	// size serve pages by (referrers.MaxPageBytes), so the two agree.
+	MaxReferrersPageBytes = referrers.MaxPageBytes
 	// MaxReferrersPages bounds the Link pages of one referrers answer.
 	MaxReferrersPages = 100
 )

@@ -71,6 +71,10 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	for _, a := range adj {
 		r.log.Infof("configuration: %s", a)
 	}
+	listen := regconfig.ListenAddrs(c, cfg)
+	hosts := allowedHosts(c, cfg, listen.Addrs, r.tls)
+	r.log.Infof("answering for host names %s and any IP address (%s adds names)", strings.Join(hosts.list(), " "), allowedHostsVar)
+	r.main = hostGate(hosts, r.log, r.main)
 	if regconfig.S3(cfg) {
 		m, err := joinReplicas(ctx, c, cfg, r)
 		if err != nil {
@@ -80,7 +84,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 		defer m.Leave()
 		r.main = m.Gate(r.main)
 	}
-	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), regconfig.ListenAddrs(c, cfg)))
+	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), listen))
 }
 
 // inFile names file in err: a *regconfig.KeyError becomes a *regconfig.ConfigError.

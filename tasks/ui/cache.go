@@ -14,8 +14,9 @@ const maxAge = time.Minute
 
 // cache holds what the pages show. Every push and delete through this
 // registry invalidates the repository it touched (and the catalog when the
-// repository is new or removed); image summaries are keyed by digest,
-// which names immutable content, so they never go stale.
+// repository is new or removed); parsed manifests and configs are kept by
+// digest, which names immutable content, so they never go stale: within a
+// byte budget (cacheBytes), and dropped when their digest is deleted.
 type cache struct {
 	mu  sync.Mutex
 	seq uint64 // counts changes; an entry built at seq s is valid while no change came after s
@@ -29,7 +30,7 @@ type cache struct {
 	repos     map[string]*repoRows
 	changedAt map[string]uint64
 
-	images map[digest.Digest]*Image
+	parsed *lru // *Image and *configEntry by digest
 
 	stats      *Stats
 	statsSeq   uint64
@@ -38,7 +39,7 @@ type cache struct {
 }
 
 func newCache() *cache {
-	return &cache{repos: map[string]*repoRows{}, changedAt: map[string]uint64{}, images: map[digest.Digest]*Image{}}
+	return &cache{repos: map[string]*repoRows{}, changedAt: map[string]uint64{}, parsed: newLRU(cacheBytes)}
 }
 
 // changed records a push or delete in repo. The catalog is listed again
@@ -124,15 +125,28 @@ func (c *cache) putRepo(r *repoRows) {
 }
 
 func (c *cache) getImage(d digest.Digest) *Image {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.images[d]
+	v, _ := c.parsed.get(lruKey{kindImage, d})
+	im, _ := v.(*Image)
+	return im
 }
 
 func (c *cache) putImage(im *Image) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.images[im.Digest] = im
+	c.parsed.put(lruKey{kindImage, im.Digest}, im, im.bytes())
+}
+
+func (c *cache) getConfig(d digest.Digest) *configEntry {
+	v, _ := c.parsed.get(lruKey{kindConfig, d})
+	ce, _ := v.(*configEntry)
+	return ce
+}
+
+func (c *cache) putConfig(d digest.Digest, ce *configEntry) {
+	c.parsed.put(lruKey{kindConfig, d}, ce, ce.bytes())
+}
+
+// deleted drops what was read of d (a manifest or blob deleted).
+func (c *cache) deleted(d digest.Digest) {
+	c.parsed.evict(d)
 }
 
 func (c *cache) getStats() *Stats {

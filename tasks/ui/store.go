@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/distribution/distribution/v3"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -23,8 +24,21 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
-// maxJSON bounds the manifests and configs the pages read.
-const maxJSON = 4 << 20
+// Limits of what one page reads and shows (a hostile push must not make
+// the server read, keep or answer without bound).
+const (
+	// maxJSON bounds the manifests and configs the pages read.
+	maxJSON = 4 << 20
+	// maxPlatforms is how many manifests of one index a page reads and
+	// shows; the rest are counted.
+	maxPlatforms = 64
+	// maxValue is how many bytes of one label value, environment entry or
+	// command word a page shows; a longer one is cut with a note.
+	maxValue = 1 << 10
+	// maxInfo is how many bytes of labels, environment, command and ports
+	// of one config a page shows; the rest are counted.
+	maxInfo = 16 << 10
+)
 
 // repoRows is one repository's tags, newest push first, ready to render.
 type repoRows struct {
@@ -54,8 +68,11 @@ type Image struct {
 	Digest    digest.Digest
 	MediaType string
 	Index     bool
-	Size      int64 // compressed bytes of every distinct layer and config
+	Size      int64 // compressed bytes of every distinct layer and config shown
 	Platforms []*Platform
+	// Omitted counts the manifests of the index beyond maxPlatforms,
+	// neither read nor shown.
+	Omitted int
 }
 
 // Platform is one image manifest: of an index, or the manifest itself.
@@ -68,6 +85,9 @@ type Platform struct {
 	Size      int64 // config and layers
 	Info      ConfigInfo
 	Err       string // why the manifest or config could not be read
+	// Repeat is true for an index entry whose manifest an earlier entry
+	// lists: the page shows it once.
+	Repeat bool
 }
 
 // Blob is a descriptor the page shows.
@@ -82,6 +102,17 @@ type ConfigInfo struct {
 	Entrypoint, Cmd, Env, Ports []string
 	User, WorkingDir, Created   string
 	Labels                      []Label
+	// Omitted counts the labels, environment entries, command words and
+	// ports beyond maxInfo bytes, not shown.
+	Omitted int
+}
+
+// configEntry is what the pages keep of one config: its platform and
+// what it says, cut to what a page shows.
+type configEntry struct {
+	name string
+	info ConfigInfo
+	err  string // the config does not parse
 }
 
 // Label is one config label.
@@ -210,12 +241,23 @@ func (s *Site) image(ctx context.Context, repo distribution.Repository, dgst dig
 	}
 	if isIndex(mt, idx) {
 		im.Index = true
-		for _, d := range idx.Manifests {
-			p := s.platform(ctx, repo, ms, d.Digest, d.MediaType)
+		list := idx.Manifests
+		if len(list) > maxPlatforms {
+			im.Omitted, list = len(list)-maxPlatforms, list[:maxPlatforms]
+		}
+		read := map[digest.Digest]*Platform{} // each digest once per page
+		for _, d := range list {
+			p0, repeat := read[d.Digest]
+			if !repeat {
+				p0 = s.platform(ctx, repo, ms, d.Digest, d.MediaType)
+				read[d.Digest] = p0
+			}
+			p := *p0
+			p.Repeat = repeat
 			if d.Platform != nil {
 				p.Name = platformName(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
 			}
-			im.Platforms = append(im.Platforms, p)
+			im.Platforms = append(im.Platforms, &p)
 		}
 	} else {
 		im.Platforms = []*Platform{s.platformFrom(ctx, repo, dgst, mt, payload)}
@@ -275,17 +317,25 @@ func (s *Site) platformFrom(ctx context.Context, repo distribution.Repository, d
 		p.Layers = append(p.Layers, Blob{Digest: l.Digest, MediaType: l.MediaType, Size: l.Size})
 		p.Size += l.Size
 	}
-	cfg, err := readConfig(ctx, repo, m.Config)
+	ce, err := s.config(ctx, repo, m.Config)
 	if err != nil {
 		p.Err = err.Error()
 		return p
 	}
-	p.Name = platformName(cfg.OS, cfg.Architecture, cfg.Variant)
-	p.Info = configInfo(cfg)
+	if ce.err != "" {
+		p.Err = ce.err
+		return p
+	}
+	p.Name = ce.name
+	p.Info = ce.info
 	return p
 }
 
-func readConfig(ctx context.Context, repo distribution.Repository, d v1.Descriptor) (*v1.Image, error) {
+// config reads the config d once: parsed configs are cached by digest.
+func (s *Site) config(ctx context.Context, repo distribution.Repository, d v1.Descriptor) (*configEntry, error) {
+	if ce := s.cache.getConfig(d.Digest); ce != nil {
+		return ce, nil
+	}
 	if d.Size > maxJSON {
 		return nil, fmt.Errorf("config %s: %d bytes, more than the page reads", d.Digest, d.Size)
 	}
@@ -294,28 +344,110 @@ func readConfig(ctx context.Context, repo distribution.Repository, d v1.Descript
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
+	ce := &configEntry{}
 	var cfg v1.Image
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+		ce.err = fmt.Sprintf("config %s: %v", d.Digest, err)
+	} else {
+		ce.name = strings.Clone(clip(platformName(cfg.OS, cfg.Architecture, cfg.Variant)))
+		ce.info = configInfo(&cfg)
 	}
-	return &cfg, nil
+	s.cache.putConfig(d.Digest, ce)
+	return ce, nil
 }
 
+// configInfo is what a page shows of cfg: every string its own copy of at
+// most maxValue bytes, maxInfo bytes in all (the rest counted in Omitted),
+// so that nothing kept holds on to the config read.
 func configInfo(cfg *v1.Image) ConfigInfo {
 	c := cfg.Config
-	info := ConfigInfo{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}
+	info := ConfigInfo{User: strings.Clone(clip(c.User)), WorkingDir: strings.Clone(clip(c.WorkingDir))}
 	if cfg.Created != nil {
 		info.Created = cfg.Created.UTC().Format(time.RFC3339)
 	}
+	budget := maxInfo
+	take := func(s string) (string, bool) {
+		s = clip(s)
+		if len(s) > budget {
+			info.Omitted++
+			return "", false
+		}
+		budget -= len(s)
+		return strings.Clone(s), true
+	}
+	words := func(in []string) (out []string) {
+		for _, w := range in {
+			if w, ok := take(w); ok {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	info.Entrypoint, info.Cmd = words(c.Entrypoint), words(c.Cmd)
+	keys := make([]string, 0, len(c.Labels))
+	for k := range c.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key, ok := take(k)
+		if !ok {
+			continue
+		}
+		if v, ok := take(c.Labels[k]); ok {
+			info.Labels = append(info.Labels, Label{key, v})
+		} else {
+			budget += len(key)
+		}
+	}
+	info.Env = words(c.Env)
+	ports := make([]string, 0, len(c.ExposedPorts))
 	for p := range c.ExposedPorts {
-		info.Ports = append(info.Ports, p)
+		ports = append(ports, p)
 	}
-	slices.Sort(info.Ports)
-	for k, v := range c.Labels {
-		info.Labels = append(info.Labels, Label{k, v})
-	}
-	slices.SortFunc(info.Labels, func(a, b Label) int { return cmp.Compare(a.Key, b.Key) })
+	slices.Sort(ports)
+	info.Ports = words(ports)
 	return info
+}
+
+// clip cuts s to maxValue bytes (at a character boundary) and says so.
+func clip(s string) string {
+	if len(s) <= maxValue {
+		return s
+	}
+	n := maxValue
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + fmt.Sprintf("… [cut: %d bytes in all]", len(s))
+}
+
+// bytes estimates what the entry holds.
+func (ce *configEntry) bytes() int64 {
+	return 256 + int64(len(ce.name)+len(ce.err)) + ce.info.bytes()
+}
+
+func (info *ConfigInfo) bytes() int64 {
+	n := int64(len(info.User) + len(info.WorkingDir) + len(info.Created))
+	for _, l := range [][]string{info.Entrypoint, info.Cmd, info.Env, info.Ports} {
+		for _, s := range l {
+			n += 16 + int64(len(s))
+		}
+	}
+	for _, l := range info.Labels {
+		n += 32 + int64(len(l.Key)+len(l.Value))
+	}
+	return n
+}
+
+// bytes estimates what im holds (platforms of an index share their
+// config's strings; each is counted, which overestimates).
+func (im *Image) bytes() int64 {
+	n := int64(256)
+	for _, p := range im.Platforms {
+		n += 256 + int64(len(p.Err)) + 128*int64(len(p.Layers)) + p.Info.bytes()
+	}
+	return n
 }
 
 func platformName(os, arch, variant string) string {
@@ -341,6 +473,9 @@ func (im *Image) platformNames() []string {
 			n = "?"
 		}
 		out = append(out, n)
+	}
+	if im.Omitted > 0 {
+		out = append(out, fmt.Sprintf("%d more", im.Omitted))
 	}
 	return out
 }

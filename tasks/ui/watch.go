@@ -59,7 +59,8 @@ func (l listener) ManifestPushed(repo reference.Named, _ distribution.Manifest, 
 	return nil
 }
 
-func (l listener) ManifestDeleted(repo reference.Named, _ digest.Digest) error {
+func (l listener) ManifestDeleted(repo reference.Named, d digest.Digest) error {
+	l.c.deleted(d)
 	l.c.changed(repo.Name())
 	return nil
 }
@@ -84,7 +85,8 @@ func (l listener) BlobMounted(reference.Named, v1.Descriptor, reference.Named) e
 	return nil
 }
 
-func (l listener) BlobDeleted(reference.Named, digest.Digest) error {
+func (l listener) BlobDeleted(_ reference.Named, d digest.Digest) error {
+	l.c.deleted(d)
 	l.c.blobsChanged()
 	return nil
 }
