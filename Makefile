@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/internal/buildinfo.Versio
 BIN := build/ocireg-tool
 export CGO_ENABLED := 0
 
-.PHONY: help build test run lint deps bench fuzz clean stop layer-gomods layer-bitbake
+.PHONY: help build test run lint deps bench fuzz clean stop layer-gomods layer-bitbake layer-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -17,11 +17,15 @@ build: ## Build the static binary into build/
 # The real-bitbake layer test runs on its own, verbosely, so that the log
 # shows each of its subtests and bitbake's summary lines.
 LAYER_TEST := $(GO) test -count=1 -timeout 20m -v -run '^TestBitbake$$' ./tests/
+# oe-core's yocto-check-layer on meta-layer, copied out of the checkout and
+# in place, the same way: each test case's verdict in the log.
+LAYER_CHECK := $(GO) test -count=1 -timeout 30m -v -run '^TestLayerCheck$$' ./tests/
 
 test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
-	$(GO) test -count=1 -timeout 30m -skip '^TestBitbake$$' ./...
+	$(GO) test -count=1 -timeout 30m -skip '^(TestBitbake|TestLayerCheck)$$' ./...
 	$(LAYER_TEST)
+	$(LAYER_CHECK)
 
 run: build ## The main job on the example: sample deploy tree, generate, start, push, list
 	$(BIN) sample-deploy --dest build/example/tmp/deploy/images
@@ -105,3 +109,6 @@ layer-gomods: ## Regenerate the tool recipe's Go module includes (OECORE_DIR= to
 
 layer-bitbake: deps ## Run the real-bitbake layer test as `make test` does (snapshot in ../shared/yocto, or BITBAKE_DIR/OECORE_DIR)
 	$(LAYER_TEST)
+
+layer-check: deps ## Run yocto-check-layer on the layer, copied out of the checkout and in place, as `make test` does
+	$(LAYER_CHECK)

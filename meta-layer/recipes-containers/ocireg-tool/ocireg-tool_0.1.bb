@@ -17,6 +17,15 @@
 #
 # Only committed source is built: commit first, or point the variables at
 # another clone or commit.
+#
+# A layer that does not sit in a git checkout of ocireg-tool (copied,
+# vendored from a release archive, fetched alone by a repo manifest) has no
+# source to build: the recipe then skips itself at parse time, saying what
+# to set, and the rest of the layer keeps working. Either point
+# OCIREG_TOOL_SRCDIR (and OCIREG_TOOL_SRCREV) at a clone of the project, or
+# use a prebuilt tool:
+#   CONTAINER_REGISTRY_TOOL = "/path/to/ocireg-tool"
+#   CONTAINER_REGISTRY_TOOL_DEPENDS = ""
 
 SUMMARY = "Local container registry tool for Yocto/OpenEmbedded builds"
 DESCRIPTION = "One static Go binary replacing the shell, Python, skopeo, openssl and htpasswd glue of a local container registry."
@@ -57,5 +66,36 @@ def ocireg_tool_head(d):
         return subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=srcdir, text=True, stderr=subprocess.DEVNULL).strip()
     except (OSError, subprocess.CalledProcessError):
         return 'INVALID'
+
+# Why OCIREG_TOOL_SRCDIR at OCIREG_TOOL_SRCREV is not the tool's source, or
+# None when it is: a git repository whose commit holds the go.mod of
+# GO_IMPORT.
+def ocireg_tool_source_problem(d):
+    import os, subprocess
+    srcdir = d.getVar('OCIREG_TOOL_SRCDIR') or ''
+    srcrev = d.getVar('OCIREG_TOOL_SRCREV') or ''
+    if not srcdir or not os.path.isdir(srcdir):
+        return 'OCIREG_TOOL_SRCDIR = "%s" is not a directory' % srcdir
+    if srcrev == 'INVALID':
+        return 'OCIREG_TOOL_SRCDIR = "%s" is not a git checkout (no HEAD to build)' % srcdir
+    try:
+        gomod = subprocess.check_output(['git', 'show', '%s:go.mod' % srcrev], cwd=srcdir, text=True, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        return 'OCIREG_TOOL_SRCDIR = "%s" holds no commit OCIREG_TOOL_SRCREV = "%s" with a go.mod' % (srcdir, srcrev)
+    module = 'module ' + d.getVar('GO_IMPORT')
+    if module not in (l.strip() for l in gomod.splitlines()):
+        return 'the go.mod of OCIREG_TOOL_SRCDIR = "%s" at "%s" is not the one of %s' % (srcdir, srcrev, d.getVar('GO_IMPORT'))
+    return None
+
+# Without its source the recipe cannot even be fetched: skip it, so that a
+# layer used without the checkout still parses.
+python __anonymous() {
+    problem = ocireg_tool_source_problem(d)
+    if problem:
+        raise bb.parse.SkipRecipe("no ocireg-tool source to build: %s. Set OCIREG_TOOL_SRCDIR to a git clone "
+                                  "of %s (and OCIREG_TOOL_SRCREV to a commit of it), or use a prebuilt tool: "
+                                  "CONTAINER_REGISTRY_TOOL = \"/path/to/ocireg-tool\" and "
+                                  "CONTAINER_REGISTRY_TOOL_DEPENDS = \"\"" % (problem, d.getVar("HOMEPAGE")))
+}
 
 BBCLASSEXTEND = "native nativesdk"
