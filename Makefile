@@ -22,11 +22,11 @@ LAYER_TEST := $(GO) test -count=1 -timeout 20m -v -run '^TestBitbake$$' ./tests/
 # oe-core's world and four signature dumps of its tasks, so `make test` (CI)
 # checks the copy outside the checkout, where the tool recipe must skip
 # itself; `make layer-check` checks the layer in place too.
-LAYER_CHECK := $(GO) test -count=1 -timeout 90m -v -run '^TestLayerCheck$$' ./tests/
+LAYER_CHECK := $(GO) test -count=1 -timeout 90m -v -run '^TestYoctoCheckLayer$$' ./tests/
 
 test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
-	$(GO) test -count=1 -timeout 30m -skip '^(TestBitbake|TestLayerCheck)$$' ./...
+	$(GO) test -count=1 -timeout 30m -skip '^(TestBitbake|TestYoctoCheckLayer)$$' ./...
 	$(LAYER_TEST)
 	LAYER_CHECK_PLACEMENTS=copied $(LAYER_CHECK)
 

@@ -21,9 +21,10 @@
 # A layer that does not sit in a git checkout of ocireg-tool (copied,
 # vendored from a release archive, fetched alone by a repo manifest) has no
 # source to build: the recipe then skips itself at parse time, saying what
-# to set, and the rest of the layer keeps working. Either point
-# OCIREG_TOOL_SRCDIR (and OCIREG_TOOL_SRCREV) at a clone of the project, or
-# use a prebuilt tool:
+# to set, and so do the layer's recipes that need it
+# (ocireg-tool-source.bbclass); the rest of the layer keeps working. Either
+# point OCIREG_TOOL_SRCDIR (and OCIREG_TOOL_SRCREV) at a clone of the
+# project, or use a prebuilt tool:
 #   CONTAINER_REGISTRY_TOOL = "/path/to/ocireg-tool"
 #   CONTAINER_REGISTRY_TOOL_DEPENDS = ""
 
@@ -36,18 +37,13 @@ HOMEPAGE = "https://github.com/ocireg-tool/ocireg-tool"
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://src/${GO_IMPORT}/LICENSE;md5=098f0408646b443b90c19007fb3c8ec8"
 
-OCIREG_TOOL_SRCDIR ?= "${@os.path.dirname(d.getVar('OCIREG_LAYERDIR') or '')}"
-OCIREG_TOOL_SRCDIR[doc] = "Git checkout of ocireg-tool the recipe builds (default: the tree the layer lives in)."
-OCIREG_TOOL_SRCREV ?= "${@ocireg_tool_head(d)}"
-OCIREG_TOOL_SRCREV[doc] = "Commit of OCIREG_TOOL_SRCDIR to build (default: its HEAD)."
-
 SRC_URI = "git://${OCIREG_TOOL_SRCDIR};protocol=file;nobranch=1;destsuffix=${GO_SRCURI_DESTSUFFIX}"
 SRCREV = "${OCIREG_TOOL_SRCREV}"
 
 require ${BPN}-licenses.inc
 require ${BPN}-go-mods.inc
 
-inherit go-mod
+inherit go-mod ocireg-tool-source
 
 GO_IMPORT = "github.com/ocireg-tool/ocireg-tool"
 GO_INSTALL = "${GO_IMPORT}/cmd/ocireg-tool"
@@ -59,43 +55,12 @@ export CGO_ENABLED
 # HEAD is read at parse time; do not cache a stale one.
 BB_DONT_CACHE = "1"
 
-def ocireg_tool_head(d):
-    import subprocess
-    srcdir = d.getVar('OCIREG_TOOL_SRCDIR')
-    try:
-        return subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=srcdir, text=True, stderr=subprocess.DEVNULL).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'INVALID'
-
-# Why OCIREG_TOOL_SRCDIR at OCIREG_TOOL_SRCREV is not the tool's source, or
-# None when it is: a git repository whose commit holds the go.mod of
-# GO_IMPORT.
-def ocireg_tool_source_problem(d):
-    import os, subprocess
-    srcdir = d.getVar('OCIREG_TOOL_SRCDIR') or ''
-    srcrev = d.getVar('OCIREG_TOOL_SRCREV') or ''
-    if not srcdir or not os.path.isdir(srcdir):
-        return 'OCIREG_TOOL_SRCDIR = "%s" is not a directory' % srcdir
-    if srcrev == 'INVALID':
-        return 'OCIREG_TOOL_SRCDIR = "%s" is not a git checkout (no HEAD to build)' % srcdir
-    try:
-        gomod = subprocess.check_output(['git', 'show', '%s:go.mod' % srcrev], cwd=srcdir, text=True, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.CalledProcessError):
-        return 'OCIREG_TOOL_SRCDIR = "%s" holds no commit OCIREG_TOOL_SRCREV = "%s" with a go.mod' % (srcdir, srcrev)
-    module = 'module ' + d.getVar('GO_IMPORT')
-    if module not in (l.strip() for l in gomod.splitlines()):
-        return 'the go.mod of OCIREG_TOOL_SRCDIR = "%s" at "%s" is not the one of %s' % (srcdir, srcrev, d.getVar('GO_IMPORT'))
-    return None
-
 # Without its source the recipe cannot even be fetched: skip it, so that a
-# layer used without the checkout still parses.
+# layer used without the checkout still parses (ocireg-tool-source.bbclass).
 python __anonymous() {
     problem = ocireg_tool_source_problem(d)
     if problem:
-        raise bb.parse.SkipRecipe("no ocireg-tool source to build: %s. Set OCIREG_TOOL_SRCDIR to a git clone "
-                                  "of %s (and OCIREG_TOOL_SRCREV to a commit of it), or use a prebuilt tool: "
-                                  "CONTAINER_REGISTRY_TOOL = \"/path/to/ocireg-tool\" and "
-                                  "CONTAINER_REGISTRY_TOOL_DEPENDS = \"\"" % (problem, d.getVar("HOMEPAGE")))
+        raise bb.parse.SkipRecipe(ocireg_tool_skip_message(d, problem))
 }
 
 BBCLASSEXTEND = "native nativesdk"
