@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/ocireg-tool/ocireg-tool/internal/buildinfo.Versio
 BIN := build/ocireg-tool
 export CGO_ENABLED := 0
 
-.PHONY: help build test run lint deps bench fuzz clean stop layer-gomods layer-bitbake
+.PHONY: help build test run lint deps bench fuzz clean stop layer-gomods layer-bitbake layer-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -17,11 +17,18 @@ build: ## Build the static binary into build/
 # The real-bitbake layer test runs on its own, verbosely, so that the log
 # shows each of its subtests and bitbake's summary lines.
 LAYER_TEST := $(GO) test -count=1 -timeout 20m -v -run '^TestBitbake$$' ./tests/
+# oe-core's yocto-check-layer on meta-layer, the same way: each test case's
+# verdict in the log. Each placement of the layer costs three parses of
+# oe-core's world and four signature dumps of its tasks, so `make test` (CI)
+# checks the copy outside the checkout, where the tool recipe must skip
+# itself; `make layer-check` checks the layer in place too.
+LAYER_CHECK := $(GO) test -count=1 -timeout 90m -v -run '^TestYoctoCheckLayer$$' ./tests/
 
 test: deps ## Install test dependencies, then lint and run every test
 	$(MAKE) lint
-	$(GO) test -count=1 -timeout 30m -skip '^TestBitbake$$' ./...
+	$(GO) test -count=1 -timeout 30m -skip '^(TestBitbake|TestYoctoCheckLayer)$$' ./...
 	$(LAYER_TEST)
+	LAYER_CHECK_PLACEMENTS=copied $(LAYER_CHECK)
 
 run: build ## The main job on the example: sample deploy tree, generate, start, push, list
 	$(BIN) sample-deploy --dest build/example/tmp/deploy/images
@@ -109,3 +116,6 @@ layer-gomods: ## Regenerate the tool recipe's Go module includes (OECORE_DIR= to
 
 layer-bitbake: deps ## Run the real-bitbake layer test as `make test` does (snapshot in ../shared/yocto, or BITBAKE_DIR/OECORE_DIR)
 	$(LAYER_TEST)
+
+layer-check: deps ## Run yocto-check-layer on the layer copied out of the checkout (as `make test` does) and in place
+	$(LAYER_CHECK)

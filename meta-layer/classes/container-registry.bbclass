@@ -57,7 +57,9 @@
 #                                    label overrides, "none" drops one [""]
 # Bitbake side only:
 #   CONTAINER_REGISTRY_TOOL          the ocireg-tool binary [${STAGING_BINDIR_NATIVE}/ocireg-tool]
-#   CONTAINER_REGISTRY_TOOL_DEPENDS  recipe providing it ["ocireg-tool-native"]
+#   CONTAINER_REGISTRY_TOOL_DEPENDS  recipe providing it ["ocireg-tool-native"]; with the default,
+#                                    a recipe skips itself when the tool has no source
+#                                    (ocireg-tool-source.bbclass: OCIREG_TOOL_SRCDIR, OCIREG_TOOL_SRCREV)
 #   CONTAINER_REGISTRY_ENV_DUMP      where the env dump is written [${WORKDIR}/container-registry.env]
 #   CONTAINER_REGISTRY_DUMP_VARS     variables written to the dump
 #   CONTAINER_REGISTRY_TASKS         extra tasks (outside the normal build chain) that run
@@ -67,6 +69,8 @@
 # generates its password when the registry starts, and the auth modes read
 # files. CONTAINER_REGISTRY_PASSWORD, if set all the same, is written to the
 # env dump (mode 0600) only.
+
+inherit ocireg-tool-source
 
 CONTAINER_REGISTRY_URL ?= "localhost:5000"
 CONTAINER_REGISTRY_URL[doc] = "Registry address (host:port) used on the build host."
@@ -189,6 +193,13 @@ python __anonymous() {
     # Normal tasks (do_install, image tasks) find the tool through DEPENDS;
     # standalone tasks stage it themselves, so they need no toolchain.
     tool = (d.getVar("CONTAINER_REGISTRY_TOOL_DEPENDS") or "").strip()
+    # The layer's own recipes skip themselves, as the tool recipe does,
+    # when the tool has no source to be built from (images, which get the
+    # class from oci-image-labels, are left to say they cannot be built).
+    if tool == "ocireg-tool-native" and not bb.data.inherits_class("image", d):
+        problem = ocireg_tool_source_problem(d)
+        if problem:
+            raise bb.parse.SkipRecipe("needs ocireg-tool-native: " + ocireg_tool_skip_message(d, problem))
     if tool:
         d.appendVar("DEPENDS", " " + tool)
         for task in (d.getVar("CONTAINER_REGISTRY_TASKS") or "").split():

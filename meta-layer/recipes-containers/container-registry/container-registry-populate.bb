@@ -4,13 +4,16 @@
 # registry from bitbake, the alternative to `container-registry.sh push`.
 #
 #   CONTAINER_REGISTRY_IMAGES = "container-base my-app"
+#   bitbake container-registry-populate -c populate_registry
+#       builds every image named in CONTAINER_REGISTRY_IMAGES (their
+#       do_image_complete) and pushes them with `ocireg-tool populate`; with
+#       CONTAINER_REGISTRY_IMAGES empty it builds nothing and pushes every OCI
+#       image already deployed. The registry must be running
+#       (${CONTAINER_REGISTRY_STORAGE}/container-registry.sh start).
 #   bitbake container-registry-populate
-#
-# builds every image named in CONTAINER_REGISTRY_IMAGES (their
-# do_image_complete) and pushes them with `ocireg-tool populate`; with
-# CONTAINER_REGISTRY_IMAGES empty it builds nothing and pushes every OCI image
-# already deployed. The registry must be running
-# (${CONTAINER_REGISTRY_STORAGE}/container-registry.sh start).
+#       only builds the images and says how to push them: pushing needs the
+#       network, which no task of the build chain (do_build) may use, so it
+#       is always an explicit task.
 #
 # Reads every variable of container-registry.bbclass.
 
@@ -36,8 +39,9 @@ deltask do_populate_sysroot
 
 python __anonymous() {
     images = (d.getVar("CONTAINER_REGISTRY_IMAGES") or "").split()
-    d.appendVarFlag("do_populate_registry", "depends",
-                    "".join(" %s:do_image_complete" % i for i in images))
+    image_tasks = "".join(" %s:do_image_complete" % i for i in images)
+    d.appendVarFlag("do_populate_registry", "depends", image_tasks)
+    d.appendVarFlag("do_populate_registry_help", "depends", image_tasks)
 }
 
 do_populate_registry[nostamp] = "1"
@@ -47,4 +51,16 @@ do_populate_registry() {
     # What was pushed, with which tags, goes to the console.
     container_registry_tool_console populate --env-dump ${CONTAINER_REGISTRY_ENV_DUMP}
 }
-addtask populate_registry before do_build
+addtask populate_registry
+
+do_populate_registry_help[nostamp] = "1"
+python do_populate_registry_help() {
+    images = d.getVar("CONTAINER_REGISTRY_IMAGES") or ""
+    storage = d.getVar("CONTAINER_REGISTRY_STORAGE")
+    built = "Built CONTAINER_REGISTRY_IMAGES (%s)" % images if images.strip() else \
+        "CONTAINER_REGISTRY_IMAGES is empty: nothing built"
+    bb.plain("%s; nothing pushed. Push with the registry running:\n"
+             "  bitbake container-registry-populate -c populate_registry   # build and push\n"
+             "or use the helper: %s/container-registry.sh start | push | help" % (built, storage))
+}
+addtask populate_registry_help before do_build

@@ -17,6 +17,16 @@
 #
 # Only committed source is built: commit first, or point the variables at
 # another clone or commit.
+#
+# A layer that does not sit in a git checkout of ocireg-tool (copied,
+# vendored from a release archive, fetched alone by a repo manifest) has no
+# source to build: the recipe then skips itself at parse time, saying what
+# to set, and so do the layer's recipes that need it
+# (ocireg-tool-source.bbclass); the rest of the layer keeps working. Either
+# point OCIREG_TOOL_SRCDIR (and OCIREG_TOOL_SRCREV) at a clone of the
+# project, or use a prebuilt tool:
+#   CONTAINER_REGISTRY_TOOL = "/path/to/ocireg-tool"
+#   CONTAINER_REGISTRY_TOOL_DEPENDS = ""
 
 SUMMARY = "Local container registry tool for Yocto/OpenEmbedded builds"
 DESCRIPTION = "One static Go binary replacing the shell, Python, skopeo, openssl and htpasswd glue of a local container registry."
@@ -27,18 +37,13 @@ HOMEPAGE = "https://github.com/ocireg-tool/ocireg-tool"
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://src/${GO_IMPORT}/LICENSE;md5=098f0408646b443b90c19007fb3c8ec8"
 
-OCIREG_TOOL_SRCDIR ?= "${@os.path.dirname(d.getVar('OCIREG_LAYERDIR') or '')}"
-OCIREG_TOOL_SRCDIR[doc] = "Git checkout of ocireg-tool the recipe builds (default: the tree the layer lives in)."
-OCIREG_TOOL_SRCREV ?= "${@ocireg_tool_head(d)}"
-OCIREG_TOOL_SRCREV[doc] = "Commit of OCIREG_TOOL_SRCDIR to build (default: its HEAD)."
-
 SRC_URI = "git://${OCIREG_TOOL_SRCDIR};protocol=file;nobranch=1;destsuffix=${GO_SRCURI_DESTSUFFIX}"
 SRCREV = "${OCIREG_TOOL_SRCREV}"
 
 require ${BPN}-licenses.inc
 require ${BPN}-go-mods.inc
 
-inherit go-mod
+inherit go-mod ocireg-tool-source
 
 GO_IMPORT = "github.com/ocireg-tool/ocireg-tool"
 GO_INSTALL = "${GO_IMPORT}/cmd/ocireg-tool"
@@ -50,12 +55,12 @@ export CGO_ENABLED
 # HEAD is read at parse time; do not cache a stale one.
 BB_DONT_CACHE = "1"
 
-def ocireg_tool_head(d):
-    import subprocess
-    srcdir = d.getVar('OCIREG_TOOL_SRCDIR')
-    try:
-        return subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=srcdir, text=True, stderr=subprocess.DEVNULL).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'INVALID'
+# Without its source the recipe cannot even be fetched: skip it, so that a
+# layer used without the checkout still parses (ocireg-tool-source.bbclass).
+python __anonymous() {
+    problem = ocireg_tool_source_problem(d)
+    if problem:
+        raise bb.parse.SkipRecipe(ocireg_tool_skip_message(d, problem))
+}
 
 BBCLASSEXTEND = "native nativesdk"
