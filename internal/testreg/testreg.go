@@ -15,10 +15,12 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
 
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
@@ -85,4 +87,25 @@ func New(t testing.TB, opts ...Option) *Registry {
 	}
 	t.Cleanup(srv.Close)
 	return &Registry{Server: srv, Host: srv.Listener.Addr().String()}
+}
+
+// App builds distribution's application on in-memory storage (delete
+// enabled) without serving it, and returns it with its storage driver as
+// regstore.Capture hands it over: what serve puts the referrers API and
+// the browser in front of.
+func App(t testing.TB) (*handlers.App, driver.StorageDriver) {
+	t.Helper()
+	logrus.SetOutput(io.Discard)
+	cfg := &configuration.Configuration{Storage: configuration.Storage{
+		"inmemory": configuration.Parameters{},
+		"delete":   configuration.Parameters{"enabled": true},
+	}}
+	cfg.HTTP.Secret = "test"
+	cfg.Log.AccessLog.Disabled = true
+	var capture regstore.Capture
+	app := handlers.NewApp(context.Background(), capture.Configure(cfg))
+	if err := capture.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return app, capture.Driver()
 }

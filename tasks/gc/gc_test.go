@@ -2,7 +2,6 @@ package gc
 
 import (
 	"context"
-	"io"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
-	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // store is distribution's application on in-memory storage with the
@@ -36,26 +33,15 @@ type store struct {
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	logrus.SetOutput(io.Discard)
-	cfg := &configuration.Configuration{Storage: configuration.Storage{
-		"inmemory": configuration.Parameters{},
-		"delete":   configuration.Parameters{"enabled": true},
-	}}
-	cfg.HTTP.Secret = "test"
-	cfg.Log.AccessLog.Disabled = true
 	ctx := context.Background()
-	var capture regstore.Capture
-	app := handlers.NewApp(ctx, capture.Configure(cfg))
-	if err := capture.Check(); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := referrers.New(ctx, capture.Driver())
+	app, d := testreg.App(t)
+	recs, err := referrers.New(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(referrers.NewAPI(recs, app, nil, false, logrus.NewEntry(logrus.StandardLogger())))
 	t.Cleanup(srv.Close)
-	return &store{d: capture.Driver(), host: strings.TrimPrefix(srv.URL, "http://")}
+	return &store{d: d, host: strings.TrimPrefix(srv.URL, "http://")}
 }
 
 func (s *store) ref(t *testing.T, r string) name.Reference {

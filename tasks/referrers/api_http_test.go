@@ -13,19 +13,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
-
-	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 )
 
 // apiServer is distribution's application on in-memory storage with the
@@ -41,20 +38,9 @@ func apiServer(t *testing.T) (*Store, string) {
 // of a shared backend would be.
 func replicas(t *testing.T, n int) (*Store, []string) {
 	t.Helper()
-	logrus.SetOutput(io.Discard)
-	cfg := &configuration.Configuration{Storage: configuration.Storage{
-		"inmemory": configuration.Parameters{},
-		"delete":   configuration.Parameters{"enabled": true},
-	}}
-	cfg.HTTP.Secret = "test"
-	cfg.Log.AccessLog.Disabled = true
 	ctx := context.Background()
-	var capture regstore.Capture
-	app := handlers.NewApp(ctx, capture.Configure(cfg))
-	if err := capture.Check(); err != nil {
-		t.Fatal(err)
-	}
-	store, err := New(ctx, capture.Driver())
+	app, d := testreg.App(t)
+	store, err := New(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}

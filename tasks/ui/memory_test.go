@@ -52,9 +52,6 @@ func heapInUse() uint64 {
 // pages must neither keep nor answer more than a bounded amount: before,
 // serve grew by gigabytes and answered a gigabyte of HTML.
 func TestMemoryUnderHostileStore(t *testing.T) {
-	if testing.Short() {
-		t.Skip("pushes some 10 MB")
-	}
 	const (
 		label    = 4_000_000
 		entries  = 250
