@@ -46,20 +46,16 @@ func (t *serverText) Emit(e any) {
 		writeStop(w, e.Stop)
 	case server.Started:
 		writeStart(w, e.Start, t.script)
-	case server.SweepStopping:
-		fmt.Fprintf(w, "Stopping the registry for the collection...\n")
 	case server.WritesHeld:
-		fmt.Fprintf(w, "Writes held on %d replica(s) of %s for the collection: %s\n", len(e.Replicas), e.Backend, strings.Join(e.Replicas, ", "))
+		fmt.Fprintf(w, "Pushes wait while the collection sweeps (pulls go on): %s holding writes%s\n", strings.Join(e.Registries, ", "), inUseNote(e.InUse))
 	case server.WritesResumed:
-		fmt.Fprintf(w, "Writes resumed on the replicas\n")
+		fmt.Fprintf(w, "Pushes resume\n")
 	case server.DryRun:
 		writeDryRun(w, e, t.script)
 	case server.Collected:
 		r := e.Removed
 		fmt.Fprintf(w, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n",
 			len(r.Blobs), len(r.Manifests), uploadsNote(r), humanBytes(r.Bytes))
-	case server.Restarting:
-		fmt.Fprintf(w, "Starting the registry again...\n")
 	}
 }
 
@@ -266,7 +262,7 @@ func writeDryRun(w io.Writer, e server.DryRun, script string) {
 }
 
 // gcQuestion is what gc asks on a terminal after the dry run.
-const gcQuestion = "\nRemove it? The registry is stopped during the collection and started again. [y/N] "
+const gcQuestion = "\nRemove it? Pushes wait during the collection, pulls go on. [y/N] "
 
 // writeGC writes what follows gc's events: how to go on after a dry run,
 // or that the question was answered no; and what a failed start again
@@ -278,7 +274,7 @@ func writeGC(w io.Writer, r *server.GCResult, script string) {
 	switch {
 	case r.DryRunOnly():
 		fmt.Fprintf(w, "\nDry run only: nothing was removed.\nTo remove it, run: %s gc --yes", script)
-		if r.DeleteUntagged {
+		if r.RemoveUntagged {
 			fmt.Fprintf(w, " --delete-untagged")
 		}
 		fmt.Fprintln(w)
@@ -306,6 +302,14 @@ func writeRemovals(w io.Writer, r *gc.Report) {
 		}
 		fmt.Fprintf(w, "  blob %s %s\n", b.Name, humanBytes(b.Bytes))
 	}
+}
+
+// inUseNote is "; N digest(s) kept for pushes in flight" when any are.
+func inUseNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d digest(s) kept for pushes in flight", n)
 }
 
 // uploadsNote is " plus N partial upload(s)" when there are any.

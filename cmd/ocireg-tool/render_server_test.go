@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
@@ -99,20 +100,21 @@ func renderCases() []renderCase {
 	dry.Manifests = []gc.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_manifests/revisions/sha256/ab/link", Name: "yocto/app@sha256:ab", Bytes: 71}}
 	dry.Uploads = []gc.Removal{{Path: "/docker/registry/v2/repositories/yocto/app/_uploads/0b1c", Name: "yocto/app upload 0b1c", Bytes: 5 << 20}}
 	dry.Bytes += 71 + 5<<20
-	dryOnly := &server.GCResult{Where: "/STORAGE/data", DryRun: dry}
+	gcRes := func(where string, r collect.Result) *server.GCResult {
+		return &server.GCResult{Where: where, Result: r}
+	}
+	dryOnly := gcRes("/STORAGE/data", collect.Result{DryRun: dry})
 	dryOnlyEvents := []any{server.DryRun{Where: "/STORAGE/data", Report: dry}}
 
 	small := gcReport(3, false)
 	removed := *small
 	removed.Removed = true
-	gcStop := &server.StopResult{Stopped: true, Pid: 4242}
-	gcStart := launched(insecureStart(), 4343)
-	gcYes := &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: small, Removed: &removed, Stopped: gcStop, Restarted: gcStart}
+	gcYes := gcRes("/STORAGE/data", collect.Result{RemoveUntagged: true, DryRun: small, Removed: &removed, Held: []string{"build1_5000"}, InUse: 3})
 
-	gcShared := &server.GCResult{Where: "s3aws storage", DryRun: small, Removed: &removed}
+	gcShared := gcRes("s3aws storage", collect.Result{DryRun: small, Removed: &removed, Held: []string{"build1_5000", "build2_5000"}})
 	empty := &gc.Report{}
-	untagged := &server.GCResult{Where: "s3aws storage", DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}
-	declined := &server.GCResult{Where: "/STORAGE/data", DryRun: small, Declined: true}
+	untagged := gcRes("s3aws storage", collect.Result{DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20})
+	declined := gcRes("/STORAGE/data", collect.Result{DryRun: small, Declined: true})
 
 	return []renderCase{
 		{"start-insecure", []any{server.Launching{Start: start}}, start, func(w io.Writer) { writeStart(w, start, goldenScript) }},
@@ -130,12 +132,11 @@ func renderCases() []renderCase {
 		{"status-not-running", nil, down, func(w io.Writer) { writeStatus(w, down, goldenScript) }},
 		{"status-pid-reused", nil, reused, func(w io.Writer) { writeStatus(w, reused, goldenScript) }},
 		{"gc-dry-run-only", dryOnlyEvents, dryOnly, func(w io.Writer) { writeGC(w, dryOnly, goldenScript) }},
-		{"gc-yes", []any{server.SweepStopping{}, server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop},
-			server.DryRun{Where: "/STORAGE/data", Report: small}, server.Collected{Removed: &removed},
-			server.Restarting{}, server.Launching{Start: gcStart}, server.Started{Start: gcStart}},
+		{"gc-yes", []any{server.WritesHeld{Storage: "/STORAGE/data", Registries: []string{"build1_5000"}, InUse: 3},
+			server.DryRun{Where: "/STORAGE/data", Report: small}, server.WritesResumed{}, server.Collected{Removed: &removed}},
 			gcYes, func(w io.Writer) { writeGC(w, gcYes, goldenScript) }},
-		{"gc-yes-replicas", []any{server.WritesHeld{Backend: "s3://registry/yocto?endpoint=http://s3.lab:8333", Replicas: []string{"build1_5000", "build2_5000"}},
-			server.DryRun{Where: "s3aws storage", Report: small}, server.Collected{Removed: &removed}, server.WritesResumed{}},
+		{"gc-yes-replicas", []any{server.WritesHeld{Storage: "s3aws storage", Registries: []string{"build1_5000", "build2_5000"}},
+			server.DryRun{Where: "s3aws storage", Report: small}, server.WritesResumed{}, server.Collected{Removed: &removed}},
 			gcShared, func(w io.Writer) { writeGC(w, gcShared, goldenScript) }},
 		{"gc-nothing-untagged-kept", []any{server.DryRun{Where: "s3aws storage", Report: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20}},
 			untagged, func(w io.Writer) { writeGC(w, untagged, goldenScript) }},
@@ -183,8 +184,8 @@ func TestServerRenderContractWords(t *testing.T) {
 		"status-not-running":    {"Registry not running", "stale pid file"},
 		"status-pid-reused":     {"Registry not running", "pid 999 is now another program"},
 		"gc-dry-run-only":       {"Would remove 53 blob(s) and 1 manifest(s) plus 1 partial upload(s)", "... and 3 more blob(s)", "gc --yes"},
-		"gc-yes-replicas":       {"Writes held on 2 replica(s) of s3://registry/yocto", "build1_5000, build2_5000", "Writes resumed"},
-		"gc-yes":                {"Stopping the registry", "Garbage collection complete: removed 3 blob(s)", "Registry started (pid 4343"},
+		"gc-yes-replicas":       {"Pushes wait while the collection sweeps (pulls go on)", "build1_5000, build2_5000", "Pushes resume"},
+		"gc-yes":                {"3 digest(s) kept for pushes in flight", "Garbage collection complete: removed 3 blob(s)"},
 	}
 	for _, tc := range renderCases() {
 		words, ok := want[tc.name]

@@ -25,7 +25,7 @@ var primitives = []string{
 	"config", "generator", "templates",
 	"internal/buildinfo", "internal/redact", "internal/safefile", "internal/shellquote",
 	"internal/testhook", // fault pause points, compiled out of release builds
-	"tasks", "tasks/deploy", "tasks/events", "tasks/gc", "tasks/gitinfo", "tasks/imageref",
+	"tasks", "tasks/collect", "tasks/deploy", "tasks/events", "tasks/gc", "tasks/gitinfo", "tasks/imageref",
 	"tasks/ocilayout", "tasks/platform", "tasks/redisconn", "tasks/referrers", "tasks/regauth",
 	"tasks/regconfig", "tasks/registry", "tasks/regstore", "tasks/replica", "tasks/runstate", "tasks/taglock",
 	"tasks/ui",

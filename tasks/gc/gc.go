@@ -17,6 +17,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
@@ -30,10 +31,15 @@ type Options struct {
 	RemoveUntagged bool
 	// DryRun records every removal, with its size, without removing.
 	DryRun bool
-	// KeepAfter, when set, keeps blob data and uploads written after it:
-	// on a shared backend a push on another replica may have uploaded a
-	// blob whose manifest it has not put yet (see Grace).
-	KeepAfter time.Time
+	// InUse are digests pushes in flight may still name (the replicas'
+	// acknowledgements of the hold, see package replica): a manifest among
+	// them is live, with everything it references, and a blob among them
+	// stays.
+	InUse map[digest.Digest]bool
+	// KeepUploadsAfter, when set, keeps partial uploads started after it:
+	// a push held between two chunks goes on after the gc (see
+	// UploadGrace).
+	KeepUploadsAfter time.Time
 }
 
 // Report sums up what a collection found or removed.
@@ -96,7 +102,7 @@ func CarryOut(ctx context.Context, d driver.StorageDriver, dry *Report) (*Report
 // sweep go to logrus's standard logger, which only the command may
 // configure.
 func Sweep(ctx context.Context, d driver.StorageDriver, o Options) (*Report, error) {
-	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, keepAfter: o.KeepAfter}
+	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, keepAfter: o.KeepUploadsAfter, inUse: o.InUse}
 	removeUntagged := o.RemoveUntagged
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
@@ -107,14 +113,14 @@ func Sweep(ctx context.Context, d driver.StorageDriver, o Options) (*Report, err
 	}
 	// Referrers matter when untagged manifests go, or records are stored.
 	_, recErr := d.Stat(ctx, referrers.Root)
-	withReferrers := removeUntagged || recErr == nil
+	withReferrers := removeUntagged || recErr == nil || len(o.InUse) > 0
 	ns := reg
 	var scan map[string]*repoManifests
 	if withReferrers {
 		if scan, err = scanManifests(ctx, reg); err != nil {
 			return nil, fmt.Errorf("garbage collection: %w", err)
 		}
-		ns = newGCNamespace(reg, scan)
+		ns = newGCNamespace(reg, scan, o.InUse)
 	}
 	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
 	if err != nil {
@@ -146,8 +152,9 @@ func nothingStored(ctx context.Context, d driver.StorageDriver) bool {
 // purgeUploads removes every partial upload. A push killed with the
 // server, or refused by a full disk, leaves its upload behind, and
 // distribution purges those only after a week; they hold the very space a
-// user runs gc to get back. The real sweep runs with the registry stopped,
-// so no upload can be in progress.
+// user runs gc to get back. The sweep runs with every registry serving
+// the storage holding its writes: an upload younger than keepAfter may be
+// one held between two chunks, and stays.
 func (r *recordingDriver) purgeUploads(ctx context.Context) error {
 	var uploads []string
 	err := r.StorageDriver.Walk(ctx, regstore.Repositories, func(fi driver.FileInfo) error {
@@ -185,14 +192,16 @@ type recordingDriver struct {
 	driver.StorageDriver
 	dry bool
 	rep *Report
-	// keepAfter, when set, keeps blob data and uploads written after it
-	// (a shared backend: see Grace).
+	// keepAfter, when set, keeps uploads started after it (see
+	// UploadGrace).
 	keepAfter time.Time
+	// inUse are blobs a push in flight may still name: they stay.
+	inUse map[digest.Digest]bool
 }
 
 // Delete records path and deletes it unless dry.
 func (r *recordingDriver) Delete(ctx context.Context, path string) error {
-	if r.young(ctx, path) {
+	if r.young(ctx, path) || r.used(path) {
 		return nil
 	}
 	size, err := r.size(ctx, path)
@@ -251,27 +260,30 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 	return total, err
 }
 
-// young reports whether the blob data or upload at p (a directory the
-// sweep removes) was written after keepAfter.
+// young reports whether p is an upload (a directory the sweep removes)
+// started after keepAfter.
 func (r *recordingDriver) young(ctx context.Context, p string) bool {
-	if r.keepAfter.IsZero() {
+	if r.keepAfter.IsZero() || !strings.Contains(p, "/_uploads/") {
 		return false
 	}
-	var file string
-	switch {
-	case strings.Contains(p, "/_uploads/"):
-		file = path.Join(p, "startedat")
-	case strings.HasPrefix(p, regstore.Blobs+"/"):
-		file = path.Join(p, "data")
-	default:
-		return false
-	}
-	fi, err := r.StorageDriver.Stat(ctx, file)
+	fi, err := r.StorageDriver.Stat(ctx, path.Join(p, "startedat"))
 	return err == nil && fi.ModTime().After(r.keepAfter)
 }
 
-// Grace protects what was written shortly before a gc on a shared
-// backend: blob data and uploads younger than this are kept. A push on
-// another replica may have uploaded a blob whose manifest it has not put
-// yet (writes are held mid-push); the mark phase sees no reference to it.
-const Grace = time.Hour
+// used reports whether p is the data of a blob in use.
+func (r *recordingDriver) used(p string) bool {
+	if len(r.inUse) == 0 || !strings.HasPrefix(p, regstore.Blobs+"/") {
+		return false
+	}
+	parts := strings.Split(p, "/")
+	if len(parts) < 3 {
+		return false
+	}
+	return r.inUse[digest.NewDigestFromEncoded(digest.Algorithm(parts[len(parts)-3]), parts[len(parts)-1])]
+}
+
+// uploadGrace is how long a partial upload may wait for its next chunk
+// across a gc (UploadGrace): a push whose writes are held mid-upload goes
+// on afterwards. Older ones are left by pushes that were killed or
+// failed, and go.
+const uploadGrace = time.Hour

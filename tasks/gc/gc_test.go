@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
@@ -158,19 +158,40 @@ func TestSweepReferrers(t *testing.T) {
 	}
 }
 
-// Blob data written after KeepAfter stays (a shared backend's grace).
-func TestSweepKeepsYoung(t *testing.T) {
+// What pushes in flight name stays: a manifest in use (a platform
+// manifest put by digest, its index not put yet) keeps itself and its
+// blobs; a blob in use (probed or uploaded, its manifest not put yet)
+// stays; everything else unreferenced goes.
+func TestSweepKeepsInUse(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	img, _ := random.Image(1024, 1)
-	s.push(t, "yocto/x@"+mustDigest(t, img).String(), img)
+	child, _ := random.Image(1024, 1)
+	childD := mustDigest(t, child)
+	s.push(t, "yocto/x@"+childD.String(), child)
+	other, _ := random.Image(1024, 1)
+	otherD := mustDigest(t, other)
+	s.push(t, "yocto/x@"+otherD.String(), other)
 	rep, err := Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true})
-	if err != nil || len(rep.Blobs) != 3 {
-		t.Fatalf("without grace: %v, %v", rep, err)
+	if err != nil || len(rep.Blobs) != 6 || len(rep.Manifests) != 2 {
+		t.Fatalf("nothing in use: %v, %v, %v", names(rep.Blobs), names(rep.Manifests), err)
 	}
-	rep, err = Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true, KeepAfter: timeLongAgo()})
-	if err != nil || len(rep.Blobs) != 0 {
-		t.Fatalf("with grace: %v, %v", names(rep.Blobs), err)
+	layers, _ := other.Layers()
+	layerD, _ := layers[0].Digest()
+	inUse := map[digest.Digest]bool{digest.Digest(childD.String()): true, digest.Digest(layerD.String()): true}
+	rep, err = Sweep(ctx, s.d, Options{DryRun: true, RemoveUntagged: true, InUse: inUse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasManifest(rep, "yocto/x", childD) || !hasManifest(rep, "yocto/x", otherD) || len(rep.Manifests) != 1 {
+		t.Fatalf("manifests going with the child in use: %v", names(rep.Manifests))
+	}
+	for _, b := range rep.Blobs {
+		if strings.HasSuffix(b.Name, layerD.Hex) {
+			t.Fatalf("the blob in use goes: %v", names(rep.Blobs))
+		}
+	}
+	if len(rep.Blobs) != 2 { // the other image's manifest and config
+		t.Fatalf("blobs going: %v", names(rep.Blobs))
 	}
 }
 
@@ -191,9 +212,6 @@ func mustDigest(t *testing.T, img v1.Image) v1.Hash {
 	}
 	return d
 }
-
-// timeLongAgo is a KeepAfter that keeps everything written in this test.
-func timeLongAgo() time.Time { return time.Now().Add(-time.Hour) }
 
 // Issue 25, item 9: untagged referrers of a subject that was never pushed
 // go with --delete-untagged in one pass, counted as manifests, with their

@@ -4,5 +4,5 @@ package gc
 
 import "time"
 
-// SharedGrace is gcGrace: only test builds change it.
-func SharedGrace() time.Duration { return Grace }
+// UploadGrace is uploadGrace: only test builds change it.
+func UploadGrace() time.Duration { return uploadGrace }

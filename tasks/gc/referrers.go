@@ -103,9 +103,10 @@ func scanRepository(ctx context.Context, reg distribution.Namespace, name string
 	return rm, nil
 }
 
-// live is every manifest a tag reaches through index entries and
-// subjects (a referrer of a live manifest is live).
-func (rm *repoManifests) live() map[digest.Digest]bool {
+// live is every manifest a tag, or a push in flight (inUse), reaches
+// through index entries and subjects (a referrer of a live manifest is
+// live).
+func (rm *repoManifests) live(inUse map[digest.Digest]bool) map[digest.Digest]bool {
 	referrersOf := map[digest.Digest][]digest.Digest{}
 	for d, m := range rm.all {
 		if m.subject != "" {
@@ -114,6 +115,11 @@ func (rm *repoManifests) live() map[digest.Digest]bool {
 	}
 	live := map[digest.Digest]bool{}
 	todo := append([]digest.Digest(nil), rm.tagged...)
+	for d := range inUse {
+		if _, ok := rm.all[d]; ok {
+			todo = append(todo, d)
+		}
+	}
 	for len(todo) > 0 {
 		d := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
@@ -135,10 +141,10 @@ type gcNamespace struct {
 	keep map[string]map[digest.Digest]bool
 }
 
-func newGCNamespace(reg distribution.Namespace, scan map[string]*repoManifests) gcNamespace {
+func newGCNamespace(reg distribution.Namespace, scan map[string]*repoManifests, inUse map[digest.Digest]bool) gcNamespace {
 	keep := map[string]map[digest.Digest]bool{}
 	for name, rm := range scan {
-		keep[name] = rm.live()
+		keep[name] = rm.live(inUse)
 	}
 	return gcNamespace{Namespace: reg, RepositoryEnumerator: reg.(distribution.RepositoryEnumerator), keep: keep}
 }

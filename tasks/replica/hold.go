@@ -13,17 +13,35 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 )
 
 // ackWait bounds how long gc waits for the replicas to hold their writes.
 var ackWait = 60 * time.Second
 
-// HoldWrites makes every live replica of the shared backend d hold its
-// writes: it stands a gc request in the backend (kept fresh while the
+// Hold is a gc's hold of every live replica of a storage.
+type Hold struct {
+	// Replicas are the ids of the replicas that hold.
+	Replicas []string
+	// InUse are the digests pushes in flight on them may still name.
+	InUse []digest.Digest
+}
+
+// ErrBusy is returned by HoldWrites while another gc holds the storage.
+var ErrBusy = errors.New("another garbage collection is running")
+
+// HoldWrites makes every live replica serving d hold its writes and push
+// probes: it stands a gc request in the storage (kept fresh while the
 // caller sweeps) and waits until each replica has acknowledged it. It
-// returns the ids of the replicas that hold, and the function that
-// withdraws the request (writes resume).
-func HoldWrites(ctx context.Context, d driver.StorageDriver) (ids []string, withdraw func() error, err error) {
+// returns the hold, and the function that withdraws the request (writes
+// resume). A gc request of another gc that still stands is ErrBusy: one
+// gc at a time.
+func HoldWrites(ctx context.Context, d driver.StorageDriver) (hold *Hold, withdraw func() error, err error) {
+	if other, err := readGCRequest(ctx, d); err != nil {
+		return nil, nil, fmt.Errorf("reading the gc request: %w", err)
+	} else if other != nil {
+		return nil, nil, fmt.Errorf("%w (started %s on %s)", ErrBusy, other.Started.Format(time.RFC3339), other.Host)
+	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	host, _ := os.Hostname()
@@ -53,32 +71,36 @@ func HoldWrites(ctx context.Context, d driver.StorageDriver) (ids []string, with
 		}
 		return nil
 	}
-	ids, err = waitAcks(ctx, d, req.ID)
+	hold, err = waitAcks(ctx, d, req.ID)
 	if err != nil {
 		return nil, nil, errors.Join(err, withdraw())
 	}
-	return ids, withdraw, nil
+	return hold, withdraw, nil
 }
 
 // waitAcks waits until every live replica has acknowledged request id and
-// returns their ids.
-func waitAcks(ctx context.Context, d driver.StorageDriver, id string) ([]string, error) {
+// returns the hold they make.
+func waitAcks(ctx context.Context, d driver.StorageDriver, id string) (*Hold, error) {
 	deadline := time.Now().Add(ackWait)
 	for {
 		live, err := List(ctx, d)
 		if err != nil {
 			return nil, fmt.Errorf("listing the replicas: %w", err)
 		}
-		var ids, waiting []string
+		hold := &Hold{}
+		var waiting []string
 		for _, r := range live {
-			ids = append(ids, r.ID)
-			ack, err := d.GetContent(ctx, path.Join(gcAcksDir, r.ID))
-			if err != nil || string(ack) != id {
+			hold.Replicas = append(hold.Replicas, r.ID)
+			data, err := d.GetContent(ctx, path.Join(gcAcksDir, r.ID))
+			var ack Ack
+			if err != nil || json.Unmarshal(data, &ack) != nil || ack.Request != id {
 				waiting = append(waiting, r.URL+" ("+r.ID+")")
+				continue
 			}
+			hold.InUse = append(hold.InUse, ack.InUse...)
 		}
 		if len(waiting) == 0 {
-			return ids, nil
+			return hold, nil
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("replicas did not hold their writes within %s: %s; nothing was collected", ackWait, strings.Join(waiting, ", "))

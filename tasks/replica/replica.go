@@ -1,7 +1,9 @@
-// Package replica is the protocol by which the replicas of one shared
-// backend know each other and by which a gc makes them hold their writes.
-// It speaks only through a storage driver (the backend itself: no other
-// service needed); the server joins it, package server's gc holds it.
+// Package replica is the protocol by which the registries serving one
+// storage (one on a filesystem, any number on a shared backend) know each
+// other and by which a gc makes them hold their writes while it sweeps,
+// with pulls going on. It speaks only through a storage driver (the
+// storage itself: no other service needed); every server joins it, and a
+// gc (package collect) holds it.
 package replica
 
 import (
@@ -12,13 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
@@ -75,6 +77,13 @@ type GCRequest struct {
 	Started time.Time `json:"started"`
 }
 
+// Ack is a replica's acknowledgement of a gc request: it holds writes and
+// push probes, and these digests are in use by pushes in flight.
+type Ack struct {
+	Request string          `json:"request"`
+	InUse   []digest.Digest `json:"in_use"`
+}
+
 // ID names the replica of this host listening on port in the backend.
 func ID(port string) string {
 	host, _ := os.Hostname()
@@ -88,6 +97,8 @@ type Member struct {
 	rec      Replica
 	log      *logrus.Entry
 	inflight atomic.Int64
+
+	inuse inUse
 
 	mu      sync.Mutex
 	holding string        // id of the gc request writes are held for
@@ -107,6 +118,11 @@ func Join(ctx context.Context, d driver.StorageDriver, id, url string, log *logr
 		return nil, fmt.Errorf("registering replica %s in the backend: %w", id, err)
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// A gc that stood its request before this record was written does not
+	// wait for this replica: hold before serving anything.
+	if req, err := readGCRequest(ctx, d); err == nil && req != nil {
+		m.hold(lctx, req)
+	}
 	m.stop = cancel
 	m.done = make(chan struct{})
 	go func() {
@@ -216,7 +232,8 @@ func (m *Member) hold(ctx context.Context, req *GCRequest) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if err := m.d.PutContent(ctx, path.Join(gcAcksDir, m.rec.ID), []byte(req.ID)); err != nil {
+	ack, _ := json.Marshal(Ack{Request: req.ID, InUse: m.inuse.list()})
+	if err := m.d.PutContent(ctx, path.Join(gcAcksDir, m.rec.ID), ack); err != nil {
 		m.log.Warnf("acknowledging gc %s: %v", req.ID, err)
 		m.mu.Lock()
 		m.holding = "" // try again at the next poll
@@ -236,19 +253,13 @@ func (m *Member) release() {
 	close(m.resume)
 }
 
-// isWrite reports whether r changes the registry.
-func isWrite(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return false
-	}
-	return strings.HasPrefix(r.URL.Path, "/v2/")
-}
-
-// Gate holds write requests while a gc sweeps and counts those in flight.
+// Gate holds write requests and push probes (HEAD of a blob or manifest)
+// while a gc sweeps, counts those in flight and remembers the digests
+// pushes in flight may still name (see inUse). Pulls are never held.
 func (m *Member) Gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWrite(r) {
+		kind, dgst := classify(r)
+		if kind == kindOther {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -268,11 +279,18 @@ func (m *Member) Gate(next http.Handler) http.Handler {
 				return
 			case <-time.After(maxHold):
 				w.Header().Set("Retry-After", "30")
-				_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.WithDetail("garbage collection in progress on the shared storage"))
+				_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.WithDetail("garbage collection in progress"))
 				return
 			}
 		}
 		defer m.inflight.Add(-1)
+		if dgst != "" {
+			m.inuse.touch(dgst)
+		}
+		if kind == kindManifest {
+			m.serveManifestPut(next, w, r)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

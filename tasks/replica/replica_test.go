@@ -2,10 +2,13 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 )
 
@@ -21,10 +25,12 @@ import (
 // tests do not depend on how fast the machine is.
 func fast(t *testing.T) {
 	t.Helper()
-	old := []time.Duration{heartbeat, replicaStale, gcStale, clusterPoll, maxHold, ackWait}
+	old := []time.Duration{heartbeat, replicaStale, gcStale, clusterPoll, maxHold, ackWait, inUseWindow}
+	oldMax := maxInUse
 	heartbeat, replicaStale, gcStale, clusterPoll, maxHold, ackWait = 20*time.Millisecond, 2*time.Second, 2*time.Second, 5*time.Millisecond, 30*time.Second, 30*time.Second
 	t.Cleanup(func() {
-		heartbeat, replicaStale, gcStale, clusterPoll, maxHold, ackWait = old[0], old[1], old[2], old[3], old[4], old[5]
+		heartbeat, replicaStale, gcStale, clusterPoll, maxHold, ackWait, inUseWindow = old[0], old[1], old[2], old[3], old[4], old[5], old[6]
+		maxInUse = oldMax
 	})
 }
 
@@ -120,10 +126,11 @@ func TestHoldAndAcknowledge(t *testing.T) {
 	defer srvA.Close()
 	defer srvB.Close()
 
-	ids, withdraw, err := HoldWrites(ctx, d)
+	hold, withdraw, err := HoldWrites(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := hold.Replicas
 	if len(ids) != 2 || ids[0] != "a_5000" || ids[1] != "b_5000" {
 		t.Fatalf("held by %v", ids)
 	}
@@ -264,5 +271,105 @@ func TestHoldTimesOut(t *testing.T) {
 	}
 	if _, err := d.Stat(ctx, gcRequest); err == nil {
 		t.Fatal("gc request left standing")
+	}
+}
+
+// What a push in flight names before a gc (a probed or uploaded blob, a
+// platform manifest put by digest) reaches the gc through the
+// acknowledgement; a manifest put that names it ends that; a referrer is
+// never in use; probes wait during the hold, pulls do not.
+func TestInUseAndProbes(t *testing.T) {
+	fast(t)
+	ctx := context.Background()
+	d := inmemory.New()
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	m := join(t, d, "a_5000")
+	defer m.Leave()
+	srv := httptest.NewServer(m.Gate(backend))
+	defer srv.Close()
+	dg := func(s string) digest.Digest { return digest.FromString(s) }
+	do := func(method, p, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+p, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	do(http.MethodHead, "/v2/x/blobs/"+dg("probed").String(), "")
+	do(http.MethodPut, "/v2/x/blobs/uploads/u1?digest="+dg("uploaded").String(), "")
+	do(http.MethodPost, "/v2/x/blobs/uploads/?mount="+dg("mounted").String()+"&from=y", "")
+	do(http.MethodGet, "/v2/x/blobs/"+dg("pulled").String(), "")
+	do(http.MethodHead, "/v2/x/blobs/not-a-digest", "")
+	// A platform manifest by digest, naming the uploaded blob: the blob is
+	// no longer in use, the manifest is.
+	child := dg("child")
+	do(http.MethodPut, "/v2/x/manifests/"+child.String(), `{"config":{"digest":"`+dg("uploaded").String()+`"},"layers":[]}`)
+	// A referrer by digest is not in use.
+	do(http.MethodPut, "/v2/x/manifests/"+dg("referrer").String(), `{"layers":[],"subject":{"digest":"`+child.String()+`"}}`)
+	want := []digest.Digest{child, dg("mounted"), dg("probed")}
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	hold, withdraw, err := HoldWrites(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hold.InUse, want) {
+		t.Fatalf("in use %v, want %v", hold.InUse, want)
+	}
+	// A second gc is refused while this one holds.
+	if _, _, err := HoldWrites(ctx, d); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second gc: %v", err)
+	}
+	// A probe waits; a pull does not.
+	probed := make(chan int, 1)
+	go func() { probed <- do(http.MethodHead, "/v2/x/manifests/latest", "") }()
+	if code := do(http.MethodGet, "/v2/x/manifests/latest", ""); code != http.StatusOK {
+		t.Fatalf("pull during the hold: %d", code)
+	}
+	select {
+	case code := <-probed:
+		t.Fatalf("probe answered during the hold: %d", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := withdraw(); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-probed; code != http.StatusOK {
+		t.Fatalf("probe after the hold: %d", code)
+	}
+	// An index naming the child ends its use.
+	do(http.MethodPut, "/v2/x/manifests/latest", `{"manifests":[{"digest":"`+child.String()+`"}]}`)
+	if got := m.inuse.list(); slices.Contains(got, child) {
+		t.Fatalf("child still in use after its index: %v", got)
+	}
+}
+
+// The set is bounded: past maxInUse the oldest go first; past
+// inUseWindow a digest is no longer in use.
+func TestInUseBounds(t *testing.T) {
+	fast(t)
+	maxInUse = 3
+	var u inUse
+	for _, s := range []string{"a", "b", "c", "d"} {
+		u.touch(digest.FromString(s))
+		time.Sleep(time.Millisecond)
+	}
+	got := u.list()
+	if len(got) != 3 || slices.Contains(got, digest.FromString("a")) {
+		t.Fatalf("bounded set %v", got)
+	}
+	inUseWindow = 0
+	time.Sleep(time.Millisecond)
+	if got := u.list(); len(got) != 0 {
+		t.Fatalf("expired set %v", got)
 	}
 }

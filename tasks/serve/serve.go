@@ -75,15 +75,13 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	hosts := allowedHosts(c, cfg, listen.Addrs, r.tls)
 	r.log.Infof("answering for host names %s and any IP address (%s adds names)", strings.Join(hosts.list(), " "), allowedHostsVar)
 	r.main = hostGate(hosts, r.log, r.main)
-	if regconfig.S3(cfg) {
-		m, err := joinReplicas(ctx, c, cfg, r)
-		if err != nil {
-			r.app.Shutdown()
-			return err
-		}
-		defer m.Leave()
-		r.main = m.Gate(r.main)
+	m, err := joinReplicas(ctx, c, cfg, r)
+	if err != nil {
+		r.app.Shutdown()
+		return err
 	}
+	defer m.Leave()
+	r.main = m.Gate(r.main)
 	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), listen))
 }
 
@@ -96,17 +94,22 @@ func inFile(file string, err error) error {
 	return err
 }
 
-// joinReplicas makes r a replica of its shared backend: it claims the
-// redis database for the backend and joins the replica protocol.
+// joinReplicas makes r one of the registries serving its storage (the
+// replica protocol: a gc holds their writes while it sweeps, pulls go on).
+// On a shared backend it first claims the redis database for the backend.
 func joinReplicas(ctx context.Context, c *config.Config, cfg *configuration.Configuration, r *instance) (*replica.Member, error) {
-	if err := redisconn.Claim(ctx, cfg, c.Backend.Identity()); err != nil {
-		return nil, err
+	if regconfig.S3(cfg) {
+		if err := redisconn.Claim(ctx, cfg, c.Backend.Identity()); err != nil {
+			return nil, err
+		}
 	}
 	m, err := replica.Join(ctx, r.driver, replica.ID(c.Port), c.URL, r.log)
 	if err != nil {
 		return nil, err
 	}
-	r.log.Infof("replica %s of shared backend %s", replica.ID(c.Port), c.Backend)
+	if regconfig.S3(cfg) {
+		r.log.Infof("replica %s of shared backend %s", replica.ID(c.Port), c.Backend)
+	}
 	return m, nil
 }
 

@@ -34,10 +34,6 @@ type Stopped struct{ Stop *StopResult }
 // failed part-way (then Start says what was done before the failure).
 type Started struct{ Start *StartResult }
 
-// SweepStopping is emitted when GC stops the running registry so that
-// nothing writes during the sweep.
-type SweepStopping struct{}
-
 // DryRun is what GC's dry run found, emitted before GC asks or removes.
 type DryRun struct {
 	// Where is the storage collected: a directory, or "<type> storage".
@@ -52,6 +48,3 @@ type DryRun struct {
 
 // Collected is emitted when GC has removed what Removed lists.
 type Collected struct{ Removed *gc.Report }
-
-// Restarting is emitted when GC starts the registry again after the sweep.
-type Restarting struct{}

@@ -2,16 +2,13 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
-	"github.com/ocireg-tool/ocireg-tool/tasks/redisconn"
+	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
@@ -28,127 +25,75 @@ type GCOptions struct {
 	// as a DryRun event). nil means nobody can answer: without Yes, GC then
 	// stops after the dry run.
 	Confirm func() bool
+	// Prepare, when set, is called before each sweep (collect.Options).
+	Prepare func(ctx context.Context, d driver.StorageDriver, dryRun bool) (driver.StorageDriver, error)
 }
 
-// GCResult says what GC found, removed, stopped and started.
+// GCResult says what GC found and removed, and where.
 type GCResult struct {
 	// Where is the storage collected: a directory, or "<type> storage".
-	Where          string `json:"storage"`
-	DeleteUntagged bool   `json:"delete_untagged"`
-	// DryRun is what the dry run found.
-	DryRun *gc.Report `json:"dry_run"`
-	// UntaggedKept counts the manifests no tag references that were kept,
-	// and UntaggedBytes what --delete-untagged would free on top (only
-	// reported when the dry run is all that may happen).
-	UntaggedKept  int   `json:"untagged_kept,omitempty"`
-	UntaggedBytes int64 `json:"untagged_bytes,omitempty"`
-	// Removed is what was removed (nil when nothing was).
-	Removed *gc.Report `json:"removed,omitempty"`
-	// Declined is true when the question was answered no.
-	Declined bool `json:"declined,omitempty"`
-	// Stopped is the stop of the running registry for the sweep, and
-	// Restarted its start afterwards (nil when it was not running).
-	Stopped   *StopResult  `json:"stopped,omitempty"`
-	Restarted *StartResult `json:"restarted,omitempty"`
-}
-
-// DryRunOnly reports whether GC stopped after a dry run that found
-// something because nobody could answer and Yes was not given.
-func (r *GCResult) DryRunOnly() bool {
-	return r.DryRun != nil && !r.DryRun.Empty() && r.Removed == nil && !r.Declined
+	Where string `json:"storage"`
+	collect.Result
 }
 
 // GC garbage-collects the registry storage with distribution's mark and
-// sweep. It first makes a dry run (what would be removed, and the bytes;
-// emitted as DryRun); then it removes only with Yes or when Confirm says
-// so. The sweep never runs while the registry can write: a running
-// registry is stopped first and started again afterwards, also when the
-// sweep fails. On error the result says what was done before the failure.
-func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err error) {
+// sweep, made aware of referrers and of pushes in flight (package
+// collect). It first makes a dry run (what would be removed, and the
+// bytes; emitted as DryRun); then it removes only with Yes or when
+// Confirm says so. The registry is never stopped: every registry serving
+// the storage holds its writes while the sweep runs, pulls go on. On
+// error the result says what was done before the failure.
+func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 	o.defaults()
 	// One driver for the whole collection (the one the configuration's
-	// check opened): every sweep, the hold of the replicas and the removal.
+	// check opened): every sweep, the hold of the registries and the
+	// removal.
 	cfg, d, where, err := gcStorage(c)
 	if err != nil {
 		return nil, err
 	}
-	sweep := func(removeUntagged, dryRun bool) (*gc.Report, error) {
-		opts := gc.Options{RemoveUntagged: removeUntagged, DryRun: dryRun}
-		if regconfig.S3(cfg) {
-			opts.KeepAfter = time.Now().Add(-gc.SharedGrace())
-		}
-		return gc.Sweep(ctx, d, opts)
-	}
-	res = &GCResult{Where: where, DeleteUntagged: o.DeleteUntagged}
-	defer func() { recordGC(c, res, err) }()
-	var restart func() error
-	// With --yes the registry is stopped before the dry run: nothing can
-	// write between it and the removal, so the removal carries out exactly
-	// the recorded dry run instead of marking everything again.
-	if o.Yes {
-		if restart, err = stopForSweep(ctx, c, cfg, d, o, res); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, restart()) }()
-	}
-	if res.DryRun, err = sweep(o.DeleteUntagged, true); err != nil {
+	res := &GCResult{Where: where}
+	if err := foreignRegistry(ctx, c, d, o.Options); err != nil {
 		return res, err
 	}
-	if !o.DeleteUntagged && !o.Yes {
-		if more, err := sweep(true, true); err == nil && len(more.Manifests) > 0 {
-			// Deleting a tag that another tag's index still lists leaves its
-			// manifest (untagged) behind, and a plain mark and sweep keeps
-			// everything a stored manifest references.
-			res.UntaggedKept, res.UntaggedBytes = len(more.Manifests), more.Bytes-res.DryRun.Bytes
-		}
+	heldAny := false
+	r, err := collect.Run(ctx, c, cfg, d, collect.Options{
+		Yes: o.Yes, RemoveUntagged: o.DeleteUntagged, Confirm: o.Confirm, Prepare: o.Prepare,
+		OnDryRun: func(r *collect.Result) {
+			o.Events.Emit(DryRun{Where: where, Report: r.DryRun, UntaggedKept: r.UntaggedKept, UntaggedBytes: r.UntaggedBytes})
+		},
+		OnHeld: func(h *replica.Hold) {
+			if heldAny = len(h.Replicas) > 0; heldAny {
+				o.Events.Emit(WritesHeld{Storage: where, Registries: h.Replicas, InUse: len(h.InUse)})
+			}
+		},
+		OnResumed: func() {
+			if heldAny {
+				o.Events.Emit(WritesResumed{})
+			}
+		},
+	})
+	if r != nil {
+		res.Result = *r
 	}
-	o.Events.Emit(DryRun{Where: where, Report: res.DryRun, UntaggedKept: res.UntaggedKept, UntaggedBytes: res.UntaggedBytes})
-	switch {
-	case res.DryRun.Empty():
-		return res, nil
-	case o.Yes:
-		res.Removed, err = gc.CarryOut(ctx, d, res.DryRun)
-	case o.Confirm == nil:
-		return res, nil
-	case !o.Confirm():
-		res.Declined = true
-		return res, nil
-	default:
-		if restart, err = stopForSweep(ctx, c, cfg, d, o, res); err != nil {
-			return res, err
-		}
-		defer func() { err = errors.Join(err, restart()) }()
-		// The registry ran during the dry run: mark again.
-		res.Removed, err = sweep(o.DeleteUntagged, false)
+	if err == nil && res.Removed != nil {
+		o.Events.Emit(Collected{Removed: res.Removed})
 	}
-	if err != nil {
-		return res, err
-	}
-	// A redis blob descriptor cache would go on answering for the removed
-	// blobs (before the registry starts again, or writes resume).
-	if err := redisconn.PurgeBlobDescriptors(ctx, cfg); err != nil {
-		return res, err
-	}
-	o.Events.Emit(Collected{Removed: res.Removed})
-	return res, nil
+	return res, err
 }
 
-// recordGC keeps what this gc did for the registry browser
-// (last-gc.json in the storage). The record is advisory: a storage
-// directory that cannot take it loses only the record, never the gc.
-func recordGC(c *config.Config, res *GCResult, err error) {
-	rec := runstate.GCRecord{At: time.Now().UTC()}
-	rep := res.DryRun
-	if res.Removed != nil {
-		rep, rec.Removed = res.Removed, true
-	}
-	if rep != nil {
-		rec.Blobs, rec.Manifests, rec.Bytes = len(rep.Blobs), len(rep.Manifests), rep.Bytes
-	}
+// foreignRegistry refuses a collection of c's storage while a registry
+// that does not take part in the hold (not started from this storage)
+// answers at its URL: it could write during the sweep.
+func foreignRegistry(ctx context.Context, c *config.Config, d driver.StorageDriver, o Options) error {
+	live, err := replica.List(ctx, d)
 	if err != nil {
-		rec.Error = err.Error()
+		return fmt.Errorf("listing the registries serving %s: %w", c.Storage, err)
 	}
-	_ = runstate.WriteGCRecord(c, rec)
+	if len(live) > 0 || runstate.Check(c).Pid != 0 || ping(ctx, c, o.Script) != nil {
+		return nil
+	}
+	return fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
 }
 
 // gcStorage reads the registry configuration (writing it when missing),
@@ -172,88 +117,13 @@ func gcStorage(c *config.Config) (*configuration.Configuration, driver.StorageDr
 	return cfg, d, where, nil
 }
 
-// stopForSweep stops the registry of c when it runs, so nothing writes
-// while gc sweeps, and returns the function that starts it again (when it
-// was running). On a shared backend it holds the writes of every replica
-// instead (holdWrites). It takes the port's lock and the returned function
-// releases it: no start can slip in during the sweep.
-func stopForSweep(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, o GCOptions, res *GCResult) (func() error, error) {
-	if regconfig.S3(cfg) {
-		// Replicas on other hosts write to it too: hold them all.
-		return holdWrites(ctx, c, cfg, d, o)
-	}
-	unlock, err := runstate.Lock(ctx, c, lockWait)
-	if err != nil {
-		return nil, err
-	}
-	restart, err := stopLocked(ctx, c, o, res)
-	if err != nil {
-		unlock()
-		return nil, err
-	}
-	return func() error {
-		defer unlock()
-		return restart()
-	}, nil
-}
-
-// stopLocked is stopForSweep with the port's lock held.
-func stopLocked(ctx context.Context, c *config.Config, o GCOptions, res *GCResult) (func() error, error) {
-	run := runstate.Check(c)
-	if run.Err != nil {
-		return nil, run.Err
-	}
-	if run.Pid == 0 && ping(ctx, c, o.Script) == nil {
-		return nil, fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
-	}
-	if run.Pid == 0 {
-		return func() error { return nil }, nil
-	}
-	o.Events.Emit(SweepStopping{})
-	stopped, err := stop(c, o.Options)
-	if err != nil {
-		return nil, err
-	}
-	res.Stopped = stopped
-	o.Events.Emit(Stopped{Stop: stopped})
-	return func() error {
-		o.Events.Emit(Restarting{})
-		started, err := start(context.WithoutCancel(ctx), c, o.Options)
-		if started != nil {
-			res.Restarted = started
-			o.Events.Emit(Started{Start: started})
-		}
-		if err != nil {
-			return fmt.Errorf("restarting the registry after gc: %w", err)
-		}
-		return nil
-	}, nil
-}
-
-// WritesHeld is emitted when every live replica of a shared backend holds
-// its writes for the sweep (instead of stopping the registry).
+// WritesHeld is emitted when every registry serving the storage holds its
+// writes for the sweep; InUse counts the digests pushes in flight name.
 type WritesHeld struct {
-	Backend  string
-	Replicas []string
+	Storage    string
+	Registries []string
+	InUse      int
 }
 
-// WritesResumed is emitted when the replicas take writes again.
+// WritesResumed is emitted when the registries take writes again.
 type WritesResumed struct{}
-
-// holdWrites makes every live replica of the shared backend d hold its
-// writes (replica.HoldWrites). The returned function lets them resume,
-// after purging the redis blob descriptor cache, which would otherwise
-// answer for removed blobs.
-func holdWrites(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, o GCOptions) (func() error, error) {
-	ids, withdraw, err := replica.HoldWrites(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.Backend, err)
-	}
-	o.Events.Emit(WritesHeld{Backend: c.Backend.String(), Replicas: ids})
-	return func() error {
-		err := redisconn.PurgeBlobDescriptors(context.WithoutCancel(ctx), cfg)
-		err = errors.Join(err, withdraw())
-		o.Events.Emit(WritesResumed{})
-		return err
-	}, nil
-}
