@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -37,15 +38,16 @@ var ErrBusy = errors.New("another garbage collection is running")
 // resume). A gc request of another gc that still stands is ErrBusy: one
 // gc at a time.
 func HoldWrites(ctx context.Context, d driver.StorageDriver) (hold *Hold, withdraw func() error, err error) {
+	host, _ := os.Hostname()
 	if other, err := readGCRequest(ctx, d); err != nil {
 		return nil, nil, fmt.Errorf("reading the gc request: %w", err)
-	} else if other != nil {
-		return nil, nil, fmt.Errorf("%w (started %s on %s)", ErrBusy, other.Started.Format(time.RFC3339), other.Host)
+	} else if other != nil && !(other.Host == host && !alive(other.Pid)) {
+		// A gc of this host that is gone (killed) needs no waiting for.
+		return nil, nil, fmt.Errorf("%w (pid %d on %s, since %s)", ErrBusy, other.Pid, other.Host, other.Started.Format(time.RFC3339))
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	host, _ := os.Hostname()
-	req := GCRequest{ID: hex.EncodeToString(b), Host: host, Started: time.Now().UTC()}
+	req := GCRequest{ID: hex.EncodeToString(b), Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}
 	data, _ := json.Marshal(req)
 	if err := d.PutContent(ctx, gcRequest, data); err != nil {
 		return nil, nil, fmt.Errorf("asking the replicas to hold writes: %w", err)
@@ -111,4 +113,13 @@ func waitAcks(ctx context.Context, d driver.StorageDriver, id string) (*Hold, er
 		case <-time.After(clusterPoll):
 		}
 	}
+}
+
+// alive reports whether process pid of this host exists.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

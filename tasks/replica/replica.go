@@ -74,6 +74,7 @@ type Replica struct {
 type GCRequest struct {
 	ID      string    `json:"id"`
 	Host    string    `json:"host"`
+	Pid     int       `json:"pid"`
 	Started time.Time `json:"started"`
 }
 
