@@ -76,6 +76,8 @@ type Config struct {
 	SearchFirst bool
 	TargetURL   string // host:port targets use
 	UI          bool   // serve the registry browser
+	// GCInterval is how often serve collects garbage itself (0: never).
+	GCInterval time.Duration
 	// AllowedHosts are host names serve answers for beyond the ones it
 	// knows (CONTAINER_REGISTRY_ALLOWED_HOSTS); "*" alone: any.
 	AllowedHosts []string

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
@@ -112,6 +113,8 @@ var Settings = []Setting{
 		Parse: func(c *Config, v string) (err error) { c.UI, err = parseBool(v); return err }, Bake: func(c *Config) string { return BoolString(c.UI) }},
 	{Name: "CONTAINER_REGISTRY_ALLOWED_HOSTS", Default: "", Class: true, Doc: "more host names serve answers requests for, space-separated, beyond the URL's, the target's, loopback, the listen addresses, the certificate's names and this host's name (IP addresses always pass; *: every name, no check)",
 		Parse: parseAllowedHosts, Bake: func(c *Config) string { return strings.Join(c.AllowedHosts, " ") }},
+	{Name: "CONTAINER_REGISTRY_GC_INTERVAL", Default: "", Class: true, Doc: "serve collects garbage itself this often, online, one replica at a time, pruning first with the retention policy (a duration such as 24h or 30m, at least 1m; empty or 0: never)",
+		Parse: parseGCInterval, Bake: func(c *Config) string { return durationString(c.GCInterval) }},
 	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
 		Parse: parseTargetURL},
 	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
@@ -285,6 +288,31 @@ func parseAllowedHosts(c *Config, v string) error {
 		}
 	}
 	return nil
+}
+
+// parseGCInterval reads CONTAINER_REGISTRY_GC_INTERVAL.
+func parseGCInterval(c *Config, v string) error {
+	if v == "" || v == "0" {
+		c.GCInterval = 0
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a duration (such as 24h, 90m; empty or 0: never)", v)
+	case d < time.Minute:
+		return fmt.Errorf("%s is shorter than a minute: a collection walks the whole storage", v)
+	}
+	c.GCInterval = d
+	return nil
+}
+
+// durationString is d as a setting's value: "" for 0.
+func durationString(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // Listen is the address CONTAINER_REGISTRY_LISTEN names, without brackets;

@@ -42,6 +42,8 @@
 #   CONTAINER_REGISTRY_UI            1: the registry answers browsers (/ui/); 0: API only [1]
 #   CONTAINER_REGISTRY_ALLOWED_HOSTS more host names the registry answers for (requests naming
 #                                    another are refused: DNS rebinding); * any [""]
+#   CONTAINER_REGISTRY_GC_INTERVAL   the registry collects garbage itself this often, online
+#                                    (pruning first with the retention policy); e.g. 24h [""]: never
 #   CONTAINER_REGISTRY_BACKEND       shared object storage of the registry data,
 #                                    s3://bucket/prefix?endpoint=URL&region=R (empty: local data/) [""]
 #   CONTAINER_REGISTRY_REDIS         redis host:port[/db] shared by replicas (cache, push lock) [""]
@@ -114,6 +116,8 @@ CONTAINER_REGISTRY_UI ?= "1"
 CONTAINER_REGISTRY_UI[doc] = "1: the registry answers browsers with a read-only registry browser at /ui/ (images, tags, platforms, labels, pull commands); 0: the /v2/ API only."
 CONTAINER_REGISTRY_ALLOWED_HOSTS ?= ""
 CONTAINER_REGISTRY_ALLOWED_HOSTS[doc] = "Space-separated host names the registry answers for beyond the URL's, the target's, loopback, the listen addresses, the certificate's names and the host's own name; IP addresses always pass; a request naming another host gets 421 (DNS rebinding). *: any name."
+CONTAINER_REGISTRY_GC_INTERVAL ?= ""
+CONTAINER_REGISTRY_GC_INTERVAL[doc] = "How often the running registry collects garbage by itself, online (pushes wait, pulls go on), one replica at a time, pruning first with the retention policy: a duration such as 24h or 30m (at least 1m). Empty or 0: never."
 CONTAINER_REGISTRY_BACKEND ?= ""
 CONTAINER_REGISTRY_BACKEND[doc] = "Shared object storage of the registry data, s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1 (any S3-compatible endpoint, path-style; ca=FILE for a private CA); empty: data/ under CONTAINER_REGISTRY_STORAGE. No credentials here: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS at run time."
 CONTAINER_REGISTRY_REDIS ?= ""
@@ -152,7 +156,7 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \
     CONTAINER_REGISTRY_IMAGES CONTAINER_REGISTRY_SEARCH_FIRST CONTAINER_REGISTRY_TARGET_URL \
     CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_UI CONTAINER_REGISTRY_BACKEND CONTAINER_REGISTRY_REDIS \
-    CONTAINER_REGISTRY_ALLOWED_HOSTS \
+    CONTAINER_REGISTRY_ALLOWED_HOSTS CONTAINER_REGISTRY_GC_INTERVAL \
     CONTAINER_REGISTRY_TOOL \
     DOCKER_REGISTRY_INSECURE DOCKER_OCI_RUNTIMES DOCKER_DEFAULT_RUNTIME \
     PODMAN_OCI_RUNTIME PODMAN_OCI_RUNTIME_PATH \

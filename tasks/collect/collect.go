@@ -168,6 +168,11 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 	if err != nil {
 		return res, fmt.Errorf("garbage collection: %w", err)
 	}
+	if res.Removed != nil || res.DryRun.Empty() {
+		// For the registries collecting by themselves: one is enough per
+		// interval (advisory; a storage that cannot take it collects again).
+		_ = replica.MarkCollected(ctx, d)
+	}
 	return res, nil
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 )
 
 // ackWait bounds how long gc waits for the replicas to hold their writes.
@@ -122,4 +124,27 @@ func alive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// lastCollected is the object whose modification time is when the last
+// collection of the storage ended.
+const lastCollected = regconfig.SharedPrefix + "/gc/last"
+
+// MarkCollected notes in the storage that a collection just ended.
+func MarkCollected(ctx context.Context, d driver.StorageDriver) error {
+	return d.PutContent(ctx, lastCollected, []byte(time.Now().UTC().Format(time.RFC3339)))
+}
+
+// LastCollected is when the last collection of the storage ended (zero
+// when none did).
+func LastCollected(ctx context.Context, d driver.StorageDriver) (time.Time, error) {
+	fi, err := d.Stat(ctx, lastCollected)
+	var nf driver.PathNotFoundError
+	if errors.As(err, &nf) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/redisconn"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
@@ -82,6 +83,16 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	}
 	defer m.Leave()
 	r.main = m.Gate(r.main)
+	if c.GCInterval > 0 {
+		gctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.collectEvery(gctx, c, collect.Options{})
+		}()
+		defer func() { stop(); <-done }()
+		r.log.Infof("collecting garbage every %s (CONTAINER_REGISTRY_GC_INTERVAL)", c.GCInterval)
+	}
 	return inFile(c.RegistryConfig(), r.serve(ctx, c.RegistryConfig(), listen))
 }
 

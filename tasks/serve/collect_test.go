@@ -1,0 +1,96 @@
+package serve
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+)
+
+// With CONTAINER_REGISTRY_GC_INTERVAL the server collects by itself,
+// online: an image deleted through the API goes from the storage while the
+// registry keeps serving, and the collection is recorded (last-gc.json).
+func TestServeCollectsByItself(t *testing.T) {
+	c := testcfg.WithYAML(t, nil, "")
+	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n  delete:\n    enabled: true\n"
+	if err := os.WriteFile(c.RegistryConfig(), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.GCInterval = 300 * time.Millisecond // the setting's minimum is a minute
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buf := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, c, buf) }()
+	waitUp(t, c.URL, done, buf)
+
+	ref, err := name.ParseReference(c.URL + "/yocto/junk:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(4096, 2)
+	if err := remote.Write(ref, img, remote.WithTransport(http.DefaultTransport)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	if err := remote.Delete(ref.Context().Digest(d.String())); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec, _ := runstate.ReadGCRecord(c)
+		if rec != nil && rec.Removed && rec.Blobs >= 3 && strings.Contains(buf.String(), "background gc: removed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background collection within 30 s (record %+v)\n%s", rec, buf)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + c.URL + "/v2/yocto/junk/blobs/" + ld.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the deleted image's layer after the collection: %s", resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v\n%s", err, buf)
+	}
+}
+
+// waitUp waits until the registry at host answers /v2/.
+func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned: %v\n%s", err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry did not answer: %v\n%s", err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
