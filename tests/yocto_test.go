@@ -85,6 +85,9 @@ func findYocto(t *testing.T) yoctoTrees {
 		return y
 	}
 	zstd := testtool.Need(t, "zstd")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".yocto-unpack-")
 	if err != nil {
 		t.Fatal(err)
