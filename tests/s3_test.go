@@ -156,15 +156,19 @@ func TestS3ConcurrentArchPushesTwoReplicas(t *testing.T) {
 
 // An image pushed through replica B while gc --yes runs on replica A is
 // never lost: (1) the push paused after its manifests, before its index,
-// while the whole gc runs; (2) gc started while B's push uploads. Both
-// exit 0, verify is clean, the image pulls through both replicas and the
-// garbage is gone.
+// while the whole gc runs (its platform manifests are in use on B); (2)
+// gc started while B's push uploads. Both exit 0, pulls through both
+// replicas never fail meanwhile, verify is clean, the image pulls through
+// both replicas and the garbage is gone.
 func TestS3GCDuringPushOnOtherReplica(t *testing.T) {
 	c := newCluster(t, 2, true, nil)
 	a, b := c.replicas[0], c.replicas[1]
+	srvPush(t, a, "yocto/keep:v1", srvRandomImage(t, 64<<10, 3))
 	for round, paused := range []bool{true, false} {
-		// Garbage older than gc's grace cannot be made in a test; what it
-		// removes here is checked by the filesystem gc tests.
+		junk := srvRandomImage(t, 64<<10, 2)
+		junkD := srvPush(t, a, "yocto/junk:v1", junk)
+		a.mustRun(t, 0, "delete", "junk:v1")
+		pullsA, pullsB := startPulls(t, a, []string{"yocto/keep:v1"}, 1), startPulls(t, b, []string{"yocto/keep:v1"}, 1)
 		root := filepath.Join(t.TempDir(), "deploy")
 		img := fmt.Sprintf("big%d", round)
 		bigBuild(t, root, img, "qemux86-64", "x86_64", "20260601000000", 3<<20, 4)
@@ -199,6 +203,13 @@ func TestS3GCDuringPushOnOtherReplica(t *testing.T) {
 			t.Fatalf("round %d: push exit %d, gc exit %d\npush:\n%s\ngc:\n%s", round, pcode, gcode, pout, gout)
 		}
 		t.Logf("round %d (push paused before its index: %v): gc said:\n%s", round, paused, gout)
+		pullsA.end(t, fmt.Sprintf("round %d: pulls through %s", round, a.URL))
+		pullsB.end(t, fmt.Sprintf("round %d: pulls through %s", round, b.URL))
+		for _, k := range c.s3.Keys(t, "farm/docker/registry/v2/blobs/") {
+			if strings.Contains(k, junkD.Hex) {
+				t.Errorf("round %d: the junk manifest is still in the bucket: %s", round, k)
+			}
+		}
 		for _, e := range c.replicas {
 			if r := e.Run("verify"); r.Code != 0 {
 				t.Fatalf("round %d: verify via %s: %s", round, e.URL, r.Out())
