@@ -9,10 +9,12 @@ package gc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -33,8 +35,9 @@ type Options struct {
 	DryRun bool
 	// InUse are digests pushes in flight may still name (the replicas'
 	// acknowledgements of the hold, see package replica): a manifest among
-	// them is live, with everything it references, and a blob among them
-	// stays.
+	// them is live, with everything it references (unless it is a
+	// referrer: that one lives with its subject), and a blob among them
+	// stays, with its layer links.
 	InUse map[digest.Digest]bool
 	// KeepUploadsAfter, when set, keeps partial uploads started after it:
 	// a push held between two chunks goes on after the gc (see
@@ -80,53 +83,93 @@ func (r *Report) Empty() bool {
 	return len(r.Blobs) == 0 && len(r.Manifests) == 0 && len(r.Other) == 0 && len(r.Uploads) == 0
 }
 
-// CarryOut removes from d what dry, a dry run of Sweep over d, recorded,
-// in its order. It is only correct when nothing wrote to the storage since
-// that dry run.
+// CarryOut removes from d what dry, a dry run of Sweep over d, recorded.
+// It is only correct when nothing wrote to the storage since that dry run.
+// The references go first (manifest revisions, tag and layer links,
+// referrer records, uploads), then the blob data, each phase by
+// carryOutWorkers at once: a collection cut short leaves blobs nothing
+// names, never a name without its blob.
 func CarryOut(ctx context.Context, d driver.StorageDriver, dry *Report) (*Report, error) {
+	var refs, blobs []string
 	for _, p := range dry.paths {
-		err := d.Delete(ctx, p)
-		if err != nil && !regstore.IsNotFound(err) {
-			return nil, fmt.Errorf("garbage collection: deleting %s: %w", p, err)
+		if strings.HasPrefix(p, regstore.Blobs+"/") {
+			blobs = append(blobs, p)
+		} else {
+			refs = append(refs, p)
 		}
-		testhook.Pause("gc-delete")
+	}
+	for _, phase := range [][]string{refs, blobs} {
+		if err := deleteAll(ctx, d, phase); err != nil {
+			return nil, err
+		}
 	}
 	rep := *dry
 	rep.Removed = true
 	return &rep, nil
 }
 
-// Sweep runs distribution's MarkAndSweep over d. With o.DryRun, deletions
+// carryOutWorkers is how many deletions CarryOut has in flight: a
+// filesystem unlinks in parallel, an object store answers each DELETE
+// after a round trip.
+const carryOutWorkers = 8
+
+// deleteAll deletes paths from d, carryOutWorkers at once; the first error
+// stops it.
+func deleteAll(ctx context.Context, d driver.StorageDriver, paths []string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range min(carryOutWorkers, len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				if err := d.Delete(ctx, p); err != nil && !regstore.IsNotFound(err) {
+					cancel(fmt.Errorf("garbage collection: deleting %s: %w", p, err))
+					return
+				}
+				testhook.Pause("gc-delete")
+			}
+		}()
+	}
+feed:
+	for _, p := range paths {
+		select {
+		case next <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// Sweep collects d: it marks what tags, live subjects and pushes in flight
+// reach and removes the rest (see markAndSweep). With o.DryRun, removals
 // are recorded (with their sizes) but not done, which gives the exact list
-// and byte count a real run removes. distribution's own log lines of the
-// sweep go to logrus's standard logger, which only the command may
-// configure.
+// and byte count a real run removes.
 func Sweep(ctx context.Context, d driver.StorageDriver, o Options) (*Report, error) {
 	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, keepAfter: o.KeepUploadsAfter, inUse: o.InUse}
-	removeUntagged := o.RemoveUntagged
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
 	}
-	reg, err := storage.NewRegistry(ctx, rec, storage.EnableDelete)
+	reg, err := storage.NewRegistry(ctx, d, storage.EnableDelete)
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
-	// Referrers matter when untagged manifests go, or records are stored.
-	_, recErr := d.Stat(ctx, referrers.Root)
-	withReferrers := removeUntagged || recErr == nil || len(o.InUse) > 0
-	ns := reg
-	var scan map[string]*repoManifests
-	if withReferrers {
-		if scan, err = scanManifests(ctx, reg); err != nil {
-			return nil, fmt.Errorf("garbage collection: %w", err)
-		}
-		ns = newGCNamespace(reg, scan, o.InUse)
-	}
-	err = storage.MarkAndSweep(ctx, rec, ns, storage.GCOpts{RemoveUntagged: removeUntagged, Quiet: true})
+	scan, err := scanManifests(ctx, d, reg)
 	if err != nil {
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
-	if withReferrers {
+	if err := rec.markAndSweep(ctx, scan, o); err != nil {
+		return nil, fmt.Errorf("garbage collection: %w", err)
+	}
+	if _, err := d.Stat(ctx, referrers.Root); err == nil {
 		if err := rec.sweepRecords(ctx, scan); err != nil {
 			return nil, fmt.Errorf("garbage collection: %w", err)
 		}
@@ -220,7 +263,7 @@ func (r *recordingDriver) Delete(ctx context.Context, path string) error {
 	case strings.Contains(path, "/_uploads/") && strings.Contains(path, "/repositories/"):
 		rm.Name = strings.SplitN(strings.SplitN(path, "/repositories/", 2)[1], "/_uploads/", 2)[0] + " upload " + parts[len(parts)-1]
 		r.rep.Uploads = append(r.rep.Uploads, rm)
-	case strings.Contains(path, "/blobs/") && len(parts) >= 3:
+	case strings.HasPrefix(path, regstore.Blobs+"/") && len(parts) >= 3:
 		rm.Name = parts[len(parts)-3] + ":" + parts[len(parts)-1]
 		r.rep.Blobs = append(r.rep.Blobs, rm)
 	case strings.HasPrefix(path, referrers.Root+"/"):
@@ -249,6 +292,12 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 	}
 	if !fi.IsDir() {
 		return fi.Size(), nil
+	}
+	if strings.HasPrefix(path, regstore.Blobs+"/") {
+		// A blob's directory holds its data file alone.
+		if data, err := r.StorageDriver.Stat(ctx, path+"/data"); err == nil {
+			return data.Size(), nil
+		}
 	}
 	var total int64
 	err = r.StorageDriver.Walk(ctx, path, func(fi driver.FileInfo) error {
