@@ -28,6 +28,12 @@ type GCOptions struct {
 	// as a DryRun event). nil means nobody can answer: without Yes, GC then
 	// stops after the dry run.
 	Confirm func() bool
+	// Prepare, when set, is called before each sweep with the storage
+	// driver and returns the one to sweep: for a dry run (dryRun true) a
+	// view, which must not write; for the removal (dryRun false, called
+	// while nothing else can write) the storage itself, after any change
+	// of its own (prune removes its tags there).
+	Prepare func(ctx context.Context, d driver.StorageDriver, dryRun bool) (driver.StorageDriver, error)
 }
 
 // GCResult says what GC found, removed, stopped and started.
@@ -77,7 +83,14 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 		if regconfig.S3(cfg) {
 			opts.KeepAfter = time.Now().Add(-gc.SharedGrace())
 		}
-		return gc.Sweep(ctx, d, opts)
+		sd := d
+		if o.Prepare != nil {
+			var err error
+			if sd, err = o.Prepare(ctx, d, dryRun); err != nil {
+				return nil, err
+			}
+		}
+		return gc.Sweep(ctx, sd, opts)
 	}
 	res = &GCResult{Where: where, DeleteUntagged: o.DeleteUntagged}
 	defer func() { recordGC(c, res, err) }()
@@ -104,9 +117,15 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (res *GCResult, err 
 	}
 	o.Events.Emit(DryRun{Where: where, Report: res.DryRun, UntaggedKept: res.UntaggedKept, UntaggedBytes: res.UntaggedBytes})
 	switch {
-	case res.DryRun.Empty():
+	case res.DryRun.Empty() && o.Prepare == nil:
+		// (With Prepare, the removal has a change of its own to make.)
 		return res, nil
 	case o.Yes:
+		if o.Prepare != nil {
+			if _, err = o.Prepare(ctx, d, false); err != nil {
+				return res, err
+			}
+		}
 		res.Removed, err = gc.CarryOut(ctx, d, res.DryRun)
 	case o.Confirm == nil:
 		return res, nil
