@@ -54,14 +54,14 @@ func (p Policy) Enabled() bool { return p.Keep > 0 || p.Days > 0 }
 func (p Policy) String() string {
 	var keep []string
 	if p.Keep > 0 {
-		keep = append(keep, fmt.Sprintf("the newest %d build%s", p.Keep, plural(p.Keep)))
+		keep = append(keep, fmt.Sprintf("the newest %d build%s of every image", p.Keep, plural(p.Keep)))
 	}
 	if p.Days > 0 {
-		keep = append(keep, fmt.Sprintf("builds younger than %d day%s", p.Days, plural(p.Days)))
+		keep = append(keep, fmt.Sprintf("every build younger than %d day%s", p.Days, plural(p.Days)))
 	}
 	s := "off: every build kept"
 	if len(keep) > 0 {
-		s = "keep " + strings.Join(keep, " and ") + " of every image"
+		s = "keep " + strings.Join(keep, " and ")
 	}
 	if len(p.Protect) > 0 {
 		s += "; protected: " + strings.Join(p.Protect, " ")
