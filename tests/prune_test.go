@@ -90,7 +90,9 @@ func TestPruneEndToEnd(t *testing.T) {
 	r = e.mustRun(t, 0, "verify")
 	wantOut(t, r, "verify after prune", "OK: no problems found")
 	r = e.mustRun(t, 0, "info")
-	wantOut(t, r, "info after prune", "Last prune:")
+	wantOut(t, r, "info after prune", "Retention:    off: every build kept; protected: latest", "Last prune:", "removed 4 tag(s) of 1 image(s)")
+	r = e.mustRun(t, 0, "help")
+	wantOut(t, r, "help after prune", "prune [<image> ...]", "Last prune: ", "removed 4 tag(s) of 1 image(s)")
 
 	// push --prune with a policy in the environment keeps the newest.
 	e.Extra["CONTAINER_REGISTRY_RETENTION_KEEP"] = "1"
