@@ -106,3 +106,26 @@ func TestPruneEndToEnd(t *testing.T) {
 	}
 	e.mustRun(t, 0, "verify")
 }
+
+// push --prune to a registry this storage does not serve cannot prune:
+// the push itself succeeds, then it fails saying why; the setting alone
+// only notes it.
+func TestPrunePushElsewhere(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images")
+	served := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root})
+	served.mustRun(t, 0, "start")
+	other := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_URL": served.URL,
+		"CONTAINER_REGISTRY_RETENTION_KEEP": "1"})
+	if _, err := sample.WriteTree(root, []sample.Build{{Spec: sample.Spec{Name: "app", Machine: "qemux86-64", Arch: "x86_64",
+		Stamp: "20260108123401"}, Latest: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r := other.Run("push", "app", "--prune")
+	if r.Code != 1 || !strings.Contains(r.Out(), "Summary: 1 image(s)") || !strings.Contains(r.Out(), "cannot prune after the push") {
+		t.Fatalf("push --prune elsewhere: exit %d\n%s", r.Code, r.Out())
+	}
+	r = other.RunEnv(map[string]string{"CONTAINER_REGISTRY_RETENTION_ON_PUSH": "1"}, "push", "app")
+	if r.Code != 0 || !strings.Contains(r.Out(), "CONTAINER_REGISTRY_RETENTION_ON_PUSH ignored") {
+		t.Fatalf("push with ON_PUSH elsewhere: exit %d\n%s", r.Code, r.Out())
+	}
+}
