@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,25 @@ func TestPruneEndToEnd(t *testing.T) {
 		"would free", "Dry run only: nothing was removed", "prune --yes --keep 1")
 	if got := listTags(t, e, "app"); !slices.Equal(got, before) {
 		t.Fatalf("the dry run changed the tags: %v, was %v", got, before)
+	}
+
+	r = e.mustRun(t, 0, "prune", "--keep", "1", "--json")
+	var js struct {
+		Plan struct {
+			Repositories []struct {
+				Name   string
+				Builds []struct{ Prune bool }
+			}
+		}
+		GC struct {
+			DryRun struct{ Bytes int64 } `json:"dry_run"`
+		} `json:"gc"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &js); err != nil || len(js.Plan.Repositories) != 1 || len(js.Plan.Repositories[0].Builds) != 3 || js.GC.DryRun.Bytes == 0 {
+		t.Fatalf("prune --json: %v\n%s", err, r.Stdout)
+	}
+	if got := listTags(t, e, "app"); !slices.Equal(got, before) {
+		t.Fatalf("prune --json changed the tags: %v", got)
 	}
 
 	r = e.mustRun(t, 0, "prune", "--keep", "1", "--yes")

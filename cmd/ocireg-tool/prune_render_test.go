@@ -29,7 +29,7 @@ func prunePlan(pruned bool) *retention.Plan {
 		build(27, false, "newest 2",
 			tag("20261127-030000", retention.KindTimestamp, "", "newest 2", d("b27")),
 			tag("latest", retention.KindOther, "", "protected by pattern latest", d("b27")),
-			tag("20261127-030000-aarch64", retention.KindTimestamp, "20261127-030000", "newest 2", d("b27a"))),
+			tag("20261127-030000-aarch64", retention.KindArch, "20261127-030000", "newest 2", d("b27a"))),
 		build(26, false, "newest 2", tag("20261126-030000", retention.KindTimestamp, "", "newest 2", d("b26"))),
 		build(20, false, "protected by pattern release-* (tag release-1)",
 			tag("abc1234", retention.KindSha, "", "protected by pattern release-* (tag release-1)", d("rel")),
@@ -39,7 +39,7 @@ func prunePlan(pruned bool) *retention.Plan {
 		base.Builds = append(base.Builds,
 			build(25, true, "beyond the newest 2",
 				tag("20261125-030000", retention.KindTimestamp, "", "beyond the newest 2", d("b25")),
-				tag("20261125-030000-aarch64", retention.KindTimestamp, "20261125-030000", "beyond the newest 2", d("b25a"))),
+				tag("20261125-030000-aarch64", retention.KindArch, "20261125-030000", "beyond the newest 2", d("b25a"))),
 			build(24, true, "beyond the newest 2", tag("20261124-030000", retention.KindTimestamp, "", "beyond the newest 2", d("b24"))))
 	}
 	other := retention.Repo{Name: "yocto/tools", Builds: []retention.Build{

@@ -37,6 +37,9 @@ const (
 	// KindOther is every other valid tag: latest, branch names, names
 	// given with --tag.
 	KindOther Kind = "other"
+	// KindArch is an arch-suffixed tag ("<tag>-<arch>") of a tag of the
+	// same repository: it goes and stays with that tag's build.
+	KindArch Kind = "arch"
 	// KindInvalid is a name the tag grammar refuses (never written by a
 	// registry, but storage may hold anything).
 	KindInvalid Kind = "invalid"

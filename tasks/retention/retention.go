@@ -370,6 +370,9 @@ func (b *build) decide(p Policy, now time.Time, rank *int) {
 	}
 	for _, t := range b.tags {
 		t.Kind, t.ArchOf, t.Reason = t.kind, t.archOf, b.Reason
+		if t.archOf != "" {
+			t.Kind = KindArch
+		}
 		switch {
 		case b.Prune:
 		case t.protect != "":
