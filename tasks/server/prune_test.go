@@ -77,7 +77,18 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("record of the dry run: %+v %v", r, err)
 	}
 
-	res, err = Prune(ctx, c, PruneOptions{Options: o, Policy: policy, Yes: true, Now: time.Now()})
+	asked := 0
+	res, err = Prune(ctx, c, PruneOptions{Options: o, Policy: policy, Confirm: func() bool { asked++; return false }})
+	if err != nil || asked != 1 || res.DryRunOnly() || !res.GC.Declined || res.Removed != nil {
+		t.Fatalf("declined: %+v %v (asked %d)", res, err, asked)
+	}
+	wantKinds(t, "declined", rec, "PrunePlanned", "DryRun")
+	if got := listTags(); !slices.Equal(got, tags) {
+		t.Fatalf("a declined prune changed the tags: %v", got)
+	}
+
+	// Confirmed (Yes is the end-to-end test's): planned again, removed.
+	res, err = Prune(ctx, c, PruneOptions{Options: o, Policy: policy, Now: time.Now(), Confirm: func() bool { return true }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +96,9 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("removal: %+v (gc %+v)", res, res.GC)
 	}
 	wantKinds(t, "removal", rec, "PrunePlanned", "DryRun", "TagsPruned", "Collected")
+	if res.GC.Removed.Bytes != res.GC.DryRun.Bytes {
+		t.Errorf("removed %d bytes, the dry run said %d", res.GC.Removed.Bytes, res.GC.DryRun.Bytes)
+	}
 	if got := listTags(); !slices.Equal(got, []string{"20260103-000000", "latest"}) {
 		t.Fatalf("after prune: %v", got)
 	}
