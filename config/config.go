@@ -90,6 +90,10 @@ type Config struct {
 
 	Labels LabelSettings
 
+	// Retention is the retention policy of prune
+	// (CONTAINER_REGISTRY_RETENTION_*).
+	Retention Retention
+
 	// Backend is the shared object storage (zero: the local filesystem);
 	// Redis the shared cache; BackendCredentials the file of their
 	// secrets (never baked).
@@ -115,6 +119,15 @@ type Config struct {
 	Notes    []string
 
 	values map[string]Value
+}
+
+// Retention are the CONTAINER_REGISTRY_RETENTION_* settings: which builds
+// prune keeps (package tasks/retention applies them).
+type Retention struct {
+	Keep    int      // newest builds kept per image; 0: no count limit
+	Days    int      // builds younger than Days days kept; 0: no age limit
+	Protect []string // tag patterns always kept, with their builds
+	OnPush  bool     // push prunes the images it pushed
 }
 
 // LabelSettings are the OCI_IMAGE_* settings of the build-time labels.

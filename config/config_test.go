@@ -101,6 +101,13 @@ func TestFromVarsErrors(t *testing.T) {
 		{"password with a newline", Vars{"CONTAINER_REGISTRY_PASSWORD": "a\nb"}, "single line"},
 		{"storage not UTF-8", Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/\xff/cr"}, "CONTAINER_REGISTRY_STORAGE: \"/srv/\\xff/cr\" is not valid UTF-8"},
 		{"deploy dir not UTF-8", Vars{"DEPLOY_DIR_IMAGES": "/srv/\xfe"}, "DEPLOY_DIR_IMAGES"},
+		{"keep text", Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "five"}, `CONTAINER_REGISTRY_RETENTION_KEEP: "five" is not a whole number of builds`},
+		{"keep negative", Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "-1"}, "CONTAINER_REGISTRY_RETENTION_KEEP"},
+		{"keep huge", Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "99999999999999999999"}, "CONTAINER_REGISTRY_RETENTION_KEEP"},
+		{"days fraction", Vars{"CONTAINER_REGISTRY_RETENTION_DAYS": "1.5"}, `CONTAINER_REGISTRY_RETENTION_DAYS: "1.5" is not a whole number of days`},
+		{"protect bad glob", Vars{"CONTAINER_REGISTRY_RETENTION_PROTECT": "latest release-[1"}, `CONTAINER_REGISTRY_RETENTION_PROTECT: "release-[1" is not a tag pattern`},
+		{"protect slash", Vars{"CONTAINER_REGISTRY_RETENTION_PROTECT": "a/b"}, "CONTAINER_REGISTRY_RETENTION_PROTECT"},
+		{"on push", Vars{"CONTAINER_REGISTRY_RETENTION_ON_PUSH": "always"}, "CONTAINER_REGISTRY_RETENTION_ON_PUSH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +119,30 @@ func TestFromVarsErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The retention settings keep everything by default; set, they parse.
+func TestRetentionSettings(t *testing.T) {
+	c, err := FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/cr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Retention; r.Keep != 0 || r.Days != 0 || strings.Join(r.Protect, " ") != "latest" || r.OnPush {
+		t.Errorf("defaults: %+v", r)
+	}
+	c, err = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/cr", "CONTAINER_REGISTRY_RETENTION_KEEP": " 5 ",
+		"CONTAINER_REGISTRY_RETENTION_DAYS": "0", "CONTAINER_REGISTRY_RETENTION_PROTECT": "latest  release-* v[0-9]*",
+		"CONTAINER_REGISTRY_RETENTION_ON_PUSH": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Retention; r.Keep != 5 || r.Days != 0 || strings.Join(r.Protect, ",") != "latest,release-*,v[0-9]*" || !r.OnPush {
+		t.Errorf("set: %+v", r)
+	}
+	c, err = FromVars(Vars{"CONTAINER_REGISTRY_STORAGE": "/srv/cr", "CONTAINER_REGISTRY_RETENTION_PROTECT": ""})
+	if err != nil || len(c.Retention.Protect) != 0 {
+		t.Errorf("empty protect: %v %v", c.Retention.Protect, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -49,6 +50,9 @@ const (
 	varAuth     = "CONTAINER_REGISTRY_AUTH"
 	varPassword = "CONTAINER_REGISTRY_PASSWORD"
 	varListen   = "CONTAINER_REGISTRY_LISTEN"
+
+	varRetentionKeep = "CONTAINER_REGISTRY_RETENTION_KEEP"
+	varRetentionDays = "CONTAINER_REGISTRY_RETENTION_DAYS"
 )
 
 // Settings is every variable the tool reads, in the order Load parses them
@@ -76,6 +80,21 @@ var Settings = []Setting{
 			c.Attach, err = ParseAttach(v)
 			return err
 		}, Bake: func(c *Config) string { return AttachString(c.Attach) }},
+	{Name: varRetentionKeep, Default: "", Class: true, Doc: "prune keeps the newest N builds of every image (empty or 0: no count limit)",
+		Parse: func(c *Config, v string) (err error) {
+			c.Retention.Keep, err = parseRetentionCount(v, "builds", "no count limit")
+			return err
+		}, Bake: func(c *Config) string { return c.raw(varRetentionKeep) }},
+	{Name: varRetentionDays, Default: "", Class: true, Doc: "prune keeps the builds younger than D days (empty or 0: no age limit)",
+		Parse: func(c *Config, v string) (err error) {
+			c.Retention.Days, err = parseRetentionCount(v, "days", "no age limit")
+			return err
+		}, Bake: func(c *Config) string { return c.raw(varRetentionDays) }},
+	{Name: "CONTAINER_REGISTRY_RETENTION_PROTECT", Default: "latest", Class: true, Doc: "space-separated tag patterns (shell globs) prune never removes, nor the builds they tag",
+		Parse: parseProtect, Bake: func(c *Config) string { return strings.Join(c.Retention.Protect, " ") }},
+	{Name: "CONTAINER_REGISTRY_RETENTION_ON_PUSH", Default: "0", Class: true, Doc: "1: push prunes the images it pushed after every push (with the retention policy)",
+		Parse: func(c *Config, v string) (err error) { c.Retention.OnPush, err = parseBool(v); return err },
+		Bake:  func(c *Config) string { return BoolString(c.Retention.OnPush) }},
 	{Name: "CONTAINER_REGISTRY_STORAGE", Default: "${TOPDIR}/container-registry", Class: true, Doc: "registry data, script, PKI and auth",
 		Parse: parseStorage, Bake: func(c *Config) string { return c.Storage }},
 	{Name: "CONTAINER_REGISTRY_BACKEND", Default: "", Class: true, Doc: "shared object storage of the registry data: s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1[&ca=FILE] (empty: data/ of the storage directory); credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or CONTAINER_REGISTRY_BACKEND_CREDENTIALS",
@@ -313,6 +332,48 @@ func durationString(d time.Duration) string {
 		return ""
 	}
 	return d.String()
+}
+
+// maxRetention bounds the retention counts: beyond it a value is a typo
+// (a million builds, or days, keeps everything anyway).
+const maxRetention = 1_000_000
+
+// parseRetentionCount reads CONTAINER_REGISTRY_RETENTION_KEEP or _DAYS: a
+// whole number of unit, empty or 0 for none.
+func parseRetentionCount(v, unit, none string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxRetention {
+		return 0, fmt.Errorf("%q is not a whole number of %s from 0 to %d (empty or 0: %s)", v, unit, maxRetention, none)
+	}
+	return n, nil
+}
+
+// parseProtect reads CONTAINER_REGISTRY_RETENTION_PROTECT: tag patterns
+// in path.Match syntax (*, ?, [...]), checked here so that prune never
+// meets a bad one.
+func parseProtect(c *Config, v string) error {
+	c.Retention.Protect = strings.Fields(v)
+	for _, p := range c.Retention.Protect {
+		if err := CheckTagPattern(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckTagPattern checks one protect pattern (the setting's and
+// prune --protect's): path.Match syntax, at most 256 bytes, no '/'.
+func CheckTagPattern(p string) error {
+	if len(p) > 256 || strings.Contains(p, "/") {
+		return fmt.Errorf("%q is not a tag pattern (a shell glob of tag characters, *, ? and [...], up to 256 bytes)", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a tag pattern: %w", p, err)
+	}
+	return nil
 }
 
 // Listen is the address CONTAINER_REGISTRY_LISTEN names, without brackets;

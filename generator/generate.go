@@ -10,6 +10,8 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/buildinfo"
 	"github.com/ocireg-tool/ocireg-tool/internal/safefile"
+	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Result lists what Generate wrote or found.
@@ -80,9 +82,13 @@ func RegistryConfigYAML(c *config.Config) ([]byte, error) {
 }
 
 // Help renders the helper script's help text.
+// The last prune is read from the storage (none when it does not read).
 func Help(c *config.Config, script string) ([]byte, error) {
 	d := templateData(c)
 	d["Script"] = script
+	if rec, err := runstate.ReadPruneRecord(c); err == nil && rec != nil {
+		d["LastPrune"] = rec
+	}
 	return Render("help.txt.tmpl", d)
 }
 
@@ -114,6 +120,10 @@ func templateData(c *config.Config) map[string]any {
 		"Backend":      backendShown(c),
 		"Redis":        c.Redis.Addr,
 		"UI":           c.UIURL(),
+
+		"Retention":       retention.FromConfig(c).String(),
+		"RetentionOnPush": c.Retention.OnPush,
+		"LastPrune":       (*runstate.PruneRecord)(nil), // Help reads it
 	}
 }
 

@@ -14,6 +14,7 @@ type CLI struct {
 	Import       ImportCmd       `cmd:"" help:"Import a third-party image (registry, OCI layout or archive) into the registry."`
 	Delete       DeleteCmd       `cmd:"" help:"Delete one tag (other tags of the same image stay)."`
 	GC           GCCmd           `cmd:"" name:"gc" help:"Garbage collect unreferenced blobs (dry run first; --yes to skip the question)."`
+	Prune        PruneCmd        `cmd:"" help:"Remove old builds by the retention policy, then collect (dry run first; --yes to skip the question)."`
 	List         ListCmd         `cmd:"" help:"List all images with their tags."`
 	Tags         TagsCmd         `cmd:"" help:"List the tags of one image."`
 	SBOM         SBOMCmd         `cmd:"" name:"sbom" help:"Fetch the SPDX SBOM (or CVE-check SPDX, package list) attached to an image."`

@@ -14,5 +14,5 @@ type PopulateCmd struct {
 
 // Run pushes with plain output; any failure gives a non-zero exit.
 func (p *PopulateCmd) Run(app *App) error {
-	return runPush(app, p.EnvDump, true, p.AuthFlags, app.Stdout, push.Options{Events: &pushRenderer{w: app.Stdout}, Attach: p.Attach})
+	return runPush(app, p.EnvDump, true, nil, p.AuthFlags, app.Stdout, push.Options{Events: &pushRenderer{w: app.Stdout}, Attach: p.Attach})
 }

@@ -2,14 +2,22 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"golang.org/x/term"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
+	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
 // AuthFlags are the destination credential options of push.
@@ -35,6 +43,7 @@ type PushCmd struct {
 	Tag      []string `short:"t" name:"tag" help:"Explicit tag (repeatable; needs an image name)."`
 	Strategy string   `short:"s" name:"strategy" help:"Tag strategies, e.g. \"sha branch latest\" (default: CONTAINER_REGISTRY_TAG_STRATEGY)."`
 	Version  string   `short:"v" name:"version" help:"Version for the semver and version strategies (default: IMAGE_VERSION)."`
+	Prune    *bool    `name:"prune" negatable:"" help:"After a successful push, prune the pushed images by the retention policy (CONTAINER_REGISTRY_RETENTION_*), as prune --yes does (--no-prune: not; default: CONTAINER_REGISTRY_RETENTION_ON_PUSH)."`
 	AttachFlag
 	AuthFlags
 }
@@ -47,7 +56,7 @@ type AttachFlag struct {
 // Run resolves configuration and credentials and pushes.
 func (p *PushCmd) Run(app *App) error {
 	tty := isTerminal(app.Stderr)
-	return runPush(app, "", false, p.AuthFlags, app.Stderr, push.Options{
+	return runPush(app, "", false, p.Prune, p.AuthFlags, app.Stderr, push.Options{
 		Target: p.Target, Tags: p.Tag, Strategy: p.Strategy, Version: p.Version, Attach: p.Attach,
 		Events: &pushRenderer{w: app.Stderr, tty: tty}, Progress: tty,
 	})
@@ -55,8 +64,10 @@ func (p *PushCmd) Run(app *App) error {
 
 // runPush loads the configuration (from dump, if set), resolves the
 // destination credentials and pushes with o; filter restricts the push to
-// CONTAINER_REGISTRY_IMAGES (populate).
-func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o push.Options) error {
+// CONTAINER_REGISTRY_IMAGES (populate). After a successful push it prunes
+// the pushed images when prune says so (nil: when
+// CONTAINER_REGISTRY_RETENTION_ON_PUSH does).
+func runPush(app *App, dump string, filter bool, prune *bool, f AuthFlags, out io.Writer, o push.Options) error {
 	c, err := app.Config(dump, nil)
 	if err != nil {
 		return err
@@ -74,6 +85,40 @@ func runPush(app *App, dump string, filter bool, f AuthFlags, out io.Writer, o p
 	}
 	sum, err := push.Push(app.Ctx, t, o)
 	renderPushSummary(out, sum)
+	if err != nil || sum == nil || !sum.Pushed {
+		return err
+	}
+	switch {
+	case prune != nil && *prune:
+		return pruneAfterPush(app, c, sum.Repos, true, out)
+	case prune == nil && c.Retention.OnPush:
+		return pruneAfterPush(app, c, sum.Repos, false, out)
+	}
+	return nil
+}
+
+// pruneAfterPush prunes repos, the repositories a push wrote to, by the
+// retention policy, without asking. Only the registry served from this
+// configuration's storage (on this host, or its shared backend) can be
+// pruned: for another one it says so, and fails when explicit (--prune).
+func pruneAfterPush(app *App, c *config.Config, repos []string, explicit bool, out io.Writer) error {
+	o, err := serverOptionsFor(app, c, false)
+	if err != nil {
+		return err
+	}
+	if !taglock.ServedLocally(c) && !c.Backend.S3() {
+		msg := fmt.Sprintf("cannot prune after the push: %s is not the registry served from %s on this host (prune works on the registry's own storage)", c.URL, c.Storage)
+		if explicit {
+			return errors.New(msg)
+		}
+		fmt.Fprintf(out, "Note: %s; CONTAINER_REGISTRY_RETENTION_ON_PUSH ignored\n", msg)
+		return nil
+	}
+	fmt.Fprintf(out, "\nPruning the pushed images (%s)...\n", strings.Join(repos, ", "))
+	o.Events = &serverText{w: out, script: o.Script, prune: true}
+	logrus.SetOutput(io.Discard) // distribution's sweep logs through it (see gc)
+	res, err := server.Prune(app.Ctx, c, server.PruneOptions{Options: o, Policy: retention.FromConfig(c), Repos: repos, Yes: true})
+	writePrune(out, res, o.Script, "")
 	return err
 }
 

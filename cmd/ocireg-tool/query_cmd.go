@@ -9,6 +9,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/query"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // CatalogCmd prints the raw catalog.
@@ -151,6 +152,19 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
 	}
 	fmt.Fprintf(w, "  Push auth:    %s\n", pushAuth(d.PushAuth))
+	onPush := ""
+	if d.RetentionOnPush {
+		onPush = " (push prunes the images it pushed)"
+	}
+	fmt.Fprintf(w, "  Retention:    %s%s\n", d.Retention, onPush)
+	switch {
+	case d.LastPruneErr != "":
+		fmt.Fprintf(w, "  Last prune:   unreadable record (%s)\n", d.LastPruneErr)
+	case d.LastPrune == nil:
+		fmt.Fprintf(w, "  Last prune:   none recorded\n")
+	default:
+		fmt.Fprintf(w, "  Last prune:   %s\n", pruneRecordText(d.LastPrune))
+	}
 	fmt.Fprintf(w, "\nWhere each value comes from:\n")
 	for _, s := range d.Sources {
 		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
@@ -178,4 +192,18 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// pruneRecordText says in one line what the last prune did.
+func pruneRecordText(r *runstate.PruneRecord) string {
+	at := r.At.UTC().Format("2006-01-02 15:04 UTC")
+	switch {
+	case r.Error != "":
+		return fmt.Sprintf("%s: failed: %s", at, r.Error)
+	case r.Removed:
+		return fmt.Sprintf("%s: removed %d tag(s) of %d image(s), freed %s", at, r.Tags, r.Images, tasks.HumanBytes(r.Bytes))
+	case r.Tags == 0:
+		return fmt.Sprintf("%s: nothing to prune", at)
+	}
+	return fmt.Sprintf("%s: dry run only: %d tag(s) can go, %s", at, r.Tags, tasks.HumanBytes(r.Bytes))
 }

@@ -27,6 +27,8 @@ type serverText struct {
 	mu     sync.Mutex
 	w      io.Writer
 	script string
+	// prune writes gc's dry run as prune's summary of it.
+	prune bool
 }
 
 // Emit writes the lines of one event.
@@ -51,7 +53,15 @@ func (t *serverText) Emit(e any) {
 	case server.WritesResumed:
 		fmt.Fprintf(w, "Pushes resume\n")
 	case server.DryRun:
-		writeDryRun(w, e, t.script)
+		if t.prune {
+			writePruneDryRun(w, e)
+		} else {
+			writeDryRun(w, e, t.script)
+		}
+	case server.PrunePlanned:
+		writePlan(w, e.Plan)
+	case server.TagsPruned:
+		writeTagsPruned(w, e.Removed)
 	case server.Collected:
 		r := e.Removed
 		fmt.Fprintf(w, "Garbage collection complete: removed %d blob(s) and %d manifest(s)%s, freed %s\n",

@@ -16,6 +16,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/push"
 	"github.com/ocireg-tool/ocireg-tool/tasks/query"
 	"github.com/ocireg-tool/ocireg-tool/tasks/remove"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 	"github.com/ocireg-tool/ocireg-tool/tasks/verify"
 )
 
@@ -63,6 +64,15 @@ func TestRenderGolden(t *testing.T) {
 		// escaped, never printed raw.
 		"info-odd-paths.txt": func(w *bytes.Buffer) error {
 			renderInfo(w, query.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_STORAGE": "/srv/my builds/\x1b[2Jcr", "DEPLOY_DIR_IMAGES": "/srv/it's deploy", "TARGET_ARCH": "x86_64\x1b[0m"})))
+			return nil
+		},
+		// A policy set, pruned on push, and the last prune recorded.
+		"info-retention.txt": func(w *bytes.Buffer) error {
+			d := query.Info(renderConfig(t, config.Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "5", "CONTAINER_REGISTRY_RETENTION_DAYS": "14",
+				"CONTAINER_REGISTRY_RETENTION_PROTECT": "latest release-*", "CONTAINER_REGISTRY_RETENTION_ON_PUSH": "1"}))
+			d.LastPrune = &runstate.PruneRecord{At: time.Date(2026, 12, 7, 23, 41, 0, 0, time.UTC), Policy: d.Retention, Removed: true,
+				Images: 2, Tags: 7, Kept: 12, Bytes: 48 << 20}
+			renderInfo(w, d)
 			return nil
 		},
 		"push-nothing-odd-roots.txt": func(w *bytes.Buffer) error {

@@ -47,15 +47,22 @@ func serverOptions(app *App, jsonOut bool) (server.Options, *config.Config, erro
 	if err != nil {
 		return server.Options{}, nil, err
 	}
+	o, err := serverOptionsFor(app, c, jsonOut)
+	return o, c, err
+}
+
+// serverOptionsFor is serverOptions for the configuration c (loaded with
+// a command's flags).
+func serverOptionsFor(app *App, c *config.Config, jsonOut bool) (server.Options, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return server.Options{}, nil, fmt.Errorf("locating the running tool: %w", err)
+		return server.Options{}, fmt.Errorf("locating the running tool: %w", err)
 	}
 	o := server.Options{Self: self, Script: app.ScriptName(c), Environ: app.Environ}
 	if !jsonOut {
 		o.Events = &serverText{w: app.Stdout, script: o.Script}
 	}
-	return o, c, nil
+	return o, nil
 }
 
 // renderResult finishes a server command: with --json the result as JSON

@@ -56,6 +56,18 @@ func WithTLS(certFile, keyFile string) Option {
 	}
 }
 
+// WithFilesystem stores the registry's data under root (distribution's
+// filesystem driver) instead of in memory: what a tool configuration's
+// data directory holds.
+func WithFilesystem(root string) Option {
+	return func(c *configuration.Configuration, _ testing.TB) {
+		c.Storage = configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": root},
+			"delete":     configuration.Parameters{"enabled": true},
+		}
+	}
+}
+
 // New starts a registry that stops when the test ends.
 func New(t testing.TB, opts ...Option) *Registry {
 	t.Helper()

@@ -26,6 +26,10 @@
 #   CONTAINER_REGISTRY_ATTACH        build documents attached to pushed images as OCI referrers:
 #                                    sbom (SPDX + sbom-cve-check SPDX), manifest (package list);
 #                                    none: nothing [sbom manifest]
+#   CONTAINER_REGISTRY_RETENTION_KEEP    prune keeps the newest N builds of each image (0/empty: no limit) [""]
+#   CONTAINER_REGISTRY_RETENTION_DAYS    prune keeps builds younger than D days (0/empty: no limit) [""]
+#   CONTAINER_REGISTRY_RETENTION_PROTECT tag patterns prune never removes, nor their builds [latest]
+#   CONTAINER_REGISTRY_RETENTION_ON_PUSH 1: push prunes the images it pushed after every push [0]
 #   CONTAINER_REGISTRY_STORAGE       script, config, PKI and data [${TOPDIR}/container-registry]
 #   CONTAINER_REGISTRY_USERNAME      htpasswd user in secure mode [yocto]
 #   CONTAINER_REGISTRY_CERT_DAYS     server certificate validity [365]
@@ -88,6 +92,14 @@ CONTAINER_REGISTRY_TAG_STRATEGY ?= "timestamp latest"
 CONTAINER_REGISTRY_TAG_STRATEGY[doc] = "Space-separated tag strategies: timestamp sha git branch semver version latest arch."
 CONTAINER_REGISTRY_ATTACH ?= "sbom manifest"
 CONTAINER_REGISTRY_ATTACH[doc] = "Build documents pushed as OCI referrers of each image: sbom (the image's .spdx.json and .sbom-cve-check.spdx.json), manifest (the .manifest package list); none: nothing."
+CONTAINER_REGISTRY_RETENTION_KEEP ?= ""
+CONTAINER_REGISTRY_RETENTION_KEEP[doc] = "prune keeps the newest N builds (timestamp, git sha, version tags) of every image; empty or 0: no count limit. Nothing is pruned unless this or CONTAINER_REGISTRY_RETENTION_DAYS is set."
+CONTAINER_REGISTRY_RETENTION_DAYS ?= ""
+CONTAINER_REGISTRY_RETENTION_DAYS[doc] = "prune keeps the builds younger than D days; empty or 0: no age limit."
+CONTAINER_REGISTRY_RETENTION_PROTECT ?= "latest"
+CONTAINER_REGISTRY_RETENTION_PROTECT[doc] = "Space-separated tag patterns (shell globs such as release-*) prune never removes, nor the builds they tag. Tags that are not build tags (branch names, --tag names) are never pruned anyway."
+CONTAINER_REGISTRY_RETENTION_ON_PUSH ?= "0"
+CONTAINER_REGISTRY_RETENTION_ON_PUSH[doc] = "1: every push to the local registry prunes the images it pushed with the retention policy."
 CONTAINER_REGISTRY_STORAGE ?= "${TOPDIR}/container-registry"
 CONTAINER_REGISTRY_STORAGE[doc] = "Persistent directory (outside tmp/) for the helper script, registry config, PKI and data."
 CONTAINER_REGISTRY_USERNAME ?= "yocto"
@@ -151,6 +163,8 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_URL CONTAINER_REGISTRY_NAMESPACE CONTAINER_REGISTRY_INSECURE \
     CONTAINER_REGISTRY_SECURE CONTAINER_REGISTRY_AUTH CONTAINER_REGISTRY_TAG_STRATEGY \
     CONTAINER_REGISTRY_ATTACH \
+    CONTAINER_REGISTRY_RETENTION_KEEP CONTAINER_REGISTRY_RETENTION_DAYS \
+    CONTAINER_REGISTRY_RETENTION_PROTECT CONTAINER_REGISTRY_RETENTION_ON_PUSH \
     CONTAINER_REGISTRY_STORAGE CONTAINER_REGISTRY_USERNAME CONTAINER_REGISTRY_PASSWORD \
     CONTAINER_REGISTRY_CERT_DAYS CONTAINER_REGISTRY_CA_DAYS CONTAINER_REGISTRY_CERT_SAN \
     CONTAINER_REGISTRY_AUTH_MODE CONTAINER_REGISTRY_AUTHFILE CONTAINER_REGISTRY_CREDSFILE \

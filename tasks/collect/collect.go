@@ -86,11 +86,12 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 	res = &Result{RemoveUntagged: o.RemoveUntagged}
 	defer func() { record(c, res, err) }()
 	var inUse map[digest.Digest]bool
-	sweep := func(dryRun, prepare bool) (*gc.Report, error) {
+	// sweep sweeps the storage Prepare returns for dryRun (d without it).
+	sweep := func(dryRun bool) (*gc.Report, error) {
 		sd := d
-		if prepare && o.Prepare != nil {
+		if o.Prepare != nil {
 			var err error
-			if sd, err = o.Prepare(ctx, d, dryRun && !held(res)); err != nil {
+			if sd, err = o.Prepare(ctx, d, dryRun); err != nil {
 				return nil, err
 			}
 		}
@@ -132,7 +133,7 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 		}
 		defer func() { err = errors.Join(err, resume()) }()
 	}
-	if res.DryRun, err = sweep(true, true); err != nil {
+	if res.DryRun, err = sweep(true); err != nil {
 		return res, err
 	}
 	if !o.RemoveUntagged && !o.Yes {
@@ -147,9 +148,17 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 		o.OnDryRun(res)
 	}
 	switch {
-	case res.DryRun.Empty():
+	case res.DryRun.Empty() && o.Prepare == nil:
+		// (With Prepare, the removal has a change of its own to make.)
 		return res, nil
 	case o.Yes:
+		// Every writer is held since before the dry run: make Prepare's
+		// change, then remove exactly what the dry run recorded.
+		if o.Prepare != nil {
+			if _, err = o.Prepare(ctx, d, false); err != nil {
+				return res, err
+			}
+		}
 		res.Removed, err = gc.CarryOut(ctx, d, res.DryRun)
 	case o.Confirm == nil:
 		return res, nil
@@ -157,13 +166,13 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 		res.Declined = true
 		return res, nil
 	default:
-		resume, err := hold()
-		if err != nil {
-			return res, err
+		resume, herr := hold()
+		if herr != nil {
+			return res, herr
 		}
 		defer func() { err = errors.Join(err, resume()) }()
 		// Registries wrote during the dry run: mark again.
-		res.Removed, err = sweep(false, true)
+		res.Removed, err = sweep(false)
 	}
 	if err != nil {
 		return res, fmt.Errorf("garbage collection: %w", err)

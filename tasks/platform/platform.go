@@ -151,3 +151,30 @@ func YoctoArch(arch string) string {
 	}
 	return arch
 }
+
+// archNames are the architecture spellings, OCI's and Yocto's
+// (TARGET_ARCH), that may end an arch-suffixed tag besides those of
+// ociArch, yoctoArch and armVariant.
+var archNames = map[string]bool{
+	"amd64": true, "arm64": true, "arm": true, "armeb": true, "aarch64_be": true, "386": true,
+	"riscv32": true, "riscv64": true, "ppc": true, "powerpc": true, "s390x": true,
+	"mips": true, "mips64": true, "mipsle": true, "mips64le": true, "loong64": true, "wasm": true,
+}
+
+// IsArchName reports whether s spells an architecture the way an
+// arch-suffixed tag ends ("<tag>-<arch>", see YoctoArch): an OCI or Yocto
+// name, optionally followed by an arm variant (armv7, arm64v8).
+func IsArchName(s string) bool {
+	if _, ok := armVariant(s); ok {
+		return true
+	}
+	for _, v := range []string{"v5", "v6", "v7", "v8"} {
+		if b, ok := strings.CutSuffix(s, v); ok && b != "" {
+			s = b
+			break
+		}
+	}
+	_, oci := ociArch[s]
+	_, yocto := yoctoArch[s]
+	return oci || yocto || archNames[s]
+}

@@ -175,3 +175,15 @@ func TestOfConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestIsArchName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"x86_64": true, "aarch64": true, "armv7": true, "arm": true, "amd64": true, "arm64v8": true,
+		"riscv64": true, "i686": true, "armhf": true, "powerpc64le": true,
+		"": false, "r0": false, "143022": false, "v7": false, "rc1": false, "latest": false, "git0": false,
+	} {
+		if got := IsArchName(s); got != want {
+			t.Errorf("IsArchName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -103,6 +103,8 @@ type Summary struct {
 	// found already attached).
 	Attached []Attached
 	Catalog  []string // the registry's repositories after the push
+	// Repos are the repositories this push wrote tags to, in order.
+	Repos []string
 }
 
 // FailedError says which images failed; each failure was reported as
@@ -548,6 +550,9 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 	}
 	p.o.Events.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
 	p.sum.Tags++
+	if !slices.Contains(p.sum.Repos, repo.RepositoryStr()) {
+		p.sum.Repos = append(p.sum.Repos, repo.RepositoryStr())
+	}
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // Catalog returns every repository of the registry, all pages.
@@ -105,6 +107,14 @@ type InfoData struct {
 	Username     string   `json:"username,omitempty"`
 	PasswordFile string   `json:"password_file,omitempty"`
 	PushAuth     string   `json:"push_auth"`
+	// Retention is the retention policy of prune in one line, and
+	// RetentionOnPush whether push prunes the images it pushed.
+	Retention       string `json:"retention"`
+	RetentionOnPush bool   `json:"retention_on_push"`
+	// LastPrune is the record of the last prune of the storage (nil: none;
+	// LastPruneErr: it did not read).
+	LastPrune    *runstate.PruneRecord `json:"last_prune,omitempty"`
+	LastPruneErr string                `json:"last_prune_error,omitempty"`
 	// Sources says, for every baked setting, its value and where it came
 	// from (the helper script, the environment or the default).
 	Sources []InfoSource `json:"sources"`
@@ -132,6 +142,14 @@ func Info(c *config.Config) *InfoData {
 		Secure:      c.Secure,
 		Auth:        c.Auth,
 		PushAuth:    c.AuthMode,
+
+		Retention:       retention.FromConfig(c).String(),
+		RetentionOnPush: c.Retention.OnPush,
+	}
+	if rec, err := runstate.ReadPruneRecord(c); err != nil {
+		d.LastPruneErr = err.Error()
+	} else {
+		d.LastPrune = rec
 	}
 	if d.DeployDirs == nil {
 		d.DeployDirs = []string{}

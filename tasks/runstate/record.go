@@ -25,6 +25,34 @@ type GCRecord struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// PruneRecord is what the last prune of a storage did (last-prune.json),
+// for info, help and the registry browser.
+type PruneRecord struct {
+	At time.Time `json:"at"`
+	// Policy is the policy it applied, in one line.
+	Policy string `json:"policy"`
+	// Removed is false when prune stopped after its dry run.
+	Removed bool `json:"removed"`
+	// Images counts the images it looked at, Tags the tags that go (or
+	// went) and Kept those that stay.
+	Images int `json:"images"`
+	Tags   int `json:"tags"`
+	Kept   int `json:"kept"`
+	// Bytes is what the sweep frees (or would free).
+	Bytes int64  `json:"bytes"`
+	Error string `json:"error,omitempty"`
+}
+
+// WritePruneRecord keeps r as the last prune of c's storage.
+func WritePruneRecord(c *config.Config, r PruneRecord) error { return writeRecord(c, "prune", r) }
+
+// ReadPruneRecord returns the last prune of c's storage, nil when none
+// was recorded.
+func ReadPruneRecord(c *config.Config) (*PruneRecord, error) {
+	var r PruneRecord
+	return readRecord(c, "prune", &r)
+}
+
 // recordFile is where the last outcome of op is kept.
 func recordFile(c *config.Config, op string) string {
 	return filepath.Join(c.Storage, "last-"+op+".json")

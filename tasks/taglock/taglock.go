@@ -56,7 +56,7 @@ type Lock struct {
 // from c's storage: on this host from its directory, or any replica of
 // c's shared backend (CONTAINER_REGISTRY_BACKEND).
 func Open(c *config.Config) (*Lock, error) {
-	local := servedLocally(c)
+	local := ServedLocally(c)
 	if !local && !c.Backend.S3() {
 		return &Lock{kind: None}, nil
 	}
@@ -81,10 +81,10 @@ func Choose(cfg *configuration.Configuration, storage string, local bool) *Lock 
 	return &Lock{kind: None}
 }
 
-// servedLocally reports whether c's URL is the registry started from c's
+// ServedLocally reports whether c's URL is the registry started from c's
 // storage on this host (a loopback host, and a registry of c's port
 // running).
-func servedLocally(c *config.Config) bool {
+func ServedLocally(c *config.Config) bool {
 	return config.IsLoopbackHost(c.Host) && runstate.Check(c).Pid != 0
 }
 

@@ -144,7 +144,7 @@ func TestChoose(t *testing.T) {
 func TestOpenRemoteIsNone(t *testing.T) {
 	for _, host := range []string{"localhost:5000", "127.0.0.1:5000", "[::1]:5000", "registry.example.com:5000"} {
 		c := testConfig(t, "not: [valid yaml", config.Vars{"CONTAINER_REGISTRY_URL": host})
-		if servedLocally(c) {
+		if ServedLocally(c) {
 			t.Errorf("%s: no registry runs from %s, want not served locally", host, c.Storage)
 		}
 		l, err := Open(c)

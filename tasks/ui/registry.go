@@ -9,6 +9,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
@@ -49,6 +50,11 @@ type registryData struct {
 	// The last gc, as it recorded itself (nil: none).
 	GC        *runstate.GCRecord
 	RecordErr string
+	// Retention is the policy of prune in one line; PruneOnPush whether
+	// push prunes; Prune the last prune as it recorded itself (nil: none).
+	Retention   string
+	PruneOnPush bool
+	Prune       *runstate.PruneRecord
 }
 
 func (s *Site) registryData(ctx context.Context) (*registryData, error) {
@@ -74,6 +80,10 @@ func (s *Site) registryData(ctx context.Context) (*registryData, error) {
 	if d.GC, err = runstate.ReadGCRecord(c); err != nil {
 		d.RecordErr = err.Error()
 	}
+	d.Retention, d.PruneOnPush = retention.FromConfig(c).String(), c.Retention.OnPush
+	if d.Prune, err = runstate.ReadPruneRecord(c); err != nil {
+		d.RecordErr = err.Error()
+	}
 	script := c.Script()
 	d.Commands = []pull{
 		{"push every deployed image", script + " push"},
@@ -81,6 +91,7 @@ func (s *Site) registryData(ctx context.Context) (*registryData, error) {
 		{"list images and tags", script + " list"},
 		{"check every tag, manifest and blob", script + " verify"},
 		{"garbage-collect (dry run first)", script + " gc"},
+		{"prune old builds by the retention policy (dry run first)", script + " prune"},
 	}
 	return d, nil
 }

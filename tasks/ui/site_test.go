@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
@@ -19,11 +20,18 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
 
 // testServer is distribution's application on in-memory storage with the
 // site in front, wired as serve wires it.
 func testServer(t *testing.T) (*Site, *httptest.Server) {
+	t.Helper()
+	return testServerFor(t, &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"})
+}
+
+// testServerFor is testServer for the configuration c.
+func testServerFor(t *testing.T, c *config.Config) (*Site, *httptest.Server) {
 	t.Helper()
 	cfg := &configuration.Configuration{Storage: configuration.Storage{
 		"inmemory": configuration.Parameters{},
@@ -31,7 +39,6 @@ func testServer(t *testing.T) (*Site, *httptest.Server) {
 	}}
 	cfg.HTTP.Secret = "test"
 	cfg.Log.AccessLog.Disabled = true
-	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: "/srv/registry"}
 	s := New(c)
 	var capture regstore.Capture
 	capture.Wrap(s.Attach)
@@ -180,5 +187,24 @@ func TestRoutes(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/ui/", nil))
 	if w.Code != 404 || w.Header().Get("Content-Security-Policy") != "" {
 		t.Errorf("/ui/ without a site: %d %v", w.Code, w.Header())
+	}
+}
+
+// The registry page shows the retention policy and the last prune.
+func TestRegistryPagePrune(t *testing.T) {
+	c := &config.Config{URL: "localhost:5000", TargetURL: "10.0.2.2:5000", UI: true, Storage: t.TempDir(),
+		Retention: config.Retention{Keep: 5, Protect: []string{"latest"}, OnPush: true}}
+	_, srv := testServerFor(t, c)
+	code, body := get(t, srv.URL+"/ui/-/registry")
+	for _, want := range []string{"keep the newest 5 builds of every image; protected: latest; push prunes the images it pushed", "<th>Last prune</th><td>not recorded", " prune</code>"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("before a prune: %d, no %q in\n%s", code, want, body)
+		}
+	}
+	if err := runstate.WritePruneRecord(c, runstate.PruneRecord{At: time.Date(2026, 12, 7, 23, 41, 0, 0, time.UTC), Removed: true, Images: 2, Tags: 3, Bytes: 3 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body = get(t, srv.URL+"/ui/-/registry"); code != 200 || !strings.Contains(body, "2026-12-07 23:41 UTC: removed 3 tags of 2 images, 3.0 MiB freed") {
+		t.Errorf("after a prune: %d\n%s", code, body)
 	}
 }
