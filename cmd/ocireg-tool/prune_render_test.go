@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
 )
@@ -53,13 +54,15 @@ func TestPruneRenderGolden(t *testing.T) {
 	dry := gcReport(9, false)
 	removed := *dry
 	removed.Removed = true
-	gcStop := &server.StopResult{Stopped: true, Pid: 4242}
-	gcStart := launched(insecureStart(), 4343)
-	dryOnly := &server.PruneResult{Policy: plan.Policy, Enabled: true, Plan: plan, GC: &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: dry}}
+	gcRes := func(r collect.Result) *server.GCResult {
+		r.RemoveUntagged = true
+		return &server.GCResult{Where: "/STORAGE/data", Result: r}
+	}
+	dryOnly := &server.PruneResult{Policy: plan.Policy, Enabled: true, Plan: plan, GC: gcRes(collect.Result{DryRun: dry})}
 	gone := map[string][]string{"yocto/container-base": {"20261125-030000", "20261125-030000-aarch64", "20261124-030000"}}
 	yes := &server.PruneResult{Policy: plan.Policy, Enabled: true, Plan: plan, Removed: gone,
-		GC: &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: dry, Removed: &removed, Stopped: gcStop, Restarted: gcStart}}
-	declined := &server.PruneResult{Policy: plan.Policy, Enabled: true, Plan: plan, GC: &server.GCResult{Where: "/STORAGE/data", DeleteUntagged: true, DryRun: dry, Declined: true}}
+		GC: gcRes(collect.Result{DryRun: dry, Removed: &removed, Held: []string{"build1_5000"}})}
+	declined := &server.PruneResult{Policy: plan.Policy, Enabled: true, Plan: plan, GC: gcRes(collect.Result{DryRun: dry, Declined: true})}
 	none := &server.PruneResult{Policy: nothing.Policy, Enabled: true, Plan: nothing}
 	off := &server.PruneResult{Policy: retention.Policy{Protect: []string{"latest"}}}
 	for _, tc := range []renderCase{
@@ -67,9 +70,9 @@ func TestPruneRenderGolden(t *testing.T) {
 		{"nothing-to-prune", []any{server.PrunePlanned{Plan: nothing}}, none, func(w io.Writer) { writePrune(w, none, goldenScript, "") }},
 		{"dry-run-only", []any{server.PrunePlanned{Plan: plan}, server.DryRun{Where: "/STORAGE/data", Report: dry}},
 			dryOnly, func(w io.Writer) { writePrune(w, dryOnly, goldenScript, "container-base --keep 2") }},
-		{"yes", []any{server.SweepStopping{}, server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop},
+		{"yes", []any{server.WritesHeld{Storage: "/STORAGE/data", Registries: []string{"build1_5000"}},
 			server.PrunePlanned{Plan: plan}, server.DryRun{Where: "/STORAGE/data", Report: dry}, server.TagsPruned{Removed: gone},
-			server.Collected{Removed: &removed}, server.Restarting{}, server.Launching{Start: gcStart}, server.Started{Start: gcStart}},
+			server.WritesResumed{}, server.Collected{Removed: &removed}},
 			yes, func(w io.Writer) { writePrune(w, yes, goldenScript, "--keep 2") }},
 		{"declined", []any{server.PrunePlanned{Plan: plan}, server.DryRun{Where: "/STORAGE/data", Report: dry}, pruneQuestion},
 			declined, func(w io.Writer) { writePrune(w, declined, goldenScript, "") }},
