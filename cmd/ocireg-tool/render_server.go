@@ -50,6 +50,10 @@ func (t *serverText) Emit(e any) {
 		writeStart(w, e.Start, t.script)
 	case server.WritesHeld:
 		fmt.Fprintf(w, "Pushes wait while the collection sweeps (pulls go on): %s holding writes%s\n", strings.Join(e.Registries, ", "), inUseNote(e.InUse))
+	case server.SweepStopping:
+		fmt.Fprintf(w, "Stopping the registry for the collection (%s)...\n", e.Why)
+	case server.Restarting:
+		fmt.Fprintf(w, "Starting the registry again...\n")
 	case server.WritesResumed:
 		fmt.Fprintf(w, "Pushes resume\n")
 	case server.DryRun:

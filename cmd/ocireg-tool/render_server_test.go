@@ -111,6 +111,11 @@ func renderCases() []renderCase {
 	removed.Removed = true
 	gcYes := gcRes("/STORAGE/data", collect.Result{RemoveUntagged: true, DryRun: small, Removed: &removed, Held: []string{"build1_5000"}, InUse: 3})
 
+	gcStop := &server.StopResult{Stopped: true, Pid: 4242}
+	gcStart := launched(insecureStart(), 4343)
+	gcFull := gcRes("/STORAGE/data", collect.Result{DryRun: small, Removed: &removed})
+	gcFull.Stopped, gcFull.Restarted = gcStop, gcStart
+
 	gcShared := gcRes("s3aws storage", collect.Result{DryRun: small, Removed: &removed, Held: []string{"build1_5000", "build2_5000"}})
 	empty := &gc.Report{}
 	untagged := gcRes("s3aws storage", collect.Result{DryRun: empty, UntaggedKept: 2, UntaggedBytes: 3 << 20})
@@ -135,6 +140,10 @@ func renderCases() []renderCase {
 		{"gc-yes", []any{server.WritesHeld{Storage: "/STORAGE/data", Registries: []string{"build1_5000"}, InUse: 3},
 			server.DryRun{Where: "/STORAGE/data", Report: small}, server.WritesResumed{}, server.Collected{Removed: &removed}},
 			gcYes, func(w io.Writer) { writeGC(w, gcYes, goldenScript) }},
+		{"gc-yes-storage-full", []any{server.SweepStopping{Why: "the storage is full: it cannot take the request to hold writes"},
+			server.Stopping{Pid: 4242}, server.Stopped{Stop: gcStop}, server.DryRun{Where: "/STORAGE/data", Report: small},
+			server.Restarting{}, server.Launching{Start: gcStart}, server.Started{Start: gcStart}, server.Collected{Removed: &removed}},
+			gcFull, func(w io.Writer) { writeGC(w, gcFull, goldenScript) }},
 		{"gc-yes-replicas", []any{server.WritesHeld{Storage: "s3aws storage", Registries: []string{"build1_5000", "build2_5000"}},
 			server.DryRun{Where: "s3aws storage", Report: small}, server.WritesResumed{}, server.Collected{Removed: &removed}},
 			gcShared, func(w io.Writer) { writeGC(w, gcShared, goldenScript) }},

@@ -41,6 +41,10 @@ type Options struct {
 	// the storage, else with every writer held, to change it (prune
 	// untags there).
 	Prepare func(ctx context.Context, d driver.StorageDriver, dryRun bool) (driver.StorageDriver, error)
+	// NoHold collects without holding anyone: every registry serving the
+	// storage is stopped and cannot start meanwhile (the caller holds the
+	// port's lock), and the storage may be too full to take a request.
+	NoHold bool
 	// OnDryRun, OnHeld and OnResumed tell the caller how the collection
 	// goes (the command renders them).
 	OnDryRun  func(*Result)
@@ -86,6 +90,7 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 	res = &Result{RemoveUntagged: o.RemoveUntagged}
 	defer func() { record(c, res, err) }()
 	var inUse map[digest.Digest]bool
+	var uploads map[string]bool
 	// sweep sweeps the storage Prepare returns for dryRun (d without it).
 	sweep := func(dryRun bool) (*gc.Report, error) {
 		sd := d
@@ -95,21 +100,23 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 				return nil, err
 			}
 		}
-		opts := gc.Options{RemoveUntagged: o.RemoveUntagged, DryRun: dryRun, InUse: inUse}
-		if held(res) {
-			opts.KeepUploadsAfter = time.Now().Add(-gc.UploadGrace())
-		}
-		return gc.Sweep(ctx, sd, opts)
+		return gc.Sweep(ctx, sd, gc.Options{RemoveUntagged: o.RemoveUntagged, DryRun: dryRun, InUse: inUse, Uploads: uploads})
 	}
 	hold := func() (func() error, error) {
+		if o.NoHold {
+			return func() error { return nil }, nil
+		}
 		h, withdraw, err := replica.HoldWrites(ctx, d)
 		if err != nil {
 			return nil, err
 		}
 		res.Held, res.InUse = append([]string{}, h.Replicas...), len(h.InUse)
-		inUse = map[digest.Digest]bool{}
+		inUse, uploads = map[digest.Digest]bool{}, map[string]bool{}
 		for _, dg := range h.InUse {
 			inUse[dg] = true
+		}
+		for _, id := range h.Uploads {
+			uploads[id] = true
 		}
 		if o.OnHeld != nil {
 			o.OnHeld(h)
@@ -184,9 +191,6 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 	}
 	return res, nil
 }
-
-// held reports whether the collection holds the registries' writes.
-func held(res *Result) bool { return res.Held != nil }
 
 // record keeps what this collection did for the registry browser
 // (last-gc.json in the storage). The record is advisory: a storage

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -39,10 +38,11 @@ type Options struct {
 	// referrer: that one lives with its subject), and a blob among them
 	// stays, with its layer links.
 	InUse map[digest.Digest]bool
-	// KeepUploadsAfter, when set, keeps partial uploads started after it:
-	// a push held between two chunks goes on after the gc (see
-	// UploadGrace).
-	KeepUploadsAfter time.Time
+	// Uploads are the partial uploads pushes in flight have open (by id):
+	// they stay, a push held between two chunks goes on after the gc.
+	// Every other partial upload is garbage: a push killed, refused by a
+	// full disk or gone left it behind.
+	Uploads map[string]bool
 }
 
 // Report sums up what a collection found or removed.
@@ -154,7 +154,7 @@ feed:
 // are recorded (with their sizes) but not done, which gives the exact list
 // and byte count a real run removes.
 func Sweep(ctx context.Context, d driver.StorageDriver, o Options) (*Report, error) {
-	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, keepAfter: o.KeepUploadsAfter, inUse: o.InUse}
+	rec := &recordingDriver{StorageDriver: d, dry: o.DryRun, rep: &Report{Removed: !o.DryRun}, uploads: o.Uploads, inUse: o.InUse}
 	if nothingStored(ctx, d) {
 		return rec.rep, nil
 	}
@@ -196,8 +196,8 @@ func nothingStored(ctx context.Context, d driver.StorageDriver) bool {
 // server, or refused by a full disk, leaves its upload behind, and
 // distribution purges those only after a week; they hold the very space a
 // user runs gc to get back. The sweep runs with every registry serving
-// the storage holding its writes: an upload younger than keepAfter may be
-// one held between two chunks, and stays.
+// the storage holding its writes: an upload a push has open (held between
+// two chunks) stays.
 func (r *recordingDriver) purgeUploads(ctx context.Context) error {
 	var uploads []string
 	err := r.StorageDriver.Walk(ctx, regstore.Repositories, func(fi driver.FileInfo) error {
@@ -235,16 +235,15 @@ type recordingDriver struct {
 	driver.StorageDriver
 	dry bool
 	rep *Report
-	// keepAfter, when set, keeps uploads started after it (see
-	// UploadGrace).
-	keepAfter time.Time
+	// uploads are the partial uploads open (by id): they stay.
+	uploads map[string]bool
 	// inUse are blobs a push in flight may still name: they stay.
 	inUse map[digest.Digest]bool
 }
 
 // Delete records path and deletes it unless dry.
 func (r *recordingDriver) Delete(ctx context.Context, path string) error {
-	if r.young(ctx, path) || r.used(path) {
+	if r.open(path) || r.used(path) {
 		return nil
 	}
 	size, err := r.size(ctx, path)
@@ -309,14 +308,9 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 	return total, err
 }
 
-// young reports whether p is an upload (a directory the sweep removes)
-// started after keepAfter.
-func (r *recordingDriver) young(ctx context.Context, p string) bool {
-	if r.keepAfter.IsZero() || !strings.Contains(p, "/_uploads/") {
-		return false
-	}
-	fi, err := r.StorageDriver.Stat(ctx, path.Join(p, "startedat"))
-	return err == nil && fi.ModTime().After(r.keepAfter)
+// open reports whether p is an upload a push has open.
+func (r *recordingDriver) open(p string) bool {
+	return len(r.uploads) > 0 && strings.Contains(p, "/_uploads/") && r.uploads[path.Base(p)]
 }
 
 // used reports whether p is the data of a blob in use.
@@ -330,9 +324,3 @@ func (r *recordingDriver) used(p string) bool {
 	}
 	return r.inUse[digest.NewDigestFromEncoded(digest.Algorithm(parts[len(parts)-3]), parts[len(parts)-1])]
 }
-
-// uploadGrace is how long a partial upload may wait for its next chunk
-// across a gc (UploadGrace): a push whose writes are held mid-upload goes
-// on afterwards. Older ones are left by pushes that were killed or
-// failed, and go.
-const uploadGrace = time.Hour

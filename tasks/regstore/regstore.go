@@ -10,6 +10,7 @@ package regstore
 import (
 	"context"
 	"errors"
+	"syscall"
 	"fmt"
 	"path"
 
@@ -45,6 +46,16 @@ func OpenDriver(ctx context.Context, typ string, params map[string]any) (driver.
 func IsNotFound(err error) bool {
 	var nf driver.PathNotFoundError
 	return errors.As(err, &nf)
+}
+
+// IsFull reports whether err is a storage driver's "no space left on
+// device" (distribution's driver.Error does not unwrap its detail).
+func IsFull(err error) bool {
+	var de driver.Error
+	if errors.As(err, &de) {
+		err = de.Detail
+	}
+	return errors.Is(err, syscall.ENOSPC)
 }
 
 // distribution's storage layout (registry/storage/paths.go).

@@ -26,8 +26,10 @@ var ackWait = 60 * time.Second
 type Hold struct {
 	// Replicas are the ids of the replicas that hold.
 	Replicas []string
-	// InUse are the digests pushes in flight on them may still name.
-	InUse []digest.Digest
+	// InUse are the digests pushes in flight on them may still name, and
+	// Uploads the uploads those pushes have open.
+	InUse   []digest.Digest
+	Uploads []string
 }
 
 // ErrBusy is returned by HoldWrites while another gc holds the storage.
@@ -102,6 +104,7 @@ func waitAcks(ctx context.Context, d driver.StorageDriver, id string) (*Hold, er
 				continue
 			}
 			hold.InUse = append(hold.InUse, ack.InUse...)
+			hold.Uploads = append(hold.Uploads, ack.Uploads...)
 		}
 		if len(waiting) == 0 {
 			return hold, nil

@@ -35,10 +35,60 @@ var (
 	maxManifestRead int64 = 4 << 20
 )
 
-// inUse is a replica's set of digests in use by pushes in flight.
+// inUse is a replica's set of digests in use by pushes in flight, and of
+// the uploads they have open (a push whose writes are held between two
+// chunks goes on after the gc; an upload whose push failed or went away
+// is garbage at once).
 type inUse struct {
-	mu sync.Mutex
-	at map[digest.Digest]time.Time
+	mu      sync.Mutex
+	at      map[digest.Digest]time.Time
+	uploads map[string]time.Time
+}
+
+// touchUpload marks upload id as open now.
+func (u *inUse) touchUpload(id string) {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "/?") {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.uploads == nil {
+		u.uploads = map[string]time.Time{}
+	}
+	if _, ok := u.uploads[id]; !ok && len(u.uploads) >= maxInUse {
+		u.expireLocked(time.Now())
+		for len(u.uploads) >= maxInUse {
+			var oldest string
+			var at time.Time
+			for k, t := range u.uploads {
+				if oldest == "" || t.Before(at) {
+					oldest, at = k, t
+				}
+			}
+			delete(u.uploads, oldest)
+		}
+	}
+	u.uploads[id] = time.Now()
+}
+
+// closeUpload ends upload id: its blob is stored, or its push failed.
+func (u *inUse) closeUpload(id string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.uploads, id)
+}
+
+// openUploads returns the uploads open, sorted.
+func (u *inUse) openUploads() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.expireLocked(time.Now())
+	out := make([]string, 0, len(u.uploads))
+	for id := range u.uploads {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // touch marks d as in use now.
@@ -89,6 +139,11 @@ func (u *inUse) expireLocked(now time.Time) {
 			delete(u.at, d)
 		}
 	}
+	for id, t := range u.uploads {
+		if now.Sub(t) > inUseWindow {
+			delete(u.uploads, id)
+		}
+	}
 }
 
 func (u *inUse) dropOldestLocked() {
@@ -110,6 +165,7 @@ const (
 	kindProbe                       // HEAD of a blob or manifest: a push asking what is stored
 	kindWrite                       // anything that changes the registry
 	kindManifest                    // a manifest put (a write)
+	kindUpload                      // a request of an upload: start, chunk, end, cancel (a write)
 )
 
 // classify says what r is to a gc, and the digest it names that a push
@@ -135,9 +191,9 @@ func classify(r *http.Request) (requestKind, digest.Digest) {
 	case r.Method == http.MethodPut && strings.Contains(p, "/manifests/"):
 		return kindManifest, ""
 	case strings.Contains(p, "/blobs/uploads/") && q.Get("mount") != "":
-		return kindWrite, digest.Digest(q.Get("mount"))
-	case strings.Contains(p, "/blobs/uploads/") && q.Get("digest") != "":
-		return kindWrite, digest.Digest(q.Get("digest"))
+		return kindUpload, digest.Digest(q.Get("mount"))
+	case strings.Contains(p, "/blobs/uploads/"):
+		return kindUpload, digest.Digest(q.Get("digest"))
 	}
 	return kindWrite, ""
 }
@@ -227,5 +283,33 @@ func (m *Member) serveManifestPut(next http.Handler, w http.ResponseWriter, r *h
 	p := r.URL.Path
 	if ref := digest.Digest(p[strings.LastIndexByte(p, '/')+1:]); !subject && ref.Validate() == nil {
 		m.inuse.touch(ref)
+	}
+}
+
+// serveUpload serves a request of an upload and follows the upload: open
+// from the start (its id is in the answer's Location) until its blob is
+// stored, it is cancelled, or a request of it fails (a retry opens it
+// again).
+func (m *Member) serveUpload(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	id := ""
+	if i := strings.Index(p, "/blobs/uploads/"); i >= 0 {
+		id = p[i+len("/blobs/uploads/"):]
+	}
+	if id != "" {
+		m.inuse.touchUpload(id)
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	next.ServeHTTP(sw, r)
+	switch {
+	case id == "" && sw.status == http.StatusAccepted:
+		loc := sw.Header().Get("Location")
+		if i := strings.Index(loc, "/blobs/uploads/"); i >= 0 {
+			started, _, _ := strings.Cut(loc[i+len("/blobs/uploads/"):], "?")
+			m.inuse.touchUpload(started)
+		}
+	case id == "":
+	case r.Method == http.MethodDelete || r.Method == http.MethodPut || sw.status >= 400:
+		m.inuse.closeUpload(id)
 	}
 }

@@ -79,10 +79,12 @@ type GCRequest struct {
 }
 
 // Ack is a replica's acknowledgement of a gc request: it holds writes and
-// push probes, and these digests are in use by pushes in flight.
+// push probes, these digests are in use by pushes in flight and these
+// uploads are open.
 type Ack struct {
 	Request string          `json:"request"`
 	InUse   []digest.Digest `json:"in_use"`
+	Uploads []string        `json:"uploads"`
 }
 
 // ID names the replica of this host listening on port in the backend.
@@ -233,7 +235,7 @@ func (m *Member) hold(ctx context.Context, req *GCRequest) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	ack, _ := json.Marshal(Ack{Request: req.ID, InUse: m.inuse.list()})
+	ack, _ := json.Marshal(Ack{Request: req.ID, InUse: m.inuse.list(), Uploads: m.inuse.openUploads()})
 	if err := m.d.PutContent(ctx, path.Join(gcAcksDir, m.rec.ID), ack); err != nil {
 		m.log.Warnf("acknowledging gc %s: %v", req.ID, err)
 		m.mu.Lock()
@@ -288,8 +290,12 @@ func (m *Member) Gate(next http.Handler) http.Handler {
 		if dgst != "" {
 			m.inuse.touch(dgst)
 		}
-		if kind == kindManifest {
+		switch kind {
+		case kindManifest:
 			m.serveManifestPut(next, w, r)
+			return
+		case kindUpload:
+			m.serveUpload(next, w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -371,5 +372,58 @@ func TestInUseBounds(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	if got := u.list(); len(got) != 0 {
 		t.Fatalf("expired set %v", got)
+	}
+}
+
+// An upload is open from its start (the id in Location) until its blob is
+// stored, it is cancelled or a request of it fails; the gc gets the open
+// ones with the acknowledgement.
+func TestOpenUploads(t *testing.T) {
+	fast(t)
+	d := inmemory.New()
+	n := 0
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			n++
+			w.Header().Set("Location", fmt.Sprintf("/v2/x/blobs/uploads/u%d?_state=abc", n))
+			w.WriteHeader(http.StatusAccepted)
+		case strings.HasSuffix(r.URL.Path, "/fails"):
+			w.WriteHeader(http.StatusInternalServerError)
+		case r.Method == http.MethodPut:
+			w.WriteHeader(http.StatusCreated)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	})
+	m := join(t, d, "a_5000")
+	defer m.Leave()
+	srv := httptest.NewServer(m.Gate(backend))
+	defer srv.Close()
+	do := func(method, p string) {
+		req, _ := http.NewRequest(method, srv.URL+p, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	do(http.MethodPost, "/v2/x/blobs/uploads/") // u1: chunks go on
+	do(http.MethodPatch, "/v2/x/blobs/uploads/u1")
+	do(http.MethodPost, "/v2/x/blobs/uploads/") // u2: done
+	do(http.MethodPut, "/v2/x/blobs/uploads/u2?digest="+digest.FromString("b").String())
+	do(http.MethodPost, "/v2/x/blobs/uploads/") // u3: cancelled
+	do(http.MethodDelete, "/v2/x/blobs/uploads/u3")
+	do(http.MethodPatch, "/v2/x/blobs/uploads/fails")
+	hold, withdraw, err := HoldWrites(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withdraw()
+	if !slices.Equal(hold.Uploads, []string{"u1"}) {
+		t.Fatalf("open uploads %v, want [u1]", hold.Uploads)
+	}
+	if !slices.Contains(hold.InUse, digest.FromString("b")) {
+		t.Fatalf("the uploaded blob is not in use: %v", hold.InUse)
 	}
 }

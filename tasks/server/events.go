@@ -48,3 +48,10 @@ type DryRun struct {
 
 // Collected is emitted when GC has removed what Removed lists.
 type Collected struct{ Removed *gc.Report }
+
+// SweepStopping is emitted when GC stops the running registry for the
+// sweep instead of holding its writes, and why.
+type SweepStopping struct{ Why string }
+
+// Restarting is emitted when GC starts the registry again after the sweep.
+type Restarting struct{}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -10,6 +11,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/ocireg-tool/ocireg-tool/tasks/replica"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -34,6 +36,11 @@ type GCResult struct {
 	// Where is the storage collected: a directory, or "<type> storage".
 	Where string `json:"storage"`
 	collect.Result
+	// Stopped and Restarted are the stop of the registry for the sweep and
+	// its start afterwards, when the storage was too full to hold writes
+	// instead (nil otherwise).
+	Stopped   *StopResult  `json:"stopped,omitempty"`
+	Restarted *StartResult `json:"restarted,omitempty"`
 }
 
 // GC garbage-collects the registry storage with distribution's mark and
@@ -57,7 +64,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 		return res, err
 	}
 	heldAny := false
-	r, err := collect.Run(ctx, c, cfg, d, collect.Options{
+	co := collect.Options{
 		Yes: o.Yes, RemoveUntagged: o.DeleteUntagged, Confirm: o.Confirm, Prepare: o.Prepare,
 		OnDryRun: func(r *collect.Result) {
 			o.Events.Emit(DryRun{Where: where, Report: r.DryRun, UntaggedKept: r.UntaggedKept, UntaggedBytes: r.UntaggedBytes})
@@ -72,7 +79,14 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 				o.Events.Emit(WritesResumed{})
 			}
 		},
-	})
+	}
+	r, err := collect.Run(ctx, c, cfg, d, co)
+	if regstore.IsFull(err) && !c.Backend.S3() && (r == nil || r.Held == nil) {
+		// A full file system cannot take the gc's request to hold writes,
+		// nor the registry's acknowledgement: stop the registry instead,
+		// the way gc worked before it was online, and give the space back.
+		r, err = collectStopped(ctx, c, cfg, d, o, co, res)
+	}
 	if r != nil {
 		res.Result = *r
 	}
@@ -80,6 +94,39 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 		o.Events.Emit(Collected{Removed: res.Removed})
 	}
 	return res, err
+}
+
+// collectStopped collects c's storage with its registry stopped (and
+// started again afterwards, also when the collection fails), the port's
+// lock held so that no start slips in.
+func collectStopped(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, o GCOptions, co collect.Options, res *GCResult) (r *collect.Result, err error) {
+	unlock, err := runstate.Lock(ctx, c, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if run := runstate.Check(c); run.Err != nil {
+		return nil, run.Err
+	} else if run.Pid != 0 {
+		o.Events.Emit(SweepStopping{Why: "the storage is full: it cannot take the request to hold writes"})
+		if res.Stopped, err = stop(c, o.Options); err != nil {
+			return nil, err
+		}
+		o.Events.Emit(Stopped{Stop: res.Stopped})
+		defer func() {
+			o.Events.Emit(Restarting{})
+			started, serr := start(context.WithoutCancel(ctx), c, o.Options)
+			if started != nil {
+				res.Restarted = started
+				o.Events.Emit(Started{Start: started})
+			}
+			if serr != nil {
+				err = errors.Join(err, fmt.Errorf("restarting the registry after gc: %w", serr))
+			}
+		}()
+	}
+	co.NoHold = true
+	return collect.Run(ctx, c, cfg, d, co)
 }
 
 // foreignRegistry refuses a collection of c's storage while a registry
