@@ -10,9 +10,9 @@ package regstore
 import (
 	"context"
 	"errors"
-	"syscall"
 	"fmt"
 	"path"
+	"syscall"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
