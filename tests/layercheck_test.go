@@ -40,7 +40,7 @@ func TestYoctoCheckLayer(t *testing.T) {
 	if os.Getenv(layerCheckVar) == "" {
 		if testtool.InCI() {
 			// make test leaves it out (-skip); a CI that runs it means it.
-			t.Fatalf("%s is not set: CI runs yocto-check-layer through `make layer-check`", layerCheckVar)
+			t.Fatalf("%s is not set: CI runs yocto-check-layer through `make test` (the copied placement) or `make layer-check`", layerCheckVar)
 		}
 		t.Skipf("yocto-check-layer takes 20 minutes or more a placement: run `make layer-check` (it sets %s=1)", layerCheckVar)
 	}
