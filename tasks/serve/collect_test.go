@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
 )
@@ -92,5 +93,64 @@ func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
 			t.Fatalf("registry did not answer: %v\n%s", err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With a retention policy the server prunes before it collects: of three
+// builds of an image, keep 1 leaves the newest (and latest), and the prune
+// is recorded (last-prune.json) like a prune command's.
+func TestServePrunesByItself(t *testing.T) {
+	c := testcfg.WithYAML(t, config.Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "1"}, "")
+	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n  delete:\n    enabled: true\n"
+	if err := os.WriteFile(c.RegistryConfig(), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Pushed before the server runs its first collection (half the
+	// interval at least).
+	c.GCInterval = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buf := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, c, buf) }()
+	waitUp(t, c.URL, done, buf)
+	for i, tag := range []string{"20261201-010000", "20261202-010000", "20261203-010000"} {
+		ref, _ := name.ParseReference(c.URL + "/yocto/app:" + tag)
+		img, _ := random.Image(1024, 1)
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			latest, _ := name.ParseReference(c.URL + "/yocto/app:latest")
+			if err := remote.Write(latest, img); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec, _ := runstate.ReadPruneRecord(c)
+		if rec != nil && rec.Removed {
+			if rec.Tags != 2 || rec.Error != "" {
+				t.Fatalf("prune record %+v", rec)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background prune within 30 s (record %+v)\n%s", rec, buf)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	repo, _ := name.NewRepository(c.URL + "/yocto/app")
+	tags, err := remote.List(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(tags, " ") != "20261203-010000 latest" {
+		t.Errorf("tags after the background prune: %v", tags)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v\n%s", err, buf)
 	}
 }

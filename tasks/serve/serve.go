@@ -32,7 +32,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
-	"github.com/ocireg-tool/ocireg-tool/tasks/collect"
 	"github.com/ocireg-tool/ocireg-tool/tasks/redisconn"
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
@@ -88,7 +87,7 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			r.collectEvery(gctx, c, collect.Options{})
+			r.collectEvery(gctx, c)
 		}()
 		defer func() { stop(); <-done }()
 		r.log.Infof("collecting garbage every %s (CONTAINER_REGISTRY_GC_INTERVAL)", c.GCInterval)

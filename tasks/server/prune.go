@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver"
-
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
@@ -88,49 +86,31 @@ func Prune(ctx context.Context, c *config.Config, o PruneOptions) (res *PruneRes
 	// Each sweep plans again on the storage it sweeps: the dry run on a
 	// view without the tags, the removal (every writer held) on the
 	// storage after removing them.
-	prepare := func(ctx context.Context, d driver.StorageDriver, dryRun bool) (driver.StorageDriver, error) {
-		plan, err := retention.Decide(ctx, d, o.Policy, o.Now, o.Repos)
-		if err != nil {
-			return nil, err
-		}
+	prepare := retention.Prepare(o.Policy, o.Now, o.Repos, func(plan *retention.Plan, dryRun bool) {
 		res.Plan = plan
 		if dryRun {
 			o.Events.Emit(PrunePlanned{Plan: plan})
-			return retention.Without(d, plan), nil
 		}
-		removed, err := retention.Apply(ctx, d, plan)
+	}, func(removed map[string][]string) {
 		res.Removed = removed
 		if len(removed) > 0 {
 			o.Events.Emit(TagsPruned{Removed: removed})
 		}
-		return d, err
-	}
+	})
 	res.GC, err = GC(ctx, c, GCOptions{Options: o.Options, Yes: o.Yes, DeleteUntagged: true, Confirm: o.Confirm, Prepare: prepare})
 	return res, err
 }
 
 // recordPrune keeps what this prune did (last-prune.json in the storage)
-// for info, help and the registry browser. Advisory like recordGC.
+// for info, help and the registry browser. Advisory like the gc record.
 func recordPrune(c *config.Config, res *PruneResult, err error) {
-	rec := runstate.PruneRecord{At: time.Now().UTC(), Policy: res.Policy.String()}
-	if p := res.Plan; p != nil {
-		rec.Images, rec.Tags, rec.Kept = len(p.Repos), p.Pruned(), p.Kept()
-	}
-	if res.Removed != nil {
-		rec.Removed, rec.Tags = true, 0
-		for _, tags := range res.Removed {
-			rec.Tags += len(tags)
-		}
-	}
+	var bytes int64
 	if g := res.GC; g != nil {
 		if g.Removed != nil {
-			rec.Bytes = g.Removed.Bytes
+			bytes = g.Removed.Bytes
 		} else if g.DryRun != nil {
-			rec.Bytes = g.DryRun.Bytes
+			bytes = g.DryRun.Bytes
 		}
 	}
-	if err != nil {
-		rec.Error = err.Error()
-	}
-	_ = runstate.WritePruneRecord(c, rec)
+	_ = runstate.WritePruneRecord(c, retention.Record(res.Policy, res.Plan, res.Removed, bytes, err))
 }
