@@ -209,15 +209,21 @@ func listDigests(ctx context.Context, d driver.StorageDriver, dir string) ([]dig
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range entries {
-			dg := digest.NewDigestFromEncoded(digest.Algorithm(path.Base(a)), path.Base(e))
-			if dg.Validate() == nil {
-				out = append(out, dg)
-			}
-		}
+		out = digestsIn(out, path.Base(a), entries)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// digestsIn appends to out the valid digests of algorithm alg that the
+// last elements of paths name.
+func digestsIn(out []digest.Digest, alg string, paths []string) []digest.Digest {
+	for _, p := range paths {
+		if dg := digest.NewDigestFromEncoded(digest.Algorithm(alg), path.Base(p)); dg.Validate() == nil {
+			out = append(out, dg)
+		}
+	}
+	return out
 }
 
 // listBlobs lists every blob of the storage (blobs/<algorithm>/<xx>/<encoded>).
@@ -240,12 +246,7 @@ func listBlobs(ctx context.Context, d driver.StorageDriver) ([]digest.Digest, er
 			if err != nil && !regstore.IsNotFound(err) {
 				return nil, err
 			}
-			for _, e := range entries {
-				dg := digest.NewDigestFromEncoded(digest.Algorithm(path.Base(a)), path.Base(e))
-				if dg.Validate() == nil {
-					out = append(out, dg)
-				}
-			}
+			out = digestsIn(out, path.Base(a), entries)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })

@@ -22,11 +22,7 @@ import (
 // online: an image deleted through the API goes from the storage while the
 // registry keeps serving, and the collection is recorded (last-gc.json).
 func TestServeCollectsByItself(t *testing.T) {
-	c := testcfg.WithYAML(t, nil, "")
-	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n  delete:\n    enabled: true\n"
-	if err := os.WriteFile(c.RegistryConfig(), []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c := withDelete(t, nil)
 	c.GCInterval = 300 * time.Millisecond // the setting's minimum is a minute
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -74,6 +70,18 @@ func TestServeCollectsByItself(t *testing.T) {
 	}
 }
 
+// withDelete is a configuration (vars over testcfg's) whose registry
+// stores on the filesystem with deletes enabled.
+func withDelete(t *testing.T, vars config.Vars) *config.Config {
+	t.Helper()
+	c := testcfg.WithYAML(t, vars, "")
+	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n  delete:\n    enabled: true\n"
+	if err := os.WriteFile(c.RegistryConfig(), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // waitUp waits until the registry at host answers /v2/.
 func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
 	t.Helper()
@@ -100,11 +108,7 @@ func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
 // builds of an image, keep 1 leaves the newest (and latest), and the prune
 // is recorded (last-prune.json) like a prune command's.
 func TestServePrunesByItself(t *testing.T) {
-	c := testcfg.WithYAML(t, config.Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "1"}, "")
-	yml := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + strconv.Quote(c.DataDir()) + "\n  delete:\n    enabled: true\n"
-	if err := os.WriteFile(c.RegistryConfig(), []byte(yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c := withDelete(t, config.Vars{"CONTAINER_REGISTRY_RETENTION_KEEP": "1"})
 	// Pushed before the server runs its first collection (half the
 	// interval at least).
 	c.GCInterval = 2 * time.Second
