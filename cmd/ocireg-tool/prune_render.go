@@ -11,7 +11,7 @@ import (
 )
 
 // pruneQuestion is what prune asks on a terminal after the dry run.
-const pruneQuestion = "\nRemove these tags and what only they use? The registry is stopped during the collection and started again. [y/N] "
+const pruneQuestion = "\nRemove these tags and what only they use? Pushes wait during the collection, pulls go on. [y/N] "
 
 // writePlan lists, per image, the tags that go and those that stay, each
 // with its reason.
