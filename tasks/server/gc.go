@@ -60,7 +60,8 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 		return nil, err
 	}
 	res := &GCResult{Where: where}
-	if err := foreignRegistry(ctx, c, d, o.Options); err != nil {
+	why, err := cannotHold(ctx, c, d, o.Options)
+	if err != nil {
 		return res, err
 	}
 	heldAny := false
@@ -80,12 +81,18 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 			}
 		},
 	}
-	r, err := collect.Run(ctx, c, cfg, d, co)
-	if regstore.IsFull(err) && !c.Backend.S3() && (r == nil || r.Held == nil) {
-		// A full file system cannot take the gc's request to hold writes,
-		// nor the registry's acknowledgement: stop the registry instead,
-		// the way gc worked before it was online, and give the space back.
-		r, err = collectStopped(ctx, c, cfg, d, o, co, res)
+	var r *collect.Result
+	if why == "" {
+		r, err = collect.Run(ctx, c, cfg, d, co)
+		if regstore.IsFull(err) && !c.Backend.S3() && (r == nil || r.Held == nil) {
+			// A full file system cannot take the gc's request to hold
+			// writes, nor the registry's acknowledgement: give the space
+			// back the way gc worked before it was online.
+			why = "the storage is full: it cannot take the request to hold writes"
+		}
+	}
+	if why != "" {
+		r, err = collectStopped(ctx, c, cfg, d, o, co, res, why)
 	}
 	if r != nil {
 		res.Result = *r
@@ -99,7 +106,7 @@ func GC(ctx context.Context, c *config.Config, o GCOptions) (*GCResult, error) {
 // collectStopped collects c's storage with its registry stopped (and
 // started again afterwards, also when the collection fails), the port's
 // lock held so that no start slips in.
-func collectStopped(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, o GCOptions, co collect.Options, res *GCResult) (r *collect.Result, err error) {
+func collectStopped(ctx context.Context, c *config.Config, cfg *configuration.Configuration, d driver.StorageDriver, o GCOptions, co collect.Options, res *GCResult, why string) (r *collect.Result, err error) {
 	unlock, err := runstate.Lock(ctx, c, lockWait)
 	if err != nil {
 		return nil, err
@@ -108,7 +115,7 @@ func collectStopped(ctx context.Context, c *config.Config, cfg *configuration.Co
 	if run := runstate.Check(c); run.Err != nil {
 		return nil, run.Err
 	} else if run.Pid != 0 {
-		o.Events.Emit(SweepStopping{Why: "the storage is full: it cannot take the request to hold writes"})
+		o.Events.Emit(SweepStopping{Why: why})
 		if res.Stopped, err = stop(c, o.Options); err != nil {
 			return nil, err
 		}
@@ -129,18 +136,26 @@ func collectStopped(ctx context.Context, c *config.Config, cfg *configuration.Co
 	return collect.Run(ctx, c, cfg, d, co)
 }
 
-// foreignRegistry refuses a collection of c's storage while a registry
-// that does not take part in the hold (not started from this storage)
-// answers at its URL: it could write during the sweep.
-func foreignRegistry(ctx context.Context, c *config.Config, d driver.StorageDriver, o Options) error {
+// cannotHold says why the registries serving c's storage cannot hold
+// their writes for a collection ("" when they can, or none runs): the
+// registry this storage runs does not take part in the hold (it is not
+// heartbeating: an older tool, or a storage that refuses its record), so
+// it is stopped instead. A registry not started from this storage that
+// answers at its URL could write during the sweep: that is an error.
+func cannotHold(ctx context.Context, c *config.Config, d driver.StorageDriver, o Options) (string, error) {
 	live, err := replica.List(ctx, d)
 	if err != nil {
-		return fmt.Errorf("listing the registries serving %s: %w", c.Storage, err)
+		return "", fmt.Errorf("listing the registries serving %s: %w", c.Storage, err)
 	}
-	if len(live) > 0 || runstate.Check(c).Pid != 0 || ping(ctx, c, o.Script) != nil {
-		return nil
+	switch {
+	case len(live) > 0:
+		return "", nil
+	case runstate.Check(c).Pid != 0:
+		return "it does not take part in the hold of writes", nil
+	case ping(ctx, c, o.Script) == nil:
+		return "", fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
 	}
-	return fmt.Errorf("a registry not started from %s answers at %s; stop it before garbage collection", c.Storage, c.BaseURL())
+	return "", nil
 }
 
 // gcStorage reads the registry configuration (writing it when missing),
