@@ -7,8 +7,10 @@ package sample
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,6 +35,10 @@ type Spec struct {
 	Arch    string
 	Variant string
 	Stamp   string // 14 digits, e.g. 20260108123456
+	// Filler adds a file of that many bytes of incompressible data, derived
+	// from the name, machine and stamp, to the build's own layer, so that
+	// a build's layer has a chosen size (0: none, the layer as before).
+	Filler int
 }
 
 // Image builds a two-layer OCI image for s. The same Spec always gives the
@@ -46,9 +52,13 @@ func Image(s Spec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := layer(map[string]string{
+	files := map[string]string{
 		"etc/build": fmt.Sprintf("image=%s\nmachine=%s\nstamp=%s\n", s.Name, s.Machine, s.Stamp),
-	})
+	}
+	if s.Filler > 0 {
+		files["usr/share/filler"] = filler(s)
+	}
+	app, err := layer(files)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +87,16 @@ func Image(s Spec) (v1.Image, error) {
 		"org.opencontainers.image.ref.name": "master",
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// filler is s.Filler bytes of pseudo-random data seeded by the name,
+// machine and stamp: the same Spec gives the same bytes, another stamp
+// others, and gzip cannot shrink them.
+func filler(s Spec) string {
+	seed := sha256.Sum256([]byte(s.Name + "\x00" + s.Machine + "\x00" + s.Stamp))
+	b := make([]byte, s.Filler)
+	_, _ = rand.NewChaCha8(seed).Read(b) // never fails
+	return string(b)
 }
 
 // layer makes a deterministic uncompressed-then-gzipped tar layer.
