@@ -134,9 +134,9 @@ func Run(ctx context.Context, c *config.Config, cfg *configuration.Configuration
 		}, nil
 	}
 	if o.Yes {
-		resume, err := hold()
-		if err != nil {
-			return res, err
+		resume, herr := hold()
+		if herr != nil {
+			return res, herr
 		}
 		defer func() { err = errors.Join(err, resume()) }()
 	}
