@@ -159,7 +159,7 @@ func TestDropInOneSchemeRule(t *testing.T) {
 					{[]string{"catalog"}, `"yocto/container-base"`},
 					{[]string{"info"}, e.URL},
 					{[]string{"delete", "imported:latest"}, "Deleted successfully"},
-					{[]string{"gc", "--yes"}, "Registry started"},
+					{[]string{"gc", "--yes"}, "Pushes resume"},
 					{[]string{"verify"}, ""},
 					{[]string{"stop"}, "stopped"},
 				}
