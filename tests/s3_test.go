@@ -16,8 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // cluster is SeaweedFS's S3 (credentials required), optionally redis, and
@@ -217,6 +221,46 @@ func TestS3GCDuringPushOnOtherReplica(t *testing.T) {
 			if err := skopeoPull(t, e, "yocto/"+img+":v1"); err != nil {
 				t.Errorf("round %d: %s:v1 does not pull via %s: %v", round, img, e.URL, err)
 			}
+		}
+	}
+
+	// gc SIGKILLed on A while both replicas hold: pulls through both go
+	// on, a push through B waits for the dead gc's hold to lapse and
+	// completes, the next gc collects, nothing live is lost.
+	pullsA, pullsB := startPulls(t, a, []string{"yocto/keep:v1"}, 1), startPulls(t, b, []string{"yocto/keep:v1"}, 1)
+	env, marker := pauseAt(t, "gc-held")
+	gc := a.Start(t, env, "gc", "--yes")
+	poll(t, "gc to hold both replicas", 120*time.Second, gc, func() bool { return exists(marker) })
+	pushed := make(chan error, 1)
+	late := srvRandomImage(t, 64<<10, 2)
+	go func() {
+		r, _ := name.ParseReference(b.URL+"/yocto/late:v1", name.Insecure)
+		pushed <- remote.Write(r, late)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := syscall.Kill(markerPid(t, marker), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := gc.Wait(t); code == 0 {
+		t.Fatalf("killed gc exited 0:\n%s", out)
+	}
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatalf("the push waiting on the killed gc: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the push waiting on the killed gc never completed")
+	}
+	a.mustRun(t, 0, "gc", "--yes")
+	pullsA.end(t, "gc killed: pulls through "+a.URL)
+	pullsB.end(t, "gc killed: pulls through "+b.URL)
+	for _, e := range c.replicas {
+		if r := e.Run("verify"); r.Code != 0 {
+			t.Fatalf("after the killed gc: verify via %s: %s", e.URL, r.Out())
+		}
+		if err := pullOnce(e, "yocto/late:v1"); err != nil {
+			t.Errorf("the push that waited on the killed gc does not pull via %s: %v", e.URL, err)
 		}
 	}
 }
