@@ -117,8 +117,19 @@ type tree struct {
 // random bytes as Yocto leaves them: <machine>/<name>-<machine>.rootfs-
 // <stamp>-oci plus a <name>-latest-oci link. seed makes trees distinct.
 func writeTree(root, prefix string, images, layers int, layerSize int64, seed uint64) (*tree, error) {
+	return writeBuildTree(root, prefix, images, layers, 0, layerSize, seed, 0)
+}
+
+// writeBuildTree is writeTree for build number build of the same images:
+// the first shared layers of every image are the same in every build, the
+// others (and so the config and manifest) new in each; the stamp of the
+// layout directories follows the build. Build 0 is writeTree's tree.
+func writeBuildTree(root, prefix string, images, layers, shared int, layerSize int64, seed uint64, build int) (*tree, error) {
 	t := &tree{Root: root}
-	const stamp = "20260108123456"
+	stamp := "20260108123456"
+	if build > 0 {
+		stamp = fmt.Sprintf("202601%02d%02d0000", 8+build/24, build%24)
+	}
 	for i := range images {
 		t.Names = append(t.Names, fmt.Sprintf("%s-%d", prefix, i))
 	}
@@ -131,7 +142,11 @@ func writeTree(root, prefix string, images, layers int, layerSize int64, seed ui
 			img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 			img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 			for l := range layers {
-				layer, err := randomLayer(layerSize, seed+uint64(mi*1_000_000+i*1000+l))
+				ls := seed + uint64(mi*1_000_000+i*1000+l)
+				if l >= shared {
+					ls += uint64(build) * 100_000_000
+				}
+				layer, err := randomLayer(layerSize, ls)
 				if err != nil {
 					return nil, err
 				}

@@ -1,8 +1,9 @@
 // Command bench measures ocireg-tool side by side with what it replaces
 // (Debian's docker-registry 2.8, skopeo, curl) and writes BENCHMARKS.md:
-// ingest, cold push and re-push, start-to-ready, pull, memory, generate and
-// gc, each the median of several runs, each ratio against a baseline
-// measured in the same run. `make bench` builds the tool and runs it; it is
+// ingest, cold push and re-push, start-to-ready, pull, memory, generate,
+// online gc (alone and under a loop of pulls) and storage growth under a
+// retention policy, each the median of several runs, each ratio against a
+// baseline measured in the same run. `make bench` builds the tool and runs it; it is
 // not part of CI. Everything runs on 127.0.0.1 with free ports below one
 // temporary directory, and every server it starts is stopped at the end.
 package main
@@ -36,6 +37,7 @@ type bench struct {
 	big    blobFile // the ingest blob, also the memory test's layer
 	tree   *tree    // the push/pull deploy tree
 	gcTree *tree    // many small blobs for gc
+	gc     *gcStore // the garbage store gc and gcpull collect
 
 	servers     []registry
 	pushed      *ours // holds the pushed tree after measurePush
@@ -97,7 +99,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "ui", "referrers", "s3"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -197,7 +199,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		}
 		b.tree = t
 	}
-	if want["gc"] {
+	if want["gc"] || want["gcpull"] {
 		b.logf("writing the gc tree (%d machines × %d images × %d layers of 4 KiB)", len(machines), gcImages, gcLayers)
 		t, err := writeTree(filepath.Join(b.work, "gc-images"), "gc-app", gcImages, gcLayers, 4<<10, 5_000_000)
 		if err != nil {
@@ -216,6 +218,8 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"memory", b.measureMemory},
 		{"generate", b.measureGenerate},
 		{"gc", b.measureGC},
+		{"gcpull", b.measureGCPull},
+		{"growth", b.measureGrowth},
 		{"ui", b.measureUI},
 		{"referrers", b.measureReferrers},
 		{"s3", b.measureS3},
