@@ -282,6 +282,12 @@ func (r *recordingDriver) Delete(ctx context.Context, path string) error {
 
 // size sums the sizes of the files at or under path.
 func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) {
+	if strings.HasPrefix(path, regstore.Blobs+"/") {
+		// A blob's directory holds its data file alone.
+		if data, err := r.StorageDriver.Stat(ctx, path+"/data"); err == nil && !data.IsDir() {
+			return data.Size(), nil
+		}
+	}
 	fi, err := r.StorageDriver.Stat(ctx, path)
 	if regstore.IsNotFound(err) {
 		return 0, nil
@@ -291,12 +297,6 @@ func (r *recordingDriver) size(ctx context.Context, path string) (int64, error) 
 	}
 	if !fi.IsDir() {
 		return fi.Size(), nil
-	}
-	if strings.HasPrefix(path, regstore.Blobs+"/") {
-		// A blob's directory holds its data file alone.
-		if data, err := r.StorageDriver.Stat(ctx, path+"/data"); err == nil {
-			return data.Size(), nil
-		}
 	}
 	var total int64
 	err = r.StorageDriver.Walk(ctx, path, func(fi driver.FileInfo) error {

@@ -312,9 +312,7 @@ func (r *recordingDriver) markAndSweep(ctx context.Context, scan map[string]*rep
 			if marked[dg] || r.inUse[dg] {
 				continue
 			}
-			// The link's directory, not just the link distribution's Vacuum
-			// removes: an empty directory would be listed again.
-			if err := r.Delete(ctx, path.Join(regstore.Repository(name), "_layers", dg.Algorithm().String(), dg.Encoded())); err != nil {
+			if err := vacuum.RemoveLayer(name, dg); err != nil {
 				return fmt.Errorf("removing the layer link %s of %s: %w", dg, name, err)
 			}
 		}

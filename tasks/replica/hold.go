@@ -56,6 +56,9 @@ func HoldWrites(ctx context.Context, d driver.StorageDriver) (hold *Hold, withdr
 	if err := d.PutContent(ctx, gcRequest, data); err != nil {
 		return nil, nil, fmt.Errorf("asking the replicas to hold writes: %w", err)
 	}
+	if live, err := List(ctx, d); err == nil {
+		wakeLocal(live)
+	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	refreshed := make(chan struct{})
 	go func() {
@@ -88,6 +91,7 @@ func HoldWrites(ctx context.Context, d driver.StorageDriver) (hold *Hold, withdr
 // returns the hold they make.
 func waitAcks(ctx context.Context, d driver.StorageDriver, id string) (*Hold, error) {
 	deadline := time.Now().Add(ackWait)
+	poll := 2 * time.Millisecond
 	for {
 		live, err := List(ctx, d)
 		if err != nil {
@@ -115,8 +119,10 @@ func waitAcks(ctx context.Context, d driver.StorageDriver, id string) (*Hold, er
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(clusterPoll):
+		case <-time.After(poll):
 		}
+		// Woken replicas answer within milliseconds; others at their poll.
+		poll = min(2*poll, clusterPoll)
 	}
 }
 

@@ -68,6 +68,9 @@ type Replica struct {
 	Started time.Time `json:"started"`
 	// Seen is when the record was last written (from the backend).
 	Seen time.Time `json:"seen"`
+	// Wake names the signal the replica's server takes to look for a gc
+	// request at once (WakeSignal); empty: it only polls.
+	Wake string `json:"wake,omitempty"`
 }
 
 // GCRequest is a gc asking every replica to hold writes.
@@ -109,14 +112,22 @@ type Member struct {
 
 	stop func()        // ends run
 	done chan struct{} // closed when run has returned
+	wake chan struct{} // Poke: look for a gc request now
 }
 
 // Join makes the registry that serves url from the shared backend d a
 // replica: it writes its record, beats until Leave and follows gc
 // requests. Gate wraps the registry's handler with the write hold.
-func Join(ctx context.Context, d driver.StorageDriver, id, url string, log *logrus.Entry) (*Member, error) {
+//
+// A server that handles WakeSignal (calling Poke) says so with wakes: a gc
+// of its host then wakes it instead of waiting for its poll.
+func Join(ctx context.Context, d driver.StorageDriver, id, url string, log *logrus.Entry, wakes bool) (*Member, error) {
 	host, _ := os.Hostname()
-	m := &Member{d: d, log: log, rec: Replica{ID: id, URL: url, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
+	m := &Member{d: d, log: log, wake: make(chan struct{}, 1), rec: Replica{ID: id, URL: url, Host: host, Pid: os.Getpid(), Started: time.Now().UTC()}}
+	if wakes {
+		m.rec.Wake = wakeName
+	}
+	members.Store(id, m)
 	if err := m.beat(ctx); err != nil {
 		return nil, fmt.Errorf("registering replica %s in the backend: %w", id, err)
 	}
@@ -139,6 +150,7 @@ func Join(ctx context.Context, d driver.StorageDriver, id, url string, log *logr
 func (m *Member) Leave() {
 	m.stop()
 	<-m.done
+	members.CompareAndDelete(m.rec.ID, m)
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer dcancel()
 	_ = m.d.Delete(dctx, path.Join(replicasDir, m.rec.ID))
@@ -165,6 +177,7 @@ func (m *Member) run(ctx context.Context) {
 			m.release()
 			return
 		case <-tick.C:
+		case <-m.wake:
 		}
 		if time.Since(last) >= heartbeat {
 			if err := m.beat(ctx); err != nil && ctx.Err() == nil {

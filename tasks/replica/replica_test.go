@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
 	"slices"
 	"sort"
@@ -55,7 +56,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func join(t *testing.T, d driver.StorageDriver, id string) *Member {
 	t.Helper()
-	m, err := Join(context.Background(), d, id, id+":5000", quietLog())
+	m, err := Join(context.Background(), d, id, id+":5000", quietLog(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,5 +426,35 @@ func TestOpenUploads(t *testing.T) {
 	}
 	if !slices.Contains(hold.InUse, digest.FromString("b")) {
 		t.Fatalf("the uploaded blob is not in use: %v", hold.InUse)
+	}
+}
+
+// A gc wakes the replicas of its host instead of waiting for their poll:
+// with a poll of ten minutes, the hold still stands at once.
+func TestWakeLocal(t *testing.T) {
+	fast(t)
+	clusterPoll = 10 * time.Minute
+	d := inmemory.New()
+	m := join(t, d, "a_5000")
+	defer m.Leave()
+	held := make(chan error, 1)
+	go func() {
+		_, withdraw, err := HoldWrites(context.Background(), d)
+		if err == nil {
+			err = withdraw()
+		}
+		held <- err
+	}()
+	select {
+	case err := <-held:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the replica of this host was not woken")
+	}
+	// Only a server of this tool gets the signal: not this test.
+	if isServer(os.Getpid()) {
+		t.Error("the test binary passes for a server")
 	}
 }

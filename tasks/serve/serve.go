@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"regexp"
 	"strings"
 	"syscall"
@@ -75,12 +76,29 @@ func Serve(ctx context.Context, c *config.Config, log io.Writer) error {
 	hosts := allowedHosts(c, cfg, listen.Addrs, r.tls)
 	r.log.Infof("answering for host names %s and any IP address (%s adds names)", strings.Join(hosts.list(), " "), allowedHostsVar)
 	r.main = hostGate(hosts, r.log, r.main)
+	// A gc of this host wakes the server with a signal rather than wait
+	// for its poll: handled before the record that invites it is written.
+	wake := make(chan os.Signal, 1)
+	signal.Notify(wake, replica.WakeSignal)
+	defer signal.Stop(wake)
 	m, err := joinReplicas(ctx, c, cfg, r)
 	if err != nil {
 		r.app.Shutdown()
 		return err
 	}
 	defer m.Leave()
+	wctx, unwake := context.WithCancel(ctx)
+	defer unwake()
+	go func() {
+		for {
+			select {
+			case <-wake:
+				m.Poke()
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
 	r.main = m.Gate(r.main)
 	if c.GCInterval > 0 {
 		gctx, stop := context.WithCancel(ctx)
@@ -113,7 +131,7 @@ func joinReplicas(ctx context.Context, c *config.Config, cfg *configuration.Conf
 			return nil, err
 		}
 	}
-	m, err := replica.Join(ctx, r.driver, replica.ID(c.Port), c.URL, r.log)
+	m, err := replica.Join(ctx, r.driver, replica.ID(c.Port), c.URL, r.log, true)
 	if err != nil {
 		return nil, err
 	}
