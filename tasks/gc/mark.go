@@ -193,19 +193,13 @@ func listLinked(ctx context.Context, d driver.StorageDriver, dir string) ([]dige
 
 // listDigests lists the digests stored as <dir>/<algorithm>/<encoded>/.
 func listDigests(ctx context.Context, d driver.StorageDriver, dir string) ([]digest.Digest, error) {
-	algs, err := d.List(ctx, dir)
-	if regstore.IsNotFound(err) {
-		return nil, nil
-	}
+	algs, err := list(ctx, d, dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []digest.Digest
 	for _, a := range algs {
-		entries, err := d.List(ctx, a)
-		if regstore.IsNotFound(err) {
-			continue
-		}
+		entries, err := list(ctx, d, a)
 		if err != nil {
 			return nil, err
 		}
@@ -213,6 +207,39 @@ func listDigests(ctx context.Context, d driver.StorageDriver, dir string) ([]dig
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// listBlobs lists every blob of the storage (blobs/<algorithm>/<xx>/<encoded>).
+func listBlobs(ctx context.Context, d driver.StorageDriver) ([]digest.Digest, error) {
+	algs, err := list(ctx, d, regstore.Blobs)
+	if err != nil {
+		return nil, err
+	}
+	var out []digest.Digest
+	for _, a := range algs {
+		prefixes, err := list(ctx, d, a)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range prefixes {
+			entries, err := list(ctx, d, p)
+			if err != nil {
+				return nil, err
+			}
+			out = digestsIn(out, path.Base(a), entries)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// list lists dir; a directory that does not exist holds nothing.
+func list(ctx context.Context, d driver.StorageDriver, dir string) ([]string, error) {
+	entries, err := d.List(ctx, dir)
+	if regstore.IsNotFound(err) {
+		return nil, nil
+	}
+	return entries, err
 }
 
 // digestsIn appends to out the valid digests of algorithm alg that the
@@ -224,33 +251,6 @@ func digestsIn(out []digest.Digest, alg string, paths []string) []digest.Digest 
 		}
 	}
 	return out
-}
-
-// listBlobs lists every blob of the storage (blobs/<algorithm>/<xx>/<encoded>).
-func listBlobs(ctx context.Context, d driver.StorageDriver) ([]digest.Digest, error) {
-	algs, err := d.List(ctx, regstore.Blobs)
-	if regstore.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []digest.Digest
-	for _, a := range algs {
-		prefixes, err := d.List(ctx, a)
-		if err != nil && !regstore.IsNotFound(err) {
-			return nil, err
-		}
-		for _, p := range prefixes {
-			entries, err := d.List(ctx, p)
-			if err != nil && !regstore.IsNotFound(err) {
-				return nil, err
-			}
-			out = digestsIn(out, path.Base(a), entries)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out, nil
 }
 
 // markAndSweep marks what the manifests kept reference and removes the
