@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 )
 
 // pullLoop pulls refs of e round robin with ggcr (every layer read and its
@@ -77,27 +77,7 @@ func pullOnce(e *Env, ref string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := img.RawConfigFile(); err != nil {
-		return err
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		if cerr := rc.Close(); err == nil {
-			err = cerr // ggcr checks the digest at Close
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return testreg.ReadImage(img)
 }
 
 // TestOnlineGC: gc --yes on a store of a few thousand blobs never stops

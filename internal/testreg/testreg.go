@@ -7,6 +7,7 @@ package testreg
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
@@ -120,4 +122,31 @@ func App(t testing.TB) (*handlers.App, driver.StorageDriver) {
 		t.Fatal(err)
 	}
 	return app, capture.Driver()
+}
+
+// ReadImage reads what a pull reads of img: its config and every layer,
+// each checked against its digest (go-containerregistry checks a layer
+// when its reader closes).
+func ReadImage(img v1.Image) error {
+	if _, err := img.RawConfigFile(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("layer: %w", err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("layer: %w", err)
+		}
+	}
+	return nil
 }

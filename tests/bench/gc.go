@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 )
 
 // gcStore is the garbage store gc and gcpull collect: the gc tree pushed
@@ -333,25 +333,8 @@ func pullOnce(ctx context.Context, tr http.RoundTripper, addr, image string) err
 	if err != nil {
 		return err
 	}
-	if _, err := img.RawConfigFile(); err != nil {
-		return fmt.Errorf("%s config: %w", image, err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			return fmt.Errorf("%s layer: %w", image, err)
-		}
-		_, err = io.Copy(io.Discard, rc)
-		if cerr := rc.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("%s layer: %w", image, err)
-		}
+	if err := testreg.ReadImage(img); err != nil {
+		return fmt.Errorf("%s %w", image, err)
 	}
 	return nil
 }
