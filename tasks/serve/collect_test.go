@@ -24,12 +24,7 @@ import (
 func TestServeCollectsByItself(t *testing.T) {
 	c := withDelete(t, nil)
 	c.GCInterval = 300 * time.Millisecond // the setting's minimum is a minute
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	buf := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, c, buf) }()
-	waitUp(t, c.URL, done, buf)
+	buf := serveUntilEnd(t, c)
 
 	ref, err := name.ParseReference(c.URL + "/yocto/junk:v1")
 	if err != nil {
@@ -64,10 +59,6 @@ func TestServeCollectsByItself(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the deleted image's layer after the collection: %s", resp.Status)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Serve: %v\n%s", err, buf)
-	}
 }
 
 // withDelete is a configuration (vars over testcfg's) whose registry
@@ -82,6 +73,24 @@ func withDelete(t *testing.T, vars config.Vars) *config.Config {
 	return c
 }
 
+// serveUntilEnd runs Serve on c until the test ends, when it must return
+// without error, and waits until it answers; it returns Serve's log.
+func serveUntilEnd(t *testing.T, c *config.Config) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	buf := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, c, buf) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v\n%s", err, buf)
+		}
+	})
+	waitUp(t, c.URL, done, buf)
+	return buf
+}
+
 // waitUp waits until the registry at host answers /v2/.
 func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
 	t.Helper()
@@ -94,6 +103,7 @@ func waitUp(t *testing.T, host string, done chan error, log *syncBuffer) {
 		}
 		select {
 		case err := <-done:
+			done <- err // for whoever waits for Serve's end
 			t.Fatalf("Serve returned: %v\n%s", err, log)
 		default:
 		}
@@ -112,12 +122,7 @@ func TestServePrunesByItself(t *testing.T) {
 	// Pushed before the server runs its first collection (half the
 	// interval at least).
 	c.GCInterval = 2 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	buf := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, c, buf) }()
-	waitUp(t, c.URL, done, buf)
+	buf := serveUntilEnd(t, c)
 	for i, tag := range []string{"20261201-010000", "20261202-010000", "20261203-010000"} {
 		ref, _ := name.ParseReference(c.URL + "/yocto/app:" + tag)
 		img, _ := random.Image(1024, 1)
@@ -152,9 +157,5 @@ func TestServePrunesByItself(t *testing.T) {
 	}
 	if strings.Join(tags, " ") != "20261203-010000 latest" {
 		t.Errorf("tags after the background prune: %v", tags)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Serve: %v\n%s", err, buf)
 	}
 }
