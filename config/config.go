@@ -94,6 +94,14 @@ type Config struct {
 	// (CONTAINER_REGISTRY_RETENTION_*).
 	Retention Retention
 
+	// Sign is true when push signs every manifest it writes
+	// (CONTAINER_REGISTRY_SIGN); SigningKey is an existing cosign private
+	// key (empty: the generated SigningKeyFile) and SigningPasswordFile the
+	// file of its passphrase (empty: COSIGN_PASSWORD from the environment).
+	Sign                bool
+	SigningKey          string
+	SigningPasswordFile string
+
 	// Backend is the shared object storage (zero: the local filesystem);
 	// Redis the shared cache; BackendCredentials the file of their
 	// secrets (never baked).
@@ -349,14 +357,20 @@ func (c *Config) UIURL() string {
 }
 
 // PKIDir, AuthDir and friends name the files under the storage directory.
-func (c *Config) PKIDir() string       { return filepath.Join(c.Storage, "pki") }
-func (c *Config) CACert() string       { return filepath.Join(c.PKIDir(), "ca.crt") }
-func (c *Config) CAKey() string        { return filepath.Join(c.PKIDir(), "ca.key") }
-func (c *Config) ServerCert() string   { return filepath.Join(c.PKIDir(), "server.crt") }
-func (c *Config) ServerKey() string    { return filepath.Join(c.PKIDir(), "server.key") }
-func (c *Config) AuthDir() string      { return filepath.Join(c.Storage, "auth") }
-func (c *Config) HtpasswdFile() string { return filepath.Join(c.AuthDir(), "htpasswd") }
-func (c *Config) PasswordFile() string { return filepath.Join(c.AuthDir(), "password") }
+func (c *Config) PKIDir() string     { return filepath.Join(c.Storage, "pki") }
+func (c *Config) CACert() string     { return filepath.Join(c.PKIDir(), "ca.crt") }
+func (c *Config) CAKey() string      { return filepath.Join(c.PKIDir(), "ca.key") }
+func (c *Config) ServerCert() string { return filepath.Join(c.PKIDir(), "server.crt") }
+func (c *Config) ServerKey() string  { return filepath.Join(c.PKIDir(), "server.key") }
+
+// SigningKeyFile, SigningPassFile and SigningPubFile are the generated
+// signing key, its passphrase and the public key of the key in use.
+func (c *Config) SigningKeyFile() string  { return filepath.Join(c.PKIDir(), "signing.key") }
+func (c *Config) SigningPassFile() string { return filepath.Join(c.PKIDir(), "signing.pass") }
+func (c *Config) SigningPubFile() string  { return filepath.Join(c.PKIDir(), "signing.pub") }
+func (c *Config) AuthDir() string         { return filepath.Join(c.Storage, "auth") }
+func (c *Config) HtpasswdFile() string    { return filepath.Join(c.AuthDir(), "htpasswd") }
+func (c *Config) PasswordFile() string    { return filepath.Join(c.AuthDir(), "password") }
 func (c *Config) RegistryConfig() string {
 	return filepath.Join(c.Storage, "registry-config.yml")
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // SecretsStep names the step that ensures the secrets; it decides whether
@@ -27,11 +28,13 @@ const (
 type SecretsReport struct {
 	PKI  *PKIReport  `json:"pki,omitempty"`
 	Auth *AuthReport `json:"auth,omitempty"`
+	// Signing is the signing key (CONTAINER_REGISTRY_SIGN).
+	Signing *sign.KeyReport `json:"signing,omitempty"`
 }
 
 // EnsureSecrets is the one step that makes the registry's secrets exist:
 // in secure mode the PKI (CA and server certificate, keys 0600, never
-// replaced), and with auth on auth/htpasswd and auth/password (0600). The
+// replaced), with signing on the signing key (sign.EnsureKey), and with auth on auth/htpasswd and auth/password (0600). The
 // password is CONTAINER_REGISTRY_PASSWORD, else the existing password file,
 // else (at start) a new random one. now is the issue time of new
 // certificates. On error the report says what was done before it.
@@ -43,6 +46,13 @@ func EnsureSecrets(c *config.Config, now time.Time, step SecretsStep) (*SecretsR
 			return rep, err
 		}
 		rep.PKI = pki
+	}
+	if c.Sign {
+		k, err := sign.EnsureKey(c)
+		if err != nil {
+			return rep, fmt.Errorf("signing key: %w", err)
+		}
+		rep.Signing = k
 	}
 	if c.Auth && (c.Password != "" || step == AtStart) {
 		auth, err := ensureAuth(c)

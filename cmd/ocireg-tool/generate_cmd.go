@@ -55,6 +55,9 @@ func (g *GenerateCmd) Run(app *App) error {
 		}
 		fmt.Fprintf(out, "  CA cert: %s\n", shellquote.Word(c.CACert()))
 	}
+	if k := res.Secrets.Signing; k != nil {
+		writeSigningKey(out, k)
+	}
 	if len(res.Changed) == 0 {
 		fmt.Fprintf(out, "  (everything was already up to date)\n")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
@@ -83,6 +84,11 @@ func runPush(app *App, dump string, filter bool, prune *bool, f AuthFlags, out i
 	if filter {
 		o.Images = c.Images
 	}
+	if c.Sign {
+		if o.Signer, err = newSigner(app, t); err != nil {
+			return err
+		}
+	}
 	sum, err := push.Push(app.Ctx, t, o)
 	renderPushSummary(out, sum)
 	if err != nil || sum == nil || !sum.Pushed {
@@ -120,6 +126,16 @@ func pruneAfterPush(app *App, c *config.Config, repos []string, explicit bool, o
 	res, err := server.Prune(app.Ctx, c, server.PruneOptions{Options: o, Policy: retention.FromConfig(c), Repos: repos, Yes: true})
 	writePrune(out, res, o.Script, "")
 	return err
+}
+
+// newSigner is the signer of push and import --sign: the configured key
+// (made first when it is the generated one and missing).
+func newSigner(app *App, t *registry.Target) (*sign.Signer, error) {
+	k, err := sign.LoadKey(t.Config)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return sign.NewSigner(app.Ctx, t, k, nil)
 }
 
 // resolveAuth turns auth flags and configuration into credentials and

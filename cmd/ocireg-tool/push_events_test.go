@@ -50,6 +50,7 @@ func TestPushRendererCoversEveryEvent(t *testing.T) {
 		"TagWritten":       push.TagWritten{URL: "localhost:5000", Repo: "yocto/base", Tag: "latest", Digest: d},
 		"ImageFailed":      push.ImageFailed{Image: "base", Err: errors.New("boom")},
 		"Remerged":         push.Remerged{Tag: "latest"},
+		"Signed":           push.Signed{Repo: "yocto/base", Digest: d, Tag: "sha256-x.sig", Fingerprint: "sha256:ab"},
 		"ArtifactAttached": push.ArtifactAttached{Attached: push.Attached{File: "base.spdx.json", Digest: d}},
 		"AttachFailed":     push.AttachFailed{Image: "base", Platform: "linux/amd64", Err: errors.New("boom")},
 	}

@@ -71,6 +71,12 @@ func (r *pushRenderer) Emit(e any) {
 		fmt.Fprintf(w, "  attached: %s (%s, %s%s)\n", e.File, e.ArtifactType, shortDigest(e.Digest.String()), attachNote(e.Attached))
 	case push.AttachFailed:
 		fmt.Fprintf(w, "Error: %s (%s): %v\n", e.Image, e.Platform, e.Err)
+	case push.Signed:
+		note := "signed"
+		if e.Already {
+			note = "already signed"
+		}
+		fmt.Fprintf(w, "  %s: %s@%s (%s)\n", note, e.Repo, shortDigest(e.Digest.String()), e.Tag)
 	case push.Remerged:
 		fmt.Fprintf(w, "  %s changed under a concurrent push; merging again\n", e.Tag)
 	}
@@ -105,6 +111,9 @@ func renderPushSummary(w io.Writer, sum *push.Summary) {
 	}
 	fmt.Fprintf(w, "\nSummary: %d image(s), %d manifest(s), %d tag(s); uploaded %d bytes (%s), skipped %d bytes (%s) already in the registry; %.2fs\n",
 		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
+	if sum.SigningKey != "" {
+		fmt.Fprintf(w, "Signed: %d manifest(s) with key %s, %d already signed\n", sum.Signed, sum.SigningKey, sum.SignedAlready)
+	}
 	renderAttached(w, sum.Attached)
 	if sum.Catalog != nil {
 		fmt.Fprintln(w, "Catalog:")

@@ -152,6 +152,14 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		fmt.Fprintf(w, "  Password:     %s\n", word(d.PasswordFile))
 	}
 	fmt.Fprintf(w, "  Push auth:    %s\n", pushAuth(d.PushAuth))
+	if d.Sign {
+		fmt.Fprintf(w, "  Signing key:  %s\n", word(d.SigningKey))
+		if d.SigningPubErr != "" {
+			fmt.Fprintf(w, "  Public key:   %s (%s; start creates it)\n", word(d.SigningPub), d.SigningPubErr)
+		} else {
+			fmt.Fprintf(w, "  Public key:   %s (%s)\n", word(d.SigningPub), d.SigningFingerprint)
+		}
+	}
 	onPush := ""
 	if d.RetentionOnPush {
 		onPush = " (push prunes the images it pushed)"

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/ocireg-tool/ocireg-tool/generator"
+	"github.com/ocireg-tool/ocireg-tool/internal/shellquote"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/gc"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/server"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // The text of start, restart, stop, status and gc: the lines the shell
@@ -131,11 +133,31 @@ func writeStartSecrets(w io.Writer, s *generator.SecretsReport) {
 			fmt.Fprintf(w, "Warning: %s does not cover %v; remove server.crt and server.key to issue a new one from the same CA\n", p.ServerCert, p.Missing)
 		}
 	}
+	if k := s.Signing; k != nil && (k.Created || k.PublicWritten) {
+		writeSigningKey(w, k)
+	}
 	if a := s.Auth; a != nil {
 		fmt.Fprintf(w, "Setting up authentication...\n")
 		fmt.Fprintf(w, "  User: %s (password: %s)\n", a.User, a.Source)
 		fmt.Fprintf(w, "  Password saved to: %s\n", a.PasswordFile)
 	}
+}
+
+// writeSigningKey says which key signs and what became of it.
+func writeSigningKey(w io.Writer, k *sign.KeyReport) {
+	how := "existing, kept"
+	switch {
+	case k.Created:
+		how = "new"
+	case k.External && k.PublicWritten:
+		how = "CONTAINER_REGISTRY_SIGNING_KEY; public key written"
+	case k.External:
+		how = "CONTAINER_REGISTRY_SIGNING_KEY"
+	case k.PublicWritten:
+		how = "existing; public key written"
+	}
+	fmt.Fprintf(w, "  Signing: %s (%s)\n", shellquote.Word(k.Key), how)
+	fmt.Fprintf(w, "  Public:  %s (%s)\n", shellquote.Word(k.Public), k.Fingerprint)
 }
 
 // writeStartBanner writes what is being launched.

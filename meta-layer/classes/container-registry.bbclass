@@ -31,6 +31,11 @@
 #   CONTAINER_REGISTRY_RETENTION_PROTECT tag patterns prune never removes, nor their builds [latest]
 #   CONTAINER_REGISTRY_RETENTION_ON_PUSH 1: push prunes the images it pushed after every push [0]
 #   CONTAINER_REGISTRY_STORAGE       script, config, PKI and data [${TOPDIR}/container-registry]
+#   CONTAINER_REGISTRY_SIGN          1: push signs every image (cosign signatures; key made at
+#                                    generate/start in ${CONTAINER_REGISTRY_STORAGE}/pki) [0]
+#   CONTAINER_REGISTRY_SIGNING_KEY   existing cosign private key to sign with instead [""]
+#   CONTAINER_REGISTRY_SIGNING_PASSWORD_FILE  0600 file holding its passphrase (else COSIGN_PASSWORD
+#                                    in the environment at run time; never the passphrase here) [""]
 #   CONTAINER_REGISTRY_USERNAME      htpasswd user in secure mode [yocto]
 #   CONTAINER_REGISTRY_CERT_DAYS     server certificate validity [365]
 #   CONTAINER_REGISTRY_CA_DAYS       CA certificate validity [3650]
@@ -102,6 +107,12 @@ CONTAINER_REGISTRY_RETENTION_ON_PUSH ?= "0"
 CONTAINER_REGISTRY_RETENTION_ON_PUSH[doc] = "1: every push to the local registry prunes the images it pushed with the retention policy."
 CONTAINER_REGISTRY_STORAGE ?= "${TOPDIR}/container-registry"
 CONTAINER_REGISTRY_STORAGE[doc] = "Persistent directory (outside tmp/) for the helper script, registry config, PKI and data."
+CONTAINER_REGISTRY_SIGN ?= "0"
+CONTAINER_REGISTRY_SIGN[doc] = "1: push (and import --sign) signs every index and platform manifest with a cosign key, as sha256-<digest>.sig tags that cosign, podman, skopeo and CRI-O verify; the key is made in the storage's pki/ unless CONTAINER_REGISTRY_SIGNING_KEY names one. Secure mode does not turn it on."
+CONTAINER_REGISTRY_SIGNING_KEY ?= ""
+CONTAINER_REGISTRY_SIGNING_KEY[doc] = "Existing cosign private key (encrypted PEM, ECDSA P-256, from cosign generate-key-pair) push signs with; empty: the generated pki/signing.key."
+CONTAINER_REGISTRY_SIGNING_PASSWORD_FILE ?= ""
+CONTAINER_REGISTRY_SIGNING_PASSWORD_FILE[doc] = "File (mode 0600) holding the passphrase of CONTAINER_REGISTRY_SIGNING_KEY; empty: COSIGN_PASSWORD from the environment. Never put the passphrase itself in a variable."
 CONTAINER_REGISTRY_USERNAME ?= "yocto"
 CONTAINER_REGISTRY_USERNAME[doc] = "User name of the local registry's htpasswd authentication."
 CONTAINER_REGISTRY_CERT_DAYS ?= "365"
@@ -171,6 +182,7 @@ CONTAINER_REGISTRY_DUMP_VARS ?= "\
     CONTAINER_REGISTRY_IMAGES CONTAINER_REGISTRY_SEARCH_FIRST CONTAINER_REGISTRY_TARGET_URL \
     CONTAINER_REGISTRY_LISTEN CONTAINER_REGISTRY_UI CONTAINER_REGISTRY_BACKEND CONTAINER_REGISTRY_REDIS \
     CONTAINER_REGISTRY_ALLOWED_HOSTS CONTAINER_REGISTRY_GC_INTERVAL \
+    CONTAINER_REGISTRY_SIGN CONTAINER_REGISTRY_SIGNING_KEY CONTAINER_REGISTRY_SIGNING_PASSWORD_FILE \
     CONTAINER_REGISTRY_TOOL \
     DOCKER_REGISTRY_INSECURE DOCKER_OCI_RUNTIMES DOCKER_DEFAULT_RUNTIME \
     PODMAN_OCI_RUNTIME PODMAN_OCI_RUNTIME_PATH \

@@ -52,6 +52,16 @@ type TagWritten struct {
 	Unchanged      bool
 }
 
+// Signed is a manifest (platform manifest or a tag's index) signed, or
+// found signed by the key already (Already: nothing was written).
+type Signed struct {
+	Repo        string
+	Digest      v1.Hash
+	Tag         string // the signature tag
+	Fingerprint string // the signing key's
+	Already     bool
+}
+
 // ImageFailed is an image that could not be pushed; the push goes on.
 type ImageFailed struct {
 	Image string

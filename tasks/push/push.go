@@ -36,6 +36,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
@@ -75,6 +76,10 @@ type Options struct {
 	// (--no-attach), true the configured kinds or, when the setting says
 	// none, the default ones (--attach); nil follows the setting.
 	Attach *bool
+	// Signer, when set, signs every platform manifest and every tag's
+	// index the push writes (CONTAINER_REGISTRY_SIGN); a manifest already
+	// signed by its key is left as it is.
+	Signer *sign.Signer
 
 	// settle waits before a run checks its tags once more (nil: a timer,
 	// settleWait). Tests replace it to see whether and how long a run
@@ -105,6 +110,11 @@ type Summary struct {
 	Catalog  []string // the registry's repositories after the push
 	// Repos are the repositories this push wrote tags to, in order.
 	Repos []string
+	// Signed and SignedAlready count the manifests this push signed and
+	// those it found signed by the key (Options.Signer); SigningKey is the
+	// key's fingerprint ("" when the push does not sign).
+	Signed, SignedAlready int
+	SigningKey            string
 }
 
 // FailedError says which images failed; each failure was reported as
@@ -357,6 +367,9 @@ type pushRun struct {
 	// again at the end like written.
 	fallbacks []written
 	ropts     []remote.Option
+	// signed are the manifests (repository@digest) signed or found
+	// signed in this run.
+	signed map[string]bool
 	// clients caches one authenticated client per repository: setting one
 	// up pings the registry (and may fetch a token).
 	clients map[string]*http.Client
@@ -505,6 +518,9 @@ func (p *pushRun) pushManifests(ctx context.Context, repo name.Repository, g *gr
 				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
 			ev.Emit(ManifestDone{Digest: desc.Digest})
+			if err := p.sign(ctx, repo, desc.Digest); err != nil {
+				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
+			}
 			if err := p.attach(ctx, repo, s, desc, platform.Short(m.Platform)); err != nil {
 				// The image itself is complete: its tags are still
 				// written, the push fails at the end.
@@ -549,10 +565,41 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
 	}
 	p.o.Events.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
+	if err := p.sign(ctx, repo, r.Digest); err != nil {
+		return err
+	}
 	p.sum.Tags++
 	if !slices.Contains(p.sum.Repos, repo.RepositoryStr()) {
 		p.sum.Repos = append(p.sum.Repos, repo.RepositoryStr())
 	}
+	return nil
+}
+
+// sign signs manifest d of repo when the push signs, once per run, and
+// reports it.
+func (p *pushRun) sign(ctx context.Context, repo name.Repository, d v1.Hash) error {
+	if p.o.Signer == nil {
+		return nil
+	}
+	key := repo.RepositoryStr() + "@" + d.String()
+	if p.signed[key] {
+		return nil
+	}
+	r, err := p.o.Signer.Sign(ctx, repo, d, p.lock)
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", d, err)
+	}
+	if p.signed == nil {
+		p.signed = map[string]bool{}
+	}
+	p.signed[key] = true
+	p.sum.SigningKey = p.o.Signer.Key.Fingerprint
+	if r.Already {
+		p.sum.SignedAlready++
+	} else {
+		p.sum.Signed++
+	}
+	p.o.Events.Emit(Signed{Repo: repo.RepositoryStr(), Digest: d, Tag: r.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: r.Already})
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
 	"github.com/ocireg-tool/ocireg-tool/tasks/runstate"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // Catalog returns every repository of the registry, all pages.
@@ -107,6 +108,15 @@ type InfoData struct {
 	Username     string   `json:"username,omitempty"`
 	PasswordFile string   `json:"password_file,omitempty"`
 	PushAuth     string   `json:"push_auth"`
+	// Sign says push signs; then SigningKey is the private key,
+	// SigningPub the public key targets verify with and
+	// SigningFingerprint its fingerprint (empty, with SigningPubErr, when
+	// it does not read: not made yet).
+	Sign               bool   `json:"sign"`
+	SigningKey         string `json:"signing_key,omitempty"`
+	SigningPub         string `json:"signing_public_key,omitempty"`
+	SigningFingerprint string `json:"signing_fingerprint,omitempty"`
+	SigningPubErr      string `json:"signing_public_key_error,omitempty"`
 	// Retention is the retention policy of prune in one line, and
 	// RetentionOnPush whether push prunes the images it pushed.
 	Retention       string `json:"retention"`
@@ -159,6 +169,17 @@ func Info(c *config.Config) *InfoData {
 	}
 	if c.Auth {
 		d.Username, d.PasswordFile = c.Username, c.PasswordFile()
+	}
+	if c.Sign {
+		d.Sign, d.SigningKey, d.SigningPub = true, c.SigningKeyFile(), c.SigningPubFile()
+		if c.SigningKey != "" {
+			d.SigningKey = c.SigningKey
+		}
+		if pub, err := sign.ReadPublicKey(d.SigningPub); err != nil {
+			d.SigningPubErr = err.Error()
+		} else {
+			d.SigningFingerprint = sign.Fingerprint(pub)
+		}
 	}
 	for _, s := range config.Settings {
 		if s.Bake == nil {

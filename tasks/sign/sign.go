@@ -1,0 +1,273 @@
+package sign
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+)
+
+// The names of cosign's signature scheme.
+const (
+	// PayloadType is the media type of a signature layer: the
+	// simple-signing payload.
+	PayloadType types.MediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	// SignatureAnnotation holds the base64 ECDSA-SHA256 signature of the
+	// layer's payload.
+	SignatureAnnotation = "dev.cosignproject.cosign/signature"
+	// SigSuffix ends the tag of a manifest's signatures:
+	// sha256-<hex>.sig.
+	SigSuffix = ".sig"
+	// payloadKind is the payload's critical.type.
+	payloadKind = "cosign container image signature"
+	// MaxPayload bounds a signature payload read back (ours are about 250
+	// bytes).
+	MaxPayload = 64 << 10
+)
+
+// SigTag is the tag holding the signatures of manifest d.
+func SigTag(d v1.Hash) string { return d.Algorithm + "-" + d.Hex + SigSuffix }
+
+// IsSigTag reports whether tag names signatures (sha256-<64 hex>.sig)
+// and returns the digest it signs.
+func IsSigTag(tag string) (v1.Hash, bool) {
+	rest, ok := strings.CutSuffix(tag, SigSuffix)
+	if !ok {
+		return v1.Hash{}, false
+	}
+	alg, hex, ok := strings.Cut(rest, "-")
+	if !ok || alg != "sha256" || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return v1.Hash{}, false
+	}
+	return v1.Hash{Algorithm: alg, Hex: hex}, true
+}
+
+// Payload is the simple-signing payload of cosign and containers/image:
+// the signed repository (as clients pull it) and manifest digest.
+type Payload struct {
+	Critical struct {
+		Identity struct {
+			DockerReference string `json:"docker-reference"`
+		} `json:"identity"`
+		Image struct {
+			DockerManifestDigest string `json:"docker-manifest-digest"`
+		} `json:"image"`
+		Type string `json:"type"`
+	} `json:"critical"`
+	Optional map[string]any `json:"optional"`
+}
+
+// MakePayload is the payload signing manifest d of the repository
+// identity (registry host:port/path, no tag).
+func MakePayload(identity string, d v1.Hash) []byte {
+	var p Payload
+	p.Critical.Identity.DockerReference = identity
+	p.Critical.Image.DockerManifestDigest = d.String()
+	p.Critical.Type = payloadKind
+	b, _ := json.Marshal(p)
+	return b
+}
+
+// Locker takes the lock of a tag's read-modify-write (taglock.Lock).
+type Locker interface {
+	Lock(ctx context.Context, repo, tag string) (unlock func(), err error)
+}
+
+// Signer signs manifests of one registry with one key.
+type Signer struct {
+	Key *Key
+	// Identity is the registry address the signed identity names (the
+	// address targets pull from: containers/image matches it against the
+	// policy's scope); empty: the repository's own registry.
+	Identity string
+	puller   *remote.Puller
+	pusher   *remote.Pusher
+}
+
+// NewSigner returns a Signer for t's registry: signatures name the
+// repository at t's target address (CONTAINER_REGISTRY_TARGET_URL, by
+// default the URL as a QEMU target reaches it). opts are the remote
+// options of the caller's requests (its transport, counters); nil: t's.
+func NewSigner(ctx context.Context, t *registry.Target, k *Key, opts []remote.Option) (*Signer, error) {
+	if opts == nil {
+		opts = t.Options(ctx)
+	}
+	puller, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, err
+	}
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{Key: k, Identity: t.Config.TargetURL, puller: puller, pusher: pusher}, nil
+}
+
+// identity is the signed name of repo.
+func (s *Signer) identity(repo name.Repository) string {
+	if s.Identity == "" {
+		return repo.Name()
+	}
+	return s.Identity + "/" + repo.RepositoryStr()
+}
+
+// Result is what Sign did for one manifest.
+type Result struct {
+	Digest v1.Hash
+	Tag    string // the signature tag
+	// Already is true when the tag held a valid signature by the key for
+	// this digest and name: nothing was signed or uploaded.
+	Already bool
+}
+
+// Sign makes sure repo's signature tag of manifest d holds a signature by
+// s's key: when one is there and valid, nothing is written (ECDSA
+// signatures differ each time, so signing again would change the tag);
+// else a new layer is added beside the signatures of other keys. The
+// read-modify-write of the tag is guarded by lock (the push's tag lock,
+// taglock; nil: none).
+func (s *Signer) Sign(ctx context.Context, repo name.Repository, d v1.Hash, lock Locker) (Result, error) {
+	tag := repo.Tag(SigTag(d))
+	res := Result{Digest: d, Tag: tag.TagStr()}
+	payload := MakePayload(s.identity(repo), d)
+	pdig, _, _ := v1.SHA256(strings.NewReader(string(payload)))
+	if lock != nil {
+		unlock, err := lock.Lock(ctx, repo.RepositoryStr(), tag.TagStr())
+		if err != nil {
+			return res, err
+		}
+		defer unlock()
+	}
+	existing, err := s.read(ctx, tag)
+	if err != nil {
+		return res, err
+	}
+	if existing != nil {
+		for _, l := range existing.Layers {
+			if l.Digest == pdig && verifyLayer(s.Key.Public, l, payload) {
+				res.Already = true
+				return res, nil
+			}
+		}
+	}
+	priv, err := s.Key.Private()
+	if err != nil {
+		return res, err
+	}
+	sig, err := signPayload(priv, payload)
+	if err != nil {
+		return res, err
+	}
+	layer := static.NewLayer(payload, PayloadType)
+	if err := s.pusher.Upload(ctx, repo, layer); err != nil {
+		return res, fmt.Errorf("uploading the signature payload: %w", err)
+	}
+	var layers []v1.Descriptor
+	if existing != nil {
+		for _, l := range existing.Layers {
+			if l.MediaType == PayloadType {
+				layers = append(layers, l)
+			}
+		}
+	}
+	layers = append(layers, v1.Descriptor{MediaType: PayloadType, Size: int64(len(payload)), Digest: pdig,
+		Annotations: map[string]string{SignatureAnnotation: sig}})
+	if err := s.put(ctx, repo, tag, layers); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// read returns the manifest of a signature tag; nil when there is none.
+func (s *Signer) read(ctx context.Context, tag name.Tag) (*v1.Manifest, error) {
+	desc, err := s.puller.Get(ctx, tag)
+	if registry.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	if desc.MediaType != types.OCIManifestSchema1 && desc.MediaType != types.DockerManifestSchema2 {
+		return nil, fmt.Errorf("%s is a %s, not a signature manifest", tag, desc.MediaType)
+	}
+	m, err := v1.ParseManifest(strings.NewReader(string(desc.Manifest)))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	return m, nil
+}
+
+// put writes the signature manifest of layers (with a config listing
+// them, as cosign's has) to tag.
+func (s *Signer) put(ctx context.Context, repo name.Repository, tag name.Tag, layers []v1.Descriptor) error {
+	cfg := v1.ConfigFile{RootFS: v1.RootFS{Type: "layers"}}
+	for _, l := range layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.Digest)
+	}
+	cfgRaw, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	cfgLayer := static.NewLayer(cfgRaw, types.OCIConfigJSON)
+	if err := s.pusher.Upload(ctx, repo, cfgLayer); err != nil {
+		return fmt.Errorf("uploading the signature config: %w", err)
+	}
+	cd, _ := cfgLayer.Digest()
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfgRaw)), Digest: cd},
+		Layers: layers}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.pusher.Put(ctx, tag, rawManifest{data: raw, mt: types.OCIManifestSchema1}); err != nil {
+		return fmt.Errorf("writing %s: %w", tag, err)
+	}
+	return nil
+}
+
+// rawManifest is a manifest to PUT as it is.
+type rawManifest struct {
+	data []byte
+	mt   types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// signPayload is cosign's signature: ECDSA over SHA-256 of the payload,
+// ASN.1, base64.
+func signPayload(priv *ecdsa.PrivateKey, payload []byte) (string, error) {
+	sum := sha256.Sum256(payload)
+	sig, err := ecdsa.SignASN1(rand.Reader, priv, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("signing: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(sig), nil
+}
+
+// verifyLayer reports whether layer l carries a signature of payload by
+// pub.
+func verifyLayer(pub *ecdsa.PublicKey, l v1.Descriptor, payload []byte) bool {
+	if l.MediaType != PayloadType {
+		return false
+	}
+	sig, err := base64.StdEncoding.DecodeString(l.Annotations[SignatureAnnotation])
+	if err != nil || len(sig) == 0 {
+		return false
+	}
+	sum := sha256.Sum256(payload)
+	return ecdsa.VerifyASN1(pub, sum[:], sig)
+}
