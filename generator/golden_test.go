@@ -30,12 +30,14 @@ var goldenCases = []struct {
 	{"docker-runtimes", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "DOCKER_OCI_RUNTIMES": `{"vxn": {"path": "/usr/bin/vxn-oci-runtime"}}`, "DOCKER_DEFAULT_RUNTIME": "vxn"}},
 	{"podman-runtime", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "PODMAN_OCI_RUNTIME": "crun", "CONTAINER_REGISTRY_SEARCH_FIRST": "0"}},
 	{"authfile", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_AUTHFILE": "testdata/authfile.json", "CONTAINER_REGISTRY_NAMESPACE": "team/yocto"}},
+	{"signed", config.Vars{"CONTAINER_REGISTRY_INSECURE": "1", "CONTAINER_REGISTRY_SIGN": "1", "CONTAINER_REGISTRY_TARGET_URL": "[fd00::2]:5000"}},
 }
 
 const goldenNativeTool = "/srv/yocto/build/tmp/sysroots-components/x86_64/ocireg-tool-native/usr/bin/ocireg-tool"
 
 // goldenConfig builds the case's configuration with a PKI in a temporary
-// storage directory (secure cases).
+// storage directory (secure cases) and, with signing on, the fixed public
+// key of testdata/signing.pub as the signing key's.
 func goldenConfig(t *testing.T, vars config.Vars) *config.Config {
 	t.Helper()
 	all := config.Vars{
@@ -51,6 +53,18 @@ func goldenConfig(t *testing.T, vars config.Vars) *config.Config {
 	}
 	if c.Secure {
 		if _, err := ensurePKI(c, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Sign {
+		pub, err := os.ReadFile(filepath.Join("testdata", "signing.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(c.SigningPubFile()), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c.SigningPubFile(), pub, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,6 +27,8 @@ func funcs() template.FuncMap {
 	delete(f, "expandenv")
 	f["shq"] = shellquote.Quote
 	f["tomlq"] = tomlQuote
+	f["jsonq"] = tomlQuote
+	f["yamlq"] = tomlQuote
 	return f
 }
 
@@ -45,7 +47,8 @@ func Render(name string, data any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// tomlQuote quotes s as a TOML basic string (JSON strings are valid TOML).
+// tomlQuote quotes s as a JSON string, which is also a TOML basic string
+// and a YAML double-quoted scalar (tomlq, jsonq, yamlq in templates).
 func tomlQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

@@ -2,6 +2,7 @@ package generator
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,10 @@ const (
 	TargetDocker = "docker"
 	TargetOCI    = "oci"
 	TargetCA     = "ca"
+	// TargetPolicy is the registry's signature requirement merged into the
+	// policy.json already in the install root (signing on only): the
+	// container-host-config bbappend's payload.
+	TargetPolicy = "policy"
 )
 
 // TargetFile is one file of a target payload, relative to the install root.
@@ -33,13 +38,25 @@ type TargetFile struct {
 type TargetOption func(*targetOptions)
 
 type targetOptions struct {
-	skipCA bool
+	skipCA, skipPolicy bool
+	// policyBase is the install root's policy.json (nil: none).
+	policyBase []byte
 }
 
 // SkipCA leaves the CA certificate out of the docker and oci payloads: the
 // container-registry-ca package ships it, and two packages must not ship
 // the same file.
 func SkipCA() TargetOption { return func(o *targetOptions) { o.skipCA = true } }
+
+// SkipPolicy leaves policy.json out of the oci payload: on a target image
+// container-host-config ships that file, and the layer merges the
+// registry's requirement into it there (kind TargetPolicy).
+func SkipPolicy() TargetOption { return func(o *targetOptions) { o.skipPolicy = true } }
+
+// PolicyBase is the policy.json the oci and policy payloads merge the
+// registry's requirement into (InstallTarget reads it from the install
+// root); without it they start from containers/image's default.
+func PolicyBase(data []byte) TargetOption { return func(o *targetOptions) { o.policyBase = data } }
 
 // TargetFiles computes the payload of one target package. Nothing is written.
 func TargetFiles(c *config.Config, kind string, opts ...TargetOption) ([]TargetFile, error) {
@@ -54,12 +71,30 @@ func TargetFiles(c *config.Config, kind string, opts ...TargetOption) ([]TargetF
 		return ociFiles(c, o)
 	case TargetCA:
 		return caFiles(c)
+	case TargetPolicy:
+		if !c.Sign {
+			return nil, errors.New("target policy: signing is off (CONTAINER_REGISTRY_SIGN=1 turns it on)")
+		}
+		f, err := policyFile(c, o.policyBase)
+		if err != nil {
+			return nil, err
+		}
+		return []TargetFile{f}, nil
 	}
-	return nil, fmt.Errorf("unknown target kind %q (valid: docker, oci, ca)", kind)
+	return nil, fmt.Errorf("unknown target kind %q (valid: docker, oci, ca, policy)", kind)
 }
 
 // InstallTarget writes the payload of kind under dest (a recipe's ${D}).
+// The policy.json of the oci and policy payloads is the one already under
+// dest with the registry's requirement merged in.
 func InstallTarget(c *config.Config, kind, dest string, opts ...TargetOption) ([]string, error) {
+	if kind == TargetPolicy || (kind == TargetOCI && c.Sign) {
+		base, err := readPolicyBase(dest)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, PolicyBase(base))
+	}
 	files, err := TargetFiles(c, kind, opts...)
 	if err != nil {
 		return nil, err
@@ -188,6 +223,20 @@ func ociFiles(c *config.Config, o targetOptions) ([]TargetFile, error) {
 			return nil, err
 		}
 		files = append(files, TargetFile{Path: "etc/containers/auth.json", Data: auth, Mode: 0o600})
+	}
+	if c.Sign {
+		signing, err := signingFiles(c)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, signing...)
+		if !o.skipPolicy {
+			f, err := policyFile(c, o.policyBase)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+		}
 	}
 	return files, nil
 }

@@ -4,7 +4,7 @@ package main
 // file as a struct with a Run method that calls one function below cmd/.
 type CLI struct {
 	Generate     GenerateCmd     `cmd:"" help:"Generate the helper script, registry config and (secure mode) PKI into the storage directory."`
-	Target       TargetCmd       `cmd:"" help:"Install a target payload (docker, oci or ca) under --dest."`
+	Target       TargetCmd       `cmd:"" help:"Install a target payload (docker, oci, ca or policy) under --dest."`
 	Start        StartCmd        `cmd:"" help:"Start the container registry server (detached; returns when it answers)."`
 	Restart      RestartCmd      `cmd:"" help:"Stop the registry if it runs (on any port of this storage), then start it as configured now."`
 	Stop         StopCmd         `cmd:"" help:"Stop the container registry server."`
