@@ -157,8 +157,8 @@ func TestTargetSigningPayloadErrors(t *testing.T) {
 	}
 
 	for name, setup := range map[string]func(dest string){
-		"not JSON":       func(dest string) { writeTestFile(t, filepath.Join(dest, PolicyPath), "{") },
-		"a directory":    func(dest string) { os.MkdirAll(filepath.Join(dest, PolicyPath), 0o755) },
+		"not JSON":    func(dest string) { writeTestFile(t, filepath.Join(dest, PolicyPath), "{") },
+		"a directory": func(dest string) { os.MkdirAll(filepath.Join(dest, PolicyPath), 0o755) },
 		"a link outside": func(dest string) {
 			outside := filepath.Join(t.TempDir(), "policy.json")
 			writeTestFile(t, outside, `{"default": []}`)
