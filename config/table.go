@@ -141,8 +141,8 @@ var Settings = []Setting{
 		Parse: parseAllowedHosts, Bake: func(c *Config) string { return strings.Join(c.AllowedHosts, " ") }},
 	{Name: "CONTAINER_REGISTRY_GC_INTERVAL", Default: "", Class: true, Doc: "serve collects garbage itself this often, online, one replica at a time, pruning first with the retention policy (a duration such as 24h or 30m, at least 1m; empty or 0: never)",
 		Parse: parseGCInterval, Bake: func(c *Config) string { return durationString(c.GCInterval) }},
-	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2)",
-		Parse: parseTargetURL},
+	{Name: "CONTAINER_REGISTRY_TARGET_URL", Default: "", Class: true, Doc: "host:port targets use (default: URL with localhost as 10.0.2.2); signatures name images by it",
+		Parse: parseTargetURL, Bake: func(c *Config) string { return c.raw("CONTAINER_REGISTRY_TARGET_URL") }},
 	{Name: "DOCKER_REGISTRY_INSECURE", Default: "", Class: true, Doc: "registries Docker on the target reaches over HTTP",
 		Parse: func(c *Config, v string) error {
 			c.DockerInsecure = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
