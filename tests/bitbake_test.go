@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -22,6 +23,14 @@ import (
 
 // testLayerDir is the fixture layer of TestBitbake (see its conf/layer.conf).
 const testLayerDir = "testdata/meta-ocireg-test"
+
+// virtStubDir stands in for meta-virtualization (see its conf/layer.conf):
+// its collection name and its container-host-config, whose policy.json the
+// layer's dynamic bbappend merges into.
+const virtStubDir = "testdata/meta-virtualization-stub"
+
+// virtStubPolicy is the policy.json the stand-in installs.
+const virtStubPolicy = virtStubDir + "/recipes-containers/container-host-config/files/policy.json"
 
 // bitbakeHostTools are the programs of oe-core's HOSTTOOLS, and the
 // layer test's own (fakeroot runs do_install, wget fetches Go modules),
@@ -60,14 +69,18 @@ func TestBitbake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	virtStub, err := filepath.Abs(virtStubDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A copy of the tool at a fixed place keeps local.conf, and with it
 	// bitbake's parse cache, the same from one run to the next.
 	tool := filepath.Join(b.dir, "bin", "ocireg-tool")
 	copyFile(t, toolBin, tool, 0o755)
 	proxy := goModProxy(t)
 
-	b.write(t, "conf/bblayers.conf", fmt.Sprintf("BBPATH = \"${TOPDIR}\"\nBBFILES ?= \"\"\nBBLAYERS = \"%s %s %s\"\n",
-		filepath.Join(y.oecore, "meta"), layer, testLayer))
+	b.write(t, "conf/bblayers.conf", fmt.Sprintf("BBPATH = \"${TOPDIR}\"\nBBFILES ?= \"\"\nBBLAYERS = \"%s %s %s %s\"\n",
+		filepath.Join(y.oecore, "meta"), layer, testLayer, virtStub))
 	local := fmt.Sprintf(`# Written by TestBitbake. It stays the same for the whole run: what a
 # subtest changes is in %s.
 MACHINE = "qemux86-64"
@@ -149,7 +162,7 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 	}()
 
 	step("prime", func(t *testing.T) { b.prime(t) })
-	step("parse", func(t *testing.T) { b.parse(t, layer, testLayer) })
+	step("parse", func(t *testing.T) { b.parse(t, layer, testLayer, virtStub) })
 	var indexEnv config.Vars
 	step("labels-class", func(t *testing.T) { b.labelsClass(t) })
 	step("labels-inherit", func(t *testing.T) { b.labelsInherit(t) })
@@ -186,6 +199,14 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 			variant(map[string]string{"CONTAINER_REGISTRY_SECURE": "1", "VIRTUAL-RUNTIME_container_engine": engine})
 			b.imageFeature(t, engine, true)
 		}
+	})
+	step("signed", func(t *testing.T) {
+		// The target reaches the registry at 127.0.0.1 (the verifier runs
+		// on this host): the address of the policy's scope and of the
+		// signed identities.
+		variant(map[string]string{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_SIGN": "1",
+			"CONTAINER_REGISTRY_TARGET_URL": "127.0.0.1:" + port})
+		b.installSigned(t, reg, "127.0.0.1:"+port)
 	})
 	step("gomod-fetch", func(t *testing.T) { b.goModules(t, proxy) })
 }
@@ -488,7 +509,7 @@ func (b *bitbakeBuild) installInsecure(t *testing.T, url string) {
 	t.Log("do_install runs under bitbake with Debian's fakeroot as FAKEROOTCMD (" + testLayerDir + "/scripts/fakeroot): " +
 		"pseudo-native, quilt-native and patch-replacement-native cannot be built offline and are ASSUME_PROVIDED; " +
 		"do_package and the later packaging tasks are not run")
-	out := b.run(t, "docker-registry-config", "container-oci-registry-config", "-c", "install")
+	out := b.run(t, "docker-registry-config", "container-oci-registry-config", "container-host-config", "-c", "install")
 	tasksSummary(t, out)
 	for _, r := range []string{"docker-registry-config", "container-oci-registry-config"} {
 		if !strings.Contains(out, "recipe "+r+"-1.0-r0: task do_install: Succeeded") {
@@ -517,6 +538,15 @@ func (b *bitbakeBuild) installInsecure(t *testing.T, url string) {
 	fail := b.runFail(t, "container-registry-ca", "-c", "install")
 	if !strings.Contains(fail, `needs CONTAINER_REGISTRY_SECURE = "1"`) {
 		t.Errorf("container-registry-ca outside secure mode: not skipped for the documented reason")
+	}
+	// Signing off: the layer's bbappend leaves meta-virtualization's
+	// container-host-config as it is.
+	stub, err := os.ReadFile(virtStubPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.imageFile(t, "container-host-config", "etc/containers/policy.json"); !bytes.Equal(got, stub) {
+		t.Errorf("container-host-config's policy.json changed with signing off")
 	}
 }
 
@@ -601,14 +631,98 @@ func (b *bitbakeBuild) imageFeature(t *testing.T, engine string, secure bool) {
 	}
 }
 
-// imageFile is a file of recipe's do_install output (${D}).
-func (b *bitbakeBuild) imageFile(t *testing.T, recipe, rel string) []byte {
+// installSigned: with CONTAINER_REGISTRY_SIGN = "1", do_install of
+// container-oci-registry-config (after generate_registry_script, which
+// makes the signing key) installs the public key and the registries.d
+// entry and leaves policy.json to meta-virtualization's
+// container-host-config, into which the layer's bbappend merges the
+// registry's scope, keeping the file's own entries. Then the registry
+// pushes, signing, and upstream containers/image (tests/sigverify), given
+// the files bitbake installed and nothing else of ours, allows the signed
+// image and refuses one copied in unsigned.
+func (b *bitbakeBuild) installSigned(t *testing.T, reg *Env, target string) {
+	bin := sigverifyBin(t)
+	out := b.run(t, "container-oci-registry-config", "container-host-config", "container-registry-ca", "-c", "install")
+	tasksSummary(t, out)
+	if !strings.Contains(out, "container-registry-index-1.0-r0: task do_generate_registry_script: Succeeded") {
+		t.Errorf("do_install of container-oci-registry-config did not run generate_registry_script first (the signing key)")
+	}
+	pub, err := os.ReadFile(filepath.Join(reg.Storage, "pki", "signing.pub"))
+	if err != nil {
+		t.Fatalf("no signing key after generate_registry_script with signing on: %v", err)
+	}
+	if got := b.imageFile(t, "container-oci-registry-config", "etc/containers/keys/container-registry.pub"); !bytes.Equal(got, pub) {
+		t.Errorf("/etc/containers/keys/container-registry.pub is not %s/pki/signing.pub", reg.Storage)
+	}
+	yml := string(b.imageFile(t, "container-oci-registry-config", "etc/containers/registries.d/container-registry.yaml"))
+	if !strings.Contains(yml, fmt.Sprintf("%q:\n    use-sigstore-attachments: true", target)) {
+		t.Errorf("registries.d entry without use-sigstore-attachments for %s", target)
+	}
+	if _, err := os.Stat(filepath.Join(b.imageDir(t, "container-oci-registry-config"), "etc/containers/policy.json")); err == nil {
+		t.Errorf("container-oci-registry-config ships policy.json, which container-host-config owns")
+	}
+	var policy struct {
+		Default    []map[string]any
+		Transports map[string]map[string][]map[string]any
+	}
+	if err := json.Unmarshal(b.imageFile(t, "container-host-config", "etc/containers/policy.json"), &policy); err != nil {
+		t.Fatal(err)
+	}
+	req := policy.Transports["docker"][target]
+	if len(req) != 1 || req[0]["type"] != "sigstoreSigned" || req[0]["keyPath"] != "/etc/containers/keys/container-registry.pub" {
+		t.Errorf("policy.json: transports.docker[%q] = %v, want the key's sigstoreSigned", target, req)
+	}
+	if len(policy.Transports["docker"]["registry.example.com/vendor"]) != 1 || len(policy.Transports["docker-daemon"][""]) != 1 || policy.Default[0]["type"] != "insecureAcceptAnything" {
+		t.Errorf("the merge did not keep container-host-config's own entries: %+v", policy)
+	}
+	env := b.envVars(t, "container-host-config", "RDEPENDS:container-host-config")
+	if !slices.Contains(strings.Fields(env["RDEPENDS:container-host-config"]), "container-oci-registry-config") {
+		t.Errorf("container-host-config does not depend on the package of the key its policy names: RDEPENDS = %q", env["RDEPENDS:container-host-config"])
+	}
+
+	// The target: the three packages' files, plus the credentials a user
+	// provisions (CONTAINER_REGISTRY_AUTHFILE).
+	rootfs := t.TempDir()
+	for _, recipe := range []string{"container-host-config", "container-oci-registry-config", "container-registry-ca"} {
+		if out, err := exec.Command("cp", "-a", b.imageDir(t, recipe)+"/.", rootfs).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	reg.t = t
+	reg.mustRun(t, 0, "start")
+	defer reg.mustRun(t, 0, "stop")
+	t.Logf("push:\n%s", reg.mustRun(t, 0, "push", "container-base").Out())
+	pw, err := os.ReadFile(filepath.Join(reg.Storage, "auth", "password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, target, base64.StdEncoding.EncodeToString([]byte("yocto:"+strings.TrimSpace(string(pw)))))
+	authJSON := writeFile(t, filepath.Join(rootfs, "etc", "containers"), "auth.json", auth, 0o600)
+	if vs, code := sigverify(t, bin, rootfs, "docker://"+target+"/yocto/container-base:latest"); code != 0 || len(vs) != 3 {
+		t.Errorf("the signed push: sigverify exit %d, %d verdicts; want 3 allowed", code, len(vs))
+	}
+	certs := filepath.Join(rootfs, "etc/containers/certs.d", target)
+	skopeo(t, "copy", "--all", "--src-cert-dir", certs, "--src-authfile", authJSON, "--dest-cert-dir", certs, "--dest-authfile", authJSON,
+		"docker://"+target+"/yocto/container-base:latest", "docker://"+target+"/yocto/unsigned:latest")
+	if vs, code := sigverify(t, bin, rootfs, "docker://"+target+"/yocto/unsigned:latest"); code != 1 || len(vs) != 3 || vs[0].Allowed {
+		t.Errorf("an unsigned copy: sigverify exit %d, verdicts %+v; want every manifest refused", code, vs)
+	}
+}
+
+// imageDir is recipe's do_install output directory (${D}).
+func (b *bitbakeBuild) imageDir(t *testing.T, recipe string) string {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(b.dir, "tmp", "work", "*", recipe, "*", "image"))
 	if len(matches) != 1 {
 		t.Fatalf("%s: want one image directory, found %v", recipe, matches)
 	}
-	data, err := os.ReadFile(filepath.Join(matches[0], rel))
+	return matches[0]
+}
+
+// imageFile is a file of recipe's do_install output (${D}).
+func (b *bitbakeBuild) imageFile(t *testing.T, recipe, rel string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.imageDir(t, recipe), rel))
 	if err != nil {
 		t.Fatalf("%s: %v", recipe, err)
 	}
