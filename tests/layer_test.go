@@ -37,6 +37,8 @@ func TestLayerFiles(t *testing.T) {
 		filepath.Join(layerDir, "README.md"),
 		filepath.Join(layerDir, "classes", "container-registry.bbclass"),
 		filepath.Join(layerDir, "classes", "oci-image-labels.bbclass"),
+		filepath.Join(layerDir, "classes", "container-registry-policy.bbclass"),
+		filepath.Join(layerDir, "dynamic-layers", "virtualization-layer", "recipes-containers", "container-host-config", "container-host-config.bbappend"),
 		filepath.Join(layerDir, "conf", "distro", "include", "container-registry.conf"),
 		filepath.Join(layerDir, "recipes-containers", "ocireg-tool", "ocireg-tool-go-mods.inc"),
 		filepath.Join(layerDir, "recipes-containers", "ocireg-tool", "ocireg-tool-licenses.inc"),
@@ -51,7 +53,7 @@ func TestLayerFiles(t *testing.T) {
 			t.Errorf("missing: %v", err)
 			continue
 		}
-		if (strings.HasSuffix(f, ".bb") || strings.HasSuffix(f, ".bbclass") || strings.HasSuffix(f, ".conf")) &&
+		if (strings.HasSuffix(f, ".bb") || strings.HasSuffix(f, ".bbappend") || strings.HasSuffix(f, ".bbclass") || strings.HasSuffix(f, ".conf")) &&
 			!strings.HasPrefix(string(data), "# SPDX-License-Identifier: ") {
 			t.Errorf("%s: first line must be the SPDX line", f)
 		}
