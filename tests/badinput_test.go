@@ -297,6 +297,10 @@ func TestBadInput(t *testing.T) {
 		{"runtimes: a JSON array", nil, nil, []string{"target", "docker", "--env-dump", withVars("DOCKER_OCI_RUNTIMES", `["crun"]`), "--dest", dest}, "DOCKER_OCI_RUNTIMES: invalid JSON object", 1},
 		{"runtimes: a string runtime", nil, nil, []string{"target", "docker", "--env-dump", withVars("DOCKER_OCI_RUNTIMES", `{"crun": "/usr/bin/crun"}`), "--dest", dest}, `runtime "crun" must be a JSON object`, 1},
 
+		// Signature verification payloads.
+		{"target: policy with signing off", nil, nil, []string{"target", "policy", "--env-dump", withVars(), "--dest", dest}, "signing is off (CONTAINER_REGISTRY_SIGN=1 turns it on)", 1},
+		{"target: oci with signing on and no key", nil, nil, []string{"target", "oci", "--env-dump", withVars("CONTAINER_REGISTRY_SIGN", "1"), "--dest", dest}, "pki/signing.pub not found", 1},
+
 		// Credentials files with missing keys.
 		{"creds: user without password", secure, nil, []string{"push", "app-server", "--tag", "bad", "--credsfile", userOnly}, "must contain CONTAINER_REGISTRY_TOKEN or both CONTAINER_REGISTRY_USER and CONTAINER_REGISTRY_PASSWORD", 1},
 		{"creds: password without user", secure, nil, []string{"push", "app-server", "--tag", "bad", "--credsfile", passOnly}, "must contain CONTAINER_REGISTRY_TOKEN or both", 1},
