@@ -194,6 +194,10 @@ func testTargetVerifies(t *testing.T, bin string, secure bool) {
 			t.Fatalf("target %s: %s", kind, r.Out())
 		}
 	}
+	// Docker has no sigstore verification: its payload says so.
+	if r := RunTool(t, nil, "target", "docker", "--env-dump", dump, "--dest", t.TempDir()); r.Code != 0 || !strings.Contains(r.Stdout, "Docker does not verify sigstore signatures") {
+		t.Errorf("target docker with signing on: exit %d, no note that Docker does not verify:\n%s", r.Code, r.Out())
+	}
 	// skopeo, the plain client, with the target's CA and credentials.
 	copyImage := func(src, dst string) {
 		t.Helper()
