@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,7 +34,8 @@ type Repo struct {
 	// WithArtifacts).
 	Artifacts []ImageArtifacts `json:"artifacts,omitempty"`
 	// Signatures say who signed each tag's manifest (Tags with
-	// WithArtifacts; signature and referrers tags have none).
+	// WithArtifacts, when signing is on or the repository holds
+	// signatures; signature and referrers tags have none).
 	Signatures []TagSignature `json:"signatures,omitempty"`
 }
 
@@ -45,6 +47,11 @@ type TagSignature struct {
 	Digest string `json:"digest"`
 	Signed bool   `json:"signed"`
 	sign.Check
+}
+
+func isSigTag(tag string) bool {
+	_, ok := sign.IsSigTag(tag)
+	return ok
 }
 
 // Signatures checks the signature of every tag of repo (but signature and
@@ -127,8 +134,10 @@ func Tags(ctx context.Context, t *registry.Target, image string, withArtifacts b
 		if res.Artifacts, err = Artifacts(ctx, t, r, tags); err != nil {
 			return nil, err
 		}
-		if res.Signatures, err = Signatures(ctx, t, r, tags); err != nil {
-			return nil, err
+		if t.Config.Sign || slices.ContainsFunc(tags, isSigTag) {
+			if res.Signatures, err = Signatures(ctx, t, r, tags); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return res, nil
