@@ -36,13 +36,13 @@ type Report struct {
 	OrphanBytes  int64    `json:"orphanBytes"`
 	// Referrers counts the referrer records, StaleReferrers those whose
 	// manifest is not stored (gc removes them).
-	Referrers      int      `json:"referrers,omitempty"`
-	StaleReferrers int      `json:"staleReferrers,omitempty"`
+	Referrers      int `json:"referrers,omitempty"`
+	StaleReferrers int `json:"staleReferrers,omitempty"`
 	// Signatures counts the signature tags (sha256-<hex>.sig) and Signed
 	// the manifests signed by the registry's key (pki/signing.pub).
-	Signatures int `json:"signatures,omitempty"`
-	Signed     int `json:"signed,omitempty"`
-	Problems       []string `json:"problems"`
+	Signatures int      `json:"signatures,omitempty"`
+	Signed     int      `json:"signed,omitempty"`
+	Problems   []string `json:"problems"`
 }
 
 // Orphan is a stored blob no manifest references.
