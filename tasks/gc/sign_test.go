@@ -27,7 +27,7 @@ func TestSweepSignatures(t *testing.T) {
 	s := newStore(t)
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tg := testcfg.Target(t, s.host)
-	signer, err := sign.NewSigner(ctx, tg, sign.NewKey(priv), nil)
+	signer, err := sign.NewSigner(ctx, tg, sign.NewKey(priv))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestDeleteRemovesSignatures(t *testing.T) {
 	tg := deleteTarget(t)
 	ctx := context.Background()
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	signer, err := sign.NewSigner(ctx, tg, sign.NewKey(priv), nil)
+	signer, err := sign.NewSigner(ctx, tg, sign.NewKey(priv))
 	if err != nil {
 		t.Fatal(err)
 	}

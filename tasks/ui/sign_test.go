@@ -40,7 +40,7 @@ func TestPagesShowSigner(t *testing.T) {
 		if key == nil {
 			continue
 		}
-		s, err := sign.NewSigner(ctx, tg, sign.NewKey(key), nil)
+		s, err := sign.NewSigner(ctx, tg, sign.NewKey(key))
 		if err != nil {
 			t.Fatal(err)
 		}
