@@ -7,13 +7,7 @@
 #   tests/cosign.sh build   build it there unless it is already there
 set -eu
 VERSION=v2.6.5
-if [ -n "${XDG_CACHE_HOME:-}" ]; then
-	root=$XDG_CACHE_HOME/ocireg-tool
-elif [ -w /var/cache ]; then
-	root=/var/cache/ocireg-tool
-else
-	root=$HOME/.cache/ocireg-tool
-fi
+root=$(sh "$(dirname "$0")/cachedir.sh")
 dir=$root/cosign-$VERSION
 case "${1:-}" in
 path)

@@ -11,9 +11,11 @@ import (
 	"io"
 	"slices"
 
+	"github.com/distribution/distribution/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -126,4 +128,33 @@ func CheckRemote(ctx context.Context, t *registry.Target, repo name.Repository, 
 		return io.ReadAll(io.LimitReader(rc, MaxPayload+1))
 	})
 	return ch, true, err
+}
+
+// CheckStored checks the signatures of manifest d held by the signature
+// manifest sigManifest of repo, read through distribution's storage API
+// (verify, the registry browser).
+func CheckStored(ctx context.Context, repo distribution.Repository, sigManifest digest.Digest, d digest.Digest, keys Keys) (Check, error) {
+	ms, err := repo.Manifests(ctx)
+	if err != nil {
+		return Check{}, err
+	}
+	m, err := ms.Get(ctx, sigManifest)
+	if err != nil {
+		return Check{}, fmt.Errorf("signature manifest %s: %w", sigManifest, err)
+	}
+	_, raw, err := m.Payload()
+	if err != nil {
+		return Check{}, fmt.Errorf("signature manifest %s: %w", sigManifest, err)
+	}
+	if len(raw) > MaxSigManifest {
+		return Check{}, fmt.Errorf("signature manifest %s: %d bytes (at most %d)", sigManifest, len(raw), MaxSigManifest)
+	}
+	return CheckManifest(raw, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, keys, func(l v1.Descriptor) ([]byte, error) {
+		rc, err := repo.Blobs(ctx).Open(ctx, digest.Digest(l.Digest.String()))
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(io.LimitReader(rc, MaxPayload+1))
+	})
 }

@@ -101,7 +101,7 @@ func EnsureKey(c *config.Config) (*KeyReport, error) {
 			return nil, fmt.Errorf("incomplete signing key in %s: found only one of signing.key and signing.pass; restore the missing file or remove both to create a new key (targets then need the new signing.pub)", c.PKIDir())
 		}
 		for _, f := range []string{c.SigningKeyFile(), c.SigningPassFile()} {
-			if err := tighten(f); err != nil {
+			if err := safefile.Tighten(f); err != nil {
 				return nil, err
 			}
 		}
@@ -367,16 +367,4 @@ func (k *Key) Private() (*ecdsa.PrivateKey, error) { return k.private() }
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
-}
-
-// tighten sets an existing secret file to 0600.
-func tighten(path string) error {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
-		return nil
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", path, err)
-	}
-	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -252,22 +251,7 @@ func (s *Site) signedBy(ctx context.Context, repo distribution.Repository, sigTa
 	if err != nil {
 		return "", ""
 	}
-	ms, err := repo.Manifests(ctx)
-	if err != nil {
-		return "", ""
-	}
-	_, raw, err := manifestPayload(ctx, ms, desc.Digest)
-	if err != nil || len(raw) > sign.MaxSigManifest {
-		return "signature unreadable", ""
-	}
-	ch, err := sign.CheckManifest(raw, v1Hash(dgst), keys, func(l ggcrv1.Descriptor) ([]byte, error) {
-		rc, err := repo.Blobs(ctx).Open(ctx, digest.Digest(l.Digest.String()))
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, sign.MaxPayload+1))
-	})
+	ch, err := sign.CheckStored(ctx, repo, desc.Digest, dgst, keys)
 	switch {
 	case err != nil:
 		return "signature unreadable", ""

@@ -1,13 +1,11 @@
 package verify
 
 import (
-	"io"
 	"sort"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/distribution/distribution/v3/manifest/ocischema"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -33,7 +31,6 @@ func (v *verifier) signatures(repo distribution.Repository, ms distribution.Mani
 		}
 	}
 	sort.Strings(need)
-	signed := map[digest.Digest]bool{}
 	for _, d := range sortedKeys(sigs) {
 		tag := sigs[d]
 		v.rep.Signatures++
@@ -44,30 +41,13 @@ func (v *verifier) signatures(repo distribution.Repository, ms distribution.Mani
 		if len(v.keys) == 0 {
 			continue
 		}
-		m, err := ms.Get(v.ctx, tags[tag])
-		if err != nil {
-			continue // reported by the manifest walk
-		}
-		_, raw, err := m.Payload()
-		if err != nil || len(raw) > sign.MaxSigManifest {
-			v.problem("%s:%s: signature manifest unreadable", name, tag)
-			continue
-		}
-		ch, err := sign.CheckManifest(raw, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, v.keys, func(l v1.Descriptor) ([]byte, error) {
-			rc, err := repo.Blobs(v.ctx).Open(v.ctx, digest.Digest(l.Digest.String()))
-			if err != nil {
-				return nil, err
-			}
-			defer rc.Close()
-			return io.ReadAll(io.LimitReader(rc, sign.MaxPayload+1))
-		})
+		ch, err := sign.CheckStored(v.ctx, repo, tags[tag], d, v.keys)
 		switch {
 		case err != nil:
 			v.problem("%s:%s: %v", name, tag, err)
 		case len(ch.SignedBy) == 0:
 			v.problem("%s:%s: no valid signature by this registry's key %s (signed by another key, or altered)", name, tag, sign.Fingerprint(v.keys[0]))
 		default:
-			signed[d] = true
 			v.rep.Signed++
 		}
 	}
