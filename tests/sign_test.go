@@ -333,3 +333,49 @@ func TestSignPrune(t *testing.T) {
 		}
 	}
 }
+
+// On S3 with redis, two replicas sharing a release key: three signed
+// builds pushed through one replica, prune --keep 1 and gc
+// --delete-untagged through the other; the kept build's signatures verify
+// through both replicas, the pruned builds' are gone, verify is clean.
+func TestS3SignPruneGC(t *testing.T) {
+	keys := t.TempDir()
+	if out, ok := cosign(t, keys, map[string]string{"COSIGN_PASSWORD": "farm"}, "generate-key-pair"); !ok {
+		t.Fatalf("cosign generate-key-pair:\n%s", out)
+	}
+	passFile := filepath.Join(keys, "pass")
+	if err := os.WriteFile(passFile, []byte("farm\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "images")
+	c := newCluster(t, 2, true, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SIGN": "1",
+		"CONTAINER_REGISTRY_SIGNING_KEY": filepath.Join(keys, "cosign.key"), "CONTAINER_REGISTRY_SIGNING_PASSWORD_FILE": passFile})
+	a, b := c.replicas[0], c.replicas[1]
+	pub := filepath.Join(keys, "cosign.pub")
+	var indexes []string
+	for n := 1; n <= 3; n++ {
+		r := pushBuild(t, a, root, n)
+		if m := signedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] == "0" {
+			t.Fatalf("push %d signed nothing:\n%s", n, r.Stdout)
+		}
+		raw, _ := rawIndex(t, a.URL+"/yocto/app:latest")
+		d, _, _ := v1.SHA256(strings.NewReader(raw))
+		indexes = append(indexes, d.String())
+	}
+	b.mustRun(t, 0, "prune", "--keep", "1", "--yes")
+	b.mustRun(t, 0, "gc", "--delete-untagged", "--yes")
+	wantOut(t, a.mustRun(t, 0, "verify"), "verify after prune and gc", "OK: no problems found")
+	for _, e := range []*Env{a, b} {
+		mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[2])
+		for _, tag := range listTags(t, e, "app") {
+			if !strings.HasSuffix(tag, ".sig") {
+				mustVerify(t, pub, e.URL+"/yocto/app:"+tag, "")
+			}
+		}
+	}
+	for _, d := range indexes[:2] {
+		if s := sigDigest(t, a.URL+"/yocto/app", d); s != "" {
+			t.Errorf("the signature of pruned build %s stays", d)
+		}
+	}
+}
