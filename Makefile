@@ -65,7 +65,7 @@ DEPS_COMMANDS := skopeo:skopeo curl:curl openssl:openssl podman:podman \
 	git:git patch:patch perl:perl g++:g++ make:make python3:python3 locale-gen:locales \
 	tar:tar gzip:gzip bash:bash redis-server:redis-server docker-registry:docker-registry chromium:chromium
 
-deps: ## Install what the tests need (Debian, as root; apt-get only when missing; SeaweedFS built once per machine)
+deps: ## Install what the tests need (Debian, as root; apt-get only when missing; SeaweedFS and cosign built once per machine)
 	@missing=""; \
 	for p in $(DEPS_COMMANDS); do \
 	  command -v $${p%%:*} >/dev/null 2>&1 || case " $$missing " in *" $${p#*:} "*) ;; *) missing="$$missing $${p#*:}";; esac; \
@@ -83,6 +83,8 @@ deps: ## Install what the tests need (Debian, as root; apt-get only when missing
 	fi
 	@# The S3 engine of the shared-storage tests, built once per machine.
 	@tests/seaweedfs.sh build
+	@# sigstore's cosign, which the signing tests verify with, built once per machine.
+	@tests/cosign.sh build
 
 FUZZTIME ?= 5m
 fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each

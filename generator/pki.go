@@ -47,7 +47,7 @@ func ensurePKI(c *config.Config, now time.Time) (*PKIReport, error) {
 	srvCertOK, srvKeyOK := exists(c.ServerCert()), exists(c.ServerKey())
 	// Keys made by hand or by an older version may be readable by others.
 	for _, key := range []string{c.CAKey(), c.ServerKey()} {
-		if err := tightenKey(key); err != nil {
+		if err := safefile.Tighten(key); err != nil {
 			return nil, err
 		}
 	}
@@ -183,18 +183,6 @@ func missingSANs(c *config.Config, cert *x509.Certificate) []string {
 		}
 	}
 	return out
-}
-
-// tightenKey sets an existing key file to mode 0600.
-func tightenKey(path string) error {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
-		return nil
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", path, err)
-	}
-	return nil
 }
 
 func exists(path string) bool {

@@ -8,13 +8,7 @@
 # download the module, copy it somewhere writable, build ./weed.
 set -eu
 VERSION=v0.0.0-20261109003541-7506e5f91cd6
-if [ -n "${XDG_CACHE_HOME:-}" ]; then
-	root=$XDG_CACHE_HOME/ocireg-tool
-elif [ -w /var/cache ]; then
-	root=/var/cache/ocireg-tool
-else
-	root=$HOME/.cache/ocireg-tool
-fi
+root=$(sh "$(dirname "$0")/cachedir.sh")
 dir=$root/seaweedfs-$VERSION
 case "${1:-}" in
 path)

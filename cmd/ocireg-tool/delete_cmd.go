@@ -35,5 +35,8 @@ func renderDelete(w io.Writer, script string, res *remove.Result) {
 	for _, d := range res.Pruned {
 		fmt.Fprintf(w, "  removed manifest %s (no other tag uses it)\n", d)
 	}
+	for _, sig := range res.Signatures {
+		fmt.Fprintf(w, "  removed its signature %s:%s\n", res.Repo, sig)
+	}
 	fmt.Fprintf(w, "Free the disk space with:\n  %s gc\n", script)
 }

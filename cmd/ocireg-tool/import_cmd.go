@@ -22,6 +22,7 @@ type ImportCmd struct {
 	SrcToken     string   `name:"src-token" help:"Token for the source registry; it stays in shell history and other local users see it in ps while the command runs: prefer --src-token-stdin."`
 	SrcPwStdin   bool     `name:"src-password-stdin" help:"Read the password of the --src-creds USER from standard input (one line)."`
 	SrcTokStdin  bool     `name:"src-token-stdin" help:"Read the source registry's token from standard input (one line)."`
+	Sign         bool     `name:"sign" help:"Sign the imported image (every platform manifest and the index) with the signing key (CONTAINER_REGISTRY_SIGNING_KEY, else the generated one); without it imported images stay unsigned."`
 }
 
 // Run resolves source and destination credentials and imports.
@@ -47,9 +48,13 @@ func (i *ImportCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	res, err := importer.Import(app.Ctx, t, importer.Options{
-		Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src,
-	})
+	o := importer.Options{Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src}
+	if i.Sign {
+		if o.Signer, err = newSigner(app, t); err != nil {
+			return err
+		}
+	}
+	res, err := importer.Import(app.Ctx, t, o)
 	if err != nil {
 		return err
 	}
@@ -62,6 +67,16 @@ func renderImport(w io.Writer, c *config.Config, r *importer.Result) {
 	fmt.Fprintf(w, "  platforms: %s\n", r.Platforms)
 	if r.Digest != "" {
 		fmt.Fprintf(w, "  digest:    %s\n", r.Digest)
+	}
+	for _, s := range r.Signed {
+		note := "signed"
+		if s.Already {
+			note = "already signed"
+		}
+		fmt.Fprintf(w, "  %s: %s (%s)\n", note, s.Digest, s.Tag)
+	}
+	if r.SigningKey != "" {
+		fmt.Fprintf(w, "  key:       %s\n", r.SigningKey)
 	}
 	pull := r.Name
 	if r.Tag != "latest" {

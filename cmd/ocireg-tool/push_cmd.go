@@ -135,7 +135,7 @@ func newSigner(app *App, t *registry.Target) (*sign.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	return sign.NewSigner(app.Ctx, t, k, nil)
+	return sign.NewSigner(app.Ctx, t, k)
 }
 
 // resolveAuth turns auth flags and configuration into credentials and

@@ -57,6 +57,9 @@ func renderVerify(w io.Writer, dataDir string, r *verify.Report) {
 		}
 		fmt.Fprintln(w)
 	}
+	if r.Signatures > 0 {
+		fmt.Fprintf(w, "  %d signature tag(s), %d signed by this registry's key\n", r.Signatures, r.Signed)
+	}
 	if r.OK() {
 		fmt.Fprintf(w, "OK: no problems found\n")
 		return

@@ -27,7 +27,7 @@ var primitives = []string{
 	"internal/testhook", // fault pause points, compiled out of release builds
 	"tasks", "tasks/collect", "tasks/deploy", "tasks/events", "tasks/gc", "tasks/gitinfo", "tasks/imageref",
 	"tasks/ocilayout", "tasks/platform", "tasks/redisconn", "tasks/referrers", "tasks/regauth",
-	"tasks/regconfig", "tasks/registry", "tasks/regstore", "tasks/replica", "tasks/retention", "tasks/runstate", "tasks/taglock",
+	"tasks/regconfig", "tasks/registry", "tasks/regstore", "tasks/replica", "tasks/retention", "tasks/runstate", "tasks/sign", "tasks/taglock",
 	"tasks/ui",
 }
 

@@ -66,3 +66,17 @@ func MkdirPrivate(dir string) error {
 	}
 	return nil
 }
+
+// Tighten sets an existing regular file that holds a secret to mode 0600
+// (a key made by hand or by an older version may be readable by others);
+// a missing file is left alone.
+func Tighten(path string) error {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
+		return nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", path, err)
+	}
+	return nil
+}

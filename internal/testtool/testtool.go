@@ -15,6 +15,8 @@ package testtool
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -70,4 +72,18 @@ func Missing(t testing.TB, what, fix string) {
 		return
 	}
 	t.Skip(msg)
+}
+
+// Cosign returns the path of the cosign binary `make deps` builds into the
+// cache tests/cosign.sh names (sigstore's verifier, for the signing
+// tests); missing, the test ends as Need does.
+func Cosign(t testing.TB) string {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(self), "..", "..", "tests", "cosign.sh")
+	out, err := exec.Command("sh", script, "path").Output()
+	if err != nil {
+		t.Fatalf("tests/cosign.sh path: %v", err)
+	}
+	return NeedFile(t, "cosign", strings.TrimSpace(string(out)), Deps+" (it builds it once per machine)")
 }

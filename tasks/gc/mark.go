@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // The mark and sweep. It decides what distribution's MarkAndSweep decides,
@@ -48,6 +50,15 @@ type repoManifests struct {
 	all    map[digest.Digest]gcManifest
 	tagged []digest.Digest
 	tags   []string
+	// sigs are the signature tags (sha256-<hex>.sig): not roots, they
+	// live with the manifest they sign (see live).
+	sigs []sigTag
+}
+
+// sigTag is a signature tag, the manifest it signs and its own manifest.
+type sigTag struct {
+	tag              string
+	signed, manifest digest.Digest
 }
 
 // scanManifests reads every manifest and tag of every repository.
@@ -114,9 +125,15 @@ func scanRepository(ctx context.Context, d driver.StorageDriver, reg distributio
 	}
 	rm.tags = tags
 	for _, tag := range tags {
-		if desc, err := repo.Tags(ctx).Get(ctx, tag); err == nil {
-			rm.tagged = append(rm.tagged, desc.Digest)
+		desc, err := repo.Tags(ctx).Get(ctx, tag)
+		if err != nil {
+			continue
 		}
+		if signed, ok := sign.IsSigTag(tag); ok {
+			rm.sigs = append(rm.sigs, sigTag{tag: tag, signed: digest.Digest(signed.String()), manifest: desc.Digest})
+			continue
+		}
+		rm.tagged = append(rm.tagged, desc.Digest)
 	}
 	return rm, nil
 }
@@ -264,6 +281,7 @@ func (r *recordingDriver) markAndSweep(ctx context.Context, scan map[string]*rep
 		dg   digest.Digest
 	}
 	var untagged []manifestDel
+	var sigsGone []manifestDel // signature tags of manifests that go
 	repos := make([]string, 0, len(scan))
 	for name := range scan {
 		repos = append(repos, name)
@@ -274,6 +292,11 @@ func (r *recordingDriver) markAndSweep(ctx context.Context, scan map[string]*rep
 		var live map[digest.Digest]bool
 		if o.RemoveUntagged {
 			live = rm.live(o.InUse)
+			for _, st := range rm.sigs {
+				if !live[st.signed] {
+					sigsGone = append(sigsGone, manifestDel{name, digest.Digest(st.tag)})
+				}
+			}
 		}
 		for dg, m := range rm.all {
 			if o.RemoveUntagged && !live[dg] {
@@ -292,6 +315,19 @@ func (r *recordingDriver) markAndSweep(ctx context.Context, scan map[string]*rep
 		}
 		return untagged[i].dg < untagged[j].dg
 	})
+	// A signature goes with the manifest it signs: its tag first, so that
+	// no tag ever names a removed manifest; its manifest is then untagged
+	// and not live, and goes below.
+	gone := map[string]map[string]bool{}
+	for _, sg := range sigsGone {
+		if err := r.Delete(ctx, regstore.Tag(sg.repo, string(sg.dg))); err != nil {
+			return fmt.Errorf("removing the signature tag %s:%s: %w", sg.repo, sg.dg, err)
+		}
+		if gone[sg.repo] == nil {
+			gone[sg.repo] = map[string]bool{}
+		}
+		gone[sg.repo][string(sg.dg)] = true
+	}
 	vacuum := storage.NewVacuum(ctx, r)
 	for _, u := range untagged {
 		// A manifest another kept manifest references stays (the same
@@ -299,7 +335,11 @@ func (r *recordingDriver) markAndSweep(ctx context.Context, scan map[string]*rep
 		if marked[u.dg] {
 			continue
 		}
-		if err := vacuum.RemoveManifest(u.repo, u.dg, scan[u.repo].tags); err != nil {
+		tags := scan[u.repo].tags
+		if g := gone[u.repo]; len(g) > 0 {
+			tags = slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return g[t] })
+		}
+		if err := vacuum.RemoveManifest(u.repo, u.dg, tags); err != nil {
 			return fmt.Errorf("removing manifest %s@%s: %w", u.repo, u.dg, err)
 		}
 	}

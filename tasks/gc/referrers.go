@@ -17,13 +17,18 @@ import (
 
 // live is every manifest a tag, or a push in flight (inUse), reaches
 // through index entries and subjects (a referrer of a live manifest is
-// live).
+// live, so is its signature).
 func (rm *repoManifests) live(inUse map[digest.Digest]bool) map[digest.Digest]bool {
 	referrersOf := map[digest.Digest][]digest.Digest{}
 	for d, m := range rm.all {
 		if m.subject != "" {
 			referrersOf[m.subject] = append(referrersOf[m.subject], d)
 		}
+	}
+	// A signature tag's manifest lives with the manifest it signs, as a
+	// referrer does with its subject.
+	for _, st := range rm.sigs {
+		referrersOf[st.signed] = append(referrersOf[st.signed], st.manifest)
 	}
 	live := map[digest.Digest]bool{}
 	todo := append([]digest.Digest(nil), rm.tagged...)

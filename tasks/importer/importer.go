@@ -28,6 +28,8 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
+	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
 )
 
 // Usage is the import command's usage, shown with usage errors.
@@ -49,6 +51,9 @@ type Options struct {
 	// Platforms narrows a multi-arch source ("linux/arm64"); empty: all.
 	Platforms []string
 	SrcAuth   *regauth.Resolved // nil: anonymous
+	// Signer, when set (import --sign), signs what was imported: the tag's
+	// manifest and, for an index, every manifest it lists.
+	Signer *sign.Signer
 }
 
 // Result is what Import copied where.
@@ -59,6 +64,10 @@ type Result struct {
 	Tag       string
 	Platforms string // what was copied, e.g. "linux/amd64, linux/arm64"
 	Digest    string
+	// Signed are the manifests signed (or found signed) with --sign, the
+	// tag's first; SigningKey is the key's fingerprint.
+	Signed     []sign.Result
+	SigningKey string
 }
 
 // source is a resolved import source.
@@ -114,10 +123,49 @@ func Import(ctx context.Context, t *registry.Target, o Options) (*Result, error)
 		return nil, fmt.Errorf("copying %s to %s: %w", o.Source, ref, err)
 	}
 	res.Platforms = desc
-	if d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest(); err == nil {
+	d, err := what.(interface{ Digest() (v1.Hash, error) }).Digest()
+	if err == nil {
 		res.Digest = d.String()
 	}
+	if o.Signer == nil {
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := signImported(ctx, t, o.Signer, ref.Context(), d, what, res); err != nil {
+		return nil, fmt.Errorf("imported %s, but signing failed: %w", ref, err)
+	}
 	return res, nil
+}
+
+// signImported signs d, the imported tag's manifest, and for an index
+// every manifest it lists, under the registry's tag lock.
+func signImported(ctx context.Context, t *registry.Target, s *sign.Signer, repo name.Repository, d v1.Hash, what any, res *Result) error {
+	digests := []v1.Hash{d}
+	if idx, ok := what.(v1.ImageIndex); ok {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, m := range im.Manifests {
+			digests = append(digests, m.Digest)
+		}
+	}
+	lock, err := taglock.Open(t.Config)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	res.SigningKey = s.Key.Fingerprint
+	for _, d := range digests {
+		r, err := s.Sign(ctx, repo, d, lock)
+		if err != nil {
+			return err
+		}
+		res.Signed = append(res.Signed, r)
+	}
+	return nil
 }
 
 // checkOptions checks the options that need no source or registry and

@@ -183,6 +183,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 		}
 		sum.Images++
 	}
+	p.waitSigning()
 	if ctx.Err() != nil {
 		// Stopped (a signal): every tag written so far references content
 		// already in the registry; no further tag is written.
@@ -367,9 +368,13 @@ type pushRun struct {
 	// again at the end like written.
 	fallbacks []written
 	ropts     []remote.Option
-	// signed are the manifests (repository@digest) signed or found
-	// signed in this run.
-	signed map[string]bool
+	// signed are the manifests (repository@digest) this run has signed,
+	// or found signed; signJobs the signatures asked for, signSlots and
+	// signWG their background work (sign, waitSigning).
+	signed    map[string]bool
+	signJobs  []*signJob
+	signSlots chan struct{}
+	signWG    sync.WaitGroup
 	// clients caches one authenticated client per repository: setting one
 	// up pings the registry (and may fetch a token).
 	clients map[string]*http.Client
@@ -518,9 +523,7 @@ func (p *pushRun) pushManifests(ctx context.Context, repo name.Repository, g *gr
 				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
 			}
 			ev.Emit(ManifestDone{Digest: desc.Digest})
-			if err := p.sign(ctx, repo, desc.Digest); err != nil {
-				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
-			}
+			p.sign(ctx, repo, g.name, desc.Digest)
 			if err := p.attach(ctx, repo, s, desc, platform.Short(m.Platform)); err != nil {
 				// The image itself is complete: its tags are still
 				// written, the push fails at the end.
@@ -565,9 +568,7 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
 	}
 	p.o.Events.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
-	if err := p.sign(ctx, repo, r.Digest); err != nil {
-		return err
-	}
+	p.sign(ctx, repo, g.name, r.Digest)
 	p.sum.Tags++
 	if !slices.Contains(p.sum.Repos, repo.RepositoryStr()) {
 		p.sum.Repos = append(p.sum.Repos, repo.RepositoryStr())
@@ -575,32 +576,66 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 	return nil
 }
 
-// sign signs manifest d of repo when the push signs, once per run, and
-// reports it.
-func (p *pushRun) sign(ctx context.Context, repo name.Repository, d v1.Hash) error {
+// signJobs bounds the signatures a push makes at once, in the
+// background of its uploads.
+const signJobs = 4
+
+// signJob is one manifest to sign and what came of it.
+type signJob struct {
+	group string
+	repo  name.Repository
+	d     v1.Hash
+	res   sign.Result
+	err   error
+}
+
+// sign has manifest d of repo (image group) signed when the push signs,
+// once per run, in the background (signJobs at a time) while the push
+// goes on; waitSigning collects the results.
+func (p *pushRun) sign(ctx context.Context, repo name.Repository, group string, d v1.Hash) {
 	if p.o.Signer == nil {
-		return nil
+		return
 	}
 	key := repo.RepositoryStr() + "@" + d.String()
 	if p.signed[key] {
-		return nil
-	}
-	r, err := p.o.Signer.Sign(ctx, repo, d, p.lock)
-	if err != nil {
-		return fmt.Errorf("signing %s: %w", d, err)
+		return
 	}
 	if p.signed == nil {
 		p.signed = map[string]bool{}
+		p.signSlots = make(chan struct{}, signJobs)
 	}
 	p.signed[key] = true
-	p.sum.SigningKey = p.o.Signer.Key.Fingerprint
-	if r.Already {
-		p.sum.SignedAlready++
-	} else {
-		p.sum.Signed++
+	job := &signJob{group: group, repo: repo, d: d}
+	p.signJobs = append(p.signJobs, job)
+	p.signSlots <- struct{}{}
+	p.signWG.Add(1)
+	go func() {
+		defer func() { <-p.signSlots; p.signWG.Done() }()
+		job.res, job.err = p.o.Signer.Sign(ctx, repo, d, p.lock)
+	}()
+}
+
+// waitSigning waits for the signatures of the run and reports them in the
+// order they were asked for; an image whose signing failed fails the push.
+func (p *pushRun) waitSigning() {
+	p.signWG.Wait()
+	for _, j := range p.signJobs {
+		if j.err != nil {
+			p.o.Events.Emit(ImageFailed{Image: j.group, Err: fmt.Errorf("signing %s: %w", j.d, j.err)})
+			if !slices.Contains(p.sum.Failed, j.group) {
+				p.sum.Failed = append(p.sum.Failed, j.group)
+			}
+			continue
+		}
+		p.sum.SigningKey = p.o.Signer.Key.Fingerprint
+		if j.res.Already {
+			p.sum.SignedAlready++
+		} else {
+			p.sum.Signed++
+		}
+		p.o.Events.Emit(Signed{Repo: j.repo.RepositoryStr(), Digest: j.d, Tag: j.res.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: j.res.Already})
 	}
-	p.o.Events.Emit(Signed{Repo: repo.RepositoryStr(), Digest: d, Tag: r.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: r.Already})
-	return nil
+	p.signJobs = nil
 }
 
 // archSuffix spells a platform for arch tags the Yocto way (x86_64,

@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
@@ -30,6 +33,53 @@ type Repo struct {
 	// Artifacts are the referrers of its images (Tags with
 	// WithArtifacts).
 	Artifacts []ImageArtifacts `json:"artifacts,omitempty"`
+	// Signatures say who signed each tag's manifest (Tags with
+	// WithArtifacts, when signing is on or the repository holds
+	// signatures; signature and referrers tags have none).
+	Signatures []TagSignature `json:"signatures,omitempty"`
+}
+
+// TagSignature says what signs the manifest of one tag: Signed when a
+// known key did (SignedBy its fingerprint, pki/signing.pub), Others the
+// signatures by other keys or not valid.
+type TagSignature struct {
+	Tag    string `json:"tag"`
+	Digest string `json:"digest"`
+	Signed bool   `json:"signed"`
+	sign.Check
+}
+
+func isSigTag(tag string) bool {
+	_, ok := sign.IsSigTag(tag)
+	return ok
+}
+
+// Signatures checks the signature of every tag of repo (but signature and
+// referrers tags) against the registry's key.
+func Signatures(ctx context.Context, t *registry.Target, repo name.Repository, tags []string) ([]TagSignature, error) {
+	keys, err := sign.KnownKeys(t.Config)
+	if err != nil {
+		return nil, err
+	}
+	out := []TagSignature{}
+	for _, tag := range tags {
+		if _, ok := sign.IsSigTag(tag); ok || registry.IsFallbackTag(tag) {
+			continue
+		}
+		desc, err := remote.Head(repo.Tag(tag), t.Options(ctx)...)
+		if registry.IsNotFound(err) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		ch, _, err := sign.CheckRemote(ctx, t, repo, desc.Digest, keys)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, TagSignature{Tag: tag, Digest: desc.Digest.String(), Signed: len(ch.SignedBy) > 0, Check: ch})
+	}
+	return out, nil
 }
 
 // List returns every repository with its tags.
@@ -83,6 +133,11 @@ func Tags(ctx context.Context, t *registry.Target, image string, withArtifacts b
 	if withArtifacts {
 		if res.Artifacts, err = Artifacts(ctx, t, r, tags); err != nil {
 			return nil, err
+		}
+		if t.Config.Sign || slices.ContainsFunc(tags, isSigTag) {
+			if res.Signatures, err = Signatures(ctx, t, r, tags); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return res, nil

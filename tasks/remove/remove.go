@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // Usage is the usage of `delete`, with examples.
@@ -48,6 +49,9 @@ type Result struct {
 	Repo, Tag string
 	Digest    string   // the manifest the tag pointed at
 	Pruned    []string // manifests removed because no other tag uses them
+	// Signatures are the signature tags removed with the pruned
+	// manifests (sha256-<hex>.sig).
+	Signatures []string
 	// PruneErr is set when the tag is gone but its manifests could not be
 	// pruned (gc --delete-untagged removes them).
 	PruneErr error
@@ -114,7 +118,40 @@ func Tag(ctx context.Context, t *registry.Target, ref string) (*Result, error) {
 		return nil, err
 	}
 	res.Pruned, res.PruneErr = pruneManifests(ctx, t, repo, res.Digest)
+	for _, d := range res.Pruned {
+		if res.PruneErr != nil {
+			break
+		}
+		var sig string
+		if sig, res.PruneErr = removeSignatures(ctx, t, repo, d); sig != "" {
+			res.Signatures = append(res.Signatures, sig)
+		}
+	}
 	return res, nil
+}
+
+// removeSignatures deletes the signature tag of manifest d and the
+// signature manifest it names, and returns the tag ("" when d has none).
+func removeSignatures(ctx context.Context, t *registry.Target, repo name.Repository, d string) (string, error) {
+	h, err := v1.NewHash(d)
+	if err != nil {
+		return "", err
+	}
+	tag := repo.Tag(sign.SigTag(h))
+	desc, err := remote.Head(tag, t.Options(ctx)...)
+	if registry.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", tag, err)
+	}
+	if err := remote.Delete(tag, t.Options(ctx)...); err != nil && !registry.IsNotFound(err) {
+		return "", fmt.Errorf("deleting %s: %w", tag, err)
+	}
+	if err := remote.Delete(repo.Digest(desc.Digest.String()), t.Options(ctx)...); err != nil && !registry.IsNotFound(err) {
+		return tag.TagStr(), fmt.Errorf("deleting the signature manifest %s@%s: %w", repo.RepositoryStr(), desc.Digest, err)
+	}
+	return tag.TagStr(), nil
 }
 
 func hasCode(te *transport.Error, code transport.ErrorCode) bool {
@@ -139,6 +176,9 @@ func pruneManifests(ctx context.Context, t *registry.Target, r name.Repository, 
 	}
 	kept := map[string]bool{}
 	for _, tag := range tags {
+		if _, ok := sign.IsSigTag(tag); ok {
+			continue // a signature keeps nothing alive
+		}
 		if err := reach(r.Tag(tag), r, opts, kept); err != nil {
 			return nil, fmt.Errorf("reading %s:%s: %w", repo, tag, err)
 		}

@@ -101,7 +101,7 @@ func EnsureKey(c *config.Config) (*KeyReport, error) {
 			return nil, fmt.Errorf("incomplete signing key in %s: found only one of signing.key and signing.pass; restore the missing file or remove both to create a new key (targets then need the new signing.pub)", c.PKIDir())
 		}
 		for _, f := range []string{c.SigningKeyFile(), c.SigningPassFile()} {
-			if err := tighten(f); err != nil {
+			if err := safefile.Tighten(f); err != nil {
 				return nil, err
 			}
 		}
@@ -144,7 +144,10 @@ func createKey(c *config.Config) (*ecdsa.PrivateKey, error) {
 		return nil, err
 	}
 	pass := []byte(base64.RawURLEncoding.EncodeToString(raw))
-	enc, err := EncryptKey(priv, pass)
+	// The passphrase is 256 random bits: scrypt's cost protects a weak
+	// passphrase and adds nothing here, so the lightest parameters the
+	// format offers (N=2^15) keep the first signature of a push fast.
+	enc, err := encryptKey(priv, pass, encrypted.Legacy)
 	if err != nil {
 		return nil, err
 	}
@@ -158,14 +161,19 @@ func createKey(c *config.Config) (*ecdsa.PrivateKey, error) {
 }
 
 // EncryptKey encodes priv as cosign writes a private key: PKCS#8,
-// encrypted with scrypt and NaCl secretbox under pass, in an "ENCRYPTED
-// SIGSTORE PRIVATE KEY" PEM block.
+// encrypted with scrypt (cosign's parameters, N=2^16) and NaCl secretbox
+// under pass, in an "ENCRYPTED SIGSTORE PRIVATE KEY" PEM block.
 func EncryptKey(priv *ecdsa.PrivateKey, pass []byte) ([]byte, error) {
+	return encryptKey(priv, pass, encrypted.Standard)
+}
+
+// encryptKey is EncryptKey with the scrypt parameters of level.
+func encryptKey(priv *ecdsa.PrivateKey, pass []byte, level encrypted.KDFParameterStrength) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := encrypted.Encrypt(der, pass)
+	enc, err := encrypted.EncryptWithCustomKDFParameters(der, pass, level)
 	if err != nil {
 		return nil, fmt.Errorf("encrypting the signing key: %w", err)
 	}
@@ -359,16 +367,4 @@ func (k *Key) Private() (*ecdsa.PrivateKey, error) { return k.private() }
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
-}
-
-// tighten sets an existing secret file to 0600.
-func tighten(path string) error {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
-		return nil
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", path, err)
-	}
-	return nil
 }

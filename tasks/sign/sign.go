@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -8,12 +9,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -85,25 +88,27 @@ type Locker interface {
 	Lock(ctx context.Context, repo, tag string) (unlock func(), err error)
 }
 
-// Signer signs manifests of one registry with one key.
+// Signer signs manifests of one registry with one key. It is safe for
+// concurrent use.
 type Signer struct {
 	Key *Key
 	// Identity is the registry address the signed identity names (the
 	// address targets pull from: containers/image matches it against the
 	// policy's scope); empty: the repository's own registry.
 	Identity string
+	t        *registry.Target
 	puller   *remote.Puller
 	pusher   *remote.Pusher
+
+	mu      sync.Mutex
+	clients map[string]*http.Client // push clients by repository
 }
 
 // NewSigner returns a Signer for t's registry: signatures name the
 // repository at t's target address (CONTAINER_REGISTRY_TARGET_URL, by
-// default the URL as a QEMU target reaches it). opts are the remote
-// options of the caller's requests (its transport, counters); nil: t's.
-func NewSigner(ctx context.Context, t *registry.Target, k *Key, opts []remote.Option) (*Signer, error) {
-	if opts == nil {
-		opts = t.Options(ctx)
-	}
+// default the URL as a QEMU target reaches it).
+func NewSigner(ctx context.Context, t *registry.Target, k *Key) (*Signer, error) {
+	opts := t.Options(ctx)
 	puller, err := remote.NewPuller(opts...)
 	if err != nil {
 		return nil, err
@@ -112,7 +117,7 @@ func NewSigner(ctx context.Context, t *registry.Target, k *Key, opts []remote.Op
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{Key: k, Identity: t.Config.TargetURL, puller: puller, pusher: pusher}, nil
+	return &Signer{Key: k, Identity: t.Config.TargetURL, t: t, puller: puller, pusher: pusher}, nil
 }
 
 // identity is the signed name of repo.
@@ -136,31 +141,20 @@ type Result struct {
 // s's key: when one is there and valid, nothing is written (ECDSA
 // signatures differ each time, so signing again would change the tag);
 // else a new layer is added beside the signatures of other keys. The
-// read-modify-write of the tag is guarded by lock (the push's tag lock,
-// taglock; nil: none).
+// payload and config go up first; the tag's read-modify-write is guarded
+// by lock (the push's tag lock, taglock; nil: none).
 func (s *Signer) Sign(ctx context.Context, repo name.Repository, d v1.Hash, lock Locker) (Result, error) {
 	tag := repo.Tag(SigTag(d))
 	res := Result{Digest: d, Tag: tag.TagStr()}
 	payload := MakePayload(s.identity(repo), d)
-	pdig, _, _ := v1.SHA256(strings.NewReader(string(payload)))
-	if lock != nil {
-		unlock, err := lock.Lock(ctx, repo.RepositoryStr(), tag.TagStr())
-		if err != nil {
-			return res, err
-		}
-		defer unlock()
-	}
+	pdig, _, _ := v1.SHA256(bytes.NewReader(payload))
 	existing, err := s.read(ctx, tag)
 	if err != nil {
 		return res, err
 	}
-	if existing != nil {
-		for _, l := range existing.Layers {
-			if l.Digest == pdig && verifyLayer(s.Key.Public, l, payload) {
-				res.Already = true
-				return res, nil
-			}
-		}
+	if holds(existing, s.Key.Public, pdig, payload) {
+		res.Already = true
+		return res, nil
 	}
 	priv, err := s.Key.Private()
 	if err != nil {
@@ -170,9 +164,25 @@ func (s *Signer) Sign(ctx context.Context, repo name.Repository, d v1.Hash, lock
 	if err != nil {
 		return res, err
 	}
-	layer := static.NewLayer(payload, PayloadType)
-	if err := s.pusher.Upload(ctx, repo, layer); err != nil {
+	if err := s.upload(ctx, repo, pdig, payload); err != nil {
 		return res, fmt.Errorf("uploading the signature payload: %w", err)
+	}
+	mine := v1.Descriptor{MediaType: PayloadType, Size: int64(len(payload)), Digest: pdig,
+		Annotations: map[string]string{SignatureAnnotation: sig}}
+	if lock != nil {
+		unlock, err := lock.Lock(ctx, repo.RepositoryStr(), tag.TagStr())
+		if err != nil {
+			return res, err
+		}
+		defer unlock()
+		// Another signer may have written the tag since it was read.
+		if existing, err = s.read(ctx, tag); err != nil {
+			return res, err
+		}
+		if holds(existing, s.Key.Public, pdig, payload) {
+			res.Already = true
+			return res, nil
+		}
 	}
 	var layers []v1.Descriptor
 	if existing != nil {
@@ -182,12 +192,24 @@ func (s *Signer) Sign(ctx context.Context, repo name.Repository, d v1.Hash, lock
 			}
 		}
 	}
-	layers = append(layers, v1.Descriptor{MediaType: PayloadType, Size: int64(len(payload)), Digest: pdig,
-		Annotations: map[string]string{SignatureAnnotation: sig}})
-	if err := s.put(ctx, repo, tag, layers); err != nil {
+	if err := s.put(ctx, repo, tag, append(layers, mine)); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// holds reports whether signature manifest m has a layer signing payload
+// (digest pdig) with pub.
+func holds(m *v1.Manifest, pub *ecdsa.PublicKey, pdig v1.Hash, payload []byte) bool {
+	if m == nil {
+		return false
+	}
+	for _, l := range m.Layers {
+		if l.Digest == pdig && verifyLayer(pub, l, payload) {
+			return true
+		}
+	}
+	return false
 }
 
 // read returns the manifest of a signature tag; nil when there is none.
@@ -202,7 +224,7 @@ func (s *Signer) read(ctx context.Context, tag name.Tag) (*v1.Manifest, error) {
 	if desc.MediaType != types.OCIManifestSchema1 && desc.MediaType != types.DockerManifestSchema2 {
 		return nil, fmt.Errorf("%s is a %s, not a signature manifest", tag, desc.MediaType)
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(desc.Manifest)))
+	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
@@ -220,11 +242,10 @@ func (s *Signer) put(ctx context.Context, repo name.Repository, tag name.Tag, la
 	if err != nil {
 		return err
 	}
-	cfgLayer := static.NewLayer(cfgRaw, types.OCIConfigJSON)
-	if err := s.pusher.Upload(ctx, repo, cfgLayer); err != nil {
+	cd, _, _ := v1.SHA256(bytes.NewReader(cfgRaw))
+	if err := s.upload(ctx, repo, cd, cfgRaw); err != nil {
 		return fmt.Errorf("uploading the signature config: %w", err)
 	}
-	cd, _ := cfgLayer.Digest()
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
 		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfgRaw)), Digest: cd},
 		Layers: layers}
@@ -236,6 +257,65 @@ func (s *Signer) put(ctx context.Context, repo name.Repository, tag name.Tag, la
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
+}
+
+// upload sends a small blob in one PUT after opening the upload (two
+// requests; go-containerregistry's upload asks first whether the blob
+// exists and sends it in a PATCH, four).
+func (s *Signer) upload(ctx context.Context, repo name.Repository, d v1.Hash, data []byte) error {
+	cl, err := s.client(ctx, repo)
+	if err != nil {
+		return err
+	}
+	base := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
+		return err
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return fmt.Errorf("upload location: %w", err)
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = cl.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return transport.CheckError(resp, http.StatusCreated)
+}
+
+// client returns the authenticated push client for repo.
+func (s *Signer) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cl, ok := s.clients[repo.String()]; ok {
+		return cl, nil
+	}
+	cl, err := s.t.Client(ctx, repo, transport.PushScope, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.clients == nil {
+		s.clients = map[string]*http.Client{}
+	}
+	s.clients[repo.String()] = cl
+	return cl, nil
 }
 
 // rawManifest is a manifest to PUT as it is.

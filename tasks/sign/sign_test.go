@@ -58,7 +58,7 @@ func TestSignOnceAndMoreKeys(t *testing.T) {
 	repo, _ := tg.Repo("app")
 	d := pushRandom(t, tg, repo)
 	k1 := newKey(t)
-	s1, err := NewSigner(ctx, tg, k1, nil)
+	s1, err := NewSigner(ctx, tg, k1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestSignOnceAndMoreKeys(t *testing.T) {
 	}
 
 	// A second key adds its layer beside the first.
-	s2, _ := NewSigner(ctx, tg, newKey(t), nil)
+	s2, _ := NewSigner(ctx, tg, newKey(t))
 	if r, err := s2.Sign(ctx, repo, d, nil); err != nil || r.Already {
 		t.Fatalf("second key: %+v, %v", r, err)
 	}

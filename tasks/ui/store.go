@@ -16,12 +16,14 @@ import (
 	"github.com/distribution/distribution/v3"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
+	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // Limits of what one page reads and shows (a hostile push must not make
@@ -61,6 +63,11 @@ type tagRow struct {
 	Size      string
 	PushedISO string
 	When      string
+	// Signed says who signed the tag's manifest ("signed by <short
+	// fingerprint>", "signed by another key"; "" unsigned) and SignedBy
+	// names the registry key's full fingerprint.
+	Signed   string
+	SignedBy string
 }
 
 // Image is what one manifest (an index or a single image) holds.
@@ -182,12 +189,29 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 	}
 	r := &repoRows{Name: name, seq: seq, built: time.Now()}
 	filter := []string{name}
+	// Signature tags are not rows: each signed tag says who signed it.
+	sigs := map[string]bool{}
 	for _, t := range tags {
+		if _, ok := sign.IsSigTag(t); ok {
+			sigs[t] = true
+		}
+	}
+	var keys sign.Keys
+	if len(sigs) > 0 {
+		keys, _ = sign.KnownKeys(s.c)
+	}
+	for _, t := range tags {
+		if sigs[t] {
+			continue
+		}
 		desc, err := repo.Tags(ctx).Get(ctx, t)
 		if err != nil {
 			continue // deleted meanwhile
 		}
 		row := tagRow{Name: t, Digest: desc.Digest, Href: imageHref(name, t)}
+		if sigTag := sign.SigTag(v1Hash(desc.Digest)); sigs[sigTag] {
+			row.Signed, row.SignedBy = s.signedBy(ctx, repo, sigTag, desc.Digest, keys)
+		}
 		if fi, err := s.driver.Stat(ctx, regstore.TagCurrentLink(name, t)); err == nil {
 			row.Pushed = fi.ModTime().UTC()
 			row.PushedISO = row.Pushed.Format(time.RFC3339)
@@ -218,6 +242,38 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 	r.HTML = template.HTML(buf.String())
 	s.cache.putRepo(r)
 	return r, nil
+}
+
+// signedBy says who signed manifest dgst of repo in its signature tag
+// sigTag, checked against keys (the registry's signing key).
+func (s *Site) signedBy(ctx context.Context, repo distribution.Repository, sigTag string, dgst digest.Digest, keys sign.Keys) (text, fingerprint string) {
+	desc, err := repo.Tags(ctx).Get(ctx, sigTag)
+	if err != nil {
+		return "", ""
+	}
+	ch, err := sign.CheckStored(ctx, repo, desc.Digest, dgst, keys)
+	switch {
+	case err != nil:
+		return "signature unreadable", ""
+	case len(ch.SignedBy) > 0:
+		fp := ch.SignedBy[0]
+		return "signed by " + shortFingerprint(fp), fp
+	case len(keys) == 0:
+		return "signed (no key to check it with)", ""
+	}
+	return "signed by another key", ""
+}
+
+// shortFingerprint is "sha256:" and the first 16 hex digits.
+func shortFingerprint(fp string) string {
+	if len(fp) > 23 {
+		return fp[:23] + "…"
+	}
+	return fp
+}
+
+func v1Hash(d digest.Digest) ggcrv1.Hash {
+	return ggcrv1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}
 }
 
 // image reads the manifest dgst of repo: an index with its platform

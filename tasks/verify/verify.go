@@ -1,7 +1,8 @@
 // Package verify checks a registry's storage the way `git fsck` checks a
 // repository: every tag resolves, every manifest and blob it references
-// exists and hashes to its digest, and blobs nothing references (what gc
-// would free) are counted.
+// exists and hashes to its digest, signatures sign stored manifests with
+// the registry's key (signatures.go), and blobs nothing references (what
+// gc would free) are counted.
 package verify
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/referrers"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regconfig"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regstore"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // Report is what Verify found.
@@ -34,9 +36,13 @@ type Report struct {
 	OrphanBytes  int64    `json:"orphanBytes"`
 	// Referrers counts the referrer records, StaleReferrers those whose
 	// manifest is not stored (gc removes them).
-	Referrers      int      `json:"referrers,omitempty"`
-	StaleReferrers int      `json:"staleReferrers,omitempty"`
-	Problems       []string `json:"problems"`
+	Referrers      int `json:"referrers,omitempty"`
+	StaleReferrers int `json:"staleReferrers,omitempty"`
+	// Signatures counts the signature tags (sha256-<hex>.sig) and Signed
+	// the manifests signed by the registry's key (pki/signing.pub).
+	Signatures int      `json:"signatures,omitempty"`
+	Signed     int      `json:"signed,omitempty"`
+	Problems   []string `json:"problems"`
 }
 
 // Orphan is a stored blob no manifest references.
@@ -60,7 +66,11 @@ func Verify(ctx context.Context, c *config.Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening registry storage: %w", err)
 	}
-	v := &verifier{ctx: ctx, d: d, rep: &Report{}, blobs: map[digest.Digest]blobState{}, marked: map[digest.Digest]bool{}}
+	keys, err := sign.KnownKeys(c)
+	if err != nil {
+		return nil, fmt.Errorf("signing public key: %w", err)
+	}
+	v := &verifier{ctx: ctx, d: d, rep: &Report{}, blobs: map[digest.Digest]blobState{}, marked: map[digest.Digest]bool{}, signing: c.Sign, keys: keys}
 	err = v.walk(reg)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("verify stopped before it finished: %w", context.Cause(ctx))
@@ -85,6 +95,10 @@ type verifier struct {
 	marked map[digest.Digest]bool      // referenced by some manifest
 	// subjects are repository -> manifest -> the subject it names.
 	subjects map[string]map[digest.Digest]digest.Digest
+	// signing says every tagged manifest must be signed; keys are the
+	// registry's signing keys (none known: signatures are not checked).
+	signing bool
+	keys    sign.Keys
 }
 
 func (v *verifier) problem(format string, a ...any) {
@@ -145,6 +159,8 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 		v.problem("%s: listing tags: %v", name, err)
 	}
 	sort.Strings(tags)
+	resolved := map[string]digest.Digest{}
+	defer func() { v.signatures(repo, ms, name, resolved) }()
 	for _, tag := range tags {
 		if v.ctx.Err() != nil {
 			return v.ctx.Err()
@@ -162,6 +178,7 @@ func (v *verifier) repository(reg distribution.Namespace, name string) error {
 			v.problem("%s:%s: tag does not resolve: %v", name, tag, err)
 			continue
 		}
+		resolved[tag] = desc.Digest
 		v.manifest(repo, ms, name+":"+tag, desc.Digest, seen)
 	}
 	// Untagged manifests stay until gc --delete-untagged; what they
