@@ -27,8 +27,8 @@ const sigverifyDir = "sigverify"
 const sigverifyTags = "containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper"
 
 // sigverifyBin builds tests/sigverify once per content of its module (go.mod,
-// go.sum, the sources) into the cache tests/seaweedfs.sh uses, outside the
-// checkout: the first build downloads containers/image and its
+// go.sum, the sources) into the tests' tool cache (tests/cachedir.sh),
+// outside the checkout: the first build downloads containers/image and its
 // dependencies from the Go module proxy and takes a minute on two cores.
 func sigverifyBin(t *testing.T) string {
 	t.Helper()
@@ -66,25 +66,15 @@ func sigverifyBin(t *testing.T) string {
 	return bin
 }
 
-// testCacheDir is the per-machine cache of programs the tests build, the
-// directory tests/seaweedfs.sh builds SeaweedFS into: $XDG_CACHE_HOME/ocireg-tool,
-// else /var/cache/ocireg-tool when /var/cache is writable, else
-// ~/.cache/ocireg-tool.
+// testCacheDir is the per-machine cache of the programs tests build,
+// outside the checkout (tests/cachedir.sh names it).
 func testCacheDir(t *testing.T) string {
 	t.Helper()
-	if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
-		return filepath.Join(x, "ocireg-tool")
-	}
-	if f, err := os.CreateTemp("/var/cache", ".ocireg-probe-"); err == nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "/var/cache/ocireg-tool"
-	}
-	home, err := os.UserHomeDir()
+	out, err := exec.Command("sh", "cachedir.sh").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("tests/cachedir.sh: %v", err)
 	}
-	return filepath.Join(home, ".cache", "ocireg-tool")
+	return strings.TrimSpace(string(out))
 }
 
 // verdict is sigverify's answer on one manifest.
