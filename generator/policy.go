@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 
@@ -113,17 +114,30 @@ func MergePolicy(base []byte, scope string, requirements []byte) ([]byte, error)
 	}
 	docker[scope] = requirements
 	var err error
-	if transports["docker"], err = json.Marshal(docker); err != nil {
+	if transports["docker"], err = marshalJSON(docker, ""); err != nil {
 		return nil, err
 	}
-	if doc["transports"], err = json.Marshal(transports); err != nil {
+	if doc["transports"], err = marshalJSON(transports, ""); err != nil {
 		return nil, err
 	}
-	out, err := json.MarshalIndent(doc, "", "    ")
-	if err != nil {
+	return marshalJSON(doc, "    ")
+}
+
+// marshalJSON encodes v as it is: without the HTML escapes of
+// json.Marshal (a "&" in a policy stays "&"), indented by indent (with a
+// final newline) unless it is empty.
+func marshalJSON(v any, indent string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return append(out, '\n'), nil
+	if indent == "" {
+		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	}
+	return buf.Bytes(), nil
 }
 
 // strictObject decodes a JSON object into v and refuses anything after it.
@@ -135,7 +149,7 @@ func strictObject(data []byte, v *map[string]json.RawMessage) error {
 	if *v == nil {
 		return errors.New("null")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("data after the object")
 	}
 	return nil

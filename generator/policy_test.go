@@ -39,6 +39,9 @@ func TestMergePolicy(t *testing.T) {
 		{"earlier entry replaced",
 			`{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"reg:5000": [{"type": "insecureAcceptAnything"}], "reg:5000/yocto": [{"type": "reject"}]}}}`,
 			`{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"reg:5000": ` + testRequirement + `, "reg:5000/yocto": [{"type": "reject"}]}}}`},
+		{"text kept as it is",
+			`{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"a&b.example/x<y>": [{"type": "reject"}]}}}`,
+			`{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"a&b.example/x<y>": [{"type": "reject"}], "reg:5000": ` + testRequirement + `}}}`},
 		{"null transports",
 			`{"default": [{"type": "insecureAcceptAnything"}], "transports": null}`,
 			`{"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {"reg:5000": ` + testRequirement + `}}}`},
@@ -52,6 +55,9 @@ func TestMergePolicy(t *testing.T) {
 			if g, w := decodeJSON(t, got), decodeJSON(t, []byte(tt.want)); !reflect.DeepEqual(g, w) {
 				t.Errorf("merged:\n%s\nwant %s", got, tt.want)
 			}
+			if strings.Contains(string(got), `\u00`) {
+				t.Errorf("merged policy has escapes the base did not:\n%s", got)
+			}
 			again, err := MergePolicy(got, "reg:5000", []byte(testRequirement))
 			if err != nil || !bytes.Equal(again, got) {
 				t.Errorf("a second merge changed the policy (%v):\n%s", err, again)
@@ -63,6 +69,7 @@ func TestMergePolicy(t *testing.T) {
 		{`[]`, "not a policy"},
 		{`null`, "not a policy"},
 		{`{"default": []} {}`, "data after the object"},
+		{`{"default": []}}`, "data after the object"},
 		{`{"transports": {}}`, `no "default"`},
 		{`{"default": [], "transports": []}`, `"transports"`},
 		{`{"default": [], "transports": {"docker": "reg"}}`, `"transports"."docker"`},
