@@ -242,3 +242,38 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Whatever policy.json a target holds, a merge that succeeds gives JSON
+// holding the registry's requirement, and merging again changes nothing.
+func FuzzMergePolicy(f *testing.F) {
+	for _, seed := range []string{
+		`{"default": [{"type": "insecureAcceptAnything"}]}`,
+		`{"default": [{"type": "reject"}], "transports": {"docker": {"docker.io": [{"type": "insecureAcceptAnything"}]}, "atomic": {}}}`,
+		`{"default": [], "transports": null}`,
+		`{"default": [], "transports": {"docker": {"reg:5000": []}}}`,
+		`{"default": [], "x": "a&b<c>\u2028"}`,
+		`[]`, `{`, `{"default": []}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, base []byte) {
+		got, err := MergePolicy(base, "reg:5000", []byte(testRequirement))
+		if err != nil {
+			return
+		}
+		var doc struct {
+			Default    json.RawMessage
+			Transports map[string]map[string]json.RawMessage
+		}
+		if err := json.Unmarshal(got, &doc); err != nil {
+			t.Fatalf("merged policy is not JSON: %v\n%s", err, got)
+		}
+		if doc.Default == nil || doc.Transports["docker"]["reg:5000"] == nil {
+			t.Fatalf("merged policy lacks the default or the registry's scope:\n%s", got)
+		}
+		again, err := MergePolicy(got, "reg:5000", []byte(testRequirement))
+		if err != nil || !bytes.Equal(again, got) {
+			t.Fatalf("a second merge changed the policy (%v):\n%s\n%s", err, got, again)
+		}
+	})
+}
