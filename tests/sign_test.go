@@ -70,11 +70,15 @@ func sigDigest(t *testing.T, repo, manifest string) string {
 	return d.Digest.String()
 }
 
-var signedRe = regexp.MustCompile(`Signed: (\d+) manifest\(s\) with key (sha256:[0-9a-f]{64}), (\d+) already signed`)
+var (
+	signedRe   = regexp.MustCompile(`Signed: (\d+) manifest\(s\) with key (sha256:[0-9a-f]{64}), (\d+) already signed`)
+	attestedRe = regexp.MustCompile(`Attested: (\d+) SPDX document\(s\) as signed in-toto statements, (\d+) already attested`)
+)
 
 // Push with signing on: the generated key is cosign's format and 0600; the
-// tag's index and every platform manifest verify with cosign; a re-push
-// signs and uploads nothing; a tampered signature is refused by cosign and
+// tag's index and every platform manifest verify with cosign, each
+// platform's SPDX SBOM is a signed attestation cosign verify-attestation
+// accepts; a re-push signs, attests and uploads nothing; a tampered signature is refused by cosign and
 // reported by verify.
 func TestSignPush(t *testing.T) {
 	testtool.Need(t, "skopeo")
@@ -124,14 +128,30 @@ func TestSignPush(t *testing.T) {
 		}
 	}
 
-	// Re-push: nothing signed, nothing uploaded, signature tags unchanged.
+	// The SPDX SBOM of each platform (container-base and app-server have
+	// one) is attested: cosign verify-attestation accepts it.
+	if m := attestedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "4" || m[2] != "0" {
+		t.Fatalf("first push attested:\n%s", r.Stdout)
+	}
 	base := e.URL + "/yocto/container-base"
 	raw, plats := rawIndex(t, base+":latest")
+	for _, d := range plats {
+		out, ok := cosign(t, "", nil, "verify-attestation", "--type", "spdxjson", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", base+"@"+d)
+		if !ok || !strings.Contains(out, `"payloadType":"application/vnd.in-toto+json"`) {
+			t.Fatalf("cosign verify-attestation %s:\n%s", d, out)
+		}
+	}
+
+	// Re-push: nothing signed or attested, nothing uploaded, signature
+	// tags unchanged.
 	index, _, _ := v1.SHA256(strings.NewReader(raw))
 	before := sigDigest(t, base, index.String())
 	r = e.mustRun(t, 0, "push", "--strategy", "latest")
 	if m := signedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "0" || m[3] != "9" || uploaded(t, r) != "0" {
 		t.Fatalf("re-push:\n%s", r.Stdout)
+	}
+	if m := attestedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "0" || m[2] != "4" {
+		t.Fatalf("re-push attested:\n%s", r.Stdout)
 	}
 	if after := sigDigest(t, base, index.String()); after != before || before == "" {
 		t.Fatalf("re-push changed the signature tag: %s -> %s", before, after)
@@ -323,7 +343,7 @@ func TestSignPrune(t *testing.T) {
 	pub := filepath.Join(e.Storage, "pki", "signing.pub")
 	mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[2])
 	for _, tag := range listTags(t, e, "app") {
-		if !strings.HasSuffix(tag, ".sig") {
+		if !strings.HasSuffix(tag, ".sig") && !strings.HasSuffix(tag, ".att") {
 			mustVerify(t, pub, e.URL+"/yocto/app:"+tag, "")
 		}
 	}
@@ -368,7 +388,7 @@ func TestS3SignPruneGC(t *testing.T) {
 	for _, e := range []*Env{a, b} {
 		mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[2])
 		for _, tag := range listTags(t, e, "app") {
-			if !strings.HasSuffix(tag, ".sig") {
+			if !strings.HasSuffix(tag, ".sig") && !strings.HasSuffix(tag, ".att") {
 				mustVerify(t, pub, e.URL+"/yocto/app:"+tag, "")
 			}
 		}

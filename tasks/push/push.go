@@ -111,10 +111,12 @@ type Summary struct {
 	// Repos are the repositories this push wrote tags to, in order.
 	Repos []string
 	// Signed and SignedAlready count the manifests this push signed and
-	// those it found signed by the key (Options.Signer); SigningKey is the
-	// key's fingerprint ("" when the push does not sign).
-	Signed, SignedAlready int
-	SigningKey            string
+	// those it found signed by the key (Options.Signer), Attested and
+	// AttestedAlready the SPDX documents attested; SigningKey is the key's
+	// fingerprint ("" when the push does not sign).
+	Signed, SignedAlready     int
+	Attested, AttestedAlready int
+	SigningKey                string
 }
 
 // FailedError says which images failed; each failure was reported as
@@ -580,11 +582,13 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 // background of its uploads.
 const signJobs = 4
 
-// signJob is one manifest to sign and what came of it.
+// signJob is one manifest to sign (or, with doc, to attest the build
+// document doc of) and what came of it.
 type signJob struct {
 	group string
 	repo  name.Repository
 	d     v1.Hash
+	doc   *deploy.Document
 	res   sign.Result
 	err   error
 }
@@ -593,10 +597,24 @@ type signJob struct {
 // once per run, in the background (signJobs at a time) while the push
 // goes on; waitSigning collects the results.
 func (p *pushRun) sign(ctx context.Context, repo name.Repository, group string, d v1.Hash) {
+	p.signOrAttest(ctx, &signJob{group: group, repo: repo, d: d})
+}
+
+// attest has the SPDX document doc attested for manifest d of repo as
+// sign signs (sign.Attest: an in-toto statement cosign verify-attestation
+// checks).
+func (p *pushRun) attest(ctx context.Context, repo name.Repository, group string, d v1.Hash, doc deploy.Document) {
+	p.signOrAttest(ctx, &signJob{group: group, repo: repo, d: d, doc: &doc})
+}
+
+func (p *pushRun) signOrAttest(ctx context.Context, job *signJob) {
 	if p.o.Signer == nil {
 		return
 	}
-	key := repo.RepositoryStr() + "@" + d.String()
+	key := job.repo.RepositoryStr() + "@" + job.d.String()
+	if job.doc != nil {
+		key += " " + job.doc.Path
+	}
 	if p.signed[key] {
 		return
 	}
@@ -605,13 +623,21 @@ func (p *pushRun) sign(ctx context.Context, repo name.Repository, group string, 
 		p.signSlots = make(chan struct{}, signJobs)
 	}
 	p.signed[key] = true
-	job := &signJob{group: group, repo: repo, d: d}
 	p.signJobs = append(p.signJobs, job)
 	p.signSlots <- struct{}{}
 	p.signWG.Add(1)
 	go func() {
 		defer func() { <-p.signSlots; p.signWG.Done() }()
-		job.res, job.err = p.o.Signer.Sign(ctx, repo, d, p.lock)
+		if job.doc == nil {
+			job.res, job.err = p.o.Signer.Sign(ctx, job.repo, job.d, p.lock)
+			return
+		}
+		data, err := deploy.ReadDocument(*job.doc)
+		if err != nil {
+			job.err = err
+			return
+		}
+		job.res, job.err = p.o.Signer.Attest(ctx, job.repo, job.d, sign.PredicateSPDX, data, p.lock)
 	}()
 }
 
@@ -621,19 +647,32 @@ func (p *pushRun) waitSigning() {
 	p.signWG.Wait()
 	for _, j := range p.signJobs {
 		if j.err != nil {
-			p.o.Events.Emit(ImageFailed{Image: j.group, Err: fmt.Errorf("signing %s: %w", j.d, j.err)})
+			what := "signing"
+			if j.doc != nil {
+				what = "attesting " + filepath.Base(j.doc.Path) + " for"
+			}
+			p.o.Events.Emit(ImageFailed{Image: j.group, Err: fmt.Errorf("%s %s: %w", what, j.d, j.err)})
 			if !slices.Contains(p.sum.Failed, j.group) {
 				p.sum.Failed = append(p.sum.Failed, j.group)
 			}
 			continue
 		}
 		p.sum.SigningKey = p.o.Signer.Key.Fingerprint
-		if j.res.Already {
+		switch {
+		case j.doc != nil && j.res.Already:
+			p.sum.AttestedAlready++
+		case j.doc != nil:
+			p.sum.Attested++
+		case j.res.Already:
 			p.sum.SignedAlready++
-		} else {
+		default:
 			p.sum.Signed++
 		}
-		p.o.Events.Emit(Signed{Repo: j.repo.RepositoryStr(), Digest: j.d, Tag: j.res.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: j.res.Already})
+		ev := Signed{Repo: j.repo.RepositoryStr(), Digest: j.d, Tag: j.res.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: j.res.Already}
+		if j.doc != nil {
+			ev.Attested = filepath.Base(j.doc.Path)
+		}
+		p.o.Events.Emit(ev)
 	}
 	p.signJobs = nil
 }

@@ -63,7 +63,7 @@ func Signatures(ctx context.Context, t *registry.Target, repo name.Repository, t
 	}
 	out := []TagSignature{}
 	for _, tag := range tags {
-		if _, ok := sign.IsSigTag(tag); ok || registry.IsFallbackTag(tag) {
+		if _, ok := sign.IsAttachedTag(tag); ok || registry.IsFallbackTag(tag) {
 			continue
 		}
 		desc, err := remote.Head(repo.Tag(tag), t.Options(ctx)...)

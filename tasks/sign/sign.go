@@ -45,8 +45,21 @@ func SigTag(d v1.Hash) string { return d.Algorithm + "-" + d.Hex + SigSuffix }
 
 // IsSigTag reports whether tag names signatures (sha256-<64 hex>.sig)
 // and returns the digest it signs.
-func IsSigTag(tag string) (v1.Hash, bool) {
-	rest, ok := strings.CutSuffix(tag, SigSuffix)
+func IsSigTag(tag string) (v1.Hash, bool) { return taggedFor(tag, SigSuffix) }
+
+// IsAttachedTag reports whether tag names signatures or attestations of a
+// manifest (sha256-<64 hex>.sig or .att: they live and go with it) and
+// returns that manifest's digest.
+func IsAttachedTag(tag string) (v1.Hash, bool) {
+	if d, ok := taggedFor(tag, SigSuffix); ok {
+		return d, true
+	}
+	return taggedFor(tag, AttSuffix)
+}
+
+// taggedFor parses sha256-<64 hex><suffix>.
+func taggedFor(tag, suffix string) (v1.Hash, bool) {
+	rest, ok := strings.CutSuffix(tag, suffix)
 	if !ok {
 		return v1.Hash{}, false
 	}
