@@ -23,7 +23,7 @@ func (v *verifier) signatures(repo distribution.Repository, ms distribution.Mani
 	}
 	sigs := map[digest.Digest]string{} // signed manifest -> signature tag
 	var need []string                  // tags whose manifests must be signed
-	var atts []string // attestation tags
+	var atts []string                  // attestation tags
 	for tag := range tags {
 		if d, ok := sign.IsSigTag(tag); ok {
 			sigs[digest.Digest(d.String())] = tag
