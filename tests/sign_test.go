@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -398,4 +399,43 @@ func TestS3SignPruneGC(t *testing.T) {
 			t.Errorf("the signature of pruned build %s stays", d)
 		}
 	}
+}
+
+// Secure mode (TLS with the generated CA, htpasswd): push signs through
+// the authenticated client; cosign, given the CA and the credentials in a
+// Docker config, verifies the signature and the SBOM attestation; verify
+// is clean.
+func TestSignSecure(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images")
+	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_SIGN": "1"})
+	e.mustRun(t, 0, "start")
+	r := e.mustRun(t, 0, "push", "container-base", "--strategy", "latest")
+	if m := signedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "3" {
+		t.Fatalf("secure push signed:\n%s", r.Stdout)
+	}
+	pw, err := os.ReadFile(filepath.Join(e.Storage, "auth", "password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("yocto:" + strings.TrimSpace(string(pw))))
+	cfg := `{"auths":{"` + e.URL + `":{"auth":"` + auth + `"}}}`
+	if err := os.WriteFile(filepath.Join(dockerDir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DOCKER_CONFIG": dockerDir}
+	pub := filepath.Join(e.Storage, "pki", "signing.pub")
+	ca := filepath.Join(e.Storage, "pki", "ca.crt")
+	ref := e.URL + "/yocto/container-base:latest"
+	out, ok := cosign(t, "", env, "verify", "--key", pub, "--insecure-ignore-tlog", "--registry-cacert", ca, ref)
+	if !ok || !strings.Contains(out, "The signatures were verified against the specified public key") {
+		t.Fatalf("cosign verify over TLS with auth:\n%s", out)
+	}
+	if out, ok := cosign(t, "", nil, "verify", "--key", pub, "--insecure-ignore-tlog", "--registry-cacert", ca, ref); ok {
+		t.Fatalf("cosign verified without credentials:\n%s", out)
+	}
+	wantOut(t, e.mustRun(t, 0, "verify"), "secure verify", "OK: no problems found")
 }
