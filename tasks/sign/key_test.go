@@ -161,3 +161,35 @@ func TestDecryptKeyRefusesCostlyKDF(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A push with an external key already checked at generate/start does not
+// decrypt it until it has something to sign (a re-push never does); a
+// changed key file is checked again.
+func TestLoadKeyExternalLazy(t *testing.T) {
+	keyFile, priv := writeExternal(t, "release pass")
+	c := testConfig(t, config.Vars{"CONTAINER_REGISTRY_SIGNING_KEY": keyFile})
+	t.Setenv(PasswordEnv, "release pass")
+	if _, err := EnsureKey(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PasswordEnv, "")
+	os.Unsetenv(PasswordEnv)
+	k, err := LoadKey(c)
+	if err != nil {
+		t.Fatalf("LoadKey decrypted the checked key: %v", err)
+	}
+	if k.Fingerprint != Fingerprint(&priv.PublicKey) {
+		t.Fatal("wrong public key")
+	}
+	if _, err := k.Private(); err == nil || !strings.Contains(err.Error(), PasswordEnv) {
+		t.Fatalf("signing without the passphrase: %v", err)
+	}
+	other, _ := writeExternal(t, "release pass")
+	data, _ := os.ReadFile(other)
+	if err := os.WriteFile(keyFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(c); err == nil {
+		t.Fatal("a changed key file was not checked again")
+	}
+}
