@@ -85,9 +85,9 @@ type KeyReport struct {
 func EnsureKey(c *config.Config) (*KeyReport, error) { return ensureKey(c, true) }
 
 // ensureKey is EnsureKey; without strict, an external key whose public
-// key signing.pub already holds (the key file unchanged since, by its
-// SHA-256 in pki/signing.src) is not decrypted: a push decrypts it only
-// when it has something to sign.
+// key signing.pub already holds (the key file and passphrase unchanged
+// since, by their SHA-256 in pki/signing.src) is not decrypted: a push
+// decrypts it only when it has something to sign.
 func ensureKey(c *config.Config, strict bool) (*KeyReport, error) {
 	if err := safefile.MkdirPrivate(c.PKIDir()); err != nil {
 		return nil, err
@@ -104,8 +104,17 @@ func ensureKey(c *config.Config, strict bool) (*KeyReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("CONTAINER_REGISTRY_SIGNING_KEY: %w", err)
 		}
-		sum := sha256.Sum256(data)
-		stamp = []byte(hex.EncodeToString(sum[:]) + "\n")
+		pass, err := passphrase(c)
+		if err != nil {
+			return nil, err
+		}
+		// The key file and the passphrase in use, as checked: another key
+		// or passphrase is decrypted again (pki/ is 0700, the file 0600).
+		h := sha256.New()
+		h.Write(data)
+		h.Write([]byte{0})
+		h.Write(pass)
+		stamp = []byte(hex.EncodeToString(h.Sum(nil)) + "\n")
 		if !strict {
 			if old, err := os.ReadFile(srcFile(c)); err == nil && bytes.Equal(old, stamp) {
 				if pub, err := ReadPublicKey(c.SigningPubFile()); err == nil {
@@ -152,7 +161,7 @@ func ensureKey(c *config.Config, strict bool) (*KeyReport, error) {
 		return nil, err
 	}
 	if stamp != nil {
-		if _, err := safefile.WriteAtomic(srcFile(c), stamp, 0o644); err != nil {
+		if _, err := safefile.WriteAtomic(srcFile(c), stamp, 0o600); err != nil {
 			return nil, err
 		}
 	} else if err := os.Remove(srcFile(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -163,7 +172,7 @@ func ensureKey(c *config.Config, strict bool) (*KeyReport, error) {
 }
 
 // srcFile holds the SHA-256 of the external key signing.pub was written
-// from.
+// from and of the passphrase it was decrypted with.
 func srcFile(c *config.Config) string { return filepath.Join(c.PKIDir(), "signing.src") }
 
 // createKey writes a new pki/signing.key, its passphrase and signing.pub.
