@@ -102,51 +102,14 @@ func (s *Signer) Attest(ctx context.Context, repo name.Repository, d v1.Hash, pr
 	}
 	sum := sha256.Sum256(st)
 	stDigest := hex.EncodeToString(sum[:])
-	existing, err := s.read(ctx, tag)
-	if err != nil {
-		return res, err
-	}
-	if attested(existing, stDigest) {
-		res.Already = true
-		return res, nil
-	}
-	priv, err := s.Key.Private()
-	if err != nil {
-		return res, err
-	}
-	env, err := signEnvelope(priv, st)
-	if err != nil {
-		return res, err
-	}
-	edig, _, _ := v1.SHA256(bytes.NewReader(env))
-	if err := s.upload(ctx, repo, edig, env); err != nil {
-		return res, fmt.Errorf("uploading the attestation: %w", err)
-	}
-	mine := v1.Descriptor{MediaType: EnvelopeType, Size: int64(len(env)), Digest: edig, Annotations: map[string]string{
-		SignatureAnnotation: "", predicateAnnotation: predicateType, statementAnnotation: stDigest}}
-	if lock != nil {
-		unlock, err := lock.Lock(ctx, repo.RepositoryStr(), tag.TagStr())
-		if err != nil {
-			return res, err
-		}
-		defer unlock()
-		if existing, err = s.read(ctx, tag); err != nil {
-			return res, err
-		}
-		if attested(existing, stDigest) {
-			res.Already = true
-			return res, nil
-		}
-	}
-	var layers []v1.Descriptor
-	if existing != nil {
-		for _, l := range existing.Layers {
-			if l.MediaType == EnvelopeType {
-				layers = append(layers, l)
-			}
-		}
-	}
-	return res, s.put(ctx, repo, tag, append(layers, mine))
+	present := func(m *v1.Manifest) bool { return attested(m, stDigest) }
+	res.Already, err = s.addLayer(ctx, repo, tag, present, lock, func(priv *ecdsa.PrivateKey) (v1.Descriptor, []byte, error) {
+		env, err := signEnvelope(priv, st)
+		edig, _, _ := v1.SHA256(bytes.NewReader(env))
+		return v1.Descriptor{MediaType: EnvelopeType, Size: int64(len(env)), Digest: edig, Annotations: map[string]string{
+			SignatureAnnotation: "", predicateAnnotation: predicateType, statementAnnotation: stDigest}}, env, err
+	})
+	return res, err
 }
 
 // attested reports whether attestation manifest m holds the statement
