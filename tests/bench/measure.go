@@ -382,22 +382,9 @@ func (b *bench) measurePull() error {
 	var ours, base []time.Duration
 	one := func(r registry, out *[]time.Duration) func() error {
 		return func() error {
-			dest := filepath.Join(b.work, "pulled")
-			if err := os.RemoveAll(dest); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(dest, 0o755); err != nil {
-				return err
-			}
-			start := time.Now()
-			for _, name := range b.tree.Names {
-				src := fmt.Sprintf("docker://%s/yocto/%s:latest", r.Addr(), name)
-				if _, err := run(b.ctx, nil, "skopeo", "copy", "--quiet", "--all", "--src-tls-verify=false", src, "oci:"+filepath.Join(dest, name)+":latest"); err != nil {
-					return err
-				}
-			}
-			*out = append(*out, time.Since(start))
-			return os.RemoveAll(dest)
+			t, err := b.pullAll(r.Addr())
+			*out = append(*out, t)
+			return err
 		}
 	}
 	for i := range b.runs {
