@@ -61,9 +61,10 @@ func (b *bench) measureStart() error {
 	b.add(row{Name: "start-to-ready", Ours: seconds(ours), Base: seconds(base), BaseName: "docker-registry launch + poll /v2/ every 5 ms", Unit: unitSeconds,
 		Ratio: ratio, RatioText: "of docker-registry", Goal: "≤ 1.2× and ≤ 100 ms", Met: boolp(ratio <= 1.2 && seconds(ours).median() <= 0.1)})
 	b.add(row{Name: "  of which launch of `serve` to ready (as start reports it)", Ours: seconds(internal), Unit: unitSeconds, Ratio: math.NaN(), Goal: "report"})
-	floor := 2 * seconds(execOurs).median() / seconds(execBase).median()
+	// start-to-ready is two of ours against one launch of docker-registry.
+	one1 := seconds(execOurs).median() / seconds(execBase).median()
 	b.add(row{Name: "  one process start (`ocireg-tool version`; start makes two)", Ours: seconds(execOurs), Base: seconds(execBase), BaseName: "`docker-registry --version`", Unit: unitSeconds,
-		Ratio: floor, RatioText: "floor: two of ours over one of docker-registry", Goal: "report"})
+		Ratio: one1, RatioText: "of docker-registry's", Goal: "report"})
 
 	// Idle memory: started, answered once, left alone for a moment.
 	var oursRSS, baseRSS samples
