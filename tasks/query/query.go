@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
@@ -38,7 +39,8 @@ type Repo struct {
 const listParallel = 8
 
 // List returns every repository with its tags, in catalog order. The tag
-// lists are asked for listParallel at a time.
+// lists are asked for listParallel at a time, through one transport
+// (Target.Shared) where the registry allows.
 func List(ctx context.Context, t *registry.Target) ([]Repo, error) {
 	names, err := Catalog(ctx, t)
 	if err != nil {
@@ -50,12 +52,20 @@ func List(ctx context.Context, t *registry.Target) ([]Repo, error) {
 			return nil, fmt.Errorf("catalog entry %q: %w", n, err)
 		}
 	}
+	shared, err := t.Shared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var extra []remote.Option
+	if shared != nil {
+		extra = []remote.Option{shared}
+	}
 	repos := make([]Repo, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listParallel)
 	for i, r := range refs {
 		g.Go(func() error {
-			tags, err := t.Tags(gctx, r)
+			tags, err := t.Tags(gctx, r, extra...)
 			if errors.Is(err, registry.ErrImageNotFound) {
 				tags = []string{} // deleted between the two requests
 			} else if err != nil {

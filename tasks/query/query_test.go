@@ -60,15 +60,19 @@ func TestRepositoriesPagination(t *testing.T) {
 }
 
 // List keeps the catalog's order while it asks for the tag lists several
-// at a time (never more than listParallel), and a repository deleted
-// between the catalog and its tag list has no tags.
+// at a time (never more than listParallel) through one transport (a few
+// pings, not one per repository), and a repository deleted between the
+// catalog and its tag list has no tags.
 func TestListOrderAndParallelism(t *testing.T) {
 	const total = 60
 	var mu sync.Mutex
-	inFlight, most := 0, 0
+	inFlight, most, pings := 0, 0, 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/v2/":
+			mu.Lock()
+			pings++
+			mu.Unlock()
 			return
 		case r.URL.Path == "/v2/_catalog":
 			var names []string
@@ -110,6 +114,9 @@ func TestListOrderAndParallelism(t *testing.T) {
 		if r.Name != name || !slices.Equal(r.Tags, want) {
 			t.Fatalf("repository %d: %s %q, want %s %q", i, r.Name, r.Tags, name, want)
 		}
+	}
+	if pings > 4 {
+		t.Errorf("%d pings of /v2/ for %d repositories", pings, total)
 	}
 	if most > listParallel || most < 2 {
 		t.Fatalf("%d tag lists at once, want 2..%d", most, listParallel)
