@@ -178,9 +178,10 @@ func tlsClient(t *testing.T, e *Env) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
-// pki/ and auth/ are 0700 and keys and password 0600 even under umask 000.
+// pki/ and auth/ are 0700 and keys and password 0600 even under umask 000
+// (the signing key and its passphrase too).
 func TestPrivateModesUnderOpenUmask(t *testing.T) {
-	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_SECURE": "1"})
+	e := NewEnv(t, map[string]string{"CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_SIGN": "1"})
 	os.RemoveAll(filepath.Join(e.Storage, "pki"))
 	cmd := exec.Command("sh", "-c", "umask 000; exec \"$0\" start", e.Script)
 	cmd.Env = baseEnv()
@@ -188,15 +189,18 @@ func TestPrivateModesUnderOpenUmask(t *testing.T) {
 		t.Fatalf("start under umask 000: %v\n%s", err, out)
 	}
 	for rel, want := range map[string]fs.FileMode{
-		"pki":            0o700 | fs.ModeDir,
-		"auth":           0o700 | fs.ModeDir,
-		"pki/ca.key":     0o600,
-		"pki/server.key": 0o600,
-		"auth/password":  0o600,
-		"auth/htpasswd":  0o600,
-		"http.secret":    0o600,
-		"pki/ca.crt":     0o644,
-		"pki/server.crt": 0o644,
+		"pki":              0o700 | fs.ModeDir,
+		"auth":             0o700 | fs.ModeDir,
+		"pki/ca.key":       0o600,
+		"pki/server.key":   0o600,
+		"auth/password":    0o600,
+		"auth/htpasswd":    0o600,
+		"http.secret":      0o600,
+		"pki/ca.crt":       0o644,
+		"pki/server.crt":   0o644,
+		"pki/signing.key":  0o600,
+		"pki/signing.pass": 0o600,
+		"pki/signing.pub":  0o644,
 	} {
 		st, err := os.Stat(filepath.Join(e.Storage, rel))
 		if err != nil {

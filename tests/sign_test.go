@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -70,11 +71,15 @@ func sigDigest(t *testing.T, repo, manifest string) string {
 	return d.Digest.String()
 }
 
-var signedRe = regexp.MustCompile(`Signed: (\d+) manifest\(s\) with key (sha256:[0-9a-f]{64}), (\d+) already signed`)
+var (
+	signedRe   = regexp.MustCompile(`Signed: (\d+) manifest\(s\) with key (sha256:[0-9a-f]{64}), (\d+) already signed`)
+	attestedRe = regexp.MustCompile(`Attested: (\d+) SPDX document\(s\) as signed in-toto statements, (\d+) already attested`)
+)
 
 // Push with signing on: the generated key is cosign's format and 0600; the
-// tag's index and every platform manifest verify with cosign; a re-push
-// signs and uploads nothing; a tampered signature is refused by cosign and
+// tag's index and every platform manifest verify with cosign, each
+// platform's SPDX SBOM is a signed attestation cosign verify-attestation
+// accepts; a re-push signs, attests and uploads nothing; a tampered signature is refused by cosign and
 // reported by verify.
 func TestSignPush(t *testing.T) {
 	testtool.Need(t, "skopeo")
@@ -124,14 +129,30 @@ func TestSignPush(t *testing.T) {
 		}
 	}
 
-	// Re-push: nothing signed, nothing uploaded, signature tags unchanged.
+	// The SPDX SBOM of each platform (container-base and app-server have
+	// one) is attested: cosign verify-attestation accepts it.
+	if m := attestedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "4" || m[2] != "0" {
+		t.Fatalf("first push attested:\n%s", r.Stdout)
+	}
 	base := e.URL + "/yocto/container-base"
 	raw, plats := rawIndex(t, base+":latest")
+	for _, d := range plats {
+		out, ok := cosign(t, "", nil, "verify-attestation", "--type", "spdxjson", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", base+"@"+d)
+		if !ok || !strings.Contains(out, `"payloadType":"application/vnd.in-toto+json"`) {
+			t.Fatalf("cosign verify-attestation %s:\n%s", d, out)
+		}
+	}
+
+	// Re-push: nothing signed or attested, nothing uploaded, signature
+	// tags unchanged.
 	index, _, _ := v1.SHA256(strings.NewReader(raw))
 	before := sigDigest(t, base, index.String())
 	r = e.mustRun(t, 0, "push", "--strategy", "latest")
 	if m := signedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "0" || m[3] != "9" || uploaded(t, r) != "0" {
 		t.Fatalf("re-push:\n%s", r.Stdout)
+	}
+	if m := attestedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "0" || m[2] != "4" {
+		t.Fatalf("re-push attested:\n%s", r.Stdout)
 	}
 	if after := sigDigest(t, base, index.String()); after != before || before == "" {
 		t.Fatalf("re-push changed the signature tag: %s -> %s", before, after)
@@ -320,14 +341,21 @@ func TestSignPrune(t *testing.T) {
 	e.mustRun(t, 0, "prune", "--keep", "1", "--yes")
 	r := e.mustRun(t, 0, "verify")
 	wantOut(t, r, "verify after prune", "OK: no problems found")
-	pub := filepath.Join(e.Storage, "pki", "signing.pub")
-	mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[2])
+	keptSigned(t, filepath.Join(e.Storage, "pki", "signing.pub"), e, indexes)
+}
+
+// keptSigned checks, after a prune that kept the newest of the builds
+// whose indexes are indexes, that every tag of app still verifies through
+// e, latest as the newest, and that the pruned builds' signatures are gone.
+func keptSigned(t *testing.T, pub string, e *Env, indexes []string) {
+	t.Helper()
+	mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[len(indexes)-1])
 	for _, tag := range listTags(t, e, "app") {
-		if !strings.HasSuffix(tag, ".sig") {
+		if !strings.HasSuffix(tag, ".sig") && !strings.HasSuffix(tag, ".att") {
 			mustVerify(t, pub, e.URL+"/yocto/app:"+tag, "")
 		}
 	}
-	for _, d := range indexes[:2] {
+	for _, d := range indexes[:len(indexes)-1] {
 		if s := sigDigest(t, e.URL+"/yocto/app", d); s != "" {
 			t.Errorf("the signature of pruned build %s stays", d)
 		}
@@ -366,16 +394,45 @@ func TestS3SignPruneGC(t *testing.T) {
 	b.mustRun(t, 0, "gc", "--delete-untagged", "--yes")
 	wantOut(t, a.mustRun(t, 0, "verify"), "verify after prune and gc", "OK: no problems found")
 	for _, e := range []*Env{a, b} {
-		mustVerify(t, pub, e.URL+"/yocto/app:latest", indexes[2])
-		for _, tag := range listTags(t, e, "app") {
-			if !strings.HasSuffix(tag, ".sig") {
-				mustVerify(t, pub, e.URL+"/yocto/app:"+tag, "")
-			}
-		}
+		keptSigned(t, pub, e, indexes)
 	}
-	for _, d := range indexes[:2] {
-		if s := sigDigest(t, a.URL+"/yocto/app", d); s != "" {
-			t.Errorf("the signature of pruned build %s stays", d)
-		}
+}
+
+// Secure mode (TLS with the generated CA, htpasswd): push signs through
+// the authenticated client; cosign, given the CA and the credentials in a
+// Docker config, verifies the signature and the SBOM attestation; verify
+// is clean.
+func TestSignSecure(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "images")
+	if _, err := sample.WriteTree(root, sample.DefaultBuilds()); err != nil {
+		t.Fatal(err)
 	}
+	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_SECURE": "1", "CONTAINER_REGISTRY_SIGN": "1"})
+	e.mustRun(t, 0, "start")
+	r := e.mustRun(t, 0, "push", "container-base", "--strategy", "latest")
+	if m := signedRe.FindStringSubmatch(r.Stdout); m == nil || m[1] != "3" {
+		t.Fatalf("secure push signed:\n%s", r.Stdout)
+	}
+	pw, err := os.ReadFile(filepath.Join(e.Storage, "auth", "password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("yocto:" + strings.TrimSpace(string(pw))))
+	cfg := `{"auths":{"` + e.URL + `":{"auth":"` + auth + `"}}}`
+	if err := os.WriteFile(filepath.Join(dockerDir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DOCKER_CONFIG": dockerDir}
+	pub := filepath.Join(e.Storage, "pki", "signing.pub")
+	ca := filepath.Join(e.Storage, "pki", "ca.crt")
+	ref := e.URL + "/yocto/container-base:latest"
+	out, ok := cosign(t, "", env, "verify", "--key", pub, "--insecure-ignore-tlog", "--registry-cacert", ca, ref)
+	if !ok || !strings.Contains(out, "The signatures were verified against the specified public key") {
+		t.Fatalf("cosign verify over TLS with auth:\n%s", out)
+	}
+	if out, ok := cosign(t, "", nil, "verify", "--key", pub, "--insecure-ignore-tlog", "--registry-cacert", ca, ref); ok {
+		t.Fatalf("cosign verified without credentials:\n%s", out)
+	}
+	wantOut(t, e.mustRun(t, 0, "verify"), "secure verify", "OK: no problems found")
 }

@@ -73,7 +73,12 @@ func (r *pushRenderer) Emit(e any) {
 		fmt.Fprintf(w, "Error: %s (%s): %v\n", e.Image, e.Platform, e.Err)
 	case push.Signed:
 		note := "signed"
-		if e.Already {
+		switch {
+		case e.Attested != "" && e.Already:
+			note = "already attested " + e.Attested + " for"
+		case e.Attested != "":
+			note = "attested " + e.Attested + " for"
+		case e.Already:
 			note = "already signed"
 		}
 		fmt.Fprintf(w, "  %s: %s@%s (%s)\n", note, e.Repo, shortDigest(e.Digest.String()), e.Tag)
@@ -113,6 +118,9 @@ func renderPushSummary(w io.Writer, sum *push.Summary) {
 		sum.Images, sum.Manifests, sum.Tags, sum.Uploaded, tasks.HumanBytes(sum.Uploaded), sum.Skipped, tasks.HumanBytes(sum.Skipped), sum.Elapsed.Seconds())
 	if sum.SigningKey != "" {
 		fmt.Fprintf(w, "Signed: %d manifest(s) with key %s, %d already signed\n", sum.Signed, sum.SigningKey, sum.SignedAlready)
+		if sum.Attested+sum.AttestedAlready > 0 {
+			fmt.Fprintf(w, "Attested: %d SPDX document(s) as signed in-toto statements, %d already attested\n", sum.Attested, sum.AttestedAlready)
+		}
 	}
 	renderAttached(w, sum.Attached)
 	if sum.Catalog != nil {

@@ -50,8 +50,8 @@ type repoManifests struct {
 	all    map[digest.Digest]gcManifest
 	tagged []digest.Digest
 	tags   []string
-	// sigs are the signature tags (sha256-<hex>.sig): not roots, they
-	// live with the manifest they sign (see live).
+	// sigs are the signature and attestation tags (sha256-<hex>.sig,
+	// .att): not roots, they live with the manifest they sign (see live).
 	sigs []sigTag
 }
 
@@ -129,7 +129,7 @@ func scanRepository(ctx context.Context, d driver.StorageDriver, reg distributio
 		if err != nil {
 			continue
 		}
-		if signed, ok := sign.IsSigTag(tag); ok {
+		if signed, ok := sign.IsAttachedTag(tag); ok {
 			rm.sigs = append(rm.sigs, sigTag{tag: tag, signed: digest.Digest(signed.String()), manifest: desc.Digest})
 			continue
 		}

@@ -99,6 +99,9 @@ func (p *pushRun) attach(ctx context.Context, repo name.Repository, src *deploy.
 		}
 		p.sum.Attached = append(p.sum.Attached, a)
 		p.o.Events.Emit(ArtifactAttached{Attached: a})
+		if d.Kind == deploy.DocSBOM {
+			p.attest(ctx, repo, src.Name, desc.Digest, d)
+		}
 	}
 	if len(fallback) == 0 {
 		return nil

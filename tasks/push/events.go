@@ -53,13 +53,15 @@ type TagWritten struct {
 }
 
 // Signed is a manifest (platform manifest or a tag's index) signed, or
-// found signed by the key already (Already: nothing was written).
+// found signed by the key already (Already: nothing was written); with
+// Attested (the SPDX document's file name), the document attested for it.
 type Signed struct {
 	Repo        string
 	Digest      v1.Hash
-	Tag         string // the signature tag
+	Tag         string // the signature (or attestation) tag
 	Fingerprint string // the signing key's
 	Already     bool
+	Attested    string
 }
 
 // ImageFailed is an image that could not be pushed; the push goes on.

@@ -111,10 +111,12 @@ type Summary struct {
 	// Repos are the repositories this push wrote tags to, in order.
 	Repos []string
 	// Signed and SignedAlready count the manifests this push signed and
-	// those it found signed by the key (Options.Signer); SigningKey is the
-	// key's fingerprint ("" when the push does not sign).
-	Signed, SignedAlready int
-	SigningKey            string
+	// those it found signed by the key (Options.Signer), Attested and
+	// AttestedAlready the SPDX documents attested; SigningKey is the key's
+	// fingerprint ("" when the push does not sign).
+	Signed, SignedAlready     int
+	Attested, AttestedAlready int
+	SigningKey                string
 }
 
 // FailedError says which images failed; each failure was reported as
@@ -574,68 +576,6 @@ func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, 
 		p.sum.Repos = append(p.sum.Repos, repo.RepositoryStr())
 	}
 	return nil
-}
-
-// signJobs bounds the signatures a push makes at once, in the
-// background of its uploads.
-const signJobs = 4
-
-// signJob is one manifest to sign and what came of it.
-type signJob struct {
-	group string
-	repo  name.Repository
-	d     v1.Hash
-	res   sign.Result
-	err   error
-}
-
-// sign has manifest d of repo (image group) signed when the push signs,
-// once per run, in the background (signJobs at a time) while the push
-// goes on; waitSigning collects the results.
-func (p *pushRun) sign(ctx context.Context, repo name.Repository, group string, d v1.Hash) {
-	if p.o.Signer == nil {
-		return
-	}
-	key := repo.RepositoryStr() + "@" + d.String()
-	if p.signed[key] {
-		return
-	}
-	if p.signed == nil {
-		p.signed = map[string]bool{}
-		p.signSlots = make(chan struct{}, signJobs)
-	}
-	p.signed[key] = true
-	job := &signJob{group: group, repo: repo, d: d}
-	p.signJobs = append(p.signJobs, job)
-	p.signSlots <- struct{}{}
-	p.signWG.Add(1)
-	go func() {
-		defer func() { <-p.signSlots; p.signWG.Done() }()
-		job.res, job.err = p.o.Signer.Sign(ctx, repo, d, p.lock)
-	}()
-}
-
-// waitSigning waits for the signatures of the run and reports them in the
-// order they were asked for; an image whose signing failed fails the push.
-func (p *pushRun) waitSigning() {
-	p.signWG.Wait()
-	for _, j := range p.signJobs {
-		if j.err != nil {
-			p.o.Events.Emit(ImageFailed{Image: j.group, Err: fmt.Errorf("signing %s: %w", j.d, j.err)})
-			if !slices.Contains(p.sum.Failed, j.group) {
-				p.sum.Failed = append(p.sum.Failed, j.group)
-			}
-			continue
-		}
-		p.sum.SigningKey = p.o.Signer.Key.Fingerprint
-		if j.res.Already {
-			p.sum.SignedAlready++
-		} else {
-			p.sum.Signed++
-		}
-		p.o.Events.Emit(Signed{Repo: j.repo.RepositoryStr(), Digest: j.d, Tag: j.res.Tag, Fingerprint: p.o.Signer.Key.Fingerprint, Already: j.res.Already})
-	}
-	p.signJobs = nil
 }
 
 // archSuffix spells a platform for arch tags the Yocto way (x86_64,

@@ -49,8 +49,8 @@ type Result struct {
 	Repo, Tag string
 	Digest    string   // the manifest the tag pointed at
 	Pruned    []string // manifests removed because no other tag uses them
-	// Signatures are the signature tags removed with the pruned
-	// manifests (sha256-<hex>.sig).
+	// Signatures are the signature and attestation tags removed with the
+	// pruned manifests (sha256-<hex>.sig, .att).
 	Signatures []string
 	// PruneErr is set when the tag is gone but its manifests could not be
 	// pruned (gc --delete-untagged removes them).
@@ -119,25 +119,28 @@ func Tag(ctx context.Context, t *registry.Target, ref string) (*Result, error) {
 	}
 	res.Pruned, res.PruneErr = pruneManifests(ctx, t, repo, res.Digest)
 	for _, d := range res.Pruned {
-		if res.PruneErr != nil {
-			break
-		}
-		var sig string
-		if sig, res.PruneErr = removeSignatures(ctx, t, repo, d); sig != "" {
-			res.Signatures = append(res.Signatures, sig)
+		for _, suffix := range []string{sign.SigSuffix, sign.AttSuffix} {
+			if res.PruneErr != nil {
+				break
+			}
+			var sig string
+			if sig, res.PruneErr = removeSignatures(ctx, t, repo, d, suffix); sig != "" {
+				res.Signatures = append(res.Signatures, sig)
+			}
 		}
 	}
 	return res, nil
 }
 
-// removeSignatures deletes the signature tag of manifest d and the
-// signature manifest it names, and returns the tag ("" when d has none).
-func removeSignatures(ctx context.Context, t *registry.Target, repo name.Repository, d string) (string, error) {
+// removeSignatures deletes the signature (suffix .sig) or attestation
+// (.att) tag of manifest d and the manifest it names, and returns the tag
+// ("" when d has none).
+func removeSignatures(ctx context.Context, t *registry.Target, repo name.Repository, d, suffix string) (string, error) {
 	h, err := v1.NewHash(d)
 	if err != nil {
 		return "", err
 	}
-	tag := repo.Tag(sign.SigTag(h))
+	tag := repo.Tag(h.Algorithm + "-" + h.Hex + suffix)
 	desc, err := remote.Head(tag, t.Options(ctx)...)
 	if registry.IsNotFound(err) {
 		return "", nil
@@ -176,8 +179,8 @@ func pruneManifests(ctx context.Context, t *registry.Target, r name.Repository, 
 	}
 	kept := map[string]bool{}
 	for _, tag := range tags {
-		if _, ok := sign.IsSigTag(tag); ok {
-			continue // a signature keeps nothing alive
+		if _, ok := sign.IsAttachedTag(tag); ok {
+			continue // a signature or attestation keeps nothing alive
 		}
 		if err := reach(r.Tag(tag), r, opts, kept); err != nil {
 			return nil, fmt.Errorf("reading %s:%s: %w", repo, tag, err)

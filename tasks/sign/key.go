@@ -9,6 +9,7 @@
 package sign
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -80,7 +82,13 @@ type KeyReport struct {
 // passphrase kept in pki/signing.pass (0600), made once and never
 // replaced. With it, the key is decrypted once (so a wrong passphrase
 // fails here, not at the first push) and signing.pub is written from it.
-func EnsureKey(c *config.Config) (*KeyReport, error) {
+func EnsureKey(c *config.Config) (*KeyReport, error) { return ensureKey(c, true) }
+
+// ensureKey is EnsureKey; without strict, an external key whose public
+// key signing.pub already holds (the key file and passphrase unchanged
+// since, by their SHA-256 in pki/signing.src) is not decrypted: a push
+// decrypts it only when it has something to sign.
+func ensureKey(c *config.Config, strict bool) (*KeyReport, error) {
 	if err := safefile.MkdirPrivate(c.PKIDir()); err != nil {
 		return nil, err
 	}
@@ -89,9 +97,32 @@ func EnsureKey(c *config.Config) (*KeyReport, error) {
 		rep.Key = c.SigningKey
 	}
 	var priv *ecdsa.PrivateKey
+	var stamp []byte
 	switch {
 	case rep.External:
-		var err error
+		data, err := safefile.ReadRegular(c.SigningKey, MaxKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CONTAINER_REGISTRY_SIGNING_KEY: %w", err)
+		}
+		pass, err := passphrase(c)
+		if err != nil {
+			return nil, err
+		}
+		// The key file and the passphrase in use, as checked: another key
+		// or passphrase is decrypted again (pki/ is 0700, the file 0600).
+		h := sha256.New()
+		h.Write(data)
+		h.Write([]byte{0})
+		h.Write(pass)
+		stamp = []byte(hex.EncodeToString(h.Sum(nil)) + "\n")
+		if !strict {
+			if old, err := os.ReadFile(srcFile(c)); err == nil && bytes.Equal(old, stamp) {
+				if pub, err := ReadPublicKey(c.SigningPubFile()); err == nil {
+					rep.Fingerprint = Fingerprint(pub)
+					return rep, nil
+				}
+			}
+		}
 		if priv, err = loadPrivate(c); err != nil {
 			return nil, err
 		}
@@ -129,9 +160,20 @@ func EnsureKey(c *config.Config) (*KeyReport, error) {
 	if rep.PublicWritten, err = safefile.WriteAtomic(c.SigningPubFile(), pemPub, 0o644); err != nil {
 		return nil, err
 	}
+	if stamp != nil {
+		if _, err := safefile.WriteAtomic(srcFile(c), stamp, 0o600); err != nil {
+			return nil, err
+		}
+	} else if err := os.Remove(srcFile(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	rep.Fingerprint = Fingerprint(&priv.PublicKey)
 	return rep, nil
 }
+
+// srcFile holds the SHA-256 of the external key signing.pub was written
+// from and of the passphrase it was decrypted with.
+func srcFile(c *config.Config) string { return filepath.Join(c.PKIDir(), "signing.src") }
 
 // createKey writes a new pki/signing.key, its passphrase and signing.pub.
 func createKey(c *config.Config) (*ecdsa.PrivateKey, error) {
@@ -331,9 +373,10 @@ type Key struct {
 }
 
 // LoadKey returns c's signing key (EnsureKey first: a key not made yet
-// is made, signing.pub brought up to date).
+// is made, signing.pub brought up to date; an external key already
+// checked is not decrypted until it signs).
 func LoadKey(c *config.Config) (*Key, error) {
-	rep, err := EnsureKey(c)
+	rep, err := ensureKey(c, false)
 	if err != nil {
 		return nil, err
 	}

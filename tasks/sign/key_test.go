@@ -161,3 +161,39 @@ func TestDecryptKeyRefusesCostlyKDF(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A push with an external key already checked at generate/start does not
+// decrypt it until it has something to sign (a re-push never does); a
+// changed passphrase or key file is checked again.
+func TestLoadKeyExternalLazy(t *testing.T) {
+	keyFile, priv := writeExternal(t, "release pass")
+	c := testConfig(t, config.Vars{"CONTAINER_REGISTRY_SIGNING_KEY": keyFile})
+	t.Setenv(PasswordEnv, "release pass")
+	if _, err := EnsureKey(c); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadKey(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Fingerprint != Fingerprint(&priv.PublicKey) {
+		t.Fatal("wrong public key")
+	}
+	if st, err := os.Stat(filepath.Join(c.PKIDir(), "signing.src")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("signing.src: %v", err)
+	}
+	// Another passphrase is checked at once.
+	t.Setenv(PasswordEnv, "wrong")
+	if _, err := LoadKey(c); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Fatalf("LoadKey with a wrong passphrase: %v", err)
+	}
+	t.Setenv(PasswordEnv, "release pass")
+	other, otherPriv := writeExternal(t, "release pass")
+	data, _ := os.ReadFile(other)
+	if err := os.WriteFile(keyFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := LoadKey(c); err != nil || k.Fingerprint != Fingerprint(&otherPriv.PublicKey) {
+		t.Fatalf("a changed key file: %v; signing.pub not rewritten", err)
+	}
+}

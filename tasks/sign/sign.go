@@ -45,8 +45,21 @@ func SigTag(d v1.Hash) string { return d.Algorithm + "-" + d.Hex + SigSuffix }
 
 // IsSigTag reports whether tag names signatures (sha256-<64 hex>.sig)
 // and returns the digest it signs.
-func IsSigTag(tag string) (v1.Hash, bool) {
-	rest, ok := strings.CutSuffix(tag, SigSuffix)
+func IsSigTag(tag string) (v1.Hash, bool) { return taggedFor(tag, SigSuffix) }
+
+// IsAttachedTag reports whether tag names signatures or attestations of a
+// manifest (sha256-<64 hex>.sig or .att: they live and go with it) and
+// returns that manifest's digest.
+func IsAttachedTag(tag string) (v1.Hash, bool) {
+	if d, ok := taggedFor(tag, SigSuffix); ok {
+		return d, true
+	}
+	return taggedFor(tag, AttSuffix)
+}
+
+// taggedFor parses sha256-<64 hex><suffix>.
+func taggedFor(tag, suffix string) (v1.Hash, bool) {
+	rest, ok := strings.CutSuffix(tag, suffix)
 	if !ok {
 		return v1.Hash{}, false
 	}
@@ -148,54 +161,60 @@ func (s *Signer) Sign(ctx context.Context, repo name.Repository, d v1.Hash, lock
 	res := Result{Digest: d, Tag: tag.TagStr()}
 	payload := MakePayload(s.identity(repo), d)
 	pdig, _, _ := v1.SHA256(bytes.NewReader(payload))
+	present := func(m *v1.Manifest) bool { return holds(m, s.Key.Public, pdig, payload) }
+	var err error
+	res.Already, err = s.addLayer(ctx, repo, tag, present, lock, func(priv *ecdsa.PrivateKey) (v1.Descriptor, []byte, error) {
+		sig, err := signPayload(priv, payload)
+		return v1.Descriptor{MediaType: PayloadType, Size: int64(len(payload)), Digest: pdig,
+			Annotations: map[string]string{SignatureAnnotation: sig}}, payload, err
+	})
+	return res, err
+}
+
+// addLayer makes sure the manifest of tag holds a layer present
+// recognises: when it does not, build (given the private key, decrypted
+// now) gives the layer and its content, which is uploaded and added
+// beside the tag's layers of the same media type (other keys' signatures,
+// other attestations). Under lock the tag is read again before it is
+// written. already is true when nothing had to be written.
+func (s *Signer) addLayer(ctx context.Context, repo name.Repository, tag name.Tag, present func(*v1.Manifest) bool, lock Locker,
+	build func(*ecdsa.PrivateKey) (v1.Descriptor, []byte, error)) (already bool, err error) {
 	existing, err := s.read(ctx, tag)
-	if err != nil {
-		return res, err
-	}
-	if holds(existing, s.Key.Public, pdig, payload) {
-		res.Already = true
-		return res, nil
+	if err != nil || present(existing) {
+		return err == nil, err
 	}
 	priv, err := s.Key.Private()
 	if err != nil {
-		return res, err
+		return false, err
 	}
-	sig, err := signPayload(priv, payload)
+	mine, blob, err := build(priv)
 	if err != nil {
-		return res, err
+		return false, err
 	}
-	if err := s.upload(ctx, repo, pdig, payload); err != nil {
-		return res, fmt.Errorf("uploading the signature payload: %w", err)
+	if err := s.upload(ctx, repo, mine.Digest, blob); err != nil {
+		return false, fmt.Errorf("uploading %s: %w", mine.MediaType, err)
 	}
-	mine := v1.Descriptor{MediaType: PayloadType, Size: int64(len(payload)), Digest: pdig,
-		Annotations: map[string]string{SignatureAnnotation: sig}}
 	if lock != nil {
 		unlock, err := lock.Lock(ctx, repo.RepositoryStr(), tag.TagStr())
 		if err != nil {
-			return res, err
+			return false, err
 		}
 		defer unlock()
-		// Another signer may have written the tag since it was read.
-		if existing, err = s.read(ctx, tag); err != nil {
-			return res, err
-		}
-		if holds(existing, s.Key.Public, pdig, payload) {
-			res.Already = true
-			return res, nil
-		}
+	}
+	// Another signer may have written the tag since it was read (without
+	// a lock, its write may still be lost: a remote registry).
+	if existing, err = s.read(ctx, tag); err != nil || present(existing) {
+		return err == nil, err
 	}
 	var layers []v1.Descriptor
 	if existing != nil {
 		for _, l := range existing.Layers {
-			if l.MediaType == PayloadType {
+			if l.MediaType == mine.MediaType {
 				layers = append(layers, l)
 			}
 		}
 	}
-	if err := s.put(ctx, repo, tag, append(layers, mine)); err != nil {
-		return res, err
-	}
-	return res, nil
+	return false, s.put(ctx, repo, tag, append(layers, mine))
 }
 
 // holds reports whether signature manifest m has a layer signing payload

@@ -189,10 +189,11 @@ func (s *Site) repo(ctx context.Context, name string) (*repoRows, error) {
 	}
 	r := &repoRows{Name: name, seq: seq, built: time.Now()}
 	filter := []string{name}
-	// Signature tags are not rows: each signed tag says who signed it.
+	// Signature and attestation tags are not rows: each signed tag says
+	// who signed it.
 	sigs := map[string]bool{}
 	for _, t := range tags {
-		if _, ok := sign.IsSigTag(t); ok {
+		if _, ok := sign.IsAttachedTag(t); ok {
 			sigs[t] = true
 		}
 	}

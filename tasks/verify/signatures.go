@@ -23,14 +23,24 @@ func (v *verifier) signatures(repo distribution.Repository, ms distribution.Mani
 	}
 	sigs := map[digest.Digest]string{} // signed manifest -> signature tag
 	var need []string                  // tags whose manifests must be signed
+	var atts []string                  // attestation tags
 	for tag := range tags {
 		if d, ok := sign.IsSigTag(tag); ok {
 			sigs[digest.Digest(d.String())] = tag
+		} else if _, ok := sign.IsAttachedTag(tag); ok {
+			atts = append(atts, tag)
 		} else if !registry.IsFallbackTag(tag) {
 			need = append(need, tag)
 		}
 	}
 	sort.Strings(need)
+	sort.Strings(atts)
+	for _, tag := range atts {
+		d, _ := sign.IsAttachedTag(tag)
+		if ok, _ := ms.Exists(v.ctx, digest.Digest(d.String())); !ok {
+			v.problem("%s:%s: orphaned attestation: the repository has no manifest %s (gc --delete-untagged removes it)", name, tag, d)
+		}
+	}
 	for _, d := range sortedKeys(sigs) {
 		tag := sigs[d]
 		v.rep.Signatures++

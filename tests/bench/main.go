@@ -99,7 +99,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "sign"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "listing", "sign"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -223,6 +223,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"ui", b.measureUI},
 		{"referrers", b.measureReferrers},
 		{"s3", b.measureS3},
+		{"listing", b.measureListing},
 		{"sign", b.measureSign},
 	}
 	for _, s := range steps {
