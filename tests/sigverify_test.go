@@ -13,10 +13,12 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testtool"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
+	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 )
 
 // sigverifyDir is the test-only verifier's module (tests/sigverify).
@@ -314,7 +316,11 @@ func testTargetVerifies(t *testing.T, bin string, secure bool) {
 // sigRef is the cosign signature tag of digest in repo of e's registry.
 func sigRef(t *testing.T, e *Env, repo, digest string) name.Reference {
 	t.Helper()
-	r, err := name.NewTag(e.URL+"/"+repo+":"+strings.Replace(digest, ":", "-", 1)+".sig", name.Insecure)
+	d, err := v1.NewHash(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.NewTag(e.URL+"/"+repo+":"+sign.SigTag(d), name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +340,7 @@ func listSigTags(t *testing.T, e *Env, repo string) int {
 	}
 	n := 0
 	for _, tag := range tags {
-		if strings.HasSuffix(tag, ".sig") {
+		if _, ok := sign.IsSigTag(tag); ok {
 			n++
 		}
 	}
