@@ -13,18 +13,56 @@ import (
 )
 
 // pushRenderer prints a push's events as the lines the helper has always
-// printed, with a progress bar when tty is set.
+// printed, each image's as one block, with one progress bar for the whole
+// push when tty is set: it stays on the last line, below the blocks.
 type pushRenderer struct {
 	mu  sync.Mutex
 	w   io.Writer
 	tty bool
+	bar string // the bar on the last line ("" none)
 }
 
 // Emit renders one push event.
 func (r *pushRenderer) Emit(e any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	w := r.w
+	if p, ok := e.(push.Progress); ok {
+		r.progress(p)
+		return
+	}
+	var b strings.Builder
+	renderPushEvent(&b, e)
+	if b.Len() == 0 {
+		return
+	}
+	if r.bar != "" {
+		fmt.Fprint(r.w, "\r\x1b[K") // the bar's line makes room
+	}
+	io.WriteString(r.w, b.String())
+	if r.bar != "" {
+		io.WriteString(r.w, r.bar)
+	}
+}
+
+// progress draws the bar on a terminal (no bar otherwise).
+func (r *pushRenderer) progress(e push.Progress) {
+	if !r.tty {
+		return
+	}
+	const width = 30
+	fill := int(float64(width) * float64(e.Sent) / float64(max(e.Total, 1)))
+	r.bar = fmt.Sprintf("\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+		tasks.HumanBytes(e.Sent), tasks.HumanBytes(e.Total), tasks.HumanBytes(int64(e.Rate)))
+	io.WriteString(r.w, r.bar)
+	if e.Done {
+		fmt.Fprint(r.w, "\n")
+		r.bar = ""
+	}
+}
+
+// renderPushEvent writes the lines of one push event (none for a
+// Progress or what is not a push event).
+func renderPushEvent(w io.Writer, e any) {
 	switch e := e.(type) {
 	case push.Note:
 		fmt.Fprintf(w, "Note: %s\n", e.Text)
@@ -42,17 +80,6 @@ func (r *pushRenderer) Emit(e any) {
 	case push.ManifestStarted:
 		fmt.Fprintf(w, "Pushing: %s (%s) [from %s]\n", e.Image, e.Platform, e.Machine)
 		fmt.Fprintf(w, "  source:   %s\n", e.Dir)
-	case push.Progress:
-		if !r.tty {
-			return
-		}
-		const width = 30
-		fill := int(float64(width) * float64(e.Sent) / float64(max(e.Total, 1)))
-		fmt.Fprintf(w, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			tasks.HumanBytes(e.Sent), tasks.HumanBytes(e.Total), tasks.HumanBytes(int64(e.Rate)))
-		if e.Done {
-			fmt.Fprint(w, "\n")
-		}
 	case push.BlobsDone:
 		fmt.Fprintf(w, "  blobs:    %d uploaded (%s), %d already present (%s)\n", e.Uploaded, tasks.HumanBytes(e.Sent), e.Present, tasks.HumanBytes(e.PresentBytes))
 	case push.ManifestDone:

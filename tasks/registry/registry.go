@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,6 +50,11 @@ type Target struct {
 	// setupErr is a missing CA or password file: it matters only once the
 	// registry answers (a registry never started has neither).
 	setupErr error
+
+	// authed is the authenticated transport a successful Ping set up
+	// (Authorized); nil before.
+	authed   http.RoundTripper
+	authedMu sync.Mutex
 }
 
 // New returns the Target for c's registry. creds are the destination
@@ -183,6 +189,13 @@ func (t *Target) Ping(ctx context.Context) error {
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
+		// No credentials asked for: requests go out as they are (ggcr's
+		// handshake would settle on the same after pinging again).
+		rt, err := transport.FromToken(t.Registry, t.Auth, newRetrying(t.Transport), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
+		if err != nil {
+			return err
+		}
+		t.setAuthorized(rt)
 		return nil
 	case resp.StatusCode != http.StatusUnauthorized:
 		return &NotRespondingError{URL: t.URL(), Script: t.Script, Err: fmt.Errorf("GET /v2/: %s", resp.Status)}
@@ -192,7 +205,7 @@ func (t *Target) Ping(ctx context.Context) error {
 		return &AuthError{Registry: t.Config.URL, Err: fmt.Errorf("%s", resp.Status)}
 	}
 	// Basic or token auth, as ggcr will do it for every later request.
-	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, t.Transport, []string{t.Registry.Scope(transport.PullScope)})
+	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, newRetrying(t.Transport), []string{t.Registry.Scope(transport.PullScope)})
 	if err != nil {
 		return &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: err}
 	}
@@ -209,7 +222,26 @@ func (t *Target) Ping(ctx context.Context) error {
 		}
 		return e
 	}
+	t.setAuthorized(rt)
 	return nil
+}
+
+func (t *Target) setAuthorized(rt http.RoundTripper) {
+	t.authedMu.Lock()
+	defer t.authedMu.Unlock()
+	t.authed = rt
+}
+
+// Authorized returns the authenticated transport that the last successful
+// Ping set up (nil before one): every later request of the run can go
+// through it without pinging the registry again. It carries the retry
+// policy for requests without a body, and it is a transport.Wrapper, so
+// ggcr calls given it (remote.WithTransport) neither ping nor wrap it.
+// A bearer token gains the scope of each repository on its first 401.
+func (t *Target) Authorized() http.RoundTripper {
+	t.authedMu.Lock()
+	defer t.authedMu.Unlock()
+	return t.authed
 }
 
 // wrongProtocol inspects the outcome of a GET /v2/ probe and returns a
