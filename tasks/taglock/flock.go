@@ -4,69 +4,55 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
-	"sync"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// fileLock is a held flock of a lock file, and the process's turn at it.
-type fileLock struct {
-	f    *os.File
-	turn chan struct{}
-}
-
-// turns holds one channel per lock file path: the goroutines of this
-// process (a push's images in flight) take turns on it before taking
-// the flock, so they wait for each other without polling.
-var turns sync.Map
-
-func turnOf(path string) chan struct{} {
-	c, _ := turns.LoadOrStore(path, make(chan struct{}, 1))
-	return c.(chan struct{})
-}
+// fileLock is a held lock of one tag in the lock file.
+type fileLock struct{ f *os.File }
 
 // lockPoll is how often a push waiting for a lock tries again.
 const lockPoll = 20 * time.Millisecond
 
-// lockFile takes the lock at path, waiting for it until ctx ends.
-func lockFile(ctx context.Context, path string) (*fileLock, error) {
-	turn := turnOf(path)
-	select {
-	case turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for %s: %w", path, ctx.Err())
-	}
+// lockFile takes the lock of key (repository:tag) in the lock file at
+// path, waiting for it until ctx ends. Each key is one byte of the file,
+// locked with an open file description lock (fcntl F_OFD_SETLK): tags
+// are locked independently, as redis locks them, across processes and
+// between the goroutines of one (each lock opens the file anew). Two keys
+// that hash to one byte only wait for each other.
+func lockFile(ctx context.Context, path, key string) (*fileLock, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		<-turn
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(h.Sum32() & 0x7fffffff), Len: 1}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 		if err == nil {
-			return &fileLock{f: f, turn: turn}, nil
+			return &fileLock{f: f}, nil
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
 			f.Close()
-			<-turn
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			<-turn
 			return nil, fmt.Errorf("waiting for %s: %w", path, ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
 }
 
+// unlock lets the lock go (closing the file description releases it).
 func (l *fileLock) unlock() {
 	if l == nil {
 		return
 	}
-	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
-	<-l.turn
 }
