@@ -59,6 +59,7 @@ const (
 	unitSeconds unit = iota // shown as ms or s
 	unitMBps                // decimal MB/s
 	unitMiB                 // memory
+	unitKiB                 // memory, small amounts
 )
 
 func (u unit) format(v float64) string {
@@ -75,6 +76,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.0f MB/s", v)
 	case unitMiB:
 		return fmt.Sprintf("%.1f MiB", v)
+	case unitKiB:
+		return fmt.Sprintf("%.0f KiB", v)
 	}
 	return fmt.Sprint(v)
 }
@@ -230,7 +233,7 @@ func (b *bench) report() string {
 	fmt.Fprintln(&w)
 	fmt.Fprintln(&w, "## Method")
 	fmt.Fprintln(&w)
-	for _, m := range methodNotes(b) {
+	for _, m := range append(methodNotes(b), scaleMethodNotes...) {
 		fmt.Fprintf(&w, "- %s\n", m)
 	}
 	fmt.Fprintln(&w)
