@@ -14,12 +14,13 @@ import (
 
 // pushRenderer prints a push's events as the lines the helper has always
 // printed, each image's as one block, with one progress bar for the whole
-// push when tty is set: it stays on the last line, below the blocks.
+// push when tty is set: on the last line, below the blocks (a line printed
+// clears it; the next Progress draws it again).
 type pushRenderer struct {
 	mu  sync.Mutex
 	w   io.Writer
 	tty bool
-	bar string // the bar on the last line ("" none)
+	bar bool // the bar is on the last line
 }
 
 // Emit renders one push event.
@@ -35,13 +36,11 @@ func (r *pushRenderer) Emit(e any) {
 	if b.Len() == 0 {
 		return
 	}
-	if r.bar != "" {
+	if r.bar {
 		fmt.Fprint(r.w, "\r\x1b[K") // the bar's line makes room
+		r.bar = false
 	}
 	io.WriteString(r.w, b.String())
-	if r.bar != "" {
-		io.WriteString(r.w, r.bar)
-	}
 }
 
 // progress draws the bar on a terminal (no bar otherwise).
@@ -51,12 +50,11 @@ func (r *pushRenderer) progress(e push.Progress) {
 	}
 	const width = 30
 	fill := int(float64(width) * float64(e.Sent) / float64(max(e.Total, 1)))
-	r.bar = fmt.Sprintf("\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+	fmt.Fprintf(r.w, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
 		tasks.HumanBytes(e.Sent), tasks.HumanBytes(e.Total), tasks.HumanBytes(int64(e.Rate)))
-	io.WriteString(r.w, r.bar)
+	r.bar = !e.Done
 	if e.Done {
 		fmt.Fprint(r.w, "\n")
-		r.bar = ""
 	}
 }
 
