@@ -6,7 +6,8 @@
 //     regconfig reads it, CONTAINER_REGISTRY_REDIS applied) names a redis
 //     server: one key per tag, shared by the pushes through every replica
 //     of a shared backend, from any host;
-//   - else the storage's push.lock (one byte-range lock per tag), when
+//   - else the storage's push.lock (a byte-range lock per tag under a
+//     shared flock of the file, flock.go), when
 //     the registry is served from this storage directory on this host
 //     (its data on this file system): every push to it from here takes it;
 //   - else none: a registry whose other pushers share no lock with us (a
