@@ -23,17 +23,30 @@ import (
 // two per slot another image's blobs keep the budget busy meanwhile.
 const imagesInFlight = 2
 
-// image is one image (group) being pushed. Its events wait in events
+// eventLog keeps events to emit later, together (a Sink).
+type eventLog struct {
+	mu     sync.Mutex
+	events []any
+}
+
+// Emit keeps e.
+func (l *eventLog) Emit(e any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// image is one image (group) being pushed. Its events wait in its log
 // until it is done and then go out as one block; what it adds to the
 // summary is merged in the order of the images when the run ends. Its
 // manifests are pushed concurrently; mu guards what follows it.
 type image struct {
+	eventLog
 	g   *group
 	ran bool  // pushAll started it (a stopped run leaves the rest)
 	err error // why it failed
 
 	mu        sync.Mutex
-	events    []any
 	failed    bool // something failed (an attachment: its tags are still written)
 	manifests int
 	tags      int
@@ -43,13 +56,6 @@ type image struct {
 	written   []written
 	fallbacks []written
 	repo      string // the repository a tag was written to
-}
-
-// Emit keeps e for the image's block.
-func (im *image) Emit(e any) {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	im.events = append(im.events, e)
 }
 
 // add runs f on the image's state under its lock.
@@ -190,7 +196,7 @@ func (p *pushRun) pushGroup(ctx context.Context, im *image) error {
 type pushed struct {
 	src    *deploy.Source
 	m      deploy.Manifest
-	events image // the manifest's own events, kept in order
+	events eventLog // the manifest's own events, kept in order
 	desc   v1.Descriptor
 	err    error
 }

@@ -191,7 +191,7 @@ func (t *Target) Ping(ctx context.Context) error {
 	case resp.StatusCode == http.StatusOK:
 		// No credentials asked for: requests go out as they are (ggcr's
 		// handshake would settle on the same after pinging again).
-		rt, err := transport.FromToken(t.Registry, t.Auth, newRetrying(t.Transport), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
+		rt, err := transport.FromToken(t.Registry, t.Auth, transport.NewUserAgent(newRetrying(t.Transport), ""), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
 		if err != nil {
 			return err
 		}
