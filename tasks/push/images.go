@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
 	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 )
@@ -23,25 +24,12 @@ import (
 // two per slot another image's blobs keep the budget busy meanwhile.
 const imagesInFlight = 2
 
-// eventLog keeps events to emit later, together (a Sink).
-type eventLog struct {
-	mu     sync.Mutex
-	events []any
-}
-
-// Emit keeps e.
-func (l *eventLog) Emit(e any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-}
-
-// image is one image (group) being pushed. Its events wait in its log
-// until it is done and then go out as one block; what it adds to the
+// image is one image (group) being pushed. Its events wait in its
+// Recorder until it is done and then go out as one block; what it adds to the
 // summary is merged in the order of the images when the run ends. Its
 // manifests are pushed concurrently; mu guards what follows it.
 type image struct {
-	eventLog
+	events.Recorder
 	g   *group
 	ran bool  // pushAll started it (a stopped run leaves the rest)
 	err error // why it failed
@@ -96,7 +84,7 @@ dispatch:
 			}
 			p.emitMu.Lock()
 			defer p.emitMu.Unlock()
-			for _, e := range im.events {
+			for _, e := range im.Events() {
 				p.o.Events.Emit(e)
 			}
 		}()
@@ -196,7 +184,7 @@ func (p *pushRun) pushGroup(ctx context.Context, im *image) error {
 type pushed struct {
 	src    *deploy.Source
 	m      deploy.Manifest
-	events eventLog // the manifest's own events, kept in order
+	events events.Recorder // the manifest's own events, kept in order
 	desc   v1.Descriptor
 	err    error
 }
@@ -241,7 +229,7 @@ func (p *pushRun) pushManifests(ctx context.Context, repo name.Repository, im *i
 	byPlatform := map[string]v1.Descriptor{}
 	var order []string
 	for _, x := range all {
-		for _, e := range x.events.events {
+		for _, e := range x.events.Events() {
 			im.Emit(e)
 		}
 		if x.err != nil {
