@@ -62,31 +62,21 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 		ev.Emit(BlobsDone{Present: len(all), PresentBytes: allBytes})
 		return p.putManifest(ctx, repo, m, true, im)
 	}
-	if err := p.markPresent(ctx, repo, all); err != nil {
-		return v1.Descriptor{}, p.storageDown(err)
-	}
-	var missing []*blob
-	var presentBytes int64
 	for _, b := range all {
-		if b.exists {
-			presentBytes += b.size
-			p.done.Add(b.size)
-			continue
-		}
 		if err := m.Layout.CheckBlob(b.d, b.size); err != nil {
 			return v1.Descriptor{}, err
 		}
-		missing = append(missing, b)
 	}
 	var sent atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for _, b := range missing {
+	for _, b := range all {
 		g.Go(func() error { return p.ensureBlob(gctx, repo, b, &sent) })
 	}
 	err = g.Wait()
 	uploaded := 0
-	for _, b := range missing {
-		if b.exists { // mounted from another repository
+	var presentBytes int64
+	for _, b := range all {
+		if b.exists {
 			presentBytes += b.size
 		} else {
 			uploaded++
@@ -94,7 +84,7 @@ func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m depl
 	}
 	im.add(func(im *image) { im.uploaded += sent.Load(); im.skipped += presentBytes })
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, p.storageDown(err)
 	}
 	ev.Emit(BlobsDone{Uploaded: uploaded, Sent: sent.Load(), Present: len(all) - uploaded, PresentBytes: presentBytes})
 	return p.putManifest(ctx, repo, m, false, im)
@@ -152,44 +142,13 @@ func (p *pushRun) slot(ctx context.Context) (func(), error) {
 	}
 }
 
-// markPresent asks the registry for every blob at once, within the run's
-// budget, and notes where each present one is (for later mounts).
-func (p *pushRun) markPresent(ctx context.Context, repo name.Repository, all []*blob) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for _, b := range all {
-		g.Go(func() error {
-			release, err := p.slot(gctx)
-			if err != nil {
-				return err
-			}
-			ok, err := blobExists(gctx, p.client, repo, b.d)
-			release()
-			b.exists = ok
-			if ok {
-				p.notePresent(repo, b.d)
-			}
-			return err
-		})
-	}
-	return g.Wait()
-}
-
-// notePresent records that repo has blob d, unless the run already knows
-// a repository that has (or is getting) it.
-func (p *pushRun) notePresent(repo name.Repository, d v1.Hash) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.blobs[d]; !ok {
-		st := &blobState{repo: repo.RepositoryStr(), done: make(chan struct{}), ok: true}
-		close(st.done)
-		p.blobs[d] = st
-	}
-}
-
-// ensureBlob gets blob b, which repo lacks, into repo: mounted from the
-// repository of this run that has it (waiting for its upload when one is
-// under way), else uploaded. b.exists is set when it was mounted; sent
-// counts the bytes of upload bodies.
+// ensureBlob gets blob b into repo, which may have it already: by a POST
+// that mounts it from the repository of this run that has it (waiting
+// for its upload when one is under way), else from repo itself (the
+// registry answers 201 when repo has it: the check and the upload session
+// in one request), and, when it is missing, one monolithic PUT. b.exists
+// is set when nothing had to be sent; sent counts the bytes of upload
+// bodies.
 func (p *pushRun) ensureBlob(ctx context.Context, repo name.Repository, b *blob, sent *atomic.Int64) error {
 	p.mu.Lock()
 	st, known := p.blobs[b.d]
@@ -199,7 +158,7 @@ func (p *pushRun) ensureBlob(ctx context.Context, repo name.Repository, b *blob,
 	}
 	p.mu.Unlock()
 	if !known {
-		err := p.uploadBlob(ctx, repo, b, "", sent)
+		err := p.uploadBlob(ctx, repo, b, repo.RepositoryStr(), sent)
 		st.ok = err == nil
 		close(st.done)
 		return err
@@ -209,22 +168,24 @@ func (p *pushRun) ensureBlob(ctx context.Context, repo name.Repository, b *blob,
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	from := ""
+	from := repo.RepositoryStr()
 	if st.ok {
+		if st.repo == from {
+			b.exists = true // another manifest of this image put it
+			p.done.Add(b.size)
+			return nil
+		}
 		from = st.repo
-	}
-	if from == repo.RepositoryStr() {
-		b.exists = true // another manifest of this image uploaded it
-		return nil
 	}
 	return p.uploadBlob(ctx, repo, b, from, sent)
 }
 
 // uploadBlob puts b into repo in the fewest requests the registry allows:
-// a POST that mounts it from the repository from (when not "") and is
-// then done, else a POST and one monolithic PUT of the whole blob with
-// its digest. It holds one slot of the budget throughout; a transient
-// failure starts it over (registry.Retry).
+// a POST asking to mount it from the repository from (repo itself: the
+// registry then only checks that repo has it), which is all when the
+// registry mounts it, else one monolithic PUT of the whole blob with its
+// digest into the session the POST opened. It holds one slot of the
+// budget throughout; a transient failure starts it over (registry.Retry).
 func (p *pushRun) uploadBlob(ctx context.Context, repo name.Repository, b *blob, from string, sent *atomic.Int64) error {
 	release, err := p.slot(ctx)
 	if err != nil {
@@ -250,7 +211,9 @@ func (p *pushRun) uploadBlob(ctx context.Context, repo name.Repository, b *blob,
 
 // startUpload POSTs a new upload session of repo, asking to mount digest d
 // from the repository from (when not ""); it returns the session's
-// location, or mounted when the registry mounted the blob.
+// location, or mounted when the registry mounted the blob (or found it in
+// repo). A mount the registry refuses with a client error (some do when
+// from is repo itself) is asked again without.
 func (p *pushRun) startUpload(ctx context.Context, repo name.Repository, d v1.Hash, from string) (loc string, mounted bool, err error) {
 	u := p.url(repo, "/blobs/uploads/")
 	if from != "" {
@@ -266,6 +229,10 @@ func (p *pushRun) startUpload(ctx context.Context, repo name.Repository, d v1.Ha
 	}
 	defer resp.Body.Close()
 	if err := transport.CheckError(resp, http.StatusCreated, http.StatusAccepted); err != nil {
+		if from != "" && resp.StatusCode < http.StatusInternalServerError {
+			// A registry that refuses the mount itself: a plain session.
+			return p.startUpload(ctx, repo, d, "")
+		}
 		return "", false, err
 	}
 	if resp.StatusCode == http.StatusCreated {
