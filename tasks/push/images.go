@@ -87,6 +87,7 @@ dispatch:
 			for _, e := range im.Events() {
 				p.o.Events.Emit(e)
 			}
+			im.Reset() // emitted: the run keeps only its counts
 		}()
 	}
 	wg.Wait()
