@@ -225,7 +225,11 @@ func (p *pushRun) uploadIfMissing(ctx context.Context, repo name.Repository, l v
 	if err != nil {
 		return err
 	}
-	ok, err := blobExists(ctx, p.client, repo, d)
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return err
+	}
+	ok, err := blobExists(ctx, client, repo, d)
 	if err != nil || ok {
 		return err
 	}
@@ -236,13 +240,17 @@ func (p *pushRun) uploadIfMissing(ctx context.Context, repo name.Repository, l v
 // putArtifact puts an artifact manifest by digest and reports whether the
 // registry answered OCI-Subject (it keeps the referrers list itself).
 func (p *pushRun) putArtifact(ctx context.Context, repo name.Repository, dgst v1.Hash, raw []byte) (bool, error) {
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return false, err
+	}
 	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), dgst)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(raw))
 	if err != nil {
 		return false, err
 	}
 	req.Header.Set("Content-Type", string(types.OCIManifestSchema1))
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("putting artifact manifest: %w", err)
 	}

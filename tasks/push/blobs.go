@@ -198,7 +198,7 @@ func (p *pushRun) uploadBlob(ctx context.Context, repo name.Repository, b *blob,
 			b.exists = mounted
 			return err
 		}
-		return p.putBlob(ctx, loc, b, sent)
+		return p.putBlob(ctx, repo, loc, b, sent)
 	})
 	if err != nil {
 		return fmt.Errorf("uploading blob %s: %w%s", b.d, err, p.storageFull(b.size))
@@ -219,11 +219,15 @@ func (p *pushRun) startUpload(ctx context.Context, repo name.Repository, d v1.Ha
 	if from != "" {
 		u += "?" + url.Values{"mount": {d.String()}, "from": {from}}.Encode()
 	}
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return "", false, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return "", false, err
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", false, err
 	}
@@ -244,7 +248,11 @@ func (p *pushRun) startUpload(ctx context.Context, repo name.Repository, d v1.Ha
 
 // putBlob completes the upload session at loc with b's whole content and
 // its digest (a monolithic PUT), counting the bytes sent.
-func (p *pushRun) putBlob(ctx context.Context, loc string, b *blob, sent *atomic.Int64) error {
+func (p *pushRun) putBlob(ctx context.Context, repo name.Repository, loc string, b *blob, sent *atomic.Int64) error {
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return err
+	}
 	rc, err := b.l.Compressed()
 	if err != nil {
 		return err
@@ -264,7 +272,7 @@ func (p *pushRun) putBlob(ctx context.Context, loc string, b *blob, sent *atomic
 	}
 	req.ContentLength = b.size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

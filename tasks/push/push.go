@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
@@ -237,17 +238,23 @@ func resolveTags(c *config.Config, o Options) (*TagSet, error) {
 
 // newPushRun sets up the clients of one push: one authenticated
 // transport for every request (the Target's, set up by its Ping: no
-// further ping), a pusher and a puller over it, the run's budget of
-// blob requests and the registry's tag lock (taglock).
+// further ping) and a pusher and a puller over it, the run's budget of
+// blob requests and the registry's tag lock (taglock). A registry handing
+// out bearer tokens has none such: each repository gets its own client
+// (client), as ggcr's calls do.
 func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagSet, sum *Summary) (*pushRun, error) {
-	rt := t.Authorized()
-	if rt == nil {
+	if t.Authorized() == nil {
 		if err := t.Ping(ctx); err != nil {
 			return nil, err
 		}
-		rt = t.Authorized()
 	}
-	ropts := t.Options(ctx, remote.WithTransport(rt), remote.WithJobs(o.Jobs))
+	extra := []remote.Option{remote.WithJobs(o.Jobs)}
+	var shared *http.Client
+	if rt := t.Authorized(); rt != nil {
+		extra = append(extra, remote.WithTransport(rt))
+		shared = &http.Client{Transport: rt}
+	}
+	ropts := t.Options(ctx, extra...)
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -261,7 +268,7 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 	if err != nil {
 		return nil, err
 	}
-	return &pushRun{o: o, c: c, t: t, reg: t.Registry, client: &http.Client{Transport: rt}, pusher: pusher, puller: puller,
+	return &pushRun{o: o, c: c, t: t, reg: t.Registry, shared: shared, clients: map[string]*http.Client{}, pusher: pusher, puller: puller,
 		sum: sum, tags: tagSet, ropts: ropts, lock: lock, slots: make(chan struct{}, o.Jobs), blobs: map[v1.Hash]*blobState{}}, nil
 }
 
@@ -335,9 +342,10 @@ type pushRun struct {
 	c   *config.Config
 	t   *registry.Target
 	reg name.Registry
-	// client is the run's one authenticated client: every request of the
-	// run goes through its transport, pusher's and puller's too.
-	client *http.Client
+	// shared is the run's one authenticated client (nil for a registry of
+	// bearer tokens): every request of the run goes through its
+	// transport, pusher's and puller's too.
+	shared *http.Client
 	pusher *remote.Pusher
 	puller *remote.Puller
 	// lock guards the read-modify-writes of tag indexes; when every push
@@ -363,6 +371,29 @@ type pushRun struct {
 	// blobs says where each blob went in this run, for cross-repository
 	// mounts (blobs.go).
 	blobs map[v1.Hash]*blobState
+	// clients are the clients of each repository when there is no shared
+	// one.
+	clients map[string]*http.Client
+}
+
+// client returns the authenticated client for requests to repo: the
+// shared one, or one of repo's own (set up once: it pings the registry
+// and fetches a token).
+func (p *pushRun) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	if p.shared != nil {
+		return p.shared, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cl, ok := p.clients[repo.String()]; ok {
+		return cl, nil
+	}
+	cl, err := p.t.Client(ctx, repo, transport.PushScope, p.t.Transport)
+	if err != nil {
+		return nil, err
+	}
+	p.clients[repo.String()] = cl
+	return cl, nil
 }
 
 // written is a tag this run wrote, checked again at the end.

@@ -204,6 +204,9 @@ func (t *Target) Ping(ctx context.Context) error {
 	case t.Auth == authn.Anonymous:
 		return &AuthError{Registry: t.Config.URL, Err: fmt.Errorf("%s", resp.Status)}
 	}
+	// Bearer tokens are scoped to repositories: no transport for every
+	// repository then (ggcr sets one up per repository).
+	bearer := strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "bearer")
 	// Basic or token auth, as ggcr will do it for every later request.
 	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, newRetrying(t.Transport), []string{t.Registry.Scope(transport.PullScope)})
 	if err != nil {
@@ -222,7 +225,9 @@ func (t *Target) Ping(ctx context.Context) error {
 		}
 		return e
 	}
-	t.setAuthorized(rt)
+	if !bearer {
+		t.setAuthorized(rt)
+	}
 	return nil
 }
 
@@ -233,11 +238,11 @@ func (t *Target) setAuthorized(rt http.RoundTripper) {
 }
 
 // Authorized returns the authenticated transport that the last successful
-// Ping set up (nil before one): every later request of the run can go
-// through it without pinging the registry again. It carries the retry
+// Ping set up (nil before one, and for a registry that hands out bearer
+// tokens, which are scoped to repositories): every later request of the
+// run can go through it without pinging the registry again. It carries the retry
 // policy for requests without a body, and it is a transport.Wrapper, so
 // ggcr calls given it (remote.WithTransport) neither ping nor wrap it.
-// A bearer token gains the scope of each repository on its first 401.
 func (t *Target) Authorized() http.RoundTripper {
 	t.authedMu.Lock()
 	defer t.authedMu.Unlock()
