@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/retention"
@@ -31,25 +35,48 @@ type Repo struct {
 	Artifacts []ImageArtifacts `json:"artifacts,omitempty"`
 }
 
-// List returns every repository with its tags.
+// listParallel is how many repositories List asks for at once.
+const listParallel = 8
+
+// List returns every repository with its tags, in catalog order. The tag
+// lists are asked for listParallel at a time, through one transport
+// (Target.Shared) where the registry allows.
 func List(ctx context.Context, t *registry.Target) ([]Repo, error) {
 	names, err := Catalog(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	repos := make([]Repo, 0, len(names))
-	for _, n := range names {
-		r, err := t.Repo(n)
-		if err != nil {
+	refs := make([]name.Repository, len(names))
+	for i, n := range names {
+		if refs[i], err = t.Repo(n); err != nil {
 			return nil, fmt.Errorf("catalog entry %q: %w", n, err)
 		}
-		tags, err := t.Tags(ctx, r)
-		if errors.Is(err, registry.ErrImageNotFound) {
-			tags = []string{} // deleted between the two requests
-		} else if err != nil {
-			return nil, err
-		}
-		repos = append(repos, Repo{Name: n, Tags: tags})
+	}
+	shared, err := t.Shared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var extra []remote.Option
+	if shared != nil {
+		extra = []remote.Option{shared}
+	}
+	repos := make([]Repo, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listParallel)
+	for i, r := range refs {
+		g.Go(func() error {
+			tags, err := t.Tags(gctx, r, extra...)
+			if errors.Is(err, registry.ErrImageNotFound) {
+				tags = []string{} // deleted between the two requests
+			} else if err != nil {
+				return err
+			}
+			repos[i] = Repo{Name: names[i], Tags: tags}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return repos, nil
 }

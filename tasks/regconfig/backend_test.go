@@ -34,7 +34,8 @@ func TestApplyBackend(t *testing.T) {
 	}
 	p := cfg.Storage.Parameters()
 	if cfg.Storage.Type() != "s3" || p["bucket"] != "reg" || p["rootdirectory"] != "/yocto" || p["regionendpoint"] != "http://127.0.0.1:1" ||
-		p["region"] != "eu-west-1" || p["forcepathstyle"] != true || p["secure"] != false || p["accesskey"] != "AKTEST" || p["secretkey"] != "s3cr3tvalue" {
+		p["region"] != "eu-west-1" || p["forcepathstyle"] != true || p["secure"] != false || p["accesskey"] != "AKTEST" || p["secretkey"] != "s3cr3tvalue" ||
+		p["chunksize"] != s3ChunkSize || p["multipartcopychunksize"] != s3CopyPart {
 		t.Errorf("s3 parameters %v", p)
 	}
 	if cfg.Storage["redirect"]["disable"] != true || cfg.Storage["cache"]["blobdescriptor"] != "redis" {

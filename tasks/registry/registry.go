@@ -282,10 +282,36 @@ func (t *Target) Catalog(ctx context.Context) ([]string, error) {
 // ErrImageNotFound is returned for a repository the registry does not know.
 var ErrImageNotFound = errors.New("image not found")
 
+// Shared returns an option under which requests to any repository of the
+// registry go through one authenticated transport: the one Ping set up
+// (Authorized), else one set up here with one /v2/ ping
+// (go-containerregistry pings once per repository otherwise), with
+// the retry policy of Options; nil when the registry hands out bearer
+// tokens, which are scoped to one repository.
+func (t *Target) Shared(ctx context.Context) (remote.Option, error) {
+	if rt := t.Authorized(); rt != nil {
+		return remote.WithTransport(rt), nil // Ping set it up
+	}
+	inner := transport.NewRetry(t.Transport, transport.WithRetryBackoff(retryBackoff),
+		transport.WithRetryStatusCodes(retryStatusCodes...), transport.WithRetryPredicate(transient))
+	ch, err := transport.Ping(ctx, t.Registry, inner)
+	if err != nil {
+		return nil, err
+	}
+	if strings.EqualFold(ch.Scheme, "bearer") {
+		return nil, nil
+	}
+	tr, err := transport.NewWithContext(ctx, t.Registry, t.Auth, inner, nil)
+	if err != nil {
+		return nil, err
+	}
+	return remote.WithTransport(tr), nil
+}
+
 // Tags returns every tag of repo, all pages; ErrImageNotFound when the
-// repository does not exist.
-func (t *Target) Tags(ctx context.Context, repo name.Repository) ([]string, error) {
-	tags, err := remote.List(repo, t.Options(ctx)...)
+// repository does not exist. extra options come after Options' (Shared's).
+func (t *Target) Tags(ctx context.Context, repo name.Repository, extra ...remote.Option) ([]string, error) {
+	tags, err := remote.List(repo, t.Options(ctx, extra...)...)
 	if IsNotFound(err) {
 		return nil, fmt.Errorf("%s: %w", repo.RepositoryStr(), ErrImageNotFound)
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -264,6 +265,11 @@ func (r *instance) serve(ctx context.Context, file string, listen regconfig.List
 		go func() { errs <- dsrv.Serve(dln) }()
 	}
 	runstate.NotifyListening()
+	// What building the application allocated and dropped (configuration,
+	// templates, the storage driver's set-up) goes back to the system now
+	// rather than when the scavenger gets to it: an idle server keeps only
+	// what it uses.
+	go debug.FreeOSMemory()
 
 	select {
 	case err := <-errs:

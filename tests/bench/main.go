@@ -100,7 +100,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "scale", "small"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "listing", "scale", "small"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -224,6 +224,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"ui", b.measureUI},
 		{"referrers", b.measureReferrers},
 		{"s3", b.measureS3},
+		{"listing", b.measureListing},
 		{"scale", b.measureScale},
 		{"small", b.measureSmall},
 	}

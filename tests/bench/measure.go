@@ -356,67 +356,6 @@ func descFromHeaders(h string) (v1.Descriptor, error) {
 	return d, nil
 }
 
-// measureStart: `container-registry.sh start` vs launching docker-registry
-// and polling /v2/ every 5 ms; then the idle RSS of both.
-func (b *bench) measureStart() error {
-	o, err := b.newOurs("start", nil)
-	if err != nil {
-		return err
-	}
-	d, err := b.newDocker("start-docker")
-	if err != nil {
-		return err
-	}
-	runs := max(b.runs*2, 10)
-	var ours, internal, base []time.Duration
-	one := func(r registry, out *[]time.Duration) func() error {
-		return func() error {
-			t, err := r.Start(b.ctx)
-			if err != nil {
-				return err
-			}
-			*out = append(*out, t)
-			if r == registry(o) {
-				internal = append(internal, o.ReadyInternal)
-			}
-			return r.Stop()
-		}
-	}
-	for i := range runs {
-		if err := orderFor(i, one(o, &ours), one(d, &base)); err != nil {
-			return err
-		}
-	}
-	ratio := seconds(ours).median() / seconds(base).median()
-	b.add(row{Name: "start-to-ready", Ours: seconds(ours), Base: seconds(base), BaseName: "docker-registry launch + poll /v2/ every 5 ms", Unit: unitSeconds,
-		Ratio: ratio, RatioText: "of docker-registry", Goal: "≤ 1.5× and ≤ 100 ms", Met: boolp(ratio <= 1.5 && seconds(ours).median() <= 0.1)})
-	b.add(row{Name: "  of which launch of `serve` to ready (as start reports it)", Ours: seconds(internal), Unit: unitSeconds, Ratio: math.NaN(), Goal: "report"})
-
-	// Idle memory: started, answered once, left alone for a moment.
-	var oursRSS, baseRSS samples
-	for _, r := range []registry{o, d} {
-		if _, err := r.Start(b.ctx); err != nil {
-			return err
-		}
-	}
-	time.Sleep(2 * time.Second)
-	for _, x := range []struct {
-		r   registry
-		out *samples
-	}{{o, &oursRSS}, {d, &baseRSS}} {
-		kb, err := procStatus(x.r.Pid(), "VmRSS")
-		if err != nil {
-			return err
-		}
-		*x.out = append(*x.out, float64(kb)/1024)
-		if err := x.r.Stop(); err != nil {
-			return err
-		}
-	}
-	b.add(row{Name: "idle server RSS", Ours: oursRSS, Base: baseRSS, BaseName: "docker-registry", Unit: unitMiB, Ratio: math.NaN(), Goal: "report"})
-	return nil
-}
-
 // measurePull: skopeo copy of every image (all platforms) to an OCI layout,
 // from our server and from docker-registry serving a copy of the same
 // storage.
@@ -443,22 +382,9 @@ func (b *bench) measurePull() error {
 	var ours, base []time.Duration
 	one := func(r registry, out *[]time.Duration) func() error {
 		return func() error {
-			dest := filepath.Join(b.work, "pulled")
-			if err := os.RemoveAll(dest); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(dest, 0o755); err != nil {
-				return err
-			}
-			start := time.Now()
-			for _, name := range b.tree.Names {
-				src := fmt.Sprintf("docker://%s/yocto/%s:latest", r.Addr(), name)
-				if _, err := run(b.ctx, nil, "skopeo", "copy", "--quiet", "--all", "--src-tls-verify=false", src, "oci:"+filepath.Join(dest, name)+":latest"); err != nil {
-					return err
-				}
-			}
-			*out = append(*out, time.Since(start))
-			return os.RemoveAll(dest)
+			t, err := b.pullAll(r.Addr())
+			*out = append(*out, t)
+			return err
 		}
 	}
 	for i := range b.runs {

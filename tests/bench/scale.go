@@ -136,15 +136,6 @@ func (b *bench) measureScale() error {
 	return o.Stop()
 }
 
-// thousands spells n with a comma every three digits.
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
 // measureSmall: cold push of many small images against the fewest
 // requests a client could send for them, with curl at push's parallelism.
 func (b *bench) measureSmall() error {
