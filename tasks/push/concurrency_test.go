@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sample"
 )
 
@@ -344,4 +347,43 @@ func readLayoutImage(dir string) (v1.Image, error) {
 		return nil, fmt.Errorf("%s: want one manifest (%v)", dir, err)
 	}
 	return idx.Image(im.Manifests[0].Digest)
+}
+
+// A registry that hands out bearer tokens (scoped to repositories) gets
+// no transport shared by every repository: push sets up a client per
+// repository, as ggcr does, and completes.
+func TestPushBearerRegistry(t *testing.T) {
+	app, _ := testreg.App(t)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"token":"t0k3n"}`))
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer t0k3n" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		app.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	root := t.TempDir()
+	for i := range 3 {
+		writeImage(t, root, fmt.Sprintf("img%d", i))
+	}
+	c := testConfig(t, strings.TrimPrefix(srv.URL, "http://"), root)
+	tg, err := registry.New(c, "container-registry.sh", &regauth.Resolved{Auth: &authn.Basic{Username: "u", Password: "p"}, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out events.Recorder
+	sum, err := Push(context.Background(), tg, Options{Strategy: "latest", Events: &out})
+	if err != nil || sum.Images != 3 {
+		t.Fatalf("push: %+v %v\n%s", sum, err, out.String())
+	}
+	if tg.Authorized() != nil {
+		t.Error("a transport shared by every repository of a registry of bearer tokens")
+	}
 }
