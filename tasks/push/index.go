@@ -39,7 +39,9 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // registry already holds there: entries for other platforms are kept, the
 // platforms being pushed are replaced. The write is a read-modify-write
 // guarded by the registry's tag lock and verified by reading the tag back;
-// a concurrent change makes it merge again.
+// a concurrent change makes it merge again. Under a lock every pusher
+// takes (Lock.Guards), the lock alone keeps the write safe: it is one
+// read and one write.
 type TagWriter struct {
 	Pusher *remote.Pusher
 	Puller *remote.Puller
@@ -102,6 +104,16 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		// the registry a manifest and tag update.
 		return &TagResult{Digest: ours, Kept: kept, Entries: entries, Unchanged: true}, true, nil
 	}
+	res := &TagResult{Digest: ours, Kept: kept, Entries: entries}
+	if w.Lock.Guards() {
+		// Every pusher of this registry takes the lock around its
+		// read-modify-write: nobody changed the tag since it was read,
+		// and nobody replaces it before the lock is let go.
+		if err := w.Pusher.Put(ctx, ref, m); err != nil {
+			return nil, false, fmt.Errorf("writing index of %s: %w", ref, err)
+		}
+		return res, true, nil
+	}
 	// Optimistic check: nobody changed the tag since it was read.
 	now, err := head(ctx, w.Puller, ref)
 	if err != nil {
@@ -119,7 +131,6 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	if err != nil {
 		return nil, false, err
 	}
-	res := &TagResult{Digest: ours, Kept: kept, Entries: entries}
 	if back == ours {
 		return res, true, nil
 	}

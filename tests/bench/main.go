@@ -38,6 +38,7 @@ type bench struct {
 	tree   *tree    // the push/pull deploy tree
 	gcTree *tree    // many small blobs for gc
 	gc     *gcStore // the garbage store gc and gcpull collect
+	scale  *tree    // the many-images tree of scale and small (scale.go)
 
 	servers     []registry
 	pushed      *ours // holds the pushed tree after measurePush
@@ -99,7 +100,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "listing", "sign"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "listing", "scale", "small", "sign"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -224,6 +225,8 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"referrers", b.measureReferrers},
 		{"s3", b.measureS3},
 		{"listing", b.measureListing},
+		{"scale", b.measureScale},
+		{"small", b.measureSmall},
 		{"sign", b.measureSign},
 	}
 	for _, s := range steps {
