@@ -3,11 +3,15 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/transfer"
 )
 
 // ImportCmd copies a third-party image into the registry.
@@ -47,6 +51,17 @@ func (i *ImportCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	if file, ok := bundleSource(app, i.Source); ok {
+		if i.Name != "" || i.Tag != "" || len(i.Platform) > 0 {
+			return &tasks.UsageError{Msg: fmt.Sprintf("%s is a bundle: it restores its own images and tags (pick one with oci-archive:%s:<name>:<tag> to rename it)", file, file), Usage: importer.Usage}
+		}
+		res, err := transfer.ImportBundle(app.Ctx, t, file, progressSink(app, false))
+		if err != nil {
+			return err
+		}
+		renderImportBundle(app.Stderr, c.URL, res)
+		return nil
+	}
 	res, err := importer.Import(app.Ctx, t, importer.Options{
 		Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src,
 	})
@@ -55,6 +70,19 @@ func (i *ImportCmd) Run(app *App) error {
 	}
 	renderImport(app.Stderr, c, res)
 	return nil
+}
+
+// bundleSource returns the file of an oci-archive:FILE source that is a
+// bundle written by export (no :<ref> given).
+func bundleSource(app *App, source string) (string, bool) {
+	file, ok := strings.CutPrefix(source, "oci-archive:")
+	if !ok {
+		return "", false
+	}
+	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return file, transfer.IsBundle(app.Ctx, file)
 }
 
 func renderImport(w io.Writer, c *config.Config, r *importer.Result) {

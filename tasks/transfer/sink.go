@@ -1,0 +1,366 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
+	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+)
+
+// blobJobs is how many blobs go to a registry at once.
+const blobJobs = 4
+
+// Progress reports the bytes moved so far of the blobs a run moves.
+type Progress struct {
+	Done, Total int64
+	// Finished is set on the last report.
+	Finished bool
+}
+
+// ImageDone reports one image written.
+type ImageDone struct{ Image ImageResult }
+
+// ImageResult is what a run wrote of one image.
+type ImageResult struct {
+	// Source is the repository the image came from ("yocto/app", or the
+	// name in a bundle); Repo where it went.
+	Source    string      `json:"source"`
+	Repo      string      `json:"repository"`
+	Tags      []TagResult `json:"tags"`
+	Manifests int         `json:"manifests"`
+	// ManifestsWritten were sent; the others the destination held.
+	ManifestsWritten int `json:"manifests_written"`
+	Referrers        int `json:"referrers"`
+	Blobs            int `json:"blobs"`
+	BlobsUploaded    int `json:"blobs_uploaded"`
+	BlobsMounted     int `json:"blobs_mounted"`
+	BlobsPresent     int `json:"blobs_present"`
+	// BytesUploaded counts the blob bytes sent.
+	BytesUploaded int64 `json:"bytes_uploaded"`
+}
+
+// TagResult is one tag written.
+type TagResult struct {
+	Source    string `json:"source_tag"`
+	Tag       string `json:"tag"`
+	Digest    string `json:"digest"`
+	Unchanged bool   `json:"unchanged"`
+	// Attached is a sha256-<hex>.<suffix> tag (a signature...).
+	Attached bool `json:"attached,omitempty"`
+}
+
+// tagDest is a tag to write: the source tag and its new name.
+type tagDest struct {
+	src  Tag
+	name string
+}
+
+// opener opens the bytes of a blob of the image being written.
+type opener func(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error)
+
+// dest is a registry a run writes to.
+type dest struct {
+	t  *registry.Target
+	ev events.Sink
+	// sent counts the request bodies sent (blobs and manifests).
+	sent *atomic.Int64
+	// mounted are blobs this run put in a repository: another repository
+	// of the same registry mounts them from there.
+	mounted map[v1.Hash]name.Repository
+	// api is whether the registry has the referrers API (nil: not asked).
+	api *bool
+
+	done, total atomic.Int64
+	lastEmit    atomic.Int64
+}
+
+// newDest wraps t's transport so the bytes sent are counted.
+func newDest(t *registry.Target, ev events.Sink) *dest {
+	d := &dest{ev: events.Or(ev), sent: &atomic.Int64{}, mounted: map[v1.Hash]name.Repository{}}
+	cp := *t
+	cp.Transport = &counting{base: t.Transport, n: d.sent}
+	d.t = &cp
+	return d
+}
+
+// counting counts the bytes of request bodies.
+type counting struct {
+	base http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		r2 := req.Clone(req.Context())
+		r2.Body = &countBody{rc: req.Body, n: c.n}
+		req = r2
+	}
+	return c.base.RoundTrip(req)
+}
+
+func (c *counting) CloseIdleConnections() {
+	if ci, ok := c.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+type countBody struct {
+	rc io.ReadCloser
+	n  *atomic.Int64
+}
+
+func (b *countBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countBody) Close() error { return b.rc.Close() }
+
+// progress counts n more bytes moved and emits a report at most every
+// 100 ms.
+func (d *dest) progress(n int64) {
+	done := d.done.Add(n)
+	now := time.Now().UnixMilli()
+	last := d.lastEmit.Load()
+	if now-last >= 100 && d.lastEmit.CompareAndSwap(last, now) {
+		d.ev.Emit(Progress{Done: done, Total: d.total.Load()})
+	}
+}
+
+// progressReader reports what is read through it.
+type progressReader struct {
+	rc io.ReadCloser
+	d  *dest
+}
+
+func (r *progressReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.d.progress(int64(n))
+	return n, err
+}
+
+func (r *progressReader) Close() error { return r.rc.Close() }
+
+// layer is a blob as go-containerregistry writes it.
+type layer struct {
+	desc v1.Descriptor
+	open func() (io.ReadCloser, error)
+}
+
+func (l *layer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *layer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *layer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *layer) Compressed() (io.ReadCloser, error)  { return l.open() }
+
+// rawManifest is a manifest as go-containerregistry puts it.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// blobExists asks the registry for blob h in repo (HEAD).
+func blobExists(ctx context.Context, c *http.Client, repo name.Repository, h v1.Hash) (bool, error) {
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), h)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("HEAD blob %s in %s: %s", h, repo.RepositoryStr(), resp.Status)
+}
+
+// missingBlobs HEADs every blob of img in repo and returns those the
+// registry lacks (in img's order).
+func (d *dest) missingBlobs(ctx context.Context, repo name.Repository, blobs []v1.Descriptor) ([]v1.Descriptor, error) {
+	c, err := d.t.Client(ctx, repo, transport.PushScope, d.t.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", repo.RepositoryStr(), err)
+	}
+	have := make([]bool, len(blobs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, b := range blobs {
+		g.Go(func() error {
+			ok, err := blobExists(gctx, c, repo, b.Digest)
+			have[i] = ok
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []v1.Descriptor
+	for i, b := range blobs {
+		if !have[i] {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// write copies img into repo: the blobs it lacks (mounted from another
+// repository of the run where it can), then every manifest it lacks in
+// order (a referrer also goes into the referrers tag where the registry
+// has no referrers API), then the tags. open reads a blob; skip are
+// blobs not to send (known to be there).
+func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags []tagDest, missing []v1.Descriptor, open opener) (ImageResult, error) {
+	res := ImageResult{Source: img.Repo, Repo: repo.RepositoryStr(), Manifests: len(img.Manifests), Referrers: img.Referrers(), Blobs: len(img.Blobs)}
+	res.BlobsPresent = len(img.Blobs) - len(missing)
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(blobJobs)
+	for _, b := range missing {
+		from, mountable := d.mounted[b.Digest]
+		g.Go(func() error {
+			var opened atomic.Bool
+			var l v1.Layer
+			l, err := partial.CompressedToLayer(&layer{desc: b, open: func() (io.ReadCloser, error) {
+				opened.Store(true)
+				rc, err := open(gctx, b)
+				if err != nil {
+					return nil, err
+				}
+				return &progressReader{rc: rc, d: d}, nil
+			}})
+			if err != nil {
+				return err
+			}
+			if mountable {
+				l = &remote.MountableLayer{Layer: l, Reference: from.Digest(b.Digest.String())}
+			}
+			if err := remote.WriteLayer(repo, l, d.t.Options(gctx)...); err != nil {
+				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, repo.RepositoryStr(), err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			// A mount sends no body; the blob counts as mounted then.
+			if mountable && !opened.Load() {
+				res.BlobsMounted++
+				d.progress(b.Size)
+			} else {
+				res.BlobsUploaded++
+				res.BytesUploaded += b.Size
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	for _, b := range img.Blobs {
+		if _, ok := d.mounted[b.Digest]; !ok {
+			d.mounted[b.Digest] = repo
+		}
+	}
+	if err := d.writeManifests(ctx, repo, img, &res); err != nil {
+		return res, err
+	}
+	byDigest := map[v1.Hash]Manifest{}
+	for _, m := range img.Manifests {
+		byDigest[m.Desc.Digest] = m
+	}
+	for _, td := range tags {
+		m := byDigest[td.src.Desc.Digest]
+		tr := TagResult{Source: td.src.Name, Tag: td.name, Digest: m.Desc.Digest.String(), Attached: td.src.Attached}
+		ref := repo.Tag(td.name)
+		head, err := remote.Head(ref, d.t.Options(ctx)...)
+		switch {
+		case err == nil && head.Digest == m.Desc.Digest:
+			tr.Unchanged = true
+		case err != nil && !registry.IsNotFound(err):
+			return res, fmt.Errorf("reading tag %s: %w", ref, err)
+		default:
+			if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
+				return res, fmt.Errorf("writing tag %s: %w", ref, err)
+			}
+		}
+		res.Tags = append(res.Tags, tr)
+	}
+	d.ev.Emit(ImageDone{Image: res})
+	return res, nil
+}
+
+// writeManifests puts the manifests of img the registry lacks. A
+// referrer counts as there only when its subject's referrers list it
+// (API or referrers tag), so an earlier run that stopped between the
+// manifest and the referrers tag is completed.
+func (d *dest) writeManifests(ctx context.Context, repo name.Repository, img *Image, res *ImageResult) error {
+	listed := map[v1.Hash][]v1.Descriptor{}
+	for _, m := range img.Manifests {
+		ref := repo.Digest(m.Desc.Digest.String())
+		if m.Subject != nil {
+			refs, ok := listed[m.Subject.Digest]
+			if !ok {
+				r, err := d.t.Referrers(ctx, repo, m.Subject.Digest)
+				if err != nil {
+					return err
+				}
+				api := r.API
+				d.api = &api
+				refs = r.Manifests
+				listed[m.Subject.Digest] = refs
+			}
+			if slices.ContainsFunc(refs, func(x v1.Descriptor) bool { return x.Digest == m.Desc.Digest }) {
+				continue
+			}
+		} else {
+			_, err := remote.Head(ref, d.t.Options(ctx)...)
+			if err == nil {
+				continue
+			}
+			if !registry.IsNotFound(err) {
+				return fmt.Errorf("reading manifest %s: %w", ref, err)
+			}
+		}
+		if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
+			return fmt.Errorf("writing manifest %s: %w", ref, err)
+		}
+		res.ManifestsWritten++
+	}
+	return nil
+}
+
+// destTags pairs the tags of img with their names at the destination:
+// rename replaces the one selected tag when given.
+func destTags(img *Image, rename []string) []tagDest {
+	var out []tagDest
+	for _, t := range img.Tags {
+		if t.Attached || len(rename) == 0 {
+			out = append(out, tagDest{src: t, name: t.Name})
+			continue
+		}
+		for _, n := range rename {
+			out = append(out, tagDest{src: t, name: n})
+		}
+	}
+	return out
+}
