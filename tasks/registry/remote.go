@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,9 +46,24 @@ func ConnectRemote(ctx context.Context, o RemoteOptions) (*Target, error) {
 		err = t.Ping(ctx)
 	}
 	if err != nil {
-		return nil, err
+		return nil, untrusted(o, err)
 	}
 	return t, nil
+}
+
+// untrusted names a certificate the destination's TLS was refused for.
+func untrusted(o RemoteOptions, err error) error {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	if !errors.As(err, &cv) && !errors.As(err, &ua) && !errors.As(err, &hn) {
+		return err
+	}
+	fix := "give its CA with --ca-file, or --dest-insecure not to check it"
+	if o.CAFile != "" {
+		fix = "it is not signed by a CA of " + o.CAFile + " (or names another host)"
+	}
+	return fmt.Errorf("registry %s: its TLS certificate is not trusted: %w; %s", o.Host, errors.Unwrap(err), fix)
 }
 
 // newRemote builds the Target of o over HTTPS, or plain HTTP.
