@@ -225,12 +225,14 @@ func TestExportBadInput(t *testing.T) {
 	bad := filepath.Join(dir, "tampered.tar")
 	os.WriteFile(bad, tampered, 0o644)
 	r := dst.Run("import", "oci-archive:"+bad)
+	t.Logf("tampered:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "does not match its digest") {
 		t.Errorf("tampered bundle: exit %d\n%s", r.Code, r.Out())
 	}
 	cut := filepath.Join(dir, "truncated.tar")
 	os.WriteFile(cut, raw[:off+size/2], 0o644)
 	r = dst.Run("import", "oci-archive:"+cut)
+	t.Logf("truncated:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "truncated") {
 		t.Errorf("truncated bundle: exit %d\n%s", r.Code, r.Out())
 	}
@@ -246,6 +248,7 @@ func TestExportBadInput(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", small).Run() })
 	r = e.Run("export", "container-base:v1", "--output", filepath.Join(small, "b.tar"))
+	t.Logf("disk full:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "no space left on device") {
 		t.Errorf("disk full: exit %d\n%s", r.Code, r.Out())
 	}

@@ -223,15 +223,18 @@ func TestPromoteSecureDestination(t *testing.T) {
 	}
 	wantOut(t, r, "secure promote", "Promoted to "+dst.URL+"/prod", "referrers API")
 	r = e.runWithStdin(t, "wrong\n", args...)
+	t.Logf("wrong password:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "rejected the credentials") {
 		t.Errorf("wrong password: exit %d\n%s", r.Code, r.Out())
 	}
 	r = e.runWithStdin(t, string(pw), "promote", "container-base:v1", "--to", dst.URL+"/prod", "--creds", "yocto", "--password-stdin")
+	t.Logf("no CA:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "certificate") {
 		t.Errorf("without the CA: exit %d\n%s", r.Code, r.Out())
 	}
 	down := "127.0.0.1:" + FreePort(t)
 	r = e.Run("promote", "container-base:v1", "--to", down)
+	t.Logf("down:\n%s", r.Stdout)
 	if r.Code != 1 || !strings.Contains(r.Stdout, "Registry not responding at https://"+down) || strings.Contains(r.Stdout, "start") {
 		t.Errorf("destination down: exit %d\n%s", r.Code, r.Out())
 	}

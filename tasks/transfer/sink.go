@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -258,6 +259,9 @@ func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags
 				l = &remote.MountableLayer{Layer: l, Reference: from.Digest(b.Digest.String())}
 			}
 			if err := remote.WriteLayer(repo, l, d.t.Options(gctx)...); err != nil {
+				if be := (*BlobError)(nil); errors.As(err, &be) {
+					return be // the source is at fault, not the upload
+				}
 				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, repo.RepositoryStr(), err)
 			}
 			mu.Lock()

@@ -218,6 +218,11 @@ func walkRequest(ctx context.Context, t *registry.Target, repo name.Repository, 
 	return nil
 }
 
+// BlobError says a blob read is not what its descriptor declares.
+type BlobError struct{ msg string }
+
+func (e *BlobError) Error() string { return e.msg }
+
 // verifying checks, as it is read, that a blob is its declared size and
 // digest; what names the blob in errors.
 type verifying struct {
@@ -238,14 +243,14 @@ func (v *verifying) Read(p []byte) (int, error) {
 	v.n += int64(n)
 	v.h.Write(p[:n])
 	if v.n > v.desc.Size {
-		return n, fmt.Errorf("%s: blob %s is longer than the %d bytes declared", v.what, v.desc.Digest, v.desc.Size)
+		return n, &BlobError{fmt.Sprintf("%s: blob %s is longer than the %d bytes declared", v.what, v.desc.Digest, v.desc.Size)}
 	}
 	if errors.Is(err, io.EOF) {
 		if v.n != v.desc.Size {
-			return n, fmt.Errorf("%s: blob %s is %d bytes, %d declared (truncated)", v.what, v.desc.Digest, v.n, v.desc.Size)
+			return n, &BlobError{fmt.Sprintf("%s: blob %s is %d bytes, %d declared (truncated)", v.what, v.desc.Digest, v.n, v.desc.Size)}
 		}
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.desc.Digest.Hex {
-			return n, fmt.Errorf("%s: blob %s does not match its digest (content hashes to sha256:%s)", v.what, v.desc.Digest, got)
+			return n, &BlobError{fmt.Sprintf("%s: blob %s does not match its digest (content hashes to sha256:%s)", v.what, v.desc.Digest, got)}
 		}
 	}
 	return n, err
