@@ -5,13 +5,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -272,10 +274,33 @@ func TestExportMemoryFlat(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "big.tar")
 	cmd := exec.Command(e.Script, "export", "big:v1", "--output", out)
 	cmd.Env = baseEnv()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("export: %v\n%s", err, b)
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// VmHWM of the process (the script execs the tool: same pid), read
+	// until it exits.
+	var rss int64
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("export: %v\n%s", err, output.String())
+			}
+			waiting = false
+		case <-time.After(20 * time.Millisecond):
+			b, _ := os.ReadFile(status)
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+					rss, _ = strconv.ParseInt(f[1], 10, 64)
+				}
+			}
+		}
+	}
 	t.Logf("export of %d bytes: peak RSS %d KiB", fileSize(t, out), rss)
 	if fileSize(t, out) < 1<<30 {
 		t.Fatalf("bundle is %d bytes, want over 1 GiB", fileSize(t, out))
