@@ -11,6 +11,7 @@ import (
 	"io"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -126,95 +127,119 @@ func walkRegistry(ctx context.Context, t *registry.Target, sel Selection, usage 
 		return nil, err
 	}
 	total := 0
-	byRepo := map[string]*Image{}
+	walkers := map[string]*repoWalker{}
 	var out []*Image
 	for _, rq := range reqs {
 		repo, err := t.Repo(rq.name)
 		if err != nil {
 			return nil, fmt.Errorf("image %q: %w", rq.name, err)
 		}
-		img := byRepo[repo.RepositoryStr()]
-		if img == nil {
-			img = &Image{Name: rq.name, Repo: repo.RepositoryStr()}
-			byRepo[img.Repo] = img
+		rw := walkers[repo.RepositoryStr()]
+		if rw == nil {
+			img := &Image{Name: rq.name, Repo: repo.RepositoryStr()}
+			if rw, err = newRepoWalker(ctx, t, repo, img, &total); err != nil {
+				return nil, fmt.Errorf("image %s: %w", rq.name, err)
+			}
+			walkers[img.Repo] = rw
 			out = append(out, img)
 		}
-		if err := walkRequest(ctx, t, repo, rq, sel, img, &total); err != nil {
+		tags, err := rw.selectTags(rq, sel)
+		if err != nil {
 			return nil, err
+		}
+		for _, tag := range tags {
+			if err := rw.addTag(ctx, tag); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
 }
 
-// walkRequest adds the tags of one image argument to img.
-func walkRequest(ctx context.Context, t *registry.Target, repo name.Repository, rq request, sel Selection, img *Image, total *int) error {
+// repoWalker walks the tags of one repository of a registry.
+type repoWalker struct {
+	*walker
+	repo name.Repository
+	// tags are the repository's tags, the attached ones left out.
+	tags []string
+	get  func(ref name.Reference) (v1.Descriptor, []byte, error)
+}
+
+func newRepoWalker(ctx context.Context, t *registry.Target, repo name.Repository, img *Image, total *int) (*repoWalker, error) {
 	all, err := t.Tags(ctx, repo)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", rq.name, err)
+		return nil, err
 	}
-	var tags []string
-	attached := map[v1.Hash][]string{}
+	rw := &repoWalker{walker: newWalker(img, total), repo: repo}
+	rw.attached = map[v1.Hash][]string{}
 	for _, tag := range all {
 		if h, ok := registry.TagSubject(tag); ok {
 			if !registry.IsFallbackTag(tag) { // the tag schema's own index is rebuilt, not copied
-				attached[h] = append(attached[h], tag)
+				rw.attached[h] = append(rw.attached[h], tag)
 			}
 			continue
 		}
-		switch {
-		case rq.tag != "":
-		case sel.AllTags:
-			tags = append(tags, tag)
-		default:
-			if ok, _ := path.Match(sel.TagPattern, tag); ok {
-				tags = append(tags, tag)
-			}
-		}
+		rw.tags = append(rw.tags, tag)
 	}
-	if rq.tag != "" {
-		if !slices.Contains(all, rq.tag) {
-			return fmt.Errorf("%s:%s: %w", repo.RepositoryStr(), rq.tag, registry.ErrImageNotFound)
-		}
-		tags = []string{rq.tag}
-	}
-	if len(tags) == 0 {
-		return fmt.Errorf("image %s: no tag matches %q (tags: %v)", rq.name, sel.TagPattern, all)
-	}
-	slices.Sort(tags)
-	w := newWalker(img, total)
-	w.attached = attached
+	slices.Sort(rw.tags)
 	opts := t.Options(ctx)
-	get := func(ref name.Reference) (v1.Descriptor, []byte, error) {
+	rw.get = func(ref name.Reference) (v1.Descriptor, []byte, error) {
 		d, err := remote.Get(ref, opts...)
 		if err != nil {
 			return v1.Descriptor{}, nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
-		return d.Descriptor, d.Manifest, nil
+		return v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, d.Manifest, nil
 	}
-	w.fetch = func(ctx context.Context, d v1.Descriptor) ([]byte, error) {
-		_, raw, err := get(repo.Digest(d.Digest.String()))
+	rw.fetch = func(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+		_, raw, err := rw.get(repo.Digest(d.Digest.String()))
 		return raw, err
 	}
-	w.resolve = func(ctx context.Context, tag string) (v1.Descriptor, []byte, error) {
-		return get(repo.Tag(tag))
+	rw.resolve = func(ctx context.Context, tag string) (v1.Descriptor, []byte, error) {
+		return rw.get(repo.Tag(tag))
 	}
-	w.referrers = func(ctx context.Context, subject v1.Hash) ([]v1.Descriptor, error) {
+	rw.referrers = func(ctx context.Context, subject v1.Hash) ([]v1.Descriptor, error) {
 		r, err := t.Referrers(ctx, repo, subject)
 		if err != nil {
 			return nil, err
 		}
 		return r.Manifests, nil
 	}
-	for _, tag := range tags {
-		d, raw, err := get(repo.Tag(tag))
-		if err != nil {
-			return err
+	return rw, nil
+}
+
+// selectTags are the tags of one image argument.
+func (rw *repoWalker) selectTags(rq request, sel Selection) ([]string, error) {
+	if rq.tag != "" {
+		if !slices.Contains(rw.tags, rq.tag) {
+			return nil, fmt.Errorf("%s:%s: %w", rw.repo.RepositoryStr(), rq.tag, registry.ErrImageNotFound)
 		}
-		if err := w.visit(ctx, d, raw); err != nil {
-			return err
-		}
-		img.Tags = append(img.Tags, Tag{Name: tag, Desc: v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}})
+		return []string{rq.tag}, nil
 	}
+	var out []string
+	for _, tag := range rw.tags {
+		if ok, _ := path.Match(sel.TagPattern, tag); sel.AllTags || ok {
+			out = append(out, tag)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("image %s: no tag matches %q (tags: %s)", rw.img.Name, sel.TagPattern, strings.Join(rw.tags, ", "))
+	}
+	return out, nil
+}
+
+// addTag adds tag and everything it reaches (once, however often named).
+func (rw *repoWalker) addTag(ctx context.Context, tag string) error {
+	if slices.ContainsFunc(rw.img.Tags, func(t Tag) bool { return t.Name == tag }) {
+		return nil
+	}
+	d, raw, err := rw.get(rw.repo.Tag(tag))
+	if err != nil {
+		return err
+	}
+	if err := rw.visit(ctx, d, raw); err != nil {
+		return err
+	}
+	rw.img.Tags = append(rw.img.Tags, Tag{Name: tag, Desc: d})
 	return nil
 }
 
