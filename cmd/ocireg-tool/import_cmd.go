@@ -16,7 +16,7 @@ import (
 
 // ImportCmd copies a third-party image into the registry.
 type ImportCmd struct {
-	Source       string   `arg:"" optional:"" help:"docker://REF or REF, oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE."`
+	Source       string   `arg:"" optional:"" help:"docker://REF or REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE. A bundle written by export (oci-archive:FILE, no name): every image, tag and referrer it holds."`
 	Name         string   `arg:"" optional:"" help:"Image name in the registry (default: the source's last path element)."`
 	Tag          string   `short:"t" name:"tag" help:"Tag to create (default: the source tag, else latest)."`
 	Platform     []string `name:"platform" help:"Copy only this platform, e.g. linux/arm64 (repeatable; default: all)."`

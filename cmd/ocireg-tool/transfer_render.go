@@ -89,9 +89,9 @@ func renderExport(w io.Writer, r *transfer.ExportResult) {
 		fmt.Fprintf(w, "  %s: %s; %d manifest(s), %d referrer(s)\n", img.Repo, strings.Join(img.Tags, ", "), img.Manifests, img.Referrers)
 	}
 	if r.Since != "" {
-		fmt.Fprintf(w, "  blobs: %d written, %d left out (in the earlier bundle)\n", r.Blobs, r.Skipped)
+		fmt.Fprintf(w, "  blobs:  %d written, %d left out (in the earlier bundle)\n", r.Blobs, r.Skipped)
 	} else {
-		fmt.Fprintf(w, "  blobs: %d\n", r.Blobs)
+		fmt.Fprintf(w, "  blobs:  %d\n", r.Blobs)
 	}
 	fmt.Fprintf(w, "  size:   %s (%d bytes)\n", tasks.HumanBytes(r.Size), r.Size)
 	fmt.Fprintf(w, "  sha256: %s\n", r.SHA256)
