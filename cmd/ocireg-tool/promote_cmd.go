@@ -24,6 +24,7 @@ type PromoteCmd struct {
 	CAFile       string   `name:"ca-file" placeholder:"FILE" help:"PEM file of CA certificates the destination's TLS certificate is checked against (besides the system's)."`
 	DestInsecure bool     `name:"dest-insecure" help:"Accept a plain-HTTP destination, or a TLS one without checking its certificate (a test registry, a lab mirror)."`
 	JSON         bool     `name:"json" help:"Print the summary as JSON (no progress)."`
+	EnvDump      string   `name:"env-dump" type:"existingfile" placeholder:"FILE" help:"Bitbake env dump to read the configuration from (do_promote_registry)."`
 	AuthFlags
 }
 
@@ -33,11 +34,14 @@ func (p *PromoteCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	src, err := app.Target(nil)
+	c, err := app.Config(p.EnvDump, nil)
 	if err != nil {
 		return err
 	}
-	c := src.Config
+	src, err := registry.New(c, app.ScriptName(c), nil)
+	if err != nil {
+		return err
+	}
 	creds, err := resolveAuth(app, c.AuthMode, c.Authfile, c.Credsfile, p.AuthFlags.flags(app), host)
 	if err != nil {
 		return err
