@@ -130,11 +130,11 @@ func TestExportBundle(t *testing.T) {
 	e.mustRun(t, 0, "export", "container-base:v2", "app-server:v1", "--output", full)
 	t.Logf("full bundle %d bytes, differential %d bytes", fileSize(t, full), fileSize(t, diff))
 	// Smaller by the unchanged blobs: every byte of them, at least.
-	fullEntries, diffEntries := tarEntries(t, full), tarEntries(t, diff)
+	fullFiles, diffFiles := tarFiles(t, full), tarFiles(t, diff)
 	var unchanged int64
-	for n, size := range fullEntries {
-		if _, ok := diffEntries[n]; !ok {
-			unchanged += size
+	for n, f := range fullFiles {
+		if _, ok := diffFiles[n]; !ok {
+			unchanged += f.size
 		}
 	}
 	if unchanged == 0 || fileSize(t, full)-fileSize(t, diff) < unchanged {
@@ -159,15 +159,18 @@ func TestExportBundle(t *testing.T) {
 	skopeo(t, "copy", "--all", "--src-tls-verify=false", "docker://"+dst.URL+"/yocto/container-base:v2", "oci:"+filepath.Join(t.TempDir(), "v2")+":x")
 }
 
-// tarEntries maps the files of a tar to their sizes.
-func tarEntries(t *testing.T, file string) map[string]int64 {
+// tarFile is one regular file of a tar: where its data starts, its size.
+type tarFile struct{ off, size int64 }
+
+// tarFiles lists the regular files of a tar archive.
+func tarFiles(t *testing.T, file string) map[string]tarFile {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := map[string]int64{}
+	out := map[string]tarFile{}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
@@ -178,31 +181,8 @@ func tarEntries(t *testing.T, file string) map[string]int64 {
 			t.Fatal(err)
 		}
 		if h.Typeflag == tar.TypeReg {
-			out[h.Name] = h.Size
-		}
-	}
-}
-
-// largestEntry is the offset and size of the biggest file of a tar.
-func largestEntry(t *testing.T, file string) (off, size int64) {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return off, size
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > size {
 			pos, _ := f.Seek(0, io.SeekCurrent)
-			off, size = pos, h.Size
+			out[h.Name] = tarFile{off: pos, size: h.Size}
 		}
 	}
 }
@@ -221,7 +201,12 @@ func TestExportBadInput(t *testing.T) {
 	dst := NewEnv(t, nil)
 	dst.mustRun(t, 0, "start")
 
-	off, size := largestEntry(t, b)
+	var off, size int64
+	for _, f := range tarFiles(t, b) {
+		if f.size > size {
+			off, size = f.off, f.size
+		}
+	}
 	tampered := bytes.Clone(raw)
 	tampered[off+size/2] ^= 0xff
 	bad := filepath.Join(dir, "tampered.tar")

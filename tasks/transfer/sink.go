@@ -94,44 +94,10 @@ type dest struct {
 func newDest(t *registry.Target, ev events.Sink) *dest {
 	d := &dest{ev: events.Or(ev), sent: &atomic.Int64{}, mounted: map[v1.Hash]name.Repository{}}
 	cp := *t
-	cp.Transport = &counting{base: t.Transport, n: d.sent}
+	cp.Transport = registry.CountSent(t.Transport, d.sent)
 	d.t = &cp
 	return d
 }
-
-// counting counts the bytes of request bodies.
-type counting struct {
-	base http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		r2 := req.Clone(req.Context())
-		r2.Body = &countBody{rc: req.Body, n: c.n}
-		req = r2
-	}
-	return c.base.RoundTrip(req)
-}
-
-func (c *counting) CloseIdleConnections() {
-	if ci, ok := c.base.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
-}
-
-type countBody struct {
-	rc io.ReadCloser
-	n  *atomic.Int64
-}
-
-func (b *countBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-func (b *countBody) Close() error { return b.rc.Close() }
 
 // progress counts n more bytes moved and emits a report at most every
 // 100 ms.
