@@ -124,7 +124,7 @@ func ImportBundle(ctx context.Context, t *registry.Target, file string, ev event
 		}
 		res.Images = append(res.Images, ir)
 	}
-	d.ev.Emit(Progress{Done: d.done.Load(), Total: d.total.Load(), Finished: true})
+	d.finish()
 	res.BytesSent = d.sent.Load()
 	return res, nil
 }

@@ -160,9 +160,8 @@ func Export(ctx context.Context, t *registry.Target, o ExportOptions) (*ExportRe
 		}
 	}
 	res.Blobs = len(order)
-	ev := events.Or(o.Events)
-	d := &dest{ev: ev}
-	d.total.Store(total)
+	m := &meter{ev: events.Or(o.Events)}
+	m.total.Store(total)
 
 	w, err := newAtomicFile(o.Output)
 	if err != nil {
@@ -206,7 +205,7 @@ func Export(ctx context.Context, t *registry.Target, o ExportOptions) (*ExportRe
 		if err != nil {
 			return nil, fmt.Errorf("reading blob %s of %s: %w", b.desc.Digest, b.repo, err)
 		}
-		_, err = io.Copy(tw, &progressReader{rc: newVerifying(rc, b.desc, b.repo), d: d})
+		_, err = io.Copy(tw, &progressReader{rc: newVerifying(rc, b.desc, b.repo), m: m})
 		rc.Close()
 		if err != nil {
 			return nil, w.fail(err)
@@ -215,7 +214,7 @@ func Export(ctx context.Context, t *registry.Target, o ExportOptions) (*ExportRe
 	if err := tw.Close(); err != nil {
 		return nil, w.fail(err)
 	}
-	ev.Emit(Progress{Done: d.done.Load(), Total: total, Finished: true})
+	m.finish()
 	sum, size, err := w.commit()
 	if err != nil {
 		return nil, err

@@ -140,7 +140,7 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 		}
 		res.Images = append(res.Images, ir)
 	}
-	d.ev.Emit(Progress{Done: d.done.Load(), Total: d.total.Load(), Finished: true})
+	d.finish()
 	res.BytesSent = d.sent.Load()
 	if d.api != nil {
 		res.ReferrersAPI = *d.api

@@ -74,10 +74,45 @@ type tagDest struct {
 // opener opens the bytes of a blob of the image being written.
 type opener func(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error)
 
+// meter counts the blob bytes a run moves and reports them as Progress.
+type meter struct {
+	ev                    events.Sink
+	done, total, lastEmit atomic.Int64
+}
+
+// add counts n more bytes moved and emits a report at most every 100 ms.
+func (m *meter) add(n int64) {
+	done := m.done.Add(n)
+	now := time.Now().UnixMilli()
+	last := m.lastEmit.Load()
+	if now-last >= 100 && m.lastEmit.CompareAndSwap(last, now) {
+		m.ev.Emit(Progress{Done: done, Total: m.total.Load()})
+	}
+}
+
+// finish emits the last report.
+func (m *meter) finish() {
+	m.ev.Emit(Progress{Done: m.done.Load(), Total: m.total.Load(), Finished: true})
+}
+
+// progressReader reports what is read through it.
+type progressReader struct {
+	rc io.ReadCloser
+	m  *meter
+}
+
+func (r *progressReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.m.add(int64(n))
+	return n, err
+}
+
+func (r *progressReader) Close() error { return r.rc.Close() }
+
 // dest is a registry a run writes to.
 type dest struct {
-	t  *registry.Target
-	ev events.Sink
+	*meter
+	t *registry.Target
 	// sent counts the request bodies sent (blobs and manifests).
 	sent *atomic.Int64
 	// mounted are blobs this run put in a repository: another repository
@@ -85,44 +120,16 @@ type dest struct {
 	mounted map[v1.Hash]name.Repository
 	// api is whether the registry has the referrers API (nil: not asked).
 	api *bool
-
-	done, total atomic.Int64
-	lastEmit    atomic.Int64
 }
 
 // newDest wraps t's transport so the bytes sent are counted.
 func newDest(t *registry.Target, ev events.Sink) *dest {
-	d := &dest{ev: events.Or(ev), sent: &atomic.Int64{}, mounted: map[v1.Hash]name.Repository{}}
+	d := &dest{meter: &meter{ev: events.Or(ev)}, sent: &atomic.Int64{}, mounted: map[v1.Hash]name.Repository{}}
 	cp := *t
 	cp.Transport = registry.CountSent(t.Transport, d.sent)
 	d.t = &cp
 	return d
 }
-
-// progress counts n more bytes moved and emits a report at most every
-// 100 ms.
-func (d *dest) progress(n int64) {
-	done := d.done.Add(n)
-	now := time.Now().UnixMilli()
-	last := d.lastEmit.Load()
-	if now-last >= 100 && d.lastEmit.CompareAndSwap(last, now) {
-		d.ev.Emit(Progress{Done: done, Total: d.total.Load()})
-	}
-}
-
-// progressReader reports what is read through it.
-type progressReader struct {
-	rc io.ReadCloser
-	d  *dest
-}
-
-func (r *progressReader) Read(p []byte) (int, error) {
-	n, err := r.rc.Read(p)
-	r.d.progress(int64(n))
-	return n, err
-}
-
-func (r *progressReader) Close() error { return r.rc.Close() }
 
 // layer is a blob as go-containerregistry writes it.
 type layer struct {
@@ -216,7 +223,7 @@ func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags
 				if err != nil {
 					return nil, err
 				}
-				return &progressReader{rc: rc, d: d}, nil
+				return &progressReader{rc: rc, m: d.meter}, nil
 			}})
 			if err != nil {
 				return err
@@ -235,7 +242,7 @@ func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags
 			// A mount sends no body; the blob counts as mounted then.
 			if mountable && !opened.Load() {
 				res.BlobsMounted++
-				d.progress(b.Size)
+				d.add(b.Size)
 			} else {
 				res.BlobsUploaded++
 				res.BytesUploaded += b.Size

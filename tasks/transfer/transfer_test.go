@@ -20,6 +20,7 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/internal/testcfg"
 	"github.com/ocireg-tool/ocireg-tool/internal/testreg"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
@@ -199,9 +200,14 @@ func TestExportImport(t *testing.T) {
 	}
 	dst := testreg.New(t)
 	dt := testcfg.Target(t, dst.Host)
-	res, err := ImportBundle(ctx, dt, one, nil)
+	rec := &events.Recorder{}
+	res, err := ImportBundle(ctx, dt, one, rec)
 	if err != nil || len(res.Images) != 1 || res.Images[0].Referrers != 2 || len(res.Images[0].Tags) != 2 {
 		t.Fatalf("import: %+v %v", res, err)
+	}
+	evs := rec.Events()
+	if last, ok := evs[len(evs)-1].(Progress); !ok || !last.Finished || last.Done != last.Total || last.Total == 0 {
+		t.Errorf("import events: %s", rec)
 	}
 
 	// A rebuilt app: the differential bundle leaves the unchanged layers
