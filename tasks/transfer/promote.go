@@ -122,6 +122,19 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 			return nil, err
 		}
 		repo, _ := dst.Repo(destPath(j.img, o.Namespace))
+		if dst.Registry.RegistryStr() == src.Registry.RegistryStr() {
+			// Another namespace of the same registry: every blob mounts
+			// from the source repository.
+			from, err := dst.Repo(j.img.Repo)
+			if err != nil {
+				return res, err
+			}
+			for _, b := range j.img.Blobs {
+				if _, ok := d.mounted[b.Digest]; !ok {
+					d.mounted[b.Digest] = from
+				}
+			}
+		}
 		sopts := src.Options(ctx)
 		open := func(ctx context.Context, b v1.Descriptor) (io.ReadCloser, error) {
 			l, err := remote.Layer(srcRepo.Digest(b.Digest.String()), sopts...)

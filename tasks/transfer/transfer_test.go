@@ -169,6 +169,15 @@ func TestPromoteTagSchema(t *testing.T) {
 	if _, err := Promote(ctx, st, dt, PromoteOptions{Selection: Selection{Images: []string{"app"}, AllTags: true}, Rename: []string{"a", "b"}}); err != nil {
 		t.Fatalf("rename: %v", err)
 	}
+	// Another namespace of the source registry: every blob is mounted.
+	same, err := registry.ConnectRemote(ctx, registry.RemoteOptions{Host: src.Host, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = Promote(ctx, st, same, PromoteOptions{Selection: Selection{Images: []string{"app:v1"}}, Namespace: "release"})
+	if err != nil || res.Images[0].BlobsMounted != res.Images[0].Blobs || res.Images[0].BlobsUploaded != 0 {
+		t.Fatalf("promote within the source registry: %+v %v", res, err)
+	}
 	_, err = Promote(ctx, st, dt, PromoteOptions{Selection: Selection{Images: []string{"app:nope"}}})
 	if !errors.Is(err, registry.ErrImageNotFound) {
 		t.Errorf("unknown tag: %v", err)
