@@ -204,8 +204,8 @@ func (d *dest) missingBlobs(ctx context.Context, repo name.Repository, blobs []v
 // write copies img into repo: the blobs it lacks (mounted from another
 // repository of the run where it can), then every manifest it lacks in
 // order (a referrer also goes into the referrers tag where the registry
-// has no referrers API), then the tags. open reads a blob; skip are
-// blobs not to send (known to be there).
+// has no referrers API), then the tags. missing are the blobs the
+// registry lacks (see missingBlobs); open reads one.
 func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags []tagDest, missing []v1.Descriptor, open opener) (ImageResult, error) {
 	res := ImageResult{Source: img.Repo, Repo: repo.RepositoryStr(), Manifests: len(img.Manifests), Referrers: img.Referrers(), Blobs: len(img.Blobs)}
 	res.BlobsPresent = len(img.Blobs) - len(missing)
@@ -216,7 +216,6 @@ func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags
 		from, mountable := d.mounted[b.Digest]
 		g.Go(func() error {
 			var opened atomic.Bool
-			var l v1.Layer
 			l, err := partial.CompressedToLayer(&layer{desc: b, open: func() (io.ReadCloser, error) {
 				opened.Store(true)
 				rc, err := open(gctx, b)
