@@ -18,7 +18,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
@@ -120,107 +119,122 @@ func Export(ctx context.Context, t *registry.Target, o ExportOptions) (*ExportRe
 		}
 		res.Images = append(res.Images, ei)
 	}
-	// Every blob once, in digest order, with where to read it.
-	type blobSrc struct {
-		desc v1.Descriptor
-		raw  []byte // a manifest
-		repo string // a blob read from this repository
+	blobs, skipped := bundleBlobs(imgs, since)
+	res.Blobs, res.Skipped = len(blobs), skipped
+	m := &meter{ev: events.Or(o.Events)}
+	for _, b := range blobs {
+		if b.desc.Digest.Algorithm != "sha256" {
+			return nil, fmt.Errorf("blob %s: only sha256 digests can be exported", b.desc.Digest)
+		}
+		if b.raw == nil {
+			m.total.Add(b.desc.Size)
+		}
 	}
-	all := map[v1.Hash]*blobSrc{}
+	if res.SHA256, res.Size, err = writeBundle(ctx, t, o.Output, index, blobs, m); err != nil {
+		return nil, err
+	}
+	m.finish()
+	return res, nil
+}
+
+// bundleBlob is one blob of a bundle and where its bytes are.
+type bundleBlob struct {
+	desc v1.Descriptor
+	raw  []byte // a manifest's bytes
+	repo string // else the repository the blob is read from
+}
+
+// bundleBlobs are the blobs of imgs, each once, in digest order: every
+// manifest, and the configs and layers since does not hold (their count
+// is skipped).
+func bundleBlobs(imgs []*Image, since *ocilayout.Layout) ([]bundleBlob, int) {
+	all := map[v1.Hash]*bundleBlob{}
+	skipped := 0
 	for _, img := range imgs {
 		for _, m := range img.Manifests {
-			all[m.Desc.Digest] = &blobSrc{desc: m.Desc, raw: m.Raw}
+			all[m.Desc.Digest] = &bundleBlob{desc: m.Desc, raw: m.Raw}
 		}
+	}
+	for _, img := range imgs {
 		for _, b := range img.Blobs {
 			if _, ok := all[b.Digest]; ok {
 				continue
 			}
 			if since != nil && since.HasBlob(b.Digest) {
-				res.Skipped++
+				skipped++
 				all[b.Digest] = nil
 				continue
 			}
-			all[b.Digest] = &blobSrc{desc: b, repo: img.Repo}
+			all[b.Digest] = &bundleBlob{desc: b, repo: img.Repo}
 		}
 	}
-	var order []*blobSrc
-	var total int64
+	var out []bundleBlob
 	for _, b := range all {
 		if b != nil {
-			order = append(order, b)
-			if b.raw == nil {
-				total += b.desc.Size
-			}
+			out = append(out, *b)
 		}
 	}
-	sort.Slice(order, func(i, j int) bool { return order[i].desc.Digest.String() < order[j].desc.Digest.String() })
-	for _, b := range order {
-		if b.desc.Digest.Algorithm != "sha256" {
-			return nil, fmt.Errorf("blob %s: only sha256 digests can be exported", b.desc.Digest)
-		}
-	}
-	res.Blobs = len(order)
-	m := &meter{ev: events.Or(o.Events)}
-	m.total.Store(total)
+	sort.Slice(out, func(i, j int) bool { return out[i].desc.Digest.String() < out[j].desc.Digest.String() })
+	return out, skipped
+}
 
-	w, err := newAtomicFile(o.Output)
+// writeBundle writes the archive: oci-layout, index.json, the blobs
+// directories, then blobs in their order, each blob streamed from t and
+// checked; into a temporary file renamed to file once complete. It
+// returns the archive's sha256 and size.
+func writeBundle(ctx context.Context, t *registry.Target, file string, index []byte, blobs []bundleBlob, m *meter) (string, int64, error) {
+	w, err := newAtomicFile(file)
 	if err != nil {
-		return nil, err
+		return "", 0, err
 	}
 	defer w.abort()
 	tw := tar.NewWriter(w)
 	layout, _ := json.Marshal(map[string]string{"imageLayoutVersion": "1.0.0"})
 	if err := writeEntry(tw, "oci-layout", layout); err != nil {
-		return nil, w.fail(err)
+		return "", 0, err
 	}
 	if err := writeEntry(tw, "index.json", index); err != nil {
-		return nil, w.fail(err)
+		return "", 0, err
 	}
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch, Format: tar.FormatUSTAR}); err != nil {
-			return nil, w.fail(err)
+			return "", 0, err
 		}
 	}
-	opts := t.Options(ctx)
-	for _, b := range order {
+	openers := map[string]opener{}
+	for _, b := range blobs {
 		name := "blobs/sha256/" + b.desc.Digest.Hex
 		if b.raw != nil {
 			if err := writeEntry(tw, name, b.raw); err != nil {
-				return nil, w.fail(err)
+				return "", 0, err
 			}
 			continue
 		}
+		open := openers[b.repo]
+		if open == nil {
+			if open, err = registryBlobs(ctx, t, b.repo); err != nil {
+				return "", 0, err
+			}
+			openers[b.repo] = open
+		}
+		rc, err := open(ctx, b.desc)
+		if err != nil {
+			return "", 0, err
+		}
 		if err := tw.WriteHeader(fileHeader(name, b.desc.Size)); err != nil {
-			return nil, w.fail(err)
+			rc.Close()
+			return "", 0, err
 		}
-		repo, err := t.Repo(b.repo)
-		if err != nil {
-			return nil, err
-		}
-		l, err := remote.Layer(repo.Digest(b.desc.Digest.String()), opts...)
-		if err != nil {
-			return nil, err
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return nil, fmt.Errorf("reading blob %s of %s: %w", b.desc.Digest, b.repo, err)
-		}
-		_, err = io.Copy(tw, &progressReader{rc: newVerifying(rc, b.desc, b.repo), m: m})
+		_, err = io.Copy(tw, &progressReader{rc: rc, m: m})
 		rc.Close()
 		if err != nil {
-			return nil, w.fail(err)
+			return "", 0, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, w.fail(err)
+		return "", 0, err
 	}
-	m.finish()
-	sum, size, err := w.commit()
-	if err != nil {
-		return nil, err
-	}
-	res.SHA256, res.Size = sum, size
-	return res, nil
+	return w.commit()
 }
 
 // bundleIndex is the index.json of imgs: one entry per tag (ref.name

@@ -3,11 +3,9 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
@@ -117,10 +115,6 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 		jobs = append(jobs, job{img: img, missing: missing})
 	}
 	for _, j := range jobs {
-		srcRepo, err := src.Repo(j.img.Repo)
-		if err != nil {
-			return nil, err
-		}
 		repo, _ := dst.Repo(destPath(j.img, o.Namespace))
 		if dst.Registry.RegistryStr() == src.Registry.RegistryStr() {
 			// Another namespace of the same registry: every blob mounts
@@ -135,17 +129,9 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 				}
 			}
 		}
-		sopts := src.Options(ctx)
-		open := func(ctx context.Context, b v1.Descriptor) (io.ReadCloser, error) {
-			l, err := remote.Layer(srcRepo.Digest(b.Digest.String()), sopts...)
-			if err != nil {
-				return nil, err
-			}
-			rc, err := l.Compressed()
-			if err != nil {
-				return nil, fmt.Errorf("reading blob %s of %s: %w", b.Digest, j.img.Repo, err)
-			}
-			return newVerifying(rc, b, j.img.Repo), nil
+		open, err := registryBlobs(ctx, src, j.img.Repo)
+		if err != nil {
+			return res, err
 		}
 		ir, err := d.write(ctx, repo, j.img, destTags(j.img, o.Rename), j.missing, open)
 		if err != nil {

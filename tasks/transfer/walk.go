@@ -243,6 +243,27 @@ func (rw *repoWalker) addTag(ctx context.Context, tag string) error {
 	return nil
 }
 
+// registryBlobs opens the blobs of repo in t's registry, each checked
+// against its descriptor as it is read.
+func registryBlobs(ctx context.Context, t *registry.Target, repo string) (opener, error) {
+	r, err := t.Repo(repo)
+	if err != nil {
+		return nil, err
+	}
+	opts := t.Options(ctx)
+	return func(_ context.Context, b v1.Descriptor) (io.ReadCloser, error) {
+		l, err := remote.Layer(r.Digest(b.Digest.String()), opts...)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, fmt.Errorf("reading blob %s of %s: %w", b.Digest, repo, err)
+		}
+		return newVerifying(rc, b, repo), nil
+	}, nil
+}
+
 // BlobError says a blob read is not what its descriptor declares.
 type BlobError struct{ msg string }
 
