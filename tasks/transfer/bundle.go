@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
@@ -83,33 +82,6 @@ func ImportBundle(ctx context.Context, t *registry.Target, file string, ev event
 		return nil, err
 	}
 	d := newDest(t, ev)
-	type job struct {
-		img     *Image
-		repo    name.Repository
-		missing []v1.Descriptor
-	}
-	var jobs []job
-	absent := &MissingBlobsError{File: file}
-	for _, img := range imgs {
-		repo, err := t.Repo(img.Name)
-		if err != nil {
-			return nil, fmt.Errorf("bundle %s: image %q: %w", file, img.Name, err)
-		}
-		missing, err := d.missingBlobs(ctx, repo, img.Blobs)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range missing {
-			if !l.HasBlob(b.Digest) {
-				absent.Missing = append(absent.Missing, repo.RepositoryStr()+" "+b.Digest.String())
-			}
-			d.total.Add(b.Size)
-		}
-		jobs = append(jobs, job{img: img, repo: repo, missing: missing})
-	}
-	if len(absent.Missing) > 0 {
-		return nil, absent
-	}
 	open := func(ctx context.Context, b v1.Descriptor) (io.ReadCloser, error) {
 		rc, err := l.Blob(b)
 		if err != nil {
@@ -117,12 +89,29 @@ func ImportBundle(ctx context.Context, t *registry.Target, file string, ev event
 		}
 		return newVerifying(rc, b, "bundle "+file), nil
 	}
-	for _, j := range jobs {
-		ir, err := d.write(ctx, j.repo, j.img, destTags(j.img, nil), j.missing, open)
+	var jobs []*job
+	absent := &MissingBlobsError{File: file}
+	for _, img := range imgs {
+		repo, err := t.Repo(img.Name)
 		if err != nil {
-			return res, err
+			return nil, fmt.Errorf("bundle %s: image %q: %w", file, img.Name, err)
 		}
-		res.Images = append(res.Images, ir)
+		j, err := d.newJob(ctx, img, repo, destTags(img, nil), open)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range j.missing {
+			if !l.HasBlob(b.Digest) {
+				absent.Missing = append(absent.Missing, repo.RepositoryStr()+" "+b.Digest.String())
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	if len(absent.Missing) > 0 {
+		return nil, absent
+	}
+	if res.Images, err = d.write(ctx, jobs); err != nil {
+		return res, err
 	}
 	d.finish()
 	res.BytesSent = d.sent.Load()

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
@@ -95,49 +93,35 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 	}
 	d := newDest(dst, o.Events)
 	res := &PromoteResult{Destination: dst.Registry.RegistryStr(), Namespace: o.Namespace}
-	type job struct {
-		img     *Image
-		missing []v1.Descriptor
-	}
-	var jobs []job
+	var jobs []*job
 	for _, img := range imgs {
 		repo, err := dst.Repo(destPath(img, o.Namespace))
 		if err != nil {
 			return nil, fmt.Errorf("destination repository of %s: %w", img.Repo, err)
 		}
-		missing, err := d.missingBlobs(ctx, repo, img.Blobs)
+		open, err := registryBlobs(ctx, src, img.Repo)
 		if err != nil {
 			return nil, err
 		}
-		for _, b := range missing {
-			d.total.Add(b.Size)
-		}
-		jobs = append(jobs, job{img: img, missing: missing})
-	}
-	for _, j := range jobs {
-		repo, _ := dst.Repo(destPath(j.img, o.Namespace))
 		if dst.Registry.RegistryStr() == src.Registry.RegistryStr() {
 			// Another namespace of the same registry: every blob mounts
 			// from the source repository.
-			from, err := dst.Repo(j.img.Repo)
+			from, err := dst.Repo(img.Repo)
 			if err != nil {
-				return res, err
+				return nil, err
 			}
-			for _, b := range j.img.Blobs {
-				if _, ok := d.mounted[b.Digest]; !ok {
-					d.mounted[b.Digest] = from
-				}
+			for _, b := range img.Blobs {
+				d.mountFrom[b.Digest] = from
 			}
 		}
-		open, err := registryBlobs(ctx, src, j.img.Repo)
+		j, err := d.newJob(ctx, img, repo, destTags(img, o.Rename), open)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		ir, err := d.write(ctx, repo, j.img, destTags(j.img, o.Rename), j.missing, open)
-		if err != nil {
-			return res, err
-		}
-		res.Images = append(res.Images, ir)
+		jobs = append(jobs, j)
+	}
+	if res.Images, err = d.write(ctx, jobs); err != nil {
+		return res, err
 	}
 	d.finish()
 	res.BytesSent = d.sent.Load()

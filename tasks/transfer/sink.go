@@ -24,7 +24,7 @@ import (
 )
 
 // blobJobs is how many blobs go to a registry at once.
-const blobJobs = 4
+const blobJobs = 8
 
 // Progress reports the bytes moved so far of the blobs a run moves.
 type Progress struct {
@@ -115,16 +115,16 @@ type dest struct {
 	t *registry.Target
 	// sent counts the request bodies sent (blobs and manifests).
 	sent *atomic.Int64
-	// mounted are blobs this run put in a repository: another repository
-	// of the same registry mounts them from there.
-	mounted map[v1.Hash]name.Repository
+	// mountFrom are repositories of the registry that hold blobs already
+	// (promote into another namespace of the source registry).
+	mountFrom map[v1.Hash]name.Repository
 	// api is whether the registry has the referrers API (nil: not asked).
 	api *bool
 }
 
 // newDest wraps t's transport so the bytes sent are counted.
 func newDest(t *registry.Target, ev events.Sink) *dest {
-	d := &dest{meter: &meter{ev: events.Or(ev)}, sent: &atomic.Int64{}, mounted: map[v1.Hash]name.Repository{}}
+	d := &dest{meter: &meter{ev: events.Or(ev)}, sent: &atomic.Int64{}, mountFrom: map[v1.Hash]name.Repository{}}
 	cp := *t
 	cp.Transport = registry.CountSent(t.Transport, d.sent)
 	d.t = &cp
@@ -201,24 +201,93 @@ func (d *dest) missingBlobs(ctx context.Context, repo name.Repository, blobs []v
 	return out, nil
 }
 
-// write copies img into repo: the blobs it lacks (mounted from another
-// repository of the run where it can), then every manifest it lacks in
+// job is one image to write: where, what the registry lacks, how to read
+// its blobs, and what was done.
+type job struct {
+	img     *Image
+	repo    name.Repository
+	tags    []tagDest
+	missing []v1.Descriptor // blobs the registry lacks (see missingBlobs)
+	open    opener
+	res     ImageResult
+}
+
+// newJob HEADs the blobs of img in repo and counts the missing ones into
+// the meter's total.
+func (d *dest) newJob(ctx context.Context, img *Image, repo name.Repository, tags []tagDest, open opener) (*job, error) {
+	missing, err := d.missingBlobs(ctx, repo, img.Blobs)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range missing {
+		d.total.Add(b.Size)
+	}
+	return &job{img: img, repo: repo, tags: tags, missing: missing, open: open,
+		res: ImageResult{Source: img.Repo, Repo: repo.RepositoryStr(), Manifests: len(img.Manifests), Referrers: img.Referrers(),
+			Blobs: len(img.Blobs), BlobsPresent: len(img.Blobs) - len(missing)}}, nil
+}
+
+// blobTask is one blob to put in a job's repository, mounted from
+// another repository of the registry when from is set.
+type blobTask struct {
+	j    *job
+	b    v1.Descriptor
+	from *name.Repository
+}
+
+// write copies the jobs: first every missing blob of every job at once
+// (blobJobs at a time; a blob several repositories lack goes up once and
+// is mounted into the others), then per job every manifest it lacks in
 // order (a referrer also goes into the referrers tag where the registry
-// has no referrers API), then the tags. missing are the blobs the
-// registry lacks (see missingBlobs); open reads one.
-func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags []tagDest, missing []v1.Descriptor, open opener) (ImageResult, error) {
-	res := ImageResult{Source: img.Repo, Repo: repo.RepositoryStr(), Manifests: len(img.Manifests), Referrers: img.Referrers(), Blobs: len(img.Blobs)}
-	res.BlobsPresent = len(img.Blobs) - len(missing)
+// has no referrers API), then its tags. Tags come last: a run that fails
+// leaves no tag naming something incomplete.
+func (d *dest) write(ctx context.Context, jobs []*job) ([]ImageResult, error) {
+	var first, later []blobTask
+	owner := map[v1.Hash]*job{}
+	for _, j := range jobs {
+		for _, b := range j.missing {
+			if o, ok := owner[b.Digest]; ok {
+				later = append(later, blobTask{j: j, b: b, from: &o.repo})
+				continue
+			}
+			owner[b.Digest] = j
+			t := blobTask{j: j, b: b}
+			if from, ok := d.mountFrom[b.Digest]; ok {
+				t.from = &from
+			}
+			first = append(first, t)
+		}
+	}
+	for _, tasks := range [][]blobTask{first, later} {
+		if err := d.writeBlobs(ctx, tasks); err != nil {
+			return nil, err
+		}
+	}
+	var out []ImageResult
+	for _, j := range jobs {
+		if err := d.writeManifests(ctx, j); err != nil {
+			return out, err
+		}
+		if err := d.writeTags(ctx, j); err != nil {
+			return out, err
+		}
+		d.ev.Emit(ImageDone{Image: j.res})
+		out = append(out, j.res)
+	}
+	return out, nil
+}
+
+// writeBlobs puts the blobs of tasks, blobJobs at a time.
+func (d *dest) writeBlobs(ctx context.Context, tasks []blobTask) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(blobJobs)
-	for _, b := range missing {
-		from, mountable := d.mounted[b.Digest]
+	for _, t := range tasks {
 		g.Go(func() error {
 			var opened atomic.Bool
-			l, err := partial.CompressedToLayer(&layer{desc: b, open: func() (io.ReadCloser, error) {
+			l, err := partial.CompressedToLayer(&layer{desc: t.b, open: func() (io.ReadCloser, error) {
 				opened.Store(true)
-				rc, err := open(gctx, b)
+				rc, err := t.j.open(gctx, t.b)
 				if err != nil {
 					return nil, err
 				}
@@ -227,71 +296,66 @@ func (d *dest) write(ctx context.Context, repo name.Repository, img *Image, tags
 			if err != nil {
 				return err
 			}
-			if mountable {
-				l = &remote.MountableLayer{Layer: l, Reference: from.Digest(b.Digest.String())}
+			if t.from != nil {
+				l = &remote.MountableLayer{Layer: l, Reference: t.from.Digest(t.b.Digest.String())}
 			}
-			if err := remote.WriteLayer(repo, l, d.t.Options(gctx)...); err != nil {
+			if err := remote.WriteLayer(t.j.repo, l, d.t.Options(gctx)...); err != nil {
 				if be := (*BlobError)(nil); errors.As(err, &be) {
 					return be // the source is at fault, not the upload
 				}
-				return fmt.Errorf("copying blob %s to %s: %w", b.Digest, repo.RepositoryStr(), err)
+				return fmt.Errorf("copying blob %s to %s: %w", t.b.Digest, t.j.repo.RepositoryStr(), err)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			// A mount sends no body; the blob counts as mounted then.
-			if mountable && !opened.Load() {
-				res.BlobsMounted++
-				d.add(b.Size)
+			// A mount sends no body: the blob counts as mounted then.
+			if t.from != nil && !opened.Load() {
+				t.j.res.BlobsMounted++
+				d.add(t.b.Size)
 			} else {
-				res.BlobsUploaded++
-				res.BytesUploaded += b.Size
+				t.j.res.BlobsUploaded++
+				t.j.res.BytesUploaded += t.b.Size
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return res, err
-	}
-	for _, b := range img.Blobs {
-		if _, ok := d.mounted[b.Digest]; !ok {
-			d.mounted[b.Digest] = repo
-		}
-	}
-	if err := d.writeManifests(ctx, repo, img, &res); err != nil {
-		return res, err
-	}
+	return g.Wait()
+}
+
+// writeTags points the job's tags at their manifests; a tag that names
+// the same digest already is left alone.
+func (d *dest) writeTags(ctx context.Context, j *job) error {
 	byDigest := map[v1.Hash]Manifest{}
-	for _, m := range img.Manifests {
+	for _, m := range j.img.Manifests {
 		byDigest[m.Desc.Digest] = m
 	}
-	for _, td := range tags {
+	for _, td := range j.tags {
 		m := byDigest[td.src.Desc.Digest]
 		tr := TagResult{Source: td.src.Name, Tag: td.name, Digest: m.Desc.Digest.String(), Attached: td.src.Attached}
-		ref := repo.Tag(td.name)
+		ref := j.repo.Tag(td.name)
 		head, err := remote.Head(ref, d.t.Options(ctx)...)
 		switch {
 		case err == nil && head.Digest == m.Desc.Digest:
 			tr.Unchanged = true
 		case err != nil && !registry.IsNotFound(err):
-			return res, fmt.Errorf("reading tag %s: %w", ref, err)
+			return fmt.Errorf("reading tag %s: %w", ref, err)
 		default:
 			if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
-				return res, fmt.Errorf("writing tag %s: %w", ref, err)
+				return fmt.Errorf("writing tag %s: %w", ref, err)
 			}
 		}
-		res.Tags = append(res.Tags, tr)
+		j.res.Tags = append(j.res.Tags, tr)
 	}
-	d.ev.Emit(ImageDone{Image: res})
-	return res, nil
+	return nil
 }
 
 // writeManifests puts the manifests of img the registry lacks. A
 // referrer counts as there only when its subject's referrers list it
 // (API or referrers tag), so an earlier run that stopped between the
 // manifest and the referrers tag is completed.
-func (d *dest) writeManifests(ctx context.Context, repo name.Repository, img *Image, res *ImageResult) error {
+func (d *dest) writeManifests(ctx context.Context, j *job) error {
+	repo := j.repo
 	listed := map[v1.Hash][]v1.Descriptor{}
-	for _, m := range img.Manifests {
+	for _, m := range j.img.Manifests {
 		ref := repo.Digest(m.Desc.Digest.String())
 		if m.Subject != nil {
 			refs, ok := listed[m.Subject.Digest]
@@ -320,7 +384,7 @@ func (d *dest) writeManifests(ctx context.Context, repo name.Repository, img *Im
 		if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
 			return fmt.Errorf("writing manifest %s: %w", ref, err)
 		}
-		res.ManifestsWritten++
+		j.res.ManifestsWritten++
 	}
 	return nil
 }

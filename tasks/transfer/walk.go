@@ -244,7 +244,7 @@ func (rw *repoWalker) addTag(ctx context.Context, tag string) error {
 }
 
 // registryBlobs opens the blobs of repo in t's registry, each checked
-// against its descriptor as it is read.
+// against its digest and size as it is read.
 func registryBlobs(ctx context.Context, t *registry.Target, repo string) (opener, error) {
 	r, err := t.Repo(repo)
 	if err != nil {
@@ -256,11 +256,12 @@ func registryBlobs(ctx context.Context, t *registry.Target, repo string) (opener
 		if err != nil {
 			return nil, err
 		}
+		// go-containerregistry checks the size and digest as it reads.
 		rc, err := l.Compressed()
 		if err != nil {
 			return nil, fmt.Errorf("reading blob %s of %s: %w", b.Digest, repo, err)
 		}
-		return newVerifying(rc, b, repo), nil
+		return rc, nil
 	}, nil
 }
 
