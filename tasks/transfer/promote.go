@@ -125,9 +125,7 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 	}
 	d.finish()
 	res.BytesSent = d.sent.Load()
-	if d.api != nil {
-		res.ReferrersAPI = *d.api
-	}
+	res.ReferrersAPI = d.api.Load()
 	return res, nil
 }
 

@@ -23,8 +23,12 @@ import (
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
-// blobJobs is how many blobs go to a registry at once.
-const blobJobs = 8
+// blobJobs is how many blobs go to a registry at once, imageJobs how
+// many images have their manifests and tags written at once.
+const (
+	blobJobs  = 8
+	imageJobs = 4
+)
 
 // Progress reports the bytes moved so far of the blobs a run moves.
 type Progress struct {
@@ -118,8 +122,8 @@ type dest struct {
 	// mountFrom are repositories of the registry that hold blobs already
 	// (promote into another namespace of the source registry).
 	mountFrom map[v1.Hash]name.Repository
-	// api is whether the registry has the referrers API (nil: not asked).
-	api *bool
+	// api is set when the registry answered the referrers API.
+	api atomic.Bool
 }
 
 // newDest wraps t's transport so the bytes sent are counted.
@@ -263,16 +267,28 @@ func (d *dest) write(ctx context.Context, jobs []*job) ([]ImageResult, error) {
 			return nil, err
 		}
 	}
-	var out []ImageResult
+	// The images are independent from here on: their manifests and tags
+	// go up side by side, each image's in order.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(imageJobs)
 	for _, j := range jobs {
-		if err := d.writeManifests(ctx, j); err != nil {
-			return out, err
-		}
-		if err := d.writeTags(ctx, j); err != nil {
-			return out, err
-		}
-		d.ev.Emit(ImageDone{Image: j.res})
-		out = append(out, j.res)
+		g.Go(func() error {
+			if err := d.writeManifests(gctx, j); err != nil {
+				return err
+			}
+			if err := d.writeTags(gctx, j); err != nil {
+				return err
+			}
+			d.ev.Emit(ImageDone{Image: j.res})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]ImageResult, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.res
 	}
 	return out, nil
 }
@@ -364,8 +380,9 @@ func (d *dest) writeManifests(ctx context.Context, j *job) error {
 				if err != nil {
 					return err
 				}
-				api := r.API
-				d.api = &api
+				if r.API {
+					d.api.Store(true)
+				}
 				refs = r.Manifests
 				listed[m.Subject.Digest] = refs
 			}
