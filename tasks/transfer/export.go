@@ -212,7 +212,7 @@ func writeBundle(ctx context.Context, t *registry.Target, file string, index []b
 		}
 		open := openers[b.repo]
 		if open == nil {
-			if open, err = registryBlobs(ctx, t, b.repo); err != nil {
+			if open, err = registryBlobs(ctx, t, b.repo, true); err != nil {
 				return "", 0, err
 			}
 			openers[b.repo] = open

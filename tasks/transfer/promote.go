@@ -99,7 +99,7 @@ func Promote(ctx context.Context, src, dst *registry.Target, o PromoteOptions) (
 		if err != nil {
 			return nil, fmt.Errorf("destination repository of %s: %w", img.Repo, err)
 		}
-		open, err := registryBlobs(ctx, src, img.Repo)
+		open, err := registryBlobs(ctx, src, img.Repo, false)
 		if err != nil {
 			return nil, err
 		}

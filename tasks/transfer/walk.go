@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
@@ -243,26 +245,43 @@ func (rw *repoWalker) addTag(ctx context.Context, tag string) error {
 	return nil
 }
 
-// registryBlobs opens the blobs of repo in t's registry, each checked
-// against its digest and size as it is read.
-func registryBlobs(ctx context.Context, t *registry.Target, repo string) (opener, error) {
+// registryBlobs opens the blobs of repo in t's registry. Each is checked
+// against its declared size as it is read, and against its digest when
+// hash is set: a registry a blob goes on to checks the digest itself, so
+// promote leaves it to the destination; a bundle has nobody else to.
+func registryBlobs(ctx context.Context, t *registry.Target, repo string, hash bool) (opener, error) {
 	r, err := t.Repo(repo)
 	if err != nil {
 		return nil, err
 	}
-	opts := t.Options(ctx)
-	return func(_ context.Context, b v1.Descriptor) (io.ReadCloser, error) {
-		l, err := remote.Layer(r.Digest(b.Digest.String()), opts...)
+	client, err := t.Client(ctx, r, transport.PullScope, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, b v1.Descriptor) (io.ReadCloser, error) {
+		u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", r.Scheme(), r.RegistryStr(), r.RepositoryStr(), b.Digest)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return nil, err
 		}
-		// go-containerregistry checks the size and digest as it reads.
-		rc, err := l.Compressed()
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("reading blob %s of %s: %w", b.Digest, repo, err)
 		}
-		return rc, nil
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("reading blob %s of %s: %s", b.Digest, repo, resp.Status)
+		}
+		return &verifying{r: resp.Body, desc: b, what: repo, h: hashOrNot(hash)}, nil
 	}, nil
+}
+
+// hashOrNot is a sha256 hash, or nil when the digest is not to be checked.
+func hashOrNot(on bool) hash.Hash {
+	if on {
+		return sha256.New()
+	}
+	return nil
 }
 
 // BlobError says a blob read is not what its descriptor declares.
@@ -271,7 +290,7 @@ type BlobError struct{ msg string }
 func (e *BlobError) Error() string { return e.msg }
 
 // verifying checks, as it is read, that a blob is its declared size and
-// digest; what names the blob in errors.
+// (h set) digest; what names the blob in errors.
 type verifying struct {
 	r    io.ReadCloser
 	desc v1.Descriptor
@@ -288,13 +307,18 @@ func newVerifying(r io.ReadCloser, desc v1.Descriptor, what string) io.ReadClose
 func (v *verifying) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.n += int64(n)
-	v.h.Write(p[:n])
+	if v.h != nil {
+		v.h.Write(p[:n])
+	}
 	if v.n > v.desc.Size {
 		return n, &BlobError{fmt.Sprintf("%s: blob %s is longer than the %d bytes declared", v.what, v.desc.Digest, v.desc.Size)}
 	}
 	if errors.Is(err, io.EOF) {
 		if v.n != v.desc.Size {
 			return n, &BlobError{fmt.Sprintf("%s: blob %s is %d bytes, %d declared (truncated)", v.what, v.desc.Digest, v.n, v.desc.Size)}
+		}
+		if v.h == nil {
+			return n, err
 		}
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.desc.Digest.Hex {
 			return n, &BlobError{fmt.Sprintf("%s: blob %s does not match its digest (content hashes to sha256:%s)", v.what, v.desc.Digest, got)}
