@@ -57,6 +57,14 @@ type Target struct {
 	authedMu sync.Mutex
 }
 
+// WithTransport returns a copy of t whose requests go through rt (which
+// wraps t.Transport, e.g. to count what is sent), without the
+// authenticated transport t's Ping set up: the copy pings through rt.
+func (t *Target) WithTransport(rt http.RoundTripper) *Target {
+	return &Target{Config: t.Config, Registry: t.Registry, Transport: rt, Auth: t.Auth,
+		AuthSource: t.AuthSource, Script: t.Script, local: t.local, setupErr: t.setupErr}
+}
+
 // New returns the Target for c's registry. creds are the destination
 // credentials resolved from the auth flags and modes; nil or anonymous
 // means the local registry's own when it requires them.
