@@ -232,7 +232,7 @@ func (p *pushRun) uploadIfMissing(ctx context.Context, repo name.Repository, l v
 	if err != nil {
 		return err
 	}
-	ok, err := blobExists(ctx, client, repo, d)
+	ok, err := registry.BlobExists(ctx, client, repo, d)
 	if err != nil || ok {
 		return err
 	}
@@ -310,7 +310,7 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 	if now, err := head(ctx, p.puller, tag); err != nil || now != before {
 		return false, err
 	}
-	if err := p.pusher.Put(ctx, tag, rawManifest{data: data, mt: types.OCIImageIndex}); err != nil {
+	if err := p.pusher.Put(ctx, tag, registry.RawManifest{Data: data, Type: types.OCIImageIndex}); err != nil {
 		if isBlobUnknown(err) {
 			// An entry another pusher is putting at this moment
 			// (distribution 2.8 hides a manifest while it is rewritten):

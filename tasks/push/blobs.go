@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -209,41 +208,14 @@ func (p *pushRun) uploadBlob(ctx context.Context, repo name.Repository, b *blob,
 	return nil
 }
 
-// startUpload POSTs a new upload session of repo, asking to mount digest d
-// from the repository from (when not ""); it returns the session's
-// location, or mounted when the registry mounted the blob (or found it in
-// repo). A mount the registry refuses with a client error (some do when
-// from is repo itself) is asked again without.
+// startUpload opens b's upload session of repo, asking to mount it from
+// from (registry.StartUpload).
 func (p *pushRun) startUpload(ctx context.Context, repo name.Repository, d v1.Hash, from string) (loc string, mounted bool, err error) {
-	u := p.url(repo, "/blobs/uploads/")
-	if from != "" {
-		u += "?" + url.Values{"mount": {d.String()}, "from": {from}}.Encode()
-	}
 	client, err := p.client(ctx, repo)
 	if err != nil {
 		return "", false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return "", false, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", false, err
-	}
-	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusCreated, http.StatusAccepted); err != nil {
-		if from != "" && resp.StatusCode < http.StatusInternalServerError {
-			// A registry that refuses the mount itself: a plain session.
-			return p.startUpload(ctx, repo, d, "")
-		}
-		return "", false, err
-	}
-	if resp.StatusCode == http.StatusCreated {
-		return "", true, nil
-	}
-	loc, err = p.location(resp)
-	return loc, false, err
+	return registry.StartUpload(ctx, client, repo, d, from)
 }
 
 // putBlob completes the upload session at loc with b's whole content and
@@ -258,45 +230,7 @@ func (p *pushRun) putBlob(ctx context.Context, repo name.Repository, loc string,
 		return err
 	}
 	defer rc.Close()
-	u, err := url.Parse(loc)
-	if err != nil {
-		return fmt.Errorf("upload location %q: %w", loc, err)
-	}
-	q := u.Query()
-	q.Set("digest", b.d.String())
-	u.RawQuery = q.Encode()
-	body := &countingBody{r: rc, n: sent, total: &p.sent, done: &p.done}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = b.size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return transport.CheckError(resp, http.StatusCreated)
-}
-
-// url is the address of path below repo's /v2/<name>.
-func (p *pushRun) url(repo name.Repository, path string) string {
-	return fmt.Sprintf("%s://%s/v2/%s%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), path)
-}
-
-// location is the absolute upload location an answer names (registries
-// may answer a path, or a URL with query parameters of their own).
-func (p *pushRun) location(resp *http.Response) (string, error) {
-	loc := resp.Header.Get("Location")
-	if loc == "" {
-		return "", errors.New("the registry answered the upload without a Location")
-	}
-	u, err := resp.Request.URL.Parse(loc)
-	if err != nil {
-		return "", fmt.Errorf("upload location %q: %w", loc, err)
-	}
-	return u.String(), nil
+	return registry.FinishUpload(ctx, client, loc, b.d, b.size, &countingBody{r: rc, n: sent, total: &p.sent, done: &p.done})
 }
 
 // hasManifest asks whether repo holds manifest d.
@@ -323,36 +257,13 @@ func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deplo
 		return v1.Descriptor{}, err
 	}
 	if !have {
-		if err := p.pusher.Put(ctx, repo.Digest(m.Digest.String()), rawManifest{data: raw, mt: mt}); err != nil {
+		if err := p.pusher.Put(ctx, repo.Digest(m.Digest.String()), registry.RawManifest{Data: raw, Type: mt}); err != nil {
 			return v1.Descriptor{}, fmt.Errorf("putting manifest: %w", err)
 		}
 	}
 	im.add(func(im *image) { im.manifests++ })
 	plat := m.Platform
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
-}
-
-// blobExists asks the registry whether repo has blob d. client applies
-// the Target's retry policy: distribution 2.8 answers 500 to a HEAD that
-// races a concurrent upload of the same blob, and is asked again.
-func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s: %w", d, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("checking blob %s: %w", d, transport.CheckError(resp, http.StatusOK))
 }
 
 // countingBody counts the bytes read from an upload body: into the

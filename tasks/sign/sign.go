@@ -272,51 +272,23 @@ func (s *Signer) put(ctx context.Context, repo name.Repository, tag name.Tag, la
 	if err != nil {
 		return err
 	}
-	if err := s.pusher.Put(ctx, tag, rawManifest{data: raw, mt: types.OCIManifestSchema1}); err != nil {
+	if err := s.pusher.Put(ctx, tag, registry.RawManifest{Data: raw, Type: types.OCIManifestSchema1}); err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
 }
 
-// upload sends a small blob in one PUT after opening the upload (two
-// requests; go-containerregistry's upload asks first whether the blob
-// exists and sends it in a PATCH, four).
+// upload sends a small blob: POST, then one monolithic PUT.
 func (s *Signer) upload(ctx context.Context, repo name.Repository, d v1.Hash, data []byte) error {
 	cl, err := s.client(ctx, repo)
 	if err != nil {
 		return err
 	}
-	base := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base, nil)
-	if err != nil {
+	loc, mounted, err := registry.StartUpload(ctx, cl, repo, d, "")
+	if err != nil || mounted {
 		return err
 	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
-		return err
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return fmt.Errorf("upload location: %w", err)
-	}
-	q := loc.Query()
-	q.Set("digest", d.String())
-	loc.RawQuery = q.Encode()
-	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = cl.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return transport.CheckError(resp, http.StatusCreated)
+	return registry.FinishUpload(ctx, cl, loc, d, int64(len(data)), bytes.NewReader(data))
 }
 
 // client returns the authenticated push client for repo.
@@ -336,15 +308,6 @@ func (s *Signer) client(ctx context.Context, repo name.Repository) (*http.Client
 	s.clients[repo.String()] = cl
 	return cl, nil
 }
-
-// rawManifest is a manifest to PUT as it is.
-type rawManifest struct {
-	data []byte
-	mt   types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // signPayload is cosign's signature: ECDSA over SHA-256 of the payload,
 // ASN.1, base64.

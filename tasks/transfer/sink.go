@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -144,36 +143,6 @@ func (l *layer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l *layer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 func (l *layer) Compressed() (io.ReadCloser, error)  { return l.open() }
 
-// rawManifest is a manifest as go-containerregistry puts it.
-type rawManifest struct {
-	raw []byte
-	mt  types.MediaType
-}
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
-
-// blobExists asks the registry for blob h in repo (HEAD).
-func blobExists(ctx context.Context, c *http.Client, repo name.Repository, h v1.Hash) (bool, error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), h)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, err
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("HEAD blob %s in %s: %s", h, repo.RepositoryStr(), resp.Status)
-}
-
 // missingBlobs HEADs every blob of img in repo and returns those the
 // registry lacks (in img's order).
 func (d *dest) missingBlobs(ctx context.Context, repo name.Repository, blobs []v1.Descriptor) ([]v1.Descriptor, error) {
@@ -186,7 +155,7 @@ func (d *dest) missingBlobs(ctx context.Context, repo name.Repository, blobs []v
 	g.SetLimit(8)
 	for i, b := range blobs {
 		g.Go(func() error {
-			ok, err := blobExists(gctx, c, repo, b.Digest)
+			ok, err := registry.BlobExists(gctx, c, repo, b.Digest)
 			have[i] = ok
 			return err
 		})
@@ -353,7 +322,7 @@ func (d *dest) writeTags(ctx context.Context, j *job) error {
 		case err != nil && !registry.IsNotFound(err):
 			return fmt.Errorf("reading tag %s: %w", ref, err)
 		default:
-			if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
+			if err := remote.Put(ref, registry.RawManifest{Data: m.Raw, Type: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
 				return fmt.Errorf("writing tag %s: %w", ref, err)
 			}
 		}
@@ -396,7 +365,7 @@ func (d *dest) writeManifests(ctx context.Context, j *job) error {
 				return fmt.Errorf("reading manifest %s: %w", ref, err)
 			}
 		}
-		if err := remote.Put(ref, rawManifest{raw: m.Raw, mt: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
+		if err := remote.Put(ref, registry.RawManifest{Data: m.Raw, Type: m.Desc.MediaType}, d.t.Options(ctx)...); err != nil {
 			return fmt.Errorf("writing manifest %s: %w", ref, err)
 		}
 		j.res.ManifestsWritten++
