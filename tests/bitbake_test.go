@@ -173,6 +173,16 @@ DL_DIR:pn-ocireg-tool-native = "${TOPDIR}/downloads-gomod"
 		b.populateBuild(t, reg, "populate")
 		b.pushTask(t, reg, "populate", "container-registry-populate", "-c", "populate_registry")
 	})
+	step("release-tasks", func(t *testing.T) {
+		dst := dockerRegistry(t)
+		bundle := filepath.Join(t.TempDir(), "bundles", "release.tar")
+		variant(map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "populate",
+			"CONTAINER_REGISTRY_RELEASE_IMAGES":   "container-base app-server",
+			"CONTAINER_REGISTRY_PROMOTE_TO":       dst + "/prod",
+			"CONTAINER_REGISTRY_PROMOTE_INSECURE": "1",
+			"CONTAINER_REGISTRY_EXPORT_FILE":      bundle})
+		b.releaseTasks(t, dst, bundle)
+	})
 	step("index-task", func(t *testing.T) {
 		variant(map[string]string{"CONTAINER_REGISTRY_NAMESPACE": "index"})
 		b.pushTask(t, reg, "index", "container-registry-index", "-c", "container_registry_index")
@@ -467,6 +477,29 @@ func (b *bitbakeBuild) pushTask(t *testing.T, reg *Env, namespace string, args .
 	}
 	reg.t = t
 	checkPushed(t, reg, namespace, b.dir)
+}
+
+// releaseTasks: -c promote_registry copies the release images with their
+// referrers to dst (docker-registry: the referrers tag), -c
+// export_registry writes the bundle; skopeo reads both.
+func (b *bitbakeBuild) releaseTasks(t *testing.T, dst, bundle string) {
+	out := b.run(t, "container-registry-populate", "-c", "promote_registry")
+	tasksSummary(t, out)
+	for _, want := range []string{"Promoted to " + dst + "/prod", "populate/container-base -> " + dst + "/prod/container-base", "referrers tag"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bitbake -c promote_registry: the console lacks %q", want)
+		}
+	}
+	_, plats := rawIndex(t, dst+"/prod/container-base:latest")
+	if len(plats) != 2 {
+		t.Errorf("promoted container-base:latest: %v", plats)
+	}
+	out = b.run(t, "container-registry-populate", "-c", "export_registry")
+	tasksSummary(t, out)
+	if !strings.Contains(out, "Exported 2 image(s)") || !strings.Contains(out, "sha256: ") {
+		t.Errorf("bitbake -c export_registry: the console does not show the bundle")
+	}
+	skopeo(t, "copy", "--all", "oci-archive:"+bundle+":app-server:latest", "oci:"+filepath.Join(t.TempDir(), "out")+":x")
 }
 
 // checkPushed reads the registry back: every image under namespace with

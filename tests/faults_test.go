@@ -682,8 +682,8 @@ func unchanged(t *testing.T, e *Env, what string, before map[string]string) {
 // it is: reading a layout whose index.json lists 4,000 entries, uploading
 // (through a proxy slowed to 2 MiB/s), or waiting for push.lock; a second
 // signal exits at once even where the push cannot stop (held by its test
-// hook). No tag is written by a stopped push, every tag still pulls and
-// verify stays clean; the same push then completes.
+// hook). No tag of an image the push had not completed is written, every
+// tag still pulls and verify stays clean; the same push then completes.
 func TestFaultSignalPush(t *testing.T) {
 	base := deployTree(t)
 	e := NewEnv(t, map[string]string{"DEPLOY_DIR_IMAGES": base})
@@ -699,8 +699,11 @@ func TestFaultSignalPush(t *testing.T) {
 	env := map[string]string{"DEPLOY_DIR_IMAGES": root, "CONTAINER_REGISTRY_URL": slow}
 
 	// Reading the wide layout (that alone took over a minute), then
-	// uploading: SIGINT half a second in.
-	p := e.Start(t, env, "push", "--strategy", "timestamp")
+	// uploading: SIGINT half a second in. Only big is pushed (discovery
+	// reads every layout all the same): the images of a push go up
+	// together, and the small wide one would be complete, and tagged,
+	// before the signal.
+	p := e.Start(t, env, "push", "big", "--strategy", "timestamp")
 	time.Sleep(500 * time.Millisecond)
 	stoppedBy(t, "push of a tree with a 4,000-entry index", p, syscall.SIGINT, interrupt(t, p, syscall.SIGINT))
 	unchanged(t, e, "after SIGINT while reading", before)

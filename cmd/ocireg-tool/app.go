@@ -244,7 +244,7 @@ func reportError(app *App, err error) int {
 // errors whose message states only the fact.
 func errorHint(err error) string {
 	var nr *registry.NotRespondingError
-	if errors.As(err, &nr) {
+	if errors.As(err, &nr) && nr.Script != "" {
 		return fmt.Sprintf("Start it first: %s start", nr.Script)
 	}
 	return ""

@@ -12,6 +12,8 @@ type CLI struct {
 	Push         PushCmd         `cmd:"" help:"Push OCI images from the deploy directories."`
 	Populate     PopulateCmd     `cmd:"" help:"Push from a bitbake env dump (container-registry-populate)."`
 	Import       ImportCmd       `cmd:"" help:"Import a third-party image (registry, OCI layout or archive) into the registry."`
+	Promote      PromoteCmd      `cmd:"" help:"Copy images, every platform and referrer (SBOMs, signatures), to another registry."`
+	Export       ExportCmd       `cmd:"" help:"Write images, every platform and referrer, to one OCI layout archive (an offline bundle)."`
 	Delete       DeleteCmd       `cmd:"" help:"Delete one tag (other tags of the same image stay)."`
 	GC           GCCmd           `cmd:"" name:"gc" help:"Garbage collect unreferenced blobs (dry run first; --yes to skip the question)."`
 	Prune        PruneCmd        `cmd:"" help:"Remove old builds by the retention policy, then collect (dry run first; --yes to skip the question)."`

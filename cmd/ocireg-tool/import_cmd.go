@@ -3,16 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
+	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/importer"
 	"github.com/ocireg-tool/ocireg-tool/tasks/regauth"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
+	"github.com/ocireg-tool/ocireg-tool/tasks/transfer"
 )
 
 // ImportCmd copies a third-party image into the registry.
 type ImportCmd struct {
-	Source       string   `arg:"" optional:"" help:"docker://REF or REF, oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE."`
+	Source       string   `arg:"" optional:"" help:"docker://REF or REF, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE. A bundle written by export (oci-archive:FILE, no name): every image, tag and referrer it holds."`
 	Name         string   `arg:"" optional:"" help:"Image name in the registry (default: the source's last path element)."`
 	Tag          string   `short:"t" name:"tag" help:"Tag to create (default: the source tag, else latest)."`
 	Platform     []string `name:"platform" help:"Copy only this platform, e.g. linux/arm64 (repeatable; default: all)."`
@@ -48,6 +52,20 @@ func (i *ImportCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	if file, ok := bundleSource(app, i.Source); ok {
+		if i.Sign {
+			return &tasks.UsageError{Msg: fmt.Sprintf("%s is a bundle: it carries the signatures its images had; --sign signs one image imported by name (oci-archive:%s:<name>:<tag>)", file, file), Usage: importer.Usage}
+		}
+		if i.Name != "" || i.Tag != "" || len(i.Platform) > 0 {
+			return &tasks.UsageError{Msg: fmt.Sprintf("%s is a bundle: it restores its own images and tags (pick one with oci-archive:%s:<name>:<tag> to rename it)", file, file), Usage: importer.Usage}
+		}
+		res, err := transfer.ImportBundle(app.Ctx, t, file, progressSink(app, false))
+		if err != nil {
+			return err
+		}
+		renderImportBundle(app.Stderr, c.URL, res)
+		return nil
+	}
 	o := importer.Options{Source: i.Source, Name: i.Name, Tag: i.Tag, Platforms: i.Platform, SrcAuth: src}
 	if i.Sign {
 		if o.Signer, err = newSigner(app, t); err != nil {
@@ -60,6 +78,19 @@ func (i *ImportCmd) Run(app *App) error {
 	}
 	renderImport(app.Stderr, c, res)
 	return nil
+}
+
+// bundleSource returns the file of an oci-archive:FILE source that is a
+// bundle written by export (no :<ref> given).
+func bundleSource(app *App, source string) (string, bool) {
+	file, ok := strings.CutPrefix(source, "oci-archive:")
+	if !ok {
+		return "", false
+	}
+	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	return file, transfer.IsBundle(app.Ctx, file)
 }
 
 func renderImport(w io.Writer, c *config.Config, r *importer.Result) {

@@ -13,18 +13,54 @@ import (
 )
 
 // pushRenderer prints a push's events as the lines the helper has always
-// printed, with a progress bar when tty is set.
+// printed, each image's as one block, with one progress bar for the whole
+// push when tty is set: on the last line, below the blocks (a line printed
+// clears it; the next Progress draws it again).
 type pushRenderer struct {
 	mu  sync.Mutex
 	w   io.Writer
 	tty bool
+	bar bool // the bar is on the last line
 }
 
 // Emit renders one push event.
 func (r *pushRenderer) Emit(e any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	w := r.w
+	if p, ok := e.(push.Progress); ok {
+		r.progress(p)
+		return
+	}
+	var b strings.Builder
+	renderPushEvent(&b, e)
+	if b.Len() == 0 {
+		return
+	}
+	if r.bar {
+		fmt.Fprint(r.w, "\r\x1b[K") // the bar's line makes room
+		r.bar = false
+	}
+	io.WriteString(r.w, b.String())
+}
+
+// progress draws the bar on a terminal (no bar otherwise).
+func (r *pushRenderer) progress(e push.Progress) {
+	if !r.tty {
+		return
+	}
+	const width = 30
+	fill := int(float64(width) * float64(e.Sent) / float64(max(e.Total, 1)))
+	fmt.Fprintf(r.w, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+		tasks.HumanBytes(e.Sent), tasks.HumanBytes(e.Total), tasks.HumanBytes(int64(e.Rate)))
+	r.bar = !e.Done
+	if e.Done {
+		fmt.Fprint(r.w, "\n")
+	}
+}
+
+// renderPushEvent writes the lines of one push event (none for a
+// Progress or what is not a push event).
+func renderPushEvent(w io.Writer, e any) {
 	switch e := e.(type) {
 	case push.Note:
 		fmt.Fprintf(w, "Note: %s\n", e.Text)
@@ -42,17 +78,6 @@ func (r *pushRenderer) Emit(e any) {
 	case push.ManifestStarted:
 		fmt.Fprintf(w, "Pushing: %s (%s) [from %s]\n", e.Image, e.Platform, e.Machine)
 		fmt.Fprintf(w, "  source:   %s\n", e.Dir)
-	case push.Progress:
-		if !r.tty {
-			return
-		}
-		const width = 30
-		fill := int(float64(width) * float64(e.Sent) / float64(max(e.Total, 1)))
-		fmt.Fprintf(w, "\r  [%s%s] %s / %s  %s/s   ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			tasks.HumanBytes(e.Sent), tasks.HumanBytes(e.Total), tasks.HumanBytes(int64(e.Rate)))
-		if e.Done {
-			fmt.Fprint(w, "\n")
-		}
 	case push.BlobsDone:
 		fmt.Fprintf(w, "  blobs:    %d uploaded (%s), %d already present (%s)\n", e.Uploaded, tasks.HumanBytes(e.Sent), e.Present, tasks.HumanBytes(e.PresentBytes))
 	case push.ManifestDone:

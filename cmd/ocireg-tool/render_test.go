@@ -138,6 +138,33 @@ func TestRenderGolden(t *testing.T) {
 			r.Emit(push.Progress{Sent: 100 << 20, Total: 100 << 20, Rate: 12 << 20, Done: true})
 			return nil
 		},
+		// Two images pushed at once on a terminal: each image's block of
+		// lines comes whole (the push emits it when the image is done),
+		// and the one bar of the whole push makes room for it and is
+		// drawn again below.
+		"push-blocks-tty.txt": func(w *bytes.Buffer) error {
+			r := &pushRenderer{w: w, tty: true}
+			block := func(image, arch string) []any {
+				return []any{
+					push.ManifestStarted{Image: image, Platform: "linux/" + arch, Machine: "qemu" + arch, Dir: "/d/" + image + "-oci"},
+					push.BlobsDone{Uploaded: 2, Sent: 2048, Present: 1, PresentBytes: 10},
+					push.ManifestDone{Digest: digestA},
+					push.TagWritten{URL: "localhost:5000", Repo: "yocto/" + image, Tag: "latest", Digest: digestA, Platforms: []string{arch}},
+				}
+			}
+			r.Emit(push.Started{URL: "localhost:5000", Namespace: "yocto", Tags: []string{"latest"}})
+			r.Emit(push.Progress{Sent: 10 << 20, Total: 100 << 20, Rate: 10 << 20})
+			for _, e := range block("app", "arm64") {
+				r.Emit(e)
+			}
+			r.Emit(push.Progress{Sent: 60 << 20, Total: 100 << 20, Rate: 11 << 20})
+			for _, e := range block("base", "amd64") {
+				r.Emit(e)
+			}
+			r.Emit(push.Progress{Sent: 100 << 20, Total: 100 << 20, Rate: 12 << 20, Done: true})
+			renderPushSummary(w, &push.Summary{Pushed: true, Images: 2, Manifests: 2, Tags: 2, Uploaded: 4096, Skipped: 20, Elapsed: 1500 * time.Millisecond})
+			return nil
+		},
 		"push-nothing.txt": func(w *bytes.Buffer) error {
 			renderPushSummary(w, &push.Summary{Nothing: true, Roots: []string{"/d/images"}})
 			renderPushSummary(w, &push.Summary{Nothing: true})

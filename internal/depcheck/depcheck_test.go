@@ -16,7 +16,7 @@ const module = "github.com/ocireg-tool/ocireg-tool"
 // results and events for cmd/ to render.
 var operations = []string{
 	"tasks/importer", "tasks/labels", "tasks/push", "tasks/query", "tasks/remove",
-	"tasks/sample", "tasks/serve", "tasks/server", "tasks/verify",
+	"tasks/sample", "tasks/serve", "tasks/server", "tasks/transfer", "tasks/verify",
 }
 
 // primitives are what operations are built from: each owns one piece of

@@ -44,6 +44,16 @@
 #   CONTAINER_REGISTRY_AUTHFILE      Docker-style config.json for authfile mode [""]
 #   CONTAINER_REGISTRY_CREDSFILE     key=value credentials file for credsfile mode [""]
 #   CONTAINER_REGISTRY_IMAGES        images container-registry-populate pushes (all when empty) [""]
+#   CONTAINER_REGISTRY_RELEASE_IMAGES    image[:tag] do_promote_registry and do_export_registry take
+#                                        (tag latest when absent) [${CONTAINER_REGISTRY_IMAGES}]
+#   CONTAINER_REGISTRY_RELEASE_TAG_PATTERN shell pattern of the tags they take of each image
+#                                        (images then given without a tag; * every tag) [""]
+#   CONTAINER_REGISTRY_PROMOTE_TO        registry[/namespace] do_promote_registry copies to [""]
+#   CONTAINER_REGISTRY_PROMOTE_CA_FILE   CA certificates (PEM) of its TLS, beside the system's [""]
+#   CONTAINER_REGISTRY_PROMOTE_INSECURE  1: plain HTTP, or TLS unchecked, for that registry [0]
+#   CONTAINER_REGISTRY_EXPORT_FILE       the bundle do_export_registry writes
+#                                        [${DEPLOY_DIR}/container-bundles/container-registry-bundle.tar]
+#   CONTAINER_REGISTRY_EXPORT_SINCE      an earlier bundle: write a differential one [""]
 #   CONTAINER_REGISTRY_SEARCH_FIRST  targets search the registry first for short names [1]
 #   CONTAINER_REGISTRY_TARGET_URL    address targets use (default: URL with localhost -> 10.0.2.2) [""]
 #   CONTAINER_REGISTRY_LISTEN        address the registry listens on; "::" every interface
@@ -129,6 +139,20 @@ CONTAINER_REGISTRY_CREDSFILE ?= ""
 CONTAINER_REGISTRY_CREDSFILE[doc] = "key=value credentials file for AUTH_MODE credsfile."
 CONTAINER_REGISTRY_IMAGES ?= ""
 CONTAINER_REGISTRY_IMAGES[doc] = "Images container-registry-populate builds and pushes; empty pushes every deployed image."
+CONTAINER_REGISTRY_RELEASE_IMAGES ?= "${CONTAINER_REGISTRY_IMAGES}"
+CONTAINER_REGISTRY_RELEASE_IMAGES[doc] = "Images (image[:tag], tag latest when absent) container-registry-populate's do_promote_registry and do_export_registry take from the local registry, with every platform and referrer."
+CONTAINER_REGISTRY_RELEASE_TAG_PATTERN ?= ""
+CONTAINER_REGISTRY_RELEASE_TAG_PATTERN[doc] = "Shell pattern of the tags promote and export take of each image of CONTAINER_REGISTRY_RELEASE_IMAGES (given without tags then), e.g. v1.*; * every tag; empty: the tags named."
+CONTAINER_REGISTRY_PROMOTE_TO ?= ""
+CONTAINER_REGISTRY_PROMOTE_TO[doc] = "Registry do_promote_registry copies to, host[:port][/namespace]; its credentials come from CONTAINER_REGISTRY_AUTH_MODE (authfile, credsfile, home)."
+CONTAINER_REGISTRY_PROMOTE_CA_FILE ?= ""
+CONTAINER_REGISTRY_PROMOTE_CA_FILE[doc] = "PEM file of CA certificates the promote destination's TLS certificate is checked against, besides the system's."
+CONTAINER_REGISTRY_PROMOTE_INSECURE ?= "0"
+CONTAINER_REGISTRY_PROMOTE_INSECURE[doc] = "1: the promote destination may speak plain HTTP, or TLS whose certificate is not checked (a test registry, a lab mirror)."
+CONTAINER_REGISTRY_EXPORT_FILE ?= "${DEPLOY_DIR}/container-bundles/container-registry-bundle.tar"
+CONTAINER_REGISTRY_EXPORT_FILE[doc] = "OCI layout archive (oci-archive) do_export_registry writes: the release images with every platform and referrer, the same bytes for the same registry content."
+CONTAINER_REGISTRY_EXPORT_SINCE ?= ""
+CONTAINER_REGISTRY_EXPORT_SINCE[doc] = "An earlier bundle: do_export_registry leaves out the blobs it holds (a differential bundle)."
 CONTAINER_REGISTRY_SEARCH_FIRST ?= "1"
 CONTAINER_REGISTRY_SEARCH_FIRST[doc] = "1: Podman/CRI-O on targets search the registry first for short names."
 CONTAINER_REGISTRY_TARGET_URL ?= ""

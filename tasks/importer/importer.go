@@ -366,10 +366,19 @@ func openRemote(ctx context.Context, s string, auth authn.Authenticator, tag str
 	return src, nil
 }
 
-// splitRef splits "path[:ref]"; a path that exists as given wins.
+// splitRef splits "path[:ref]"; a path that exists as given wins, then
+// the shortest prefix that exists (a bundle's ref names are name:tag).
 func splitRef(s string) (string, string) {
 	if _, err := os.Stat(s); err == nil {
 		return s, ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' || i == 0 {
+			continue
+		}
+		if _, err := os.Stat(s[:i]); err == nil {
+			return s[:i], s[i+1:]
+		}
 	}
 	if i := strings.LastIndex(s, ":"); i > 0 {
 		return s[:i], s[i+1:]

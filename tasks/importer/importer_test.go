@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +119,25 @@ func TestImportErrors(t *testing.T) {
 	var nr *registry.NotRespondingError
 	if _, err := Import(context.Background(), target(t, down), Options{Source: "oci:/no/such/layout"}); !errors.As(err, &nr) {
 		t.Errorf("registry down, unreadable source: %v, want not responding", err)
+	}
+}
+
+// An archive reference splits at the first colon after a file that
+// exists, so a ref name may hold colons (a bundle's name:tag).
+func TestSplitRef(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "b.tar")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string][2]string{
+		file:                        {file, ""},
+		file + ":app":               {file, "app"},
+		file + ":container-base:v1": {file, "container-base:v1"},
+		dir + "/none.tar:x":         {dir + "/none.tar", "x"},
+	} {
+		if p, ref := splitRef(in); p != want[0] || ref != want[1] {
+			t.Errorf("splitRef(%q) = %q, %q; want %q", in, p, ref, want)
+		}
 	}
 }

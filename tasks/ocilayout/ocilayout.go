@@ -200,6 +200,28 @@ func (l *Layout) CheckBlob(h v1.Hash, size int64) error {
 	return nil
 }
 
+// Document reads the blob of d, a manifest or an index, at most
+// MaxDocumentSize bytes, checked against its digest.
+func (l *Layout) Document(d v1.Descriptor) ([]byte, error) {
+	return l.readDoc("manifest", d, MaxDocumentSize)
+}
+
+// HasBlob reports whether the layout holds blob h as a regular file.
+func (l *Layout) HasBlob(h v1.Hash) bool {
+	f, _, err := l.store.open(blobName(h))
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// Blob opens blob d after checking it is a regular file of d.Size bytes
+// (the reader does not check the digest: the caller hashes what it reads).
+func (l *Layout) Blob(d v1.Descriptor) (io.ReadCloser, error) {
+	return (&blob{l: l, desc: d}).Compressed()
+}
+
 // corrupt names what is wrong with blob h, which could not be opened.
 func (l *Layout) corrupt(h v1.Hash, err error) error {
 	var ue *unsafeError

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
+	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 )
 
@@ -71,7 +73,7 @@ func (p *pushRun) attachKinds() []string {
 // attach pushes the build documents of src as artifacts whose subject is
 // the image manifest desc of platform plat. An artifact the subject's
 // referrers already list is not uploaded again.
-func (p *pushRun) attach(ctx context.Context, repo name.Repository, src *deploy.Source, desc v1.Descriptor, plat string) error {
+func (p *pushRun) attach(ctx context.Context, repo name.Repository, src *deploy.Source, desc v1.Descriptor, plat string, im *image, ev events.Sink) error {
 	kinds := p.attachKinds()
 	var docs []deploy.Document
 	for _, d := range src.Documents {
@@ -97,8 +99,8 @@ func (p *pushRun) attach(ctx context.Context, repo name.Repository, src *deploy.
 		if !art.listed && !art.api && !refs.API {
 			fallback = append(fallback, art.desc)
 		}
-		p.sum.Attached = append(p.sum.Attached, a)
-		p.o.Events.Emit(ArtifactAttached{Attached: a})
+		im.add(func(im *image) { im.attached = append(im.attached, a) })
+		ev.Emit(ArtifactAttached{Attached: a})
 		if d.Kind == deploy.DocSBOM {
 			p.attest(ctx, repo, src.Name, desc.Digest, d)
 		}
@@ -110,7 +112,9 @@ func (p *pushRun) attach(ctx context.Context, repo name.Repository, src *deploy.
 	if err := p.mergeReferrers(ctx, tag, fallback); err != nil {
 		return err
 	}
-	p.fallbacks = append(p.fallbacks, written{group: src.Name, ref: tag, wants: fallback})
+	im.add(func(im *image) {
+		im.fallbacks = append(im.fallbacks, written{group: src.Name, ref: tag, wants: fallback})
+	})
 	return nil
 }
 
@@ -213,25 +217,27 @@ func descriptorOf(l v1.Layer) (v1.Descriptor, error) {
 	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}, err
 }
 
-// uploadIfMissing uploads l unless the registry has it.
+// uploadIfMissing uploads l unless the registry has it (its bytes are not
+// the images' and are not counted as uploaded).
 func (p *pushRun) uploadIfMissing(ctx context.Context, repo name.Repository, l v1.Layer) error {
-	client, err := p.client(ctx, repo)
-	if err != nil {
-		return err
-	}
 	d, err := l.Digest()
 	if err != nil {
 		return err
 	}
-	ok, err := blobExists(ctx, client, repo, d)
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	client, err := p.client(ctx, repo)
+	if err != nil {
+		return err
+	}
+	ok, err := registry.BlobExists(ctx, client, repo, d)
 	if err != nil || ok {
 		return err
 	}
-	size, _ := l.Size()
-	if err := p.pusher.Upload(ctx, repo, l); err != nil {
-		return fmt.Errorf("uploading blob %s: %w%s", d, err, p.storageFull(size))
-	}
-	return nil
+	var sent atomic.Int64
+	return p.uploadBlob(ctx, repo, &blob{l: l, d: d, size: size}, "", &sent)
 }
 
 // putArtifact puts an artifact manifest by digest and reports whether the
@@ -304,7 +310,7 @@ func (p *pushRun) mergeReferrersOnce(ctx context.Context, tag name.Tag, wants []
 	if now, err := head(ctx, p.puller, tag); err != nil || now != before {
 		return false, err
 	}
-	if err := p.pusher.Put(ctx, tag, rawManifest{data: data, mt: types.OCIImageIndex}); err != nil {
+	if err := p.pusher.Put(ctx, tag, registry.RawManifest{Data: data, Type: types.OCIImageIndex}); err != nil {
 		if isBlobUnknown(err) {
 			// An entry another pusher is putting at this moment
 			// (distribution 2.8 hides a manifest while it is rewritten):
@@ -349,9 +355,7 @@ func (p *pushRun) verifyReferrers(ctx context.Context) {
 				err = fmt.Errorf("referrers tag %s kept losing entries to concurrent pushes (%d merges); push again", w.ref.TagStr(), maxIndexAttempts)
 			}
 			p.o.Events.Emit(ImageFailed{Image: w.group, Err: err})
-			if !slices.Contains(p.sum.Failed, w.group) {
-				p.sum.Failed = append(p.sum.Failed, w.group)
-			}
+			p.failed(w.group)
 		}
 		pending = again
 	}

@@ -2,7 +2,11 @@ package push
 
 import v1 "github.com/google/go-containerregistry/pkg/v1"
 
-// The events a push emits, in the order they happen. cmd/ renders them.
+// The events a push emits. cmd/ renders them. The images of a push go
+// up at once: the events of one image (ManifestStarted to its last
+// TagWritten or ImageFailed) are emitted together, as one block, when it
+// is done, so blocks never interleave; Progress covers the whole push and
+// may come between any two events.
 
 // Note explains a tag decision (e.g. no git repository for sha).
 type Note struct{ Text string }
@@ -22,11 +26,13 @@ type Started struct {
 // ManifestStarted begins one platform manifest of an image.
 type ManifestStarted struct{ Image, Platform, Machine, Dir string }
 
-// Progress is the upload progress of the current manifest's blobs.
+// Progress is the progress of the whole push: Sent bytes of blobs done
+// (uploaded, or found in the registry) of Total, the size of every blob
+// of every image.
 type Progress struct {
 	Sent, Total int64
-	Rate        float64 // bytes per second
-	Done        bool    // the last one for this manifest
+	Rate        float64 // bytes uploaded per second
+	Done        bool    // the last one of the push
 }
 
 // BlobsDone sums up one manifest's blobs.

@@ -26,20 +26,13 @@ const (
 	indexStep        = 20 * time.Millisecond
 )
 
-// rawManifest is a manifest to PUT as it is.
-type rawManifest struct {
-	data []byte
-	mt   types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
-
 // TagWriter writes the image index of a tag, merging it with what the
 // registry already holds there: entries for other platforms are kept, the
 // platforms being pushed are replaced. The write is a read-modify-write
 // guarded by the registry's tag lock and verified by reading the tag back;
-// a concurrent change makes it merge again.
+// a concurrent change makes it merge again. Under a lock every pusher
+// takes (Lock.Guards), the lock alone keeps the write safe: it is one
+// read and one write.
 type TagWriter struct {
 	Pusher *remote.Pusher
 	Puller *remote.Puller
@@ -93,7 +86,7 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	if err != nil {
 		return nil, false, err
 	}
-	ours, _, err := v1.SHA256(bytes.NewReader(m.data))
+	ours, _, err := v1.SHA256(bytes.NewReader(m.Data))
 	if err != nil {
 		return nil, false, err
 	}
@@ -101,6 +94,16 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 		// Already there byte for byte: writing it again would only cost
 		// the registry a manifest and tag update.
 		return &TagResult{Digest: ours, Kept: kept, Entries: entries, Unchanged: true}, true, nil
+	}
+	res := &TagResult{Digest: ours, Kept: kept, Entries: entries}
+	if w.Lock.Guards() {
+		// Every pusher of this registry takes the lock around its
+		// read-modify-write: nobody changed the tag since it was read,
+		// and nobody replaces it before the lock is let go.
+		if err := w.Pusher.Put(ctx, ref, m); err != nil {
+			return nil, false, fmt.Errorf("writing index of %s: %w", ref, err)
+		}
+		return res, true, nil
 	}
 	// Optimistic check: nobody changed the tag since it was read.
 	now, err := head(ctx, w.Puller, ref)
@@ -119,7 +122,6 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 	if err != nil {
 		return nil, false, err
 	}
-	res := &TagResult{Digest: ours, Kept: kept, Entries: entries}
 	if back == ours {
 		return res, true, nil
 	}
@@ -140,23 +142,23 @@ func (w *TagWriter) attempt(ctx context.Context, ref name.Tag, wants []v1.Descri
 
 // indexOf is the index to write: asIs as it is when useAsIs (a nested
 // multi-arch layout pushed alone), else an OCI index of entries.
-func indexOf(entries []v1.Descriptor, asIs v1.ImageIndex, useAsIs bool) (rawManifest, error) {
+func indexOf(entries []v1.Descriptor, asIs v1.ImageIndex, useAsIs bool) (registry.RawManifest, error) {
 	if asIs != nil && useAsIs {
 		data, err := asIs.RawManifest()
 		if err != nil {
-			return rawManifest{}, err
+			return registry.RawManifest{}, err
 		}
 		mt, err := asIs.MediaType()
 		if err != nil {
-			return rawManifest{}, err
+			return registry.RawManifest{}, err
 		}
-		return rawManifest{data: data, mt: mt}, nil
+		return registry.RawManifest{Data: data, Type: mt}, nil
 	}
 	data, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
 	if err != nil {
-		return rawManifest{}, err
+		return registry.RawManifest{}, err
 	}
-	return rawManifest{data: data, mt: types.OCIImageIndex}, nil
+	return registry.RawManifest{Data: data, Type: types.OCIImageIndex}, nil
 }
 
 // Holds reports whether ref is an index that contains every want.

@@ -9,7 +9,6 @@ package push
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,24 +16,20 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
-	"github.com/ocireg-tool/ocireg-tool/internal/testhook"
 	"github.com/ocireg-tool/ocireg-tool/tasks"
 	"github.com/ocireg-tool/ocireg-tool/tasks/deploy"
 	"github.com/ocireg-tool/ocireg-tool/tasks/events"
 	"github.com/ocireg-tool/ocireg-tool/tasks/imageref"
-	"github.com/ocireg-tool/ocireg-tool/tasks/platform"
 	"github.com/ocireg-tool/ocireg-tool/tasks/registry"
 	"github.com/ocireg-tool/ocireg-tool/tasks/sign"
 	"github.com/ocireg-tool/ocireg-tool/tasks/taglock"
@@ -174,17 +169,7 @@ func Push(ctx context.Context, t *registry.Target, o Options) (*Summary, error) 
 	}
 	defer p.lock.Close()
 	o.Events.Emit(Started{URL: t.Config.URL, Namespace: t.Config.Namespace, Tags: tagSet.Tags, Arch: tagSet.Arch, AuthSource: t.AuthSource})
-	for _, g := range groups {
-		if ctx.Err() != nil {
-			break
-		}
-		if err := p.pushGroup(ctx, g); err != nil {
-			o.Events.Emit(ImageFailed{Image: g.name, Err: err})
-			sum.Failed = append(sum.Failed, g.name)
-			continue
-		}
-		sum.Images++
-	}
+	p.pushAll(ctx, groups)
 	p.waitSigning()
 	if ctx.Err() != nil {
 		// Stopped (a signal): every tag written so far references content
@@ -264,12 +249,25 @@ func resolveTags(c *config.Config, o Options) (*TagSet, error) {
 	return tagSet, nil
 }
 
-// newPushRun sets up the clients of one push: the Target's transport with
-// a byte counter, a pusher and a puller sharing it, and the registry's tag
-// lock (taglock).
+// newPushRun sets up the clients of one push: one authenticated
+// transport for every request (the Target's, set up by its Ping: no
+// further ping) and a pusher and a puller over it, the run's budget of
+// blob requests and the registry's tag lock (taglock). A registry handing
+// out bearer tokens has none such: each repository gets its own client
+// (client), as ggcr's calls do.
 func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagSet, sum *Summary) (*pushRun, error) {
-	counter := &countingTransport{base: t.Transport}
-	ropts := t.Options(ctx, remote.WithTransport(counter), remote.WithJobs(o.Jobs))
+	if t.Authorized() == nil {
+		if err := t.Ping(ctx); err != nil {
+			return nil, err
+		}
+	}
+	extra := []remote.Option{remote.WithJobs(o.Jobs)}
+	var shared *http.Client
+	if rt := t.Authorized(); rt != nil {
+		extra = append(extra, remote.WithTransport(rt))
+		shared = &http.Client{Transport: rt}
+	}
+	ropts := t.Options(ctx, extra...)
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -283,7 +281,8 @@ func newPushRun(ctx context.Context, t *registry.Target, o Options, tagSet *TagS
 	if err != nil {
 		return nil, err
 	}
-	return &pushRun{o: o, c: c, t: t, reg: t.Registry, auth: t.Auth, counter: counter, pusher: pusher, puller: puller, sum: sum, tags: tagSet, ropts: ropts, lock: lock}, nil
+	return &pushRun{o: o, c: c, t: t, reg: t.Registry, shared: shared, clients: map[string]*http.Client{}, pusher: pusher, puller: puller,
+		sum: sum, tags: tagSet, ropts: ropts, lock: lock, slots: make(chan struct{}, o.Jobs), blobs: map[v1.Hash]*blobState{}}, nil
 }
 
 // selectSources discovers the deploy tree (or reads the given path) and
@@ -349,50 +348,69 @@ func isPath(s string) bool {
 	return err == nil
 }
 
-// pushRun is the state of one Push.
+// pushRun is the state of one Push. The images of a run are pushed
+// concurrently (pushAll); what they share is guarded by mu.
 type pushRun struct {
-	o       Options
-	c       *config.Config
-	t       *registry.Target
-	reg     name.Registry
-	auth    authn.Authenticator
-	counter *countingTransport
-	pusher  *remote.Pusher
-	puller  *remote.Puller
+	o   Options
+	c   *config.Config
+	t   *registry.Target
+	reg name.Registry
+	// shared is the run's one authenticated client (nil for a registry of
+	// bearer tokens): every request of the run goes through its
+	// transport, pusher's and puller's too.
+	shared *http.Client
+	pusher *remote.Pusher
+	puller *remote.Puller
 	// lock guards the read-modify-writes of tag indexes; when every push
 	// to the registry takes it, no settle delay is needed after writing
 	// tags.
-	lock    *taglock.Lock
-	sum     *Summary
-	tags    *TagSet
-	written []written
-	// fallbacks are the referrers tags this run merged into, checked
-	// again at the end like written.
-	fallbacks []written
-	ropts     []remote.Option
+	lock  *taglock.Lock
+	tags  *TagSet
+	ropts []remote.Option
+	// slots is the run's budget: a blob's HEAD, or its upload (POST and
+	// PUT), holds one slot, whichever image it belongs to.
+	slots chan struct{}
+	// sent counts the bytes of blob upload bodies, done those and the
+	// bytes of blobs found in the registry (the progress bar).
+	sent, done atomic.Int64
+	// emitMu lets one image at a time emit its block of events.
+	emitMu sync.Mutex
+
+	mu  sync.Mutex // guards what follows
+	sum *Summary
+	// written are the tags this run wrote, fallbacks the referrers tags it
+	// merged into: both checked again at the end (verifyTags).
+	written, fallbacks []written
+	// blobs says where each blob went in this run, for cross-repository
+	// mounts (blobs.go).
+	blobs map[v1.Hash]*blobState
 	// signed are the manifests (repository@digest) this run has signed,
 	// or found signed; signJobs the signatures asked for, signSlots and
-	// signWG their background work (sign, waitSigning).
+	// signWG their background work (signing.go).
 	signed    map[string]bool
 	signJobs  []*signJob
 	signSlots chan struct{}
 	signWG    sync.WaitGroup
-	// clients caches one authenticated client per repository: setting one
-	// up pings the registry (and may fetch a token).
+	// clients are the clients of each repository when there is no shared
+	// one.
 	clients map[string]*http.Client
 }
 
-// client returns the authenticated push client for repo.
+// client returns the authenticated client for requests to repo: the
+// shared one, or one of repo's own (set up once: it pings the registry
+// and fetches a token).
 func (p *pushRun) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	if p.shared != nil {
+		return p.shared, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if cl, ok := p.clients[repo.String()]; ok {
 		return cl, nil
 	}
-	cl, err := p.t.Client(ctx, repo, transport.PushScope, p.counter)
+	cl, err := p.t.Client(ctx, repo, transport.PushScope, p.t.Transport)
 	if err != nil {
 		return nil, err
-	}
-	if p.clients == nil {
-		p.clients = map[string]*http.Client{}
 	}
 	p.clients[repo.String()] = cl
 	return cl, nil
@@ -443,10 +461,17 @@ func (p *pushRun) verifyTags(ctx context.Context) {
 		}
 		if err != nil {
 			p.o.Events.Emit(ImageFailed{Image: w.group, Err: err})
-			if !slices.Contains(p.sum.Failed, w.group) {
-				p.sum.Failed = append(p.sum.Failed, w.group)
-			}
+			p.failed(w.group)
 		}
+	}
+}
+
+// failed adds image to the summary's failures, once.
+func (p *pushRun) failed(image string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.sum.Failed, image) {
+		p.sum.Failed = append(p.sum.Failed, image)
 	}
 }
 
@@ -466,328 +491,6 @@ func (p *pushRun) storageFull(need int64) string {
 		return ""
 	}
 	return fmt.Sprintf(" (no space left on device: the registry storage %s has %s free)", p.c.DataDir(), tasks.HumanBytes(free))
-}
-
-// pushGroup pushes every manifest of one image, then writes its tags.
-func (p *pushRun) pushGroup(ctx context.Context, g *group) error {
-	repo, err := p.t.Repo(g.name)
-	if err != nil {
-		return fmt.Errorf("image name %q: %w", g.name, err)
-	}
-	all, err := p.pushManifests(ctx, repo, g)
-	if err != nil {
-		return err
-	}
-	// One nested multi-arch layout alone is pushed as the index it is.
-	var asIs v1.ImageIndex
-	if len(g.sources) == 1 {
-		asIs = g.sources[0].Index
-	}
-	testhook.Pause("push-before-index")
-	for _, tag := range p.tags.Tags {
-		if err := p.writeTag(ctx, repo, g, tag, all, asIs); err != nil {
-			return err
-		}
-	}
-	if !p.tags.Arch {
-		return nil
-	}
-	for _, d := range all {
-		suffix := p.archSuffix(d.Platform)
-		for _, tag := range p.tags.Tags {
-			if tag == "latest" {
-				continue
-			}
-			t := tag + "-" + suffix
-			if err := imageref.ValidateTag(t); err != nil {
-				return err
-			}
-			if err := p.writeTag(ctx, repo, g, t, []v1.Descriptor{d}, nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// pushManifests pushes every platform manifest of g (and attaches its
-// documents) and returns their descriptors, one per platform in the order
-// first seen; a later build of a platform replaces an earlier one.
-func (p *pushRun) pushManifests(ctx context.Context, repo name.Repository, g *group) ([]v1.Descriptor, error) {
-	ev := p.o.Events
-	byPlatform := map[string]v1.Descriptor{}
-	var order []string
-	for _, s := range g.sources {
-		for _, m := range s.Manifests {
-			ev.Emit(ManifestStarted{Image: g.name, Platform: platform.Short(m.Platform), Machine: s.Machine, Dir: s.Dir})
-			desc, err := p.pushManifest(ctx, repo, m)
-			if err != nil {
-				return nil, fmt.Errorf("%s from %s: %w", platform.Short(m.Platform), s.Machine, err)
-			}
-			ev.Emit(ManifestDone{Digest: desc.Digest})
-			p.sign(ctx, repo, g.name, desc.Digest)
-			if err := p.attach(ctx, repo, s, desc, platform.Short(m.Platform)); err != nil {
-				// The image itself is complete: its tags are still
-				// written, the push fails at the end.
-				ev.Emit(AttachFailed{Image: g.name, Platform: platform.Short(m.Platform), Err: err})
-				if !slices.Contains(p.sum.Failed, g.name) {
-					p.sum.Failed = append(p.sum.Failed, g.name)
-				}
-			}
-			key := platform.Key(desc.Platform)
-			if _, dup := byPlatform[key]; dup {
-				ev.Emit(DuplicateBuild{Image: g.name, Platform: key, Machine: s.Machine})
-			} else {
-				order = append(order, key)
-			}
-			byPlatform[key] = desc
-		}
-	}
-	all := make([]v1.Descriptor, 0, len(order))
-	for _, k := range order {
-		all = append(all, byPlatform[k])
-	}
-	return all, nil
-}
-
-// writeTag writes tag of repo as an index of wants (or asIs), through the
-// TagWriter's merge, and reports it.
-func (p *pushRun) writeTag(ctx context.Context, repo name.Repository, g *group, tag string, wants []v1.Descriptor, asIs v1.ImageIndex) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	ref := repo.Tag(tag)
-	tw := &TagWriter{Pusher: p.pusher, Puller: p.puller, Lock: p.lock}
-	r, err := tw.Write(ctx, ref, wants, asIs)
-	if err != nil {
-		return err
-	}
-	var plats []string
-	for _, e := range r.Entries {
-		plats = append(plats, strings.TrimPrefix(platform.Key(e.Platform), "linux/"))
-	}
-	if !r.Unchanged {
-		p.written = append(p.written, written{group: g.name, ref: ref, wants: wants})
-	}
-	p.o.Events.Emit(TagWritten{URL: p.c.URL, Repo: repo.RepositoryStr(), Tag: tag, Digest: r.Digest, Platforms: plats, Unchanged: r.Unchanged})
-	p.sign(ctx, repo, g.name, r.Digest)
-	p.sum.Tags++
-	if !slices.Contains(p.sum.Repos, repo.RepositoryStr()) {
-		p.sum.Repos = append(p.sum.Repos, repo.RepositoryStr())
-	}
-	return nil
-}
-
-// archSuffix spells a platform for arch tags the Yocto way (x86_64,
-// aarch64, armv7); TARGET_ARCH's own spelling wins for its platform. The
-// tag it ends up in is validated like every other tag.
-func (p *pushRun) archSuffix(pl *v1.Platform) string {
-	if ta := p.c.TargetArch; ta != "" {
-		if platform.Normalize(v1.Platform{Architecture: ta}).Architecture == pl.Architecture {
-			return ta
-		}
-	}
-	return platform.YoctoArch(pl.Architecture) + pl.Variant
-}
-
-// pushManifest uploads the blobs of m the registry lacks, in parallel,
-// then puts the manifest by digest. It returns the index entry for m.
-func (p *pushRun) pushManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
-	all, err := manifestBlobs(m.Image)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := p.markPresent(ctx, repo, all); err != nil {
-		return v1.Descriptor{}, p.storageDown(err)
-	}
-	var missing []*blob
-	var missingBytes, presentBytes int64
-	for _, b := range all {
-		if b.exists {
-			presentBytes += b.size
-			continue
-		}
-		if err := m.Layout.CheckBlob(b.d, b.size); err != nil {
-			return v1.Descriptor{}, err
-		}
-		missing = append(missing, b)
-		missingBytes += b.size
-	}
-	sent, err := p.upload(ctx, repo, missing, missingBytes)
-	p.sum.Uploaded += sent
-	p.sum.Skipped += presentBytes
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	p.o.Events.Emit(BlobsDone{Uploaded: len(missing), Sent: sent, Present: len(all) - len(missing), PresentBytes: presentBytes})
-	return p.putManifest(ctx, repo, m)
-}
-
-// storageDown adds to a server error of a registry on a shared backend
-// that the backend is the likely cause (distribution answers 500 when its
-// storage fails).
-func (p *pushRun) storageDown(err error) error {
-	var te *transport.Error
-	if !p.c.Backend.S3() || !errors.As(err, &te) || te.StatusCode != http.StatusInternalServerError {
-		return err
-	}
-	return fmt.Errorf("%w (the registry could not read its storage %s; is the S3 endpoint up? The registry log says more)", err, p.c.Backend)
-}
-
-// blob is one blob of a manifest and whether the registry has it.
-type blob struct {
-	l      v1.Layer
-	d      v1.Hash
-	size   int64
-	exists bool
-}
-
-// manifestBlobs lists the config and layers of img, each digest once.
-func manifestBlobs(img v1.Image) ([]*blob, error) {
-	cl, err := partial.ConfigLayer(img)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("layers: %w", err)
-	}
-	var all []*blob
-	seen := map[v1.Hash]bool{}
-	for _, l := range append([]v1.Layer{cl}, layers...) {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
-		size, err := l.Size()
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, &blob{l: l, d: d, size: size})
-	}
-	return all, nil
-}
-
-// markPresent asks the registry for every blob at once: on a re-push these
-// HEADs are all the work there is.
-func (p *pushRun) markPresent(ctx context.Context, repo name.Repository, all []*blob) error {
-	client, err := p.client(ctx, repo)
-	if err != nil {
-		return err
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.o.Jobs)
-	for _, b := range all {
-		g.Go(func() error {
-			ok, err := blobExists(gctx, client, repo, b.d)
-			b.exists = ok
-			return err
-		})
-	}
-	return g.Wait()
-}
-
-// upload sends the missing blobs, o.Jobs at a time, and returns the bytes
-// sent.
-func (p *pushRun) upload(ctx context.Context, repo name.Repository, missing []*blob, total int64) (int64, error) {
-	sentBefore := p.counter.sent.Load()
-	stop := p.startProgress(sentBefore, total)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.o.Jobs)
-	for _, b := range missing {
-		g.Go(func() error {
-			if err := p.pusher.Upload(gctx, repo, b.l); err != nil {
-				return fmt.Errorf("uploading blob %s: %w%s", b.d, err, p.storageFull(b.size))
-			}
-			return nil
-		})
-	}
-	err := g.Wait()
-	stop()
-	return p.counter.sent.Load() - sentBefore, err
-}
-
-// putManifest puts m's manifest by digest (no tag points at it yet) unless
-// the registry has it, and returns its index entry.
-func (p *pushRun) putManifest(ctx context.Context, repo name.Repository, m deploy.Manifest) (v1.Descriptor, error) {
-	raw, err := m.Image.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := m.Image.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	ref := repo.Digest(m.Digest.String())
-	if _, err := p.puller.Head(ctx, ref); err != nil {
-		if !registry.IsNotFound(err) {
-			return v1.Descriptor{}, fmt.Errorf("checking manifest: %w", err)
-		}
-		if err := p.pusher.Put(ctx, ref, rawManifest{data: raw, mt: mt}); err != nil {
-			return v1.Descriptor{}, fmt.Errorf("putting manifest: %w", err)
-		}
-	}
-	p.sum.Manifests++
-	plat := m.Platform
-	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: m.Digest, Platform: &plat}, nil
-}
-
-// blobExists asks the registry whether repo has blob d. client applies
-// the Target's retry policy: distribution 2.8 answers 500 to a HEAD that
-// races a concurrent upload of the same blob, and is asked again.
-func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Hash) (bool, error) {
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s: %w", d, err)
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("checking blob %s: %w", d, transport.CheckError(resp, http.StatusOK))
-}
-
-// startProgress emits Progress events for the uploads of one manifest
-// until the returned function is called (only when Options.Progress).
-func (p *pushRun) startProgress(base, total int64) func() {
-	if !p.o.Progress || total == 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	emit := func(last bool) {
-		n := min(p.counter.sent.Load()-base, total)
-		p.o.Events.Emit(Progress{Sent: n, Total: total, Rate: float64(n) / time.Since(start).Seconds(), Done: last})
-	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(150 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				emit(true)
-				return
-			case <-t.C:
-				emit(false)
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
 
 func firstNonEmpty(s ...string) string {

@@ -394,7 +394,7 @@ func TestBlobExistsRetries5xx(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ok, err := blobExists(context.Background(), client, repo, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)})
+			ok, err := registry.BlobExists(context.Background(), client, repo, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)})
 			if ok != c.exists || heads != c.heads || (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
 				t.Errorf("exists %v, err %v after %d HEADs; want %v, %q after %d", ok, err, heads, c.exists, c.wantErr, c.heads)
 			}

@@ -55,7 +55,9 @@ func (p *pushRun) signOrAttest(ctx context.Context, job *signJob) {
 	if job.doc != nil {
 		key += " " + job.doc.Path
 	}
+	p.mu.Lock()
 	if p.signed[key] {
+		p.mu.Unlock()
 		return
 	}
 	if p.signed == nil {
@@ -64,10 +66,12 @@ func (p *pushRun) signOrAttest(ctx context.Context, job *signJob) {
 	}
 	p.signed[key] = true
 	p.signJobs = append(p.signJobs, job)
-	p.signSlots <- struct{}{}
 	p.signWG.Add(1)
+	slots := p.signSlots
+	p.mu.Unlock()
+	slots <- struct{}{}
 	go func() {
-		defer func() { <-p.signSlots; p.signWG.Done() }()
+		defer func() { <-slots; p.signWG.Done() }()
 		if job.doc == nil {
 			job.res, job.err = p.o.Signer.Sign(ctx, job.repo, job.d, p.lock)
 			return

@@ -161,3 +161,17 @@ func (t *Target) ReadFallback(ctx context.Context, ref name.Tag, opts ...remote.
 	}
 	return im, d.Digest, nil
 }
+
+// TagSubject reads a tag of the referrers tag schema or one of the tags
+// other tools attach by the same convention (cosign's
+// sha256-<hex>.sig, .att, .sbom): "sha256-<hex>" or "sha256-<hex>.<suffix>".
+// It returns the subject digest the tag is about.
+func TagSubject(tag string) (v1.Hash, bool) {
+	head, _, _ := strings.Cut(tag, ".")
+	alg, hex, ok := strings.Cut(head, "-")
+	if !ok {
+		return v1.Hash{}, false
+	}
+	h, err := v1.NewHash(alg + ":" + hex)
+	return h, err == nil
+}

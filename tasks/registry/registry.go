@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,6 +50,19 @@ type Target struct {
 	// setupErr is a missing CA or password file: it matters only once the
 	// registry answers (a registry never started has neither).
 	setupErr error
+
+	// authed is the authenticated transport a successful Ping set up
+	// (Authorized); nil before.
+	authed   http.RoundTripper
+	authedMu sync.Mutex
+}
+
+// WithTransport returns a copy of t whose requests go through rt (which
+// wraps t.Transport, e.g. to count what is sent), without the
+// authenticated transport t's Ping set up: the copy pings through rt.
+func (t *Target) WithTransport(rt http.RoundTripper) *Target {
+	return &Target{Config: t.Config, Registry: t.Registry, Transport: rt, Auth: t.Auth,
+		AuthSource: t.AuthSource, Script: t.Script, local: t.local, setupErr: t.setupErr}
 }
 
 // New returns the Target for c's registry. creds are the destination
@@ -183,6 +197,13 @@ func (t *Target) Ping(ctx context.Context) error {
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
+		// No credentials asked for: requests go out as they are (ggcr's
+		// handshake would settle on the same after pinging again).
+		rt, err := transport.FromToken(t.Registry, t.Auth, transport.NewUserAgent(newRetrying(t.Transport), ""), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
+		if err != nil {
+			return err
+		}
+		t.setAuthorized(rt)
 		return nil
 	case resp.StatusCode != http.StatusUnauthorized:
 		return &NotRespondingError{URL: t.URL(), Script: t.Script, Err: fmt.Errorf("GET /v2/: %s", resp.Status)}
@@ -191,8 +212,11 @@ func (t *Target) Ping(ctx context.Context) error {
 	case t.Auth == authn.Anonymous:
 		return &AuthError{Registry: t.Config.URL, Err: fmt.Errorf("%s", resp.Status)}
 	}
+	// Bearer tokens are scoped to repositories: no transport for every
+	// repository then (ggcr sets one up per repository).
+	bearer := strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "bearer")
 	// Basic or token auth, as ggcr will do it for every later request.
-	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, t.Transport, []string{t.Registry.Scope(transport.PullScope)})
+	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, newRetrying(t.Transport), []string{t.Registry.Scope(transport.PullScope)})
 	if err != nil {
 		return &AuthError{Registry: t.Config.URL, Source: t.AuthSource, Err: err}
 	}
@@ -209,7 +233,28 @@ func (t *Target) Ping(ctx context.Context) error {
 		}
 		return e
 	}
+	if !bearer {
+		t.setAuthorized(rt)
+	}
 	return nil
+}
+
+func (t *Target) setAuthorized(rt http.RoundTripper) {
+	t.authedMu.Lock()
+	defer t.authedMu.Unlock()
+	t.authed = rt
+}
+
+// Authorized returns the authenticated transport that the last successful
+// Ping set up (nil before one, and for a registry that hands out bearer
+// tokens, which are scoped to repositories): every later request of the
+// run can go through it without pinging the registry again. It carries the retry
+// policy for requests without a body, and it is a transport.Wrapper, so
+// ggcr calls given it (remote.WithTransport) neither ping nor wrap it.
+func (t *Target) Authorized() http.RoundTripper {
+	t.authedMu.Lock()
+	defer t.authedMu.Unlock()
+	return t.authed
 }
 
 // wrongProtocol inspects the outcome of a GET /v2/ probe and returns a
@@ -246,11 +291,15 @@ func (t *Target) Catalog(ctx context.Context) ([]string, error) {
 var ErrImageNotFound = errors.New("image not found")
 
 // Shared returns an option under which requests to any repository of the
-// registry go through one authenticated transport, set up with one /v2/
-// ping (go-containerregistry pings once per repository otherwise), with
+// registry go through one authenticated transport: the one Ping set up
+// (Authorized), else one set up here with one /v2/ ping
+// (go-containerregistry pings once per repository otherwise), with
 // the retry policy of Options; nil when the registry hands out bearer
 // tokens, which are scoped to one repository.
 func (t *Target) Shared(ctx context.Context) (remote.Option, error) {
+	if rt := t.Authorized(); rt != nil {
+		return remote.WithTransport(rt), nil // Ping set it up
+	}
 	inner := transport.NewRetry(t.Transport, transport.WithRetryBackoff(retryBackoff),
 		transport.WithRetryStatusCodes(retryStatusCodes...), transport.WithRetryPredicate(transient))
 	ch, err := transport.Ping(ctx, t.Registry, inner)

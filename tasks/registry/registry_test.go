@@ -189,3 +189,65 @@ func TestIsFallbackTag(t *testing.T) {
 		}
 	}
 }
+
+// After a successful Ping the Target's clients and Authorized transport
+// reach the registry without pinging it again, with and without
+// credentials.
+func TestPingOncePerRun(t *testing.T) {
+	for _, auth := range []bool{false, true} {
+		var opts []testreg.Option
+		if auth {
+			opts = append(opts, testreg.WithHtpasswd("yocto", "secret"))
+		}
+		reg := testreg.New(t, opts...)
+		pings := 0
+		counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v2/" {
+				pings++
+			}
+			reg.Server.Config.Handler.ServeHTTP(w, r)
+		}))
+		defer counting.Close()
+		vars := config.Vars{"CONTAINER_REGISTRY_URL": strings.TrimPrefix(counting.URL, "http://"), "CONTAINER_REGISTRY_INSECURE": "1"}
+		c, err := config.FromVars(config.Vars{"CONTAINER_REGISTRY_STORAGE": t.TempDir()}.Overlay(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var creds *regauth.Resolved
+		if auth {
+			creds = &regauth.Resolved{Auth: &authn.Basic{Username: "yocto", Password: "secret"}, Source: "test"}
+		}
+		tg, err := New(c, "container-registry.sh", creds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tg.Authorized() != nil {
+			t.Fatal("an Authorized transport before Ping")
+		}
+		if err := tg.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		before := pings
+		repo, _ := tg.Repo("x")
+		for range 3 {
+			cl, err := tg.Client(context.Background(), repo, "push", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := cl.Get(counting.URL + "/v2/yocto/x/tags/list")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("auth %v: tags/list answered %s, want 404 (authenticated, no repository)", auth, resp.Status)
+			}
+		}
+		if _, err := remote.List(repo, tg.Options(context.Background(), remote.WithTransport(tg.Authorized()))...); err == nil {
+			t.Fatalf("auth %v: listing a missing repository succeeded", auth)
+		}
+		if pings != before {
+			t.Errorf("auth %v: %d more pings after Ping, want none", auth, pings-before)
+		}
+	}
+}

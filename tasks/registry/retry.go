@@ -66,10 +66,13 @@ func (r *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // Client is an HTTP client for requests of our own to repo (scope is
 // transport.PullScope or PushScope), authenticated as ggcr's are and with
-// the retry policy, over base (nil: the shared Transport; a wrapper of
-// it, such as push's byte counter).
+// the retry policy, over base (nil: the shared Transport). With base nil
+// after a successful Ping it is the Authorized transport: no ping.
 func (t *Target) Client(ctx context.Context, repo name.Repository, scope string, base http.RoundTripper) (*http.Client, error) {
 	if base == nil {
+		if rt := t.Authorized(); rt != nil {
+			return &http.Client{Transport: rt}, nil
+		}
 		base = t.Transport
 	}
 	rt, err := transport.NewWithContext(ctx, t.Registry, t.Auth, newRetrying(base), []string{repo.Scope(scope)})
@@ -77,6 +80,25 @@ func (t *Target) Client(ctx context.Context, repo name.Repository, scope string,
 		return nil, err
 	}
 	return &http.Client{Transport: rt}, nil
+}
+
+// Retry calls try until it succeeds, fails for good or the policy's
+// steps are spent: a transient failure is tried again after the policy's
+// back-off. It is for what the transport cannot repeat itself, such as a
+// blob upload (a request with a body, started anew by a POST).
+func Retry(ctx context.Context, try func() error) error {
+	b := retryBackoff
+	for {
+		err := try()
+		if err == nil || !transient(err) || b.Steps <= 1 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(b.Step()):
+		}
+	}
 }
 
 // IsNotFound reports whether err is a registry 404.

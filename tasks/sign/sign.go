@@ -110,6 +110,8 @@ type Signer struct {
 	// policy's scope); empty: the repository's own registry.
 	Identity string
 	t        *registry.Target
+	setup    sync.Once // remote
+	setupErr error
 	puller   *remote.Puller
 	pusher   *remote.Pusher
 
@@ -121,16 +123,30 @@ type Signer struct {
 // repository at t's target address (CONTAINER_REGISTRY_TARGET_URL, by
 // default the URL as a QEMU target reaches it).
 func NewSigner(ctx context.Context, t *registry.Target, k *Key) (*Signer, error) {
-	opts := t.Options(ctx)
-	puller, err := remote.NewPuller(opts...)
-	if err != nil {
-		return nil, err
-	}
-	pusher, err := remote.NewPusher(opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &Signer{Key: k, Identity: t.Config.TargetURL, t: t, puller: puller, pusher: pusher}, nil
+	return &Signer{Key: k, Identity: t.Config.TargetURL, t: t}, nil
+}
+
+// remote returns the Signer's puller and pusher, set up on first use —
+// after the ping of the run, so that they go through the transport it
+// authorized (Target.Shared) rather than pinging once per repository.
+func (s *Signer) remote(ctx context.Context) (*remote.Puller, *remote.Pusher, error) {
+	s.setup.Do(func() {
+		var extra []remote.Option
+		shared, err := s.t.Shared(ctx)
+		if err != nil {
+			s.setupErr = err
+			return
+		}
+		if shared != nil {
+			extra = append(extra, shared)
+		}
+		opts := s.t.Options(ctx, extra...)
+		if s.puller, s.setupErr = remote.NewPuller(opts...); s.setupErr != nil {
+			return
+		}
+		s.pusher, s.setupErr = remote.NewPusher(opts...)
+	})
+	return s.puller, s.pusher, s.setupErr
 }
 
 // identity is the signed name of repo.
@@ -233,7 +249,11 @@ func holds(m *v1.Manifest, pub *ecdsa.PublicKey, pdig v1.Hash, payload []byte) b
 
 // read returns the manifest of a signature tag; nil when there is none.
 func (s *Signer) read(ctx context.Context, tag name.Tag) (*v1.Manifest, error) {
-	desc, err := s.puller.Get(ctx, tag)
+	puller, _, err := s.remote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := puller.Get(ctx, tag)
 	if registry.IsNotFound(err) {
 		return nil, nil
 	}
@@ -272,51 +292,27 @@ func (s *Signer) put(ctx context.Context, repo name.Repository, tag name.Tag, la
 	if err != nil {
 		return err
 	}
-	if err := s.pusher.Put(ctx, tag, rawManifest{data: raw, mt: types.OCIManifestSchema1}); err != nil {
+	_, pusher, err := s.remote(ctx)
+	if err != nil {
+		return err
+	}
+	if err := pusher.Put(ctx, tag, registry.RawManifest{Data: raw, Type: types.OCIManifestSchema1}); err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
 }
 
-// upload sends a small blob in one PUT after opening the upload (two
-// requests; go-containerregistry's upload asks first whether the blob
-// exists and sends it in a PATCH, four).
+// upload sends a small blob: POST, then one monolithic PUT.
 func (s *Signer) upload(ctx context.Context, repo name.Repository, d v1.Hash, data []byte) error {
 	cl, err := s.client(ctx, repo)
 	if err != nil {
 		return err
 	}
-	base := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base, nil)
-	if err != nil {
+	loc, mounted, err := registry.StartUpload(ctx, cl, repo, d, "")
+	if err != nil || mounted {
 		return err
 	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusAccepted); err != nil {
-		return err
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		return fmt.Errorf("upload location: %w", err)
-	}
-	q := loc.Query()
-	q.Set("digest", d.String())
-	loc.RawQuery = q.Encode()
-	req, err = http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = cl.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return transport.CheckError(resp, http.StatusCreated)
+	return registry.FinishUpload(ctx, cl, loc, d, int64(len(data)), bytes.NewReader(data))
 }
 
 // client returns the authenticated push client for repo.
@@ -336,15 +332,6 @@ func (s *Signer) client(ctx context.Context, repo name.Repository) (*http.Client
 	s.clients[repo.String()] = cl
 	return cl, nil
 }
-
-// rawManifest is a manifest to PUT as it is.
-type rawManifest struct {
-	data []byte
-	mt   types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // signPayload is cosign's signature: ECDSA over SHA-256 of the payload,
 // ASN.1, base64.

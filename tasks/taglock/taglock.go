@@ -6,9 +6,10 @@
 //     regconfig reads it, CONTAINER_REGISTRY_REDIS applied) names a redis
 //     server: one key per tag, shared by the pushes through every replica
 //     of a shared backend, from any host;
-//   - else the storage's push.lock (flock), when the registry is served
-//     from this storage directory on this host (its data on this file
-//     system): every push to it from here takes it;
+//   - else the storage's push.lock (a byte-range lock per tag under a
+//     shared flock of the file, flock.go), when
+//     the registry is served from this storage directory on this host
+//     (its data on this file system): every push to it from here takes it;
 //   - else none: a registry whose other pushers share no lock with us (a
 //     remote registry, or replicas without redis); push then reads its tags
 //     back after a pause instead.
@@ -113,7 +114,7 @@ func (l *Lock) Lock(ctx context.Context, repo, tag string) (unlock func(), err e
 	case Redis:
 		return redisLock(ctx, l.redis, repo+":"+tag)
 	case Flock:
-		f, err := lockFile(ctx, l.path)
+		f, err := lockFile(ctx, l.path, repo+":"+tag)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/ocireg-tool/ocireg-tool/config"
 	"github.com/ocireg-tool/ocireg-tool/generator"
@@ -156,4 +157,47 @@ func TestOpenRemoteIsNone(t *testing.T) {
 	if nilLock.Kind() != None || nilLock.Close() != nil {
 		t.Error("a nil lock is not none")
 	}
+}
+
+// push.lock locks each tag on its own: another tag is taken while one is
+// held (the images of a push write their tags at once), and a process
+// holding the whole file exclusively with flock (as tools before per-tag
+// locks did) keeps every tag out until it lets go.
+func TestFlockPerTag(t *testing.T) {
+	dir := t.TempDir()
+	l := &Lock{kind: Flock, path: filepath.Join(dir, "push.lock"), disk: true}
+	ctx := context.Background()
+	unlock, err := l.Lock(ctx, "yocto/a", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	other, err := l.Lock(short, "yocto/b", "latest")
+	if err != nil {
+		t.Fatalf("another tag waited for a held one: %v", err)
+	}
+	other()
+	unlock()
+
+	f, err := os.OpenFile(l.path, os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	if again, err := l.Lock(short2, "yocto/a", "latest"); err == nil {
+		again()
+		t.Fatal("a tag was taken while the whole file was held exclusively")
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	again, err := l.Lock(ctx, "yocto/a", "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again()
 }

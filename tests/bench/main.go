@@ -1,8 +1,9 @@
 // Command bench measures ocireg-tool side by side with what it replaces
 // (Debian's docker-registry 2.8, skopeo, curl) and writes BENCHMARKS.md:
 // ingest, cold push and re-push, start-to-ready, pull, memory, generate,
-// online gc (alone and under a loop of pulls), storage growth under a
-// retention policy and the cost of signing, each the median of several runs, each ratio against a
+// promote and export against skopeo, online gc (alone and under a loop of
+// pulls), storage growth under a retention policy and the cost of signing,
+// each the median of several runs, each ratio against a
 // baseline measured in the same run. `make bench` builds the tool and runs it; it is
 // not part of CI. Everything runs on 127.0.0.1 with free ports below one
 // temporary directory, and every server it starts is stopped at the end.
@@ -38,6 +39,7 @@ type bench struct {
 	tree   *tree    // the push/pull deploy tree
 	gcTree *tree    // many small blobs for gc
 	gc     *gcStore // the garbage store gc and gcpull collect
+	scale  *tree    // the many-images tree of scale and small (scale.go)
 
 	servers     []registry
 	pushed      *ours // holds the pushed tree after measurePush
@@ -99,7 +101,7 @@ func (b *bench) stopAll() {
 	}
 }
 
-var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "s3", "listing", "sign"}
+var allMeasurements = []string{"ingest", "push", "pull", "start", "memory", "generate", "gc", "gcpull", "growth", "ui", "referrers", "transfer", "s3", "listing", "scale", "small", "sign"}
 
 func main() {
 	tool := flag.String("tool", "build/ocireg-tool", "the ocireg-tool binary to measure")
@@ -191,7 +193,7 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		}
 		b.big = blobFile{Path: p, Digest: d, Size: bigSize}
 	}
-	if want["push"] || want["s3"] || want["sign"] {
+	if want["push"] || want["s3"] || want["sign"] || want["transfer"] {
 		b.logf("writing the deploy tree (%d machines × %d images × %d layers of %s)", len(machines), images, b.layers, sizeText(b.layerSize))
 		t, err := writeTree(filepath.Join(b.work, "deploy-images"), "bench-app", images, b.layers, b.layerSize, 100)
 		if err != nil {
@@ -222,8 +224,11 @@ func (b *bench) runAll(only string, bigSize int64, images, gcImages, gcLayers in
 		{"growth", b.measureGrowth},
 		{"ui", b.measureUI},
 		{"referrers", b.measureReferrers},
+		{"transfer", b.measureTransfer},
 		{"s3", b.measureS3},
 		{"listing", b.measureListing},
+		{"scale", b.measureScale},
+		{"small", b.measureSmall},
 		{"sign", b.measureSign},
 	}
 	for _, s := range steps {
