@@ -77,13 +77,22 @@ func classDefaults(t *testing.T, name string) map[string]string {
 }
 
 // bitbakeOnly are class variables the tool does not default: where the tool
-// is and how the class talks to it.
+// is and how the class talks to it, and what container-registry-populate's
+// do_promote_registry and do_export_registry turn into command-line
+// arguments of promote and export.
 var bitbakeOnly = map[string]bool{
-	"CONTAINER_REGISTRY_TOOL":         true,
-	"CONTAINER_REGISTRY_TOOL_DEPENDS": true,
-	"CONTAINER_REGISTRY_ENV_DUMP":     true,
-	"CONTAINER_REGISTRY_DUMP_VARS":    true,
-	"CONTAINER_REGISTRY_TASKS":        true,
+	"CONTAINER_REGISTRY_TOOL":                true,
+	"CONTAINER_REGISTRY_TOOL_DEPENDS":        true,
+	"CONTAINER_REGISTRY_ENV_DUMP":            true,
+	"CONTAINER_REGISTRY_DUMP_VARS":           true,
+	"CONTAINER_REGISTRY_TASKS":               true,
+	"CONTAINER_REGISTRY_RELEASE_IMAGES":      true,
+	"CONTAINER_REGISTRY_RELEASE_TAG_PATTERN": true,
+	"CONTAINER_REGISTRY_PROMOTE_TO":          true,
+	"CONTAINER_REGISTRY_PROMOTE_CA_FILE":     true,
+	"CONTAINER_REGISTRY_PROMOTE_INSECURE":    true,
+	"CONTAINER_REGISTRY_EXPORT_FILE":         true,
+	"CONTAINER_REGISTRY_EXPORT_SINCE":        true,
 }
 
 // TestClassDefaultsMatchTool reads the class and config.ClassDefaults() and
