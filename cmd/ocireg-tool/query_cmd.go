@@ -174,8 +174,12 @@ func renderInfo(w io.Writer, d *query.InfoData) {
 		fmt.Fprintf(w, "  Last prune:   %s\n", pruneRecordText(d.LastPrune))
 	}
 	fmt.Fprintf(w, "\nWhere each value comes from:\n")
+	width := 32
 	for _, s := range d.Sources {
-		fmt.Fprintf(w, "  %-32s %-28s (%s)\n", s.Name, word(s.Value), s.From)
+		width = max(width, len(s.Name))
+	}
+	for _, s := range d.Sources {
+		fmt.Fprintf(w, "  %-*s %-28s (%s)\n", width, s.Name, word(s.Value), s.From)
 	}
 }
 
