@@ -199,7 +199,8 @@ func (t *Target) Ping(ctx context.Context) error {
 	case resp.StatusCode == http.StatusOK:
 		// No credentials asked for: requests go out as they are (ggcr's
 		// handshake would settle on the same after pinging again).
-		rt, err := transport.FromToken(t.Registry, t.Auth, transport.NewUserAgent(newRetrying(t.Transport), ""), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
+		inner := &registryScheme{scheme: t.Config.Scheme(), host: t.Registry.RegistryStr(), inner: newRetrying(t.Transport)}
+		rt, err := transport.FromToken(t.Registry, t.Auth, transport.NewUserAgent(inner, ""), &transport.Challenge{Insecure: t.Config.Scheme() == "http"}, &transport.Token{})
 		if err != nil {
 			return err
 		}
@@ -237,6 +238,24 @@ func (t *Target) Ping(ctx context.Context) error {
 		t.setAuthorized(rt)
 	}
 	return nil
+}
+
+// registryScheme sends the requests for the registry's host with the
+// scheme the configuration names. go-containerregistry spells localhost
+// and loopback addresses http:// and finds out the truth by pinging,
+// which a transport set up from the run's one ping must not need (a
+// TLS-only registry on localhost answers http:// with 400).
+type registryScheme struct {
+	scheme, host string
+	inner        http.RoundTripper
+}
+
+func (s *registryScheme) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == s.host && r.URL.Scheme != s.scheme {
+		r = r.Clone(r.Context())
+		r.URL.Scheme = s.scheme
+	}
+	return s.inner.RoundTrip(r)
 }
 
 func (t *Target) setAuthorized(rt http.RoundTripper) {
